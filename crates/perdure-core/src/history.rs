@@ -1,0 +1,298 @@
+//! History events: the append-only record an orchestration instance is made
+//! of, following Durable Task's event list, and their versioned stored
+//! encoding.
+
+use crate::{FailureDetails, RuntimeStatus, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// A payload is JSON text carried as it is; `None` means no value.
+pub type Payload = Option<String>;
+
+/// The parent of a sub-orchestration, as recorded in its ExecutionStarted event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentInstance {
+    pub name: String,
+    pub instance_id: String,
+    pub execution_id: String,
+    /// The parent's action id for this sub-orchestration.
+    pub task_scheduled_id: i64,
+}
+
+/// One event in an orchestration's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEvent {
+    /// For events recording an action (TaskScheduled, TimerCreated,
+    /// SubOrchestrationInstanceCreated, EventSent) the action's sequence id;
+    /// -1 for all others.
+    pub event_id: i64,
+    pub timestamp: Timestamp,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// The kinds of history event and their fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum EventKind {
+    ExecutionStarted {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+        input: Payload,
+        execution_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<ParentInstance>,
+    },
+    ExecutionCompleted {
+        status: RuntimeStatus,
+        result: Payload,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<FailureDetails>,
+    },
+    ExecutionTerminated {
+        reason: Payload,
+    },
+    ExecutionSuspended {
+        reason: Payload,
+    },
+    ExecutionResumed {
+        reason: Payload,
+    },
+    ExecutionRewound {
+        reason: Payload,
+    },
+    TaskScheduled {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+        input: Payload,
+    },
+    TaskCompleted {
+        task_scheduled_id: i64,
+        result: Payload,
+    },
+    TaskFailed {
+        task_scheduled_id: i64,
+        failure: FailureDetails,
+    },
+    SubOrchestrationInstanceCreated {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+        instance_id: String,
+        input: Payload,
+    },
+    SubOrchestrationInstanceCompleted {
+        task_scheduled_id: i64,
+        result: Payload,
+    },
+    SubOrchestrationInstanceFailed {
+        task_scheduled_id: i64,
+        failure: FailureDetails,
+    },
+    TimerCreated {
+        fire_at: Timestamp,
+    },
+    TimerFired {
+        timer_id: i64,
+        fire_at: Timestamp,
+    },
+    OrchestratorStarted,
+    OrchestratorCompleted,
+    EventSent {
+        instance_id: String,
+        name: String,
+        input: Payload,
+    },
+    EventRaised {
+        name: String,
+        input: Payload,
+    },
+    ContinueAsNew {
+        input: Payload,
+    },
+}
+
+impl HistoryEvent {
+    /// An event that records no action (event id -1).
+    pub fn new(timestamp: Timestamp, kind: EventKind) -> Self {
+        HistoryEvent {
+            event_id: -1,
+            timestamp,
+            kind,
+        }
+    }
+
+    /// Durable Task's name for this event's type (`TaskScheduled`, ...).
+    pub fn type_name(&self) -> &'static str {
+        self.kind.type_name()
+    }
+
+    /// The name column of the history table: the activity, orchestration or
+    /// event name, where the event has one.
+    pub fn name(&self) -> Option<&str> {
+        match &self.kind {
+            EventKind::ExecutionStarted { name, .. }
+            | EventKind::TaskScheduled { name, .. }
+            | EventKind::SubOrchestrationInstanceCreated { name, .. }
+            | EventKind::EventSent { name, .. }
+            | EventKind::EventRaised { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The input column of the history table.
+    pub fn input(&self) -> Option<&str> {
+        match &self.kind {
+            EventKind::ExecutionStarted { input, .. }
+            | EventKind::TaskScheduled { input, .. }
+            | EventKind::SubOrchestrationInstanceCreated { input, .. }
+            | EventKind::EventSent { input, .. }
+            | EventKind::EventRaised { input, .. }
+            | EventKind::ContinueAsNew { input } => input.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The result column of the history table.
+    pub fn result(&self) -> Option<String> {
+        match &self.kind {
+            EventKind::ExecutionCompleted {
+                result, failure, ..
+            } => match failure {
+                Some(f) => Some(f.to_string()),
+                None => result.clone(),
+            },
+            EventKind::TaskCompleted { result, .. }
+            | EventKind::SubOrchestrationInstanceCompleted { result, .. } => result.clone(),
+            EventKind::TaskFailed { failure, .. }
+            | EventKind::SubOrchestrationInstanceFailed { failure, .. } => {
+                Some(failure.to_string())
+            }
+            EventKind::ExecutionTerminated { reason } => reason.clone(),
+            _ => None,
+        }
+    }
+}
+
+impl EventKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::ExecutionStarted { .. } => "ExecutionStarted",
+            EventKind::ExecutionCompleted { .. } => "ExecutionCompleted",
+            EventKind::ExecutionTerminated { .. } => "ExecutionTerminated",
+            EventKind::ExecutionSuspended { .. } => "ExecutionSuspended",
+            EventKind::ExecutionResumed { .. } => "ExecutionResumed",
+            EventKind::ExecutionRewound { .. } => "ExecutionRewound",
+            EventKind::TaskScheduled { .. } => "TaskScheduled",
+            EventKind::TaskCompleted { .. } => "TaskCompleted",
+            EventKind::TaskFailed { .. } => "TaskFailed",
+            EventKind::SubOrchestrationInstanceCreated { .. } => "SubOrchestrationInstanceCreated",
+            EventKind::SubOrchestrationInstanceCompleted { .. } => {
+                "SubOrchestrationInstanceCompleted"
+            }
+            EventKind::SubOrchestrationInstanceFailed { .. } => "SubOrchestrationInstanceFailed",
+            EventKind::TimerCreated { .. } => "TimerCreated",
+            EventKind::TimerFired { .. } => "TimerFired",
+            EventKind::OrchestratorStarted => "OrchestratorStarted",
+            EventKind::OrchestratorCompleted => "OrchestratorCompleted",
+            EventKind::EventSent { .. } => "EventSent",
+            EventKind::EventRaised { .. } => "EventRaised",
+            EventKind::ContinueAsNew { .. } => "ContinueAsNew",
+        }
+    }
+}
+
+/// The version of the stored event encoding written by [`encode_event`].
+pub const HISTORY_FORMAT: u32 = 1;
+
+/// A stored event that could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("stored history event is not valid: {0}")]
+    Invalid(#[from] serde_json::Error),
+    #[error("stored history event has format version {0}; this build reads version {HISTORY_FORMAT}")]
+    UnknownFormat(u32),
+}
+
+#[derive(Serialize)]
+struct EncodedRef<'a> {
+    v: u32,
+    #[serde(flatten)]
+    event: &'a HistoryEvent,
+}
+
+#[derive(Deserialize)]
+struct Encoded {
+    v: u32,
+    #[serde(flatten)]
+    event: HistoryEvent,
+}
+
+/// Encodes an event for storage (JSON with a format version).
+pub fn encode_event(event: &HistoryEvent) -> String {
+    // Serializing this plain data model to a String cannot fail.
+    serde_json::to_string(&EncodedRef {
+        v: HISTORY_FORMAT,
+        event,
+    })
+    .unwrap_or_default()
+}
+
+/// Decodes a stored event written by [`encode_event`].
+pub fn decode_event(text: &str) -> Result<HistoryEvent, CodecError> {
+    let e: Encoded = serde_json::from_str(text)?;
+    if e.v != HISTORY_FORMAT {
+        return Err(CodecError::UnknownFormat(e.v));
+    }
+    Ok(e.event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn encoding_round_trips() {
+        let ts = chrono::Utc.with_ymd_and_hms(2021, 5, 5, 18, 45, 28).unwrap();
+        let events = vec![
+            HistoryEvent::new(
+                ts,
+                EventKind::ExecutionStarted {
+                    name: "HelloCities".into(),
+                    version: None,
+                    input: None,
+                    execution_id: "e1".into(),
+                    parent: None,
+                },
+            ),
+            HistoryEvent {
+                event_id: 0,
+                timestamp: ts,
+                kind: EventKind::TaskScheduled {
+                    name: "SayHello".into(),
+                    version: None,
+                    input: Some("\"Tokyo\"".into()),
+                },
+            },
+            HistoryEvent::new(
+                ts,
+                EventKind::TaskFailed {
+                    task_scheduled_id: 0,
+                    failure: FailureDetails::new("Boom", "it broke"),
+                },
+            ),
+            HistoryEvent::new(ts, EventKind::OrchestratorStarted),
+        ];
+        for e in events {
+            let text = encode_event(&e);
+            assert_eq!(decode_event(&text).unwrap(), e, "{text}");
+        }
+        assert!(matches!(
+            decode_event(r#"{"v":99,"event_id":-1,"timestamp":"2021-05-05T18:45:28Z","type":"OrchestratorStarted"}"#),
+            Err(CodecError::UnknownFormat(99))
+        ));
+        assert!(decode_event("not json").is_err());
+    }
+}

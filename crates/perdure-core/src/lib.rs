@@ -1,0 +1,25 @@
+//! `perdure-core` owns Perdure's vocabulary and its pure rules: the history
+//! events an orchestration is made of and their stored encoding, runtime
+//! statuses, failure details, instance-id rules, retry arithmetic, and the
+//! replay state machine that matches an orchestrator's actions against its
+//! history.
+//!
+//! Architecture invariant: this crate does no I/O, never reads the clock and
+//! never draws random numbers. Time, ids and randomness are passed in.
+
+pub mod failure;
+pub mod history;
+pub mod instance_id;
+pub mod replay;
+pub mod retry;
+pub mod status;
+
+pub use failure::FailureDetails;
+pub use history::{decode_event, encode_event, EventKind, HistoryEvent, ParentInstance, Payload};
+pub use instance_id::{generated_instance_id, validate_instance_id, InstanceIdError};
+pub use replay::{Action, Applied, Completion, ExecutionState, NonDeterminism, TaskKey};
+pub use retry::{RetryOptions, RetryOptionsError};
+pub use status::RuntimeStatus;
+
+/// Timestamps everywhere in Perdure are UTC.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;

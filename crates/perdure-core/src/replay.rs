@@ -1,0 +1,623 @@
+//! The replay state machine. It knows the actions an orchestrator has
+//! scheduled, matches them against the history being replayed (reporting a
+//! [`NonDeterminism`] that names the expected and the actual action when they
+//! differ), and resolves durable tasks as completion events arrive. It holds
+//! no futures: the `perdure` crate drives orchestrator code on top of it.
+//!
+//! One turn of an orchestration is recorded as
+//! `OrchestratorStarted, <new events>, <events of the new actions>, OrchestratorCompleted`.
+//! Replaying delivers the same events in the same order with the same polls
+//! in between, so the orchestrator schedules the same actions; every action
+//! it scheduled by the end of a turn must appear in that turn's history.
+
+use crate::{EventKind, FailureDetails, HistoryEvent, ParentInstance, Payload, Timestamp};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+
+/// Identifies a durable task inside one execution: an action (activity,
+/// timer, sub-orchestration) by its sequence id, or an external-event wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TaskKey {
+    Action(i64),
+    Waiter(u64),
+}
+
+/// Something an orchestrator asked for during a turn.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    ScheduleTask {
+        id: i64,
+        name: String,
+        version: Option<String>,
+        input: Payload,
+    },
+    CreateTimer {
+        id: i64,
+        fire_at: Timestamp,
+    },
+    CreateSubOrchestration {
+        id: i64,
+        name: String,
+        version: Option<String>,
+        instance_id: String,
+        input: Payload,
+    },
+    SendEvent {
+        id: i64,
+        instance_id: String,
+        name: String,
+        input: Payload,
+    },
+}
+
+impl Action {
+    pub fn id(&self) -> i64 {
+        match self {
+            Action::ScheduleTask { id, .. }
+            | Action::CreateTimer { id, .. }
+            | Action::CreateSubOrchestration { id, .. }
+            | Action::SendEvent { id, .. } => *id,
+        }
+    }
+
+    /// A short description used in non-determinism errors.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::ScheduleTask { id, name, .. } => format!("ScheduleTask `{name}` (id {id})"),
+            Action::CreateTimer { id, .. } => format!("CreateTimer (id {id})"),
+            Action::CreateSubOrchestration {
+                id,
+                name,
+                instance_id,
+                ..
+            } => format!("CreateSubOrchestration `{name}` as `{instance_id}` (id {id})"),
+            Action::SendEvent {
+                id,
+                instance_id,
+                name,
+                ..
+            } => format!("SendEvent `{name}` to `{instance_id}` (id {id})"),
+        }
+    }
+
+    /// The history event that records this action.
+    pub fn to_event(&self, timestamp: Timestamp) -> HistoryEvent {
+        let kind = match self.clone() {
+            Action::ScheduleTask {
+                name,
+                version,
+                input,
+                ..
+            } => EventKind::TaskScheduled {
+                name,
+                version,
+                input,
+            },
+            Action::CreateTimer { fire_at, .. } => EventKind::TimerCreated { fire_at },
+            Action::CreateSubOrchestration {
+                name,
+                version,
+                instance_id,
+                input,
+                ..
+            } => EventKind::SubOrchestrationInstanceCreated {
+                name,
+                version,
+                instance_id,
+                input,
+            },
+            Action::SendEvent {
+                instance_id,
+                name,
+                input,
+                ..
+            } => EventKind::EventSent {
+                instance_id,
+                name,
+                input,
+            },
+        };
+        HistoryEvent {
+            event_id: self.id(),
+            timestamp,
+            kind,
+        }
+    }
+
+    fn matches(&self, event: &HistoryEvent) -> bool {
+        if event.event_id != self.id() {
+            return false;
+        }
+        match (self, &event.kind) {
+            (Action::ScheduleTask { name, .. }, EventKind::TaskScheduled { name: n, .. }) => {
+                name == n
+            }
+            (Action::CreateTimer { .. }, EventKind::TimerCreated { .. }) => true,
+            (
+                Action::CreateSubOrchestration {
+                    name, instance_id, ..
+                },
+                EventKind::SubOrchestrationInstanceCreated {
+                    name: n,
+                    instance_id: i,
+                    ..
+                },
+            ) => name == n && instance_id == i,
+            (
+                Action::SendEvent {
+                    name, instance_id, ..
+                },
+                EventKind::EventSent {
+                    name: n,
+                    instance_id: i,
+                    ..
+                },
+            ) => name == n && instance_id == i,
+            _ => false,
+        }
+    }
+}
+
+fn describe_action_event(event: &HistoryEvent) -> String {
+    let id = event.event_id;
+    match &event.kind {
+        EventKind::TaskScheduled { name, .. } => format!("ScheduleTask `{name}` (id {id})"),
+        EventKind::TimerCreated { .. } => format!("CreateTimer (id {id})"),
+        EventKind::SubOrchestrationInstanceCreated {
+            name, instance_id, ..
+        } => format!("CreateSubOrchestration `{name}` as `{instance_id}` (id {id})"),
+        EventKind::EventSent {
+            name, instance_id, ..
+        } => format!("SendEvent `{name}` to `{instance_id}` (id {id})"),
+        other => other.type_name().to_string(),
+    }
+}
+
+/// The outcome of a durable task.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Completion {
+    Ok(Payload),
+    Failed(FailureDetails),
+}
+
+/// The orchestrator's code no longer matches its history.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct NonDeterminism {
+    /// A stable code: `ActionMismatch`, `MissingAction`, `ExtraAction` or
+    /// `CompletedEarly`.
+    pub code: &'static str,
+    /// What the history says happened.
+    pub expected: String,
+    /// What the orchestrator code did on replay.
+    pub actual: String,
+}
+
+impl fmt::Display for NonDeterminism {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "NonDeterminism ({}): the history expects {} but the orchestrator {}",
+            self.code, self.expected, self.actual
+        )
+    }
+}
+
+impl NonDeterminism {
+    /// Failure details recorded when an instance fails on non-determinism.
+    pub fn to_failure(&self) -> FailureDetails {
+        FailureDetails::new("NonDeterminism", self.to_string()).non_retriable()
+    }
+
+    /// The orchestrator finished while the history still had events.
+    pub fn completed_early(next: &HistoryEvent) -> Self {
+        NonDeterminism {
+            code: "CompletedEarly",
+            expected: format!("the orchestration to go on with {}", next.type_name()),
+            actual: "completed".into(),
+        }
+    }
+}
+
+/// What applying one event did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Applied {
+    /// ExecutionStarted: the driver starts the orchestrator.
+    Started,
+    /// A durable task is now ready: the driver wakes it and polls.
+    Resolved(TaskKey),
+    /// An external event arrived before anyone waited for it.
+    Buffered,
+    /// Bookkeeping (turn markers, a matched action).
+    Recorded,
+    /// A duplicate or stale completion: it must not be appended to history.
+    Ignored,
+    /// ExecutionTerminated, with its reason.
+    Terminated(Payload),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OpenKind {
+    Task,
+    Timer,
+    SubOrchestration,
+}
+
+/// A continue-as-new request made by the orchestrator.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContinueAsNew {
+    pub input: Payload,
+    pub preserve_unprocessed_events: bool,
+}
+
+/// The replayed state of one execution of an orchestration.
+#[derive(Debug)]
+pub struct ExecutionState {
+    pub instance_id: String,
+    pub execution_id: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub input: Payload,
+    pub parent: Option<ParentInstance>,
+    current_time: Timestamp,
+    replaying: bool,
+    next_action_id: i64,
+    unmatched: VecDeque<Action>,
+    open: HashMap<i64, OpenKind>,
+    ready: HashMap<TaskKey, Completion>,
+    waiters: BTreeMap<u64, String>,
+    next_waiter: u64,
+    buffered: VecDeque<(String, Payload)>,
+    custom_status: Payload,
+    continue_as_new: Option<ContinueAsNew>,
+    guid_counter: u64,
+}
+
+impl ExecutionState {
+    pub fn new(instance_id: impl Into<String>, now: Timestamp) -> Self {
+        ExecutionState {
+            instance_id: instance_id.into(),
+            execution_id: String::new(),
+            name: String::new(),
+            version: None,
+            input: None,
+            parent: None,
+            current_time: now,
+            replaying: false,
+            next_action_id: 0,
+            unmatched: VecDeque::new(),
+            open: HashMap::new(),
+            ready: HashMap::new(),
+            waiters: BTreeMap::new(),
+            next_waiter: 0,
+            buffered: VecDeque::new(),
+            custom_status: None,
+            continue_as_new: None,
+            guid_counter: 0,
+        }
+    }
+
+    /// The timestamp of the current turn's OrchestratorStarted event.
+    pub fn current_time(&self) -> Timestamp {
+        self.current_time
+    }
+
+    pub fn is_replaying(&self) -> bool {
+        self.replaying
+    }
+
+    pub fn set_replaying(&mut self, replaying: bool) {
+        self.replaying = replaying;
+    }
+
+    fn push_action(&mut self, make: impl FnOnce(i64) -> Action, open: Option<OpenKind>) -> i64 {
+        let id = self.next_action_id;
+        self.next_action_id += 1;
+        self.unmatched.push_back(make(id));
+        if let Some(kind) = open {
+            self.open.insert(id, kind);
+        }
+        id
+    }
+
+    /// Schedules an activity; returns its action id.
+    pub fn schedule_task(&mut self, name: &str, version: Option<String>, input: Payload) -> i64 {
+        let name = name.to_string();
+        self.push_action(
+            |id| Action::ScheduleTask {
+                id,
+                name,
+                version,
+                input,
+            },
+            Some(OpenKind::Task),
+        )
+    }
+
+    /// Creates a durable timer; returns its action id.
+    pub fn create_timer(&mut self, fire_at: Timestamp) -> i64 {
+        self.push_action(
+            |id| Action::CreateTimer { id, fire_at },
+            Some(OpenKind::Timer),
+        )
+    }
+
+    /// Starts a sub-orchestration. Without an explicit id the child's id is
+    /// derived from this instance's id and the action id.
+    pub fn create_sub_orchestration(
+        &mut self,
+        name: &str,
+        version: Option<String>,
+        instance_id: Option<String>,
+        input: Payload,
+    ) -> (i64, String) {
+        let id = self.next_action_id;
+        let child = instance_id.unwrap_or_else(|| {
+            let derived = format!("{}:{:04x}", self.instance_id, id);
+            if derived.chars().count() <= crate::instance_id::MAX_INSTANCE_ID_CHARS {
+                derived
+            } else {
+                self.new_guid().replace('-', "")
+            }
+        });
+        let name = name.to_string();
+        let child2 = child.clone();
+        let id = self.push_action(
+            |id| Action::CreateSubOrchestration {
+                id,
+                name,
+                version,
+                instance_id: child2,
+                input,
+            },
+            Some(OpenKind::SubOrchestration),
+        );
+        (id, child)
+    }
+
+    /// Sends an event to another instance (fire and forget).
+    pub fn send_event(&mut self, instance_id: &str, name: &str, input: Payload) -> i64 {
+        let (instance_id, name) = (instance_id.to_string(), name.to_string());
+        self.push_action(
+            |id| Action::SendEvent {
+                id,
+                instance_id,
+                name,
+                input,
+            },
+            None,
+        )
+    }
+
+    /// Waits for an external event named `name` (case-insensitive). An event
+    /// that arrived earlier is taken from the buffer at once.
+    pub fn wait_for_event(&mut self, name: &str) -> TaskKey {
+        let key = TaskKey::Waiter(self.next_waiter);
+        self.next_waiter += 1;
+        if let Some(pos) = self
+            .buffered
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            if let Some((_, payload)) = self.buffered.remove(pos) {
+                self.ready.insert(key, Completion::Ok(payload));
+            }
+        } else if let TaskKey::Waiter(n) = key {
+            self.waiters.insert(n, name.to_ascii_lowercase());
+        }
+        key
+    }
+
+    /// Takes the result of a ready task, once.
+    pub fn take_ready(&mut self, key: TaskKey) -> Option<Completion> {
+        self.ready.remove(&key)
+    }
+
+    /// Forgets a task nobody awaits any more (a dropped or cancelled future).
+    pub fn cancel(&mut self, key: TaskKey) {
+        self.ready.remove(&key);
+        match key {
+            TaskKey::Action(id) => {
+                self.open.remove(&id);
+            }
+            TaskKey::Waiter(n) => {
+                self.waiters.remove(&n);
+            }
+        }
+    }
+
+    pub fn set_custom_status(&mut self, status: Payload) {
+        self.custom_status = status;
+    }
+
+    pub fn custom_status(&self) -> &Payload {
+        &self.custom_status
+    }
+
+    pub fn request_continue_as_new(&mut self, input: Payload, preserve_unprocessed_events: bool) {
+        self.continue_as_new = Some(ContinueAsNew {
+            input,
+            preserve_unprocessed_events,
+        });
+    }
+
+    pub fn continue_as_new(&self) -> Option<&ContinueAsNew> {
+        self.continue_as_new.as_ref()
+    }
+
+    /// External events received but not taken by any wait, in arrival order.
+    pub fn unprocessed_events(&self) -> impl Iterator<Item = &(String, Payload)> {
+        self.buffered.iter()
+    }
+
+    /// A deterministic GUID: the same instance, execution and call order give
+    /// the same value on every replay.
+    pub fn new_guid(&mut self) -> String {
+        self.guid_counter += 1;
+        let seed = format!(
+            "{}\u{1f}{}\u{1f}{}",
+            self.instance_id, self.execution_id, self.guid_counter
+        );
+        let a = fnv1a64(seed.as_bytes(), 0xcbf2_9ce4_8422_2325);
+        let b = fnv1a64(seed.as_bytes(), 0x6c62_272e_07bb_0142);
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&a.to_be_bytes());
+        bytes[8..].copy_from_slice(&b.to_be_bytes());
+        bytes[6] = (bytes[6] & 0x0f) | 0x50; // name-based version
+        bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
+        let hex = crate::generated_instance_id(bytes);
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        )
+    }
+
+    /// Actions scheduled since the last history event that recorded one;
+    /// at the end of a live turn these are the turn's new actions.
+    pub fn take_new_actions(&mut self) -> Vec<Action> {
+        self.unmatched.drain(..).collect()
+    }
+
+    /// True if an action is still awaited or an external event is awaited.
+    pub fn has_open_tasks(&self) -> bool {
+        !self.open.is_empty() || !self.waiters.is_empty()
+    }
+
+    /// Applies one history event (past or new).
+    pub fn apply(&mut self, event: &HistoryEvent) -> Result<Applied, NonDeterminism> {
+        match &event.kind {
+            EventKind::OrchestratorStarted => {
+                self.current_time = event.timestamp;
+                Ok(Applied::Recorded)
+            }
+            EventKind::ExecutionStarted {
+                name,
+                version,
+                input,
+                execution_id,
+                parent,
+            } => {
+                self.name = name.clone();
+                self.version = version.clone();
+                self.input = input.clone();
+                self.execution_id = execution_id.clone();
+                self.parent = parent.clone();
+                Ok(Applied::Started)
+            }
+            EventKind::TaskScheduled { .. }
+            | EventKind::TimerCreated { .. }
+            | EventKind::SubOrchestrationInstanceCreated { .. }
+            | EventKind::EventSent { .. } => match self.unmatched.front() {
+                None => Err(NonDeterminism {
+                    code: "MissingAction",
+                    expected: describe_action_event(event),
+                    actual: "scheduled nothing".into(),
+                }),
+                Some(action) if !action.matches(event) => Err(NonDeterminism {
+                    code: "ActionMismatch",
+                    expected: describe_action_event(event),
+                    actual: format!("scheduled {}", action.describe()),
+                }),
+                Some(_) => {
+                    self.unmatched.pop_front();
+                    Ok(Applied::Recorded)
+                }
+            },
+            EventKind::OrchestratorCompleted => match self.unmatched.front() {
+                Some(action) if self.replaying => Err(NonDeterminism {
+                    code: "ExtraAction",
+                    expected: "no further action in this turn".into(),
+                    actual: format!("scheduled {}", action.describe()),
+                }),
+                _ => Ok(Applied::Recorded),
+            },
+            EventKind::TaskCompleted {
+                task_scheduled_id,
+                result,
+            } => Ok(self.resolve(
+                *task_scheduled_id,
+                OpenKind::Task,
+                Completion::Ok(result.clone()),
+            )),
+            EventKind::TaskFailed {
+                task_scheduled_id,
+                failure,
+            } => Ok(self.resolve(
+                *task_scheduled_id,
+                OpenKind::Task,
+                Completion::Failed(failure.clone()),
+            )),
+            EventKind::SubOrchestrationInstanceCompleted {
+                task_scheduled_id,
+                result,
+            } => Ok(self.resolve(
+                *task_scheduled_id,
+                OpenKind::SubOrchestration,
+                Completion::Ok(result.clone()),
+            )),
+            EventKind::SubOrchestrationInstanceFailed {
+                task_scheduled_id,
+                failure,
+            } => Ok(self.resolve(
+                *task_scheduled_id,
+                OpenKind::SubOrchestration,
+                Completion::Failed(failure.clone()),
+            )),
+            EventKind::TimerFired { timer_id, .. } => {
+                Ok(self.resolve(*timer_id, OpenKind::Timer, Completion::Ok(None)))
+            }
+            EventKind::EventRaised { name, input } => {
+                let waiter = self
+                    .waiters
+                    .iter()
+                    .find(|(_, n)| n.eq_ignore_ascii_case(name))
+                    .map(|(k, _)| *k);
+                match waiter {
+                    Some(k) => {
+                        self.waiters.remove(&k);
+                        let key = TaskKey::Waiter(k);
+                        self.ready.insert(key, Completion::Ok(input.clone()));
+                        Ok(Applied::Resolved(key))
+                    }
+                    None => {
+                        self.buffered.push_back((name.clone(), input.clone()));
+                        Ok(Applied::Buffered)
+                    }
+                }
+            }
+            EventKind::ExecutionTerminated { reason } => Ok(Applied::Terminated(reason.clone())),
+            EventKind::ExecutionCompleted { .. }
+            | EventKind::ContinueAsNew { .. }
+            | EventKind::ExecutionSuspended { .. }
+            | EventKind::ExecutionResumed { .. }
+            | EventKind::ExecutionRewound { .. } => Ok(Applied::Recorded),
+        }
+    }
+
+    fn resolve(&mut self, id: i64, kind: OpenKind, completion: Completion) -> Applied {
+        match self.open.get(&id) {
+            Some(k) if *k == kind => {
+                self.open.remove(&id);
+                let key = TaskKey::Action(id);
+                self.ready.insert(key, completion);
+                Applied::Resolved(key)
+            }
+            _ => Applied::Ignored,
+        }
+    }
+}
+
+fn fnv1a64(bytes: &[u8], offset: u64) -> u64 {
+    let mut h = offset;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,51 @@
+//! `perdure-store` owns the storage boundary: the narrow Store traits the
+//! engine talks to (one module per concern: instances, history, the
+//! orchestration queue, the activity queue, wake-ups), the records they
+//! exchange, the typed [`StoreError`], an in-memory store, and the
+//! conformance kit every store must pass.
+//!
+//! Architecture invariant: stores know nothing about orchestrator code or
+//! replay. They keep rows consistent: every commit is all or nothing, and a
+//! commit carrying a stale lock token changes nothing.
+
+pub mod activities;
+pub mod conformance;
+pub mod error;
+pub mod history;
+pub mod instances;
+pub mod memory;
+pub mod orchestrations;
+pub mod records;
+pub mod wake;
+
+pub use activities::ActivityQueue;
+pub use error::StoreError;
+pub use history::HistoryStore;
+pub use instances::InstanceStore;
+pub use memory::MemoryStore;
+pub use orchestrations::OrchestrationQueue;
+pub use records::*;
+pub use wake::{WakeSignal, WorkKind};
+
+/// Everything the engine needs from a store.
+pub trait Store:
+    InstanceStore + HistoryStore + OrchestrationQueue + ActivityQueue + WakeSignal + Send + Sync + 'static
+{
+}
+
+impl<T> Store for T where
+    T: InstanceStore
+        + HistoryStore
+        + OrchestrationQueue
+        + ActivityQueue
+        + WakeSignal
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// A fresh opaque lock token.
+pub fn new_lock_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}

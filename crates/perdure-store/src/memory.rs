@@ -1,0 +1,489 @@
+//! The in-memory store: every Store trait over maps behind one mutex. For
+//! tests and experiments; it is not durable.
+
+use crate::wake::WakeHub;
+use crate::*;
+use async_trait::async_trait;
+use perdure_core::{EventKind, HistoryEvent, RuntimeStatus, Timestamp};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+struct Inst {
+    rec: InstanceRecord,
+    history: Vec<HistoryEvent>,
+    lock: Option<(String, i64)>,
+}
+
+struct Msg {
+    instance_id: String,
+    execution_id: Option<String>,
+    event: HistoryEvent,
+    visible_at: i64,
+}
+
+struct Task {
+    activity: NewActivity,
+    visible_at: i64,
+    lock: Option<(String, i64)>,
+    dequeue_count: u32,
+}
+
+#[derive(Default)]
+struct Inner {
+    instances: HashMap<String, Inst>,
+    inbox: BTreeMap<i64, Msg>,
+    tasks: BTreeMap<i64, Task>,
+    next_seq: i64,
+}
+
+/// A store kept in memory (`memory`).
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+    wake: WakeHub,
+}
+
+fn ms(t: Timestamp) -> i64 {
+    t.timestamp_millis()
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn lease_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+fn live(lock: &Option<(String, i64)>, now: i64) -> bool {
+    matches!(lock, Some((_, exp)) if *exp > now)
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
+        self.inner
+            .lock()
+            .map_err(|_| StoreError::Backend("memory store mutex poisoned".into()))
+    }
+
+    fn signal_message(&self, visible_at: i64, now: i64) {
+        if visible_at <= now {
+            self.wake.notify(WorkKind::Orchestration);
+        } else if let Some(t) = chrono::DateTime::from_timestamp_millis(visible_at) {
+            self.wake.schedule(WorkKind::Orchestration, t);
+        }
+    }
+}
+
+impl Inner {
+    fn push_msg(&mut self, m: InstanceMessage) {
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        self.inbox.insert(
+            seq,
+            Msg {
+                instance_id: m.instance_id,
+                execution_id: m.execution_id,
+                event: m.event,
+                visible_at: ms(m.visible_at),
+            },
+        );
+    }
+
+    fn drop_instance_work(&mut self, id: &str) {
+        self.inbox.retain(|_, m| m.instance_id != id);
+        self.tasks.retain(|_, t| t.activity.instance_id != id);
+    }
+}
+
+#[async_trait]
+impl InstanceStore for MemoryStore {
+    async fn create_instance(&self, req: CreateInstance) -> Result<(), StoreError> {
+        let mut g = self.lock()?;
+        if let Some(existing) = g.instances.get(&req.instance_id) {
+            if !existing.rec.status.is_terminal() {
+                return Err(StoreError::AlreadyExists {
+                    id: req.instance_id,
+                    status: existing.rec.status,
+                });
+            }
+            g.drop_instance_work(&req.instance_id);
+        }
+        let parent_instance_id = match &req.start_event.kind {
+            EventKind::ExecutionStarted { parent, .. } => {
+                parent.as_ref().map(|p| p.instance_id.clone())
+            }
+            _ => None,
+        };
+        let rec = InstanceRecord {
+            instance_id: req.instance_id.clone(),
+            name: req.name,
+            version: req.version,
+            status: RuntimeStatus::Pending,
+            execution_id: req.execution_id.clone(),
+            input: req.input,
+            output: None,
+            failure: None,
+            custom_status: None,
+            created_at: req.now,
+            updated_at: req.now,
+            parent_instance_id,
+            history_len: 0,
+        };
+        g.instances.insert(
+            req.instance_id.clone(),
+            Inst {
+                rec,
+                history: Vec::new(),
+                lock: None,
+            },
+        );
+        let visible = ms(req.visible_at);
+        g.push_msg(InstanceMessage {
+            instance_id: req.instance_id,
+            execution_id: Some(req.execution_id),
+            event: req.start_event,
+            visible_at: req.visible_at,
+        });
+        drop(g);
+        self.signal_message(visible, ms(req.now));
+        Ok(())
+    }
+
+    async fn get_instance(&self, instance_id: &str) -> Result<Option<InstanceRecord>, StoreError> {
+        Ok(self.lock()?.instances.get(instance_id).map(|i| i.rec.clone()))
+    }
+
+    async fn send_message(&self, msg: InstanceMessage) -> Result<(), StoreError> {
+        let mut g = self.lock()?;
+        if !g.instances.contains_key(&msg.instance_id) {
+            return Err(StoreError::NotFound(msg.instance_id));
+        }
+        let visible = ms(msg.visible_at);
+        g.push_msg(msg);
+        drop(g);
+        self.signal_message(visible, now_ms());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl HistoryStore for MemoryStore {
+    async fn read_history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+        Ok(self
+            .lock()?
+            .instances
+            .get(instance_id)
+            .map(|i| i.history.clone())
+            .unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl OrchestrationQueue for MemoryStore {
+    async fn fetch_orchestration(
+        &self,
+        lease: Duration,
+        max_messages: usize,
+    ) -> Result<Option<OrchestrationItem>, StoreError> {
+        let now = now_ms();
+        let mut g = self.lock()?;
+        let inner = &mut *g;
+        let mut chosen: Option<String> = None;
+        for m in inner.inbox.values() {
+            if m.visible_at > now {
+                continue;
+            }
+            match inner.instances.get(&m.instance_id) {
+                Some(inst) if !live(&inst.lock, now) => {
+                    chosen = Some(m.instance_id.clone());
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let Some(id) = chosen else { return Ok(None) };
+        let messages: Vec<InboxMessage> = inner
+            .inbox
+            .iter()
+            .filter(|(_, m)| m.instance_id == id && m.visible_at <= now)
+            .take(max_messages.max(1))
+            .map(|(seq, m)| InboxMessage {
+                seq: *seq,
+                execution_id: m.execution_id.clone(),
+                event: m.event.clone(),
+            })
+            .collect();
+        let token = new_lock_token();
+        let inst = inner
+            .instances
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        inst.lock = Some((token.clone(), now + lease_ms(lease)));
+        Ok(Some(OrchestrationItem {
+            instance: inst.rec.clone(),
+            messages,
+            lock_token: token,
+        }))
+    }
+
+    async fn commit_orchestration(&self, c: OrchestrationCommit) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut g = self.lock()?;
+        let inner = &mut *g;
+        let inst = inner
+            .instances
+            .get_mut(&c.instance_id)
+            .ok_or_else(|| StoreError::NotFound(c.instance_id.clone()))?;
+        match &inst.lock {
+            Some((t, exp)) if *t == c.lock_token && *exp > now => {}
+            _ => return Err(StoreError::LockLost(format!("instance `{}`", c.instance_id))),
+        }
+        let base = if c.replace_history { 0 } else { inst.history.len() as u64 };
+        if base != c.expected_history_len {
+            return Err(StoreError::HistoryConflict {
+                id: c.instance_id.clone(),
+                expected: c.expected_history_len,
+                actual: base,
+            });
+        }
+        // All checks passed: apply everything.
+        if c.replace_history {
+            inst.history.clear();
+        }
+        inst.history.extend(c.history.iter().cloned());
+        let u = c.update;
+        inst.rec.name = u.name;
+        inst.rec.version = u.version;
+        inst.rec.status = u.status;
+        inst.rec.execution_id = u.execution_id;
+        inst.rec.input = u.input;
+        inst.rec.output = u.output;
+        inst.rec.failure = u.failure;
+        inst.rec.custom_status = u.custom_status;
+        inst.rec.parent_instance_id = u.parent_instance_id;
+        inst.rec.updated_at = c.now;
+        inst.rec.history_len = inst.history.len() as u64;
+        inst.lock = None;
+        for seq in &c.consumed {
+            inner.inbox.remove(seq);
+        }
+        let has_activities = !c.activities.is_empty();
+        for a in c.activities {
+            inner.next_seq += 1;
+            let seq = inner.next_seq;
+            inner.tasks.insert(
+                seq,
+                Task {
+                    activity: a,
+                    visible_at: now,
+                    lock: None,
+                    dequeue_count: 0,
+                },
+            );
+        }
+        let mut wake_now = false;
+        let mut wake_later = Vec::new();
+        for m in c.messages {
+            let exists = inner.instances.contains_key(&m.instance_id);
+            if !exists {
+                let EventKind::ExecutionStarted {
+                    name,
+                    version,
+                    input,
+                    execution_id,
+                    parent,
+                } = &m.event.kind
+                else {
+                    continue; // undeliverable: dropped
+                };
+                let rec = InstanceRecord {
+                    instance_id: m.instance_id.clone(),
+                    name: name.clone(),
+                    version: version.clone(),
+                    status: RuntimeStatus::Pending,
+                    execution_id: execution_id.clone(),
+                    input: input.clone(),
+                    output: None,
+                    failure: None,
+                    custom_status: None,
+                    created_at: c.now,
+                    updated_at: c.now,
+                    parent_instance_id: parent.as_ref().map(|p| p.instance_id.clone()),
+                    history_len: 0,
+                };
+                inner.instances.insert(
+                    m.instance_id.clone(),
+                    Inst {
+                        rec,
+                        history: Vec::new(),
+                        lock: None,
+                    },
+                );
+            }
+            if ms(m.visible_at) <= now {
+                wake_now = true;
+            } else {
+                wake_later.push(m.visible_at);
+            }
+            inner.push_msg(m);
+        }
+        drop(g);
+        if wake_now {
+            self.wake.notify(WorkKind::Orchestration);
+        }
+        for t in wake_later {
+            self.wake.schedule(WorkKind::Orchestration, t);
+        }
+        if has_activities {
+            self.wake.notify(WorkKind::Activity);
+        }
+        Ok(())
+    }
+
+    async fn renew_orchestration_lock(
+        &self,
+        instance_id: &str,
+        lock_token: &str,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut g = self.lock()?;
+        match g.instances.get_mut(instance_id) {
+            Some(inst) => match &mut inst.lock {
+                Some((t, exp)) if t == lock_token && *exp > now => {
+                    *exp = now + lease_ms(lease);
+                    Ok(())
+                }
+                _ => Err(StoreError::LockLost(format!("instance `{instance_id}`"))),
+            },
+            None => Err(StoreError::NotFound(instance_id.to_string())),
+        }
+    }
+
+    async fn abandon_orchestration(
+        &self,
+        instance_id: &str,
+        lock_token: &str,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut g = self.lock()?;
+        let inst = g
+            .instances
+            .get_mut(instance_id)
+            .ok_or_else(|| StoreError::NotFound(instance_id.to_string()))?;
+        match &inst.lock {
+            Some((t, exp)) if t == lock_token && *exp > now => {}
+            _ => return Err(StoreError::LockLost(format!("instance `{instance_id}`"))),
+        }
+        let until = now + lease_ms(retry_after);
+        inst.lock = if retry_after.is_zero() {
+            None
+        } else {
+            Some((String::new(), until))
+        };
+        drop(g);
+        match chrono::DateTime::from_timestamp_millis(until) {
+            Some(t) if !retry_after.is_zero() => self.wake.schedule(WorkKind::Orchestration, t),
+            _ => self.wake.notify(WorkKind::Orchestration),
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ActivityQueue for MemoryStore {
+    async fn fetch_activity(&self, lease: Duration) -> Result<Option<ActivityItem>, StoreError> {
+        let now = now_ms();
+        let mut g = self.lock()?;
+        let Some(task) = g
+            .tasks
+            .values_mut()
+            .find(|t| t.visible_at <= now && !live(&t.lock, now))
+        else {
+            return Ok(None);
+        };
+        let token = new_lock_token();
+        task.lock = Some((token.clone(), now + lease_ms(lease)));
+        task.dequeue_count += 1;
+        Ok(Some(ActivityItem {
+            activity: task.activity.clone(),
+            lock_token: token,
+            dequeue_count: task.dequeue_count,
+        }))
+    }
+
+    async fn complete_activity(
+        &self,
+        lock_token: &str,
+        result: InstanceMessage,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut g = self.lock()?;
+        let seq = g
+            .tasks
+            .iter()
+            .find(|(_, t)| matches!(&t.lock, Some((tok, exp)) if tok == lock_token && *exp > now))
+            .map(|(s, _)| *s)
+            .ok_or_else(|| StoreError::LockLost("activity task".into()))?;
+        g.tasks.remove(&seq);
+        if g.instances.contains_key(&result.instance_id) {
+            g.push_msg(result);
+            drop(g);
+            self.wake.notify(WorkKind::Orchestration);
+        }
+        Ok(())
+    }
+
+    async fn renew_activity_lock(&self, lock_token: &str, lease: Duration) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut g = self.lock()?;
+        match g
+            .tasks
+            .values_mut()
+            .find(|t| matches!(&t.lock, Some((tok, exp)) if tok == lock_token && *exp > now))
+        {
+            Some(t) => {
+                t.lock = Some((lock_token.to_string(), now + lease_ms(lease)));
+                Ok(())
+            }
+            None => Err(StoreError::LockLost("activity task".into())),
+        }
+    }
+
+    async fn abandon_activity(&self, lock_token: &str, retry_after: Duration) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut g = self.lock()?;
+        match g
+            .tasks
+            .values_mut()
+            .find(|t| matches!(&t.lock, Some((tok, exp)) if tok == lock_token && *exp > now))
+        {
+            Some(t) => {
+                t.lock = None;
+                t.visible_at = now + lease_ms(retry_after);
+                let at = t.visible_at;
+                drop(g);
+                match chrono::DateTime::from_timestamp_millis(at) {
+                    Some(ts) if !retry_after.is_zero() => self.wake.schedule(WorkKind::Activity, ts),
+                    _ => self.wake.notify(WorkKind::Activity),
+                }
+                Ok(())
+            }
+            None => Err(StoreError::LockLost("activity task".into())),
+        }
+    }
+}
+
+#[async_trait]
+impl WakeSignal for MemoryStore {
+    async fn wait_for_work(&self, kind: WorkKind, max_wait: Duration) {
+        self.wake.wait(kind, max_wait).await
+    }
+}

@@ -1,0 +1,121 @@
+//! The records stores exchange with the engine.
+
+use perdure_core::{FailureDetails, HistoryEvent, Payload, RuntimeStatus, Timestamp};
+
+/// The row that describes an instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceRecord {
+    pub instance_id: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub status: RuntimeStatus,
+    pub execution_id: String,
+    pub input: Payload,
+    pub output: Payload,
+    pub failure: Option<FailureDetails>,
+    pub custom_status: Payload,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub parent_instance_id: Option<String>,
+    /// Number of events in the current execution's history.
+    pub history_len: u64,
+}
+
+/// A request to create (or replace a finished) instance.
+#[derive(Clone, Debug)]
+pub struct CreateInstance {
+    pub instance_id: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub input: Payload,
+    pub execution_id: String,
+    /// The ExecutionStarted event put in the instance's inbox.
+    pub start_event: HistoryEvent,
+    /// When the start message becomes visible (scheduled start).
+    pub visible_at: Timestamp,
+    pub now: Timestamp,
+}
+
+/// A message for an orchestration instance's inbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceMessage {
+    pub instance_id: String,
+    /// The execution the message is for; `None` for any (external events).
+    /// A worker drops messages meant for another execution.
+    pub execution_id: Option<String>,
+    pub event: HistoryEvent,
+    /// Not delivered before this time (durable timers).
+    pub visible_at: Timestamp,
+}
+
+/// A message taken from an inbox, with its store-assigned sequence number.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InboxMessage {
+    pub seq: i64,
+    pub execution_id: Option<String>,
+    pub event: HistoryEvent,
+}
+
+/// Locked orchestration work: one instance and its visible messages in order.
+#[derive(Clone, Debug)]
+pub struct OrchestrationItem {
+    pub instance: InstanceRecord,
+    pub messages: Vec<InboxMessage>,
+    pub lock_token: String,
+}
+
+/// An activity to run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewActivity {
+    pub instance_id: String,
+    pub execution_id: String,
+    pub task_id: i64,
+    pub name: String,
+    pub version: Option<String>,
+    pub input: Payload,
+}
+
+/// Locked activity work.
+#[derive(Clone, Debug)]
+pub struct ActivityItem {
+    pub activity: NewActivity,
+    pub lock_token: String,
+    /// How many times this task has been handed out, this time included.
+    pub dequeue_count: u32,
+}
+
+/// The instance row after a turn.
+#[derive(Clone, Debug)]
+pub struct InstanceUpdate {
+    pub name: String,
+    pub version: Option<String>,
+    pub status: RuntimeStatus,
+    pub execution_id: String,
+    pub input: Payload,
+    pub output: Payload,
+    pub failure: Option<FailureDetails>,
+    pub custom_status: Payload,
+    pub parent_instance_id: Option<String>,
+}
+
+/// One orchestration turn, committed atomically by
+/// [`crate::OrchestrationQueue::commit_orchestration`].
+#[derive(Clone, Debug)]
+pub struct OrchestrationCommit {
+    pub instance_id: String,
+    pub lock_token: String,
+    /// Drop the stored history first (a new execution replaces the old one).
+    pub replace_history: bool,
+    /// The history length the turn was computed from (after a replace: 0).
+    pub expected_history_len: u64,
+    pub history: Vec<HistoryEvent>,
+    pub update: InstanceUpdate,
+    /// Inbox messages this turn consumed (by sequence number).
+    pub consumed: Vec<i64>,
+    pub activities: Vec<NewActivity>,
+    /// Messages to this and other instances. A start message
+    /// (ExecutionStarted) for an unknown instance creates it as Pending; any
+    /// other message for an unknown instance is dropped.
+    pub messages: Vec<InstanceMessage>,
+    pub now: Timestamp,
+}

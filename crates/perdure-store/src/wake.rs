@@ -1,0 +1,115 @@
+//! Wake-ups: how idle dispatchers learn that work became visible, without
+//! polling. In one process a commit notifies waiting dispatchers at once;
+//! work that becomes visible later (durable timers, retries, expiring
+//! leases) wakes them when it is due.
+
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// The two kinds of work a worker dispatches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WorkKind {
+    Orchestration,
+    Activity,
+}
+
+#[async_trait]
+pub trait WakeSignal {
+    /// Returns when work of `kind` may be available: at once if some was
+    /// enqueued since the last call, when the earliest known future work
+    /// becomes due, or after `max_wait` at the latest (the safety net).
+    async fn wait_for_work(&self, kind: WorkKind, max_wait: Duration);
+}
+
+use perdure_core::Timestamp;
+use std::collections::BinaryHeap;
+use std::cmp::Reverse;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use tokio::sync::Notify;
+
+struct KindState {
+    notify: Notify,
+    pending: AtomicBool,
+    due: Mutex<BinaryHeap<Reverse<i64>>>,
+}
+
+impl KindState {
+    fn new() -> Self {
+        KindState {
+            notify: Notify::new(),
+            pending: AtomicBool::new(false),
+            due: Mutex::new(BinaryHeap::new()),
+        }
+    }
+}
+
+/// In-process wake-ups shared by the memory and SQLite stores: a flag and a
+/// [`Notify`] per kind of work for work visible now, and a heap of due times
+/// for work visible later.
+pub struct WakeHub {
+    kinds: [KindState; 2],
+}
+
+impl Default for WakeHub {
+    fn default() -> Self {
+        WakeHub {
+            kinds: [KindState::new(), KindState::new()],
+        }
+    }
+}
+
+fn idx(kind: WorkKind) -> usize {
+    match kind {
+        WorkKind::Orchestration => 0,
+        WorkKind::Activity => 1,
+    }
+}
+
+impl WakeHub {
+    /// Work of `kind` is visible now.
+    pub fn notify(&self, kind: WorkKind) {
+        let k = &self.kinds[idx(kind)];
+        k.pending.store(true, Ordering::Release);
+        k.notify.notify_waiters();
+    }
+
+    /// Work of `kind` becomes visible at `at`.
+    pub fn schedule(&self, kind: WorkKind, at: Timestamp) {
+        let k = &self.kinds[idx(kind)];
+        if let Ok(mut heap) = k.due.lock() {
+            heap.push(Reverse(at.timestamp_millis()));
+        }
+        // Sleeping waiters recompute their deadline.
+        k.notify.notify_waiters();
+    }
+
+    /// See [`WakeSignal::wait_for_work`].
+    pub async fn wait(&self, kind: WorkKind, max_wait: Duration) {
+        let k = &self.kinds[idx(kind)];
+        let notified = k.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if k.pending.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut wait = max_wait;
+        if let Ok(mut heap) = k.due.lock() {
+            let mut fired = false;
+            while let Some(Reverse(t)) = heap.peek().copied() {
+                if t <= now {
+                    heap.pop();
+                    fired = true;
+                } else {
+                    wait = wait.min(Duration::from_millis((t - now) as u64));
+                    break;
+                }
+            }
+            if fired {
+                return;
+            }
+        }
+        let _ = tokio::time::timeout(wait, notified).await;
+    }
+}

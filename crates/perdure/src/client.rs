@@ -1,0 +1,260 @@
+//! The client: start instances, read their status and history, wait for
+//! them, raise events and terminate them. Works against any store, in the
+//! worker's process or another one.
+
+use crate::error::ClientError;
+use chrono::{DateTime, Utc};
+use perdure_core::{
+    generated_instance_id, validate_instance_id, EventKind, FailureDetails, HistoryEvent, Payload,
+    RuntimeStatus,
+};
+use perdure_store::{CreateInstance, InstanceMessage, InstanceRecord, Store};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// An instance's status, as `get_status` reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrchestrationStatus {
+    pub name: String,
+    pub instance_id: String,
+    pub runtime_status: RuntimeStatus,
+    /// The input, as JSON text.
+    pub input: Payload,
+    /// The output (or a termination reason), as JSON text.
+    pub output: Payload,
+    /// Why the instance failed, when it did.
+    pub failure: Option<FailureDetails>,
+    pub custom_status: Payload,
+    pub created_time: DateTime<Utc>,
+    pub last_updated_time: DateTime<Utc>,
+    /// The history, when asked for.
+    pub history: Option<Vec<HistoryEvent>>,
+}
+
+fn parse<T: DeserializeOwned>(p: &Payload) -> Result<T, ClientError> {
+    serde_json::from_str(p.as_deref().unwrap_or("null"))
+        .map_err(|e| ClientError::Serialization(e.to_string()))
+}
+
+impl OrchestrationStatus {
+    fn from_record(r: InstanceRecord, history: Option<Vec<HistoryEvent>>) -> Self {
+        OrchestrationStatus {
+            name: r.name,
+            instance_id: r.instance_id,
+            runtime_status: r.status,
+            input: r.input,
+            output: r.output,
+            failure: r.failure,
+            custom_status: r.custom_status,
+            created_time: r.created_at,
+            last_updated_time: r.updated_at,
+            history,
+        }
+    }
+
+    /// The output deserialized as `T`.
+    pub fn output_as<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
+        parse(&self.output)
+    }
+
+    /// The input deserialized as `T`.
+    pub fn input_as<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
+        parse(&self.input)
+    }
+
+    /// The custom status deserialized as `T`.
+    pub fn custom_status_as<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
+        parse(&self.custom_status)
+    }
+}
+
+/// Starts and manages orchestration instances.
+#[derive(Clone)]
+pub struct Client {
+    store: Arc<dyn Store>,
+}
+
+fn payload(v: &impl Serialize) -> Result<Payload, ClientError> {
+    serde_json::to_string(v)
+        .map(Some)
+        .map_err(|e| ClientError::Serialization(e.to_string()))
+}
+
+impl Client {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Client { store }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Starts a new instance of orchestrator `name` with `input`. Without an
+    /// `instance_id` a 32-hex-character id is generated. Starting an id whose
+    /// instance is still Pending, Running or Suspended is refused; a finished
+    /// one is replaced. Returns the instance id.
+    pub async fn start_new(
+        &self,
+        name: &str,
+        instance_id: Option<&str>,
+        input: impl Serialize,
+    ) -> Result<String, ClientError> {
+        self.start_new_at(name, instance_id, input, None).await
+    }
+
+    /// Like [`Client::start_new`], not starting before `start_at` when given.
+    pub async fn start_new_at(
+        &self,
+        name: &str,
+        instance_id: Option<&str>,
+        input: impl Serialize,
+        start_at: Option<DateTime<Utc>>,
+    ) -> Result<String, ClientError> {
+        if name.trim().is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "orchestration name must not be empty".into(),
+            ));
+        }
+        let id = match instance_id {
+            Some(id) => {
+                validate_instance_id(id)?;
+                id.to_string()
+            }
+            None => generated_instance_id(*uuid::Uuid::new_v4().as_bytes()),
+        };
+        let input = payload(&input)?;
+        let now = Utc::now();
+        let execution_id = uuid::Uuid::new_v4().simple().to_string();
+        let start_event = HistoryEvent::new(
+            now,
+            EventKind::ExecutionStarted {
+                name: name.to_string(),
+                version: None,
+                input: input.clone(),
+                execution_id: execution_id.clone(),
+                parent: None,
+            },
+        );
+        self.store
+            .create_instance(CreateInstance {
+                instance_id: id.clone(),
+                name: name.to_string(),
+                version: None,
+                input,
+                execution_id,
+                start_event,
+                visible_at: start_at.unwrap_or(now).max(now),
+                now,
+            })
+            .await?;
+        tracing::debug!(instance_id = %id, name, "instance started");
+        Ok(id)
+    }
+
+    /// The instance's status (with its history when `show_history`), or
+    /// `None` if there is no such instance.
+    pub async fn get_status(
+        &self,
+        instance_id: &str,
+        show_history: bool,
+    ) -> Result<Option<OrchestrationStatus>, ClientError> {
+        let Some(rec) = self.store.get_instance(instance_id).await? else {
+            return Ok(None);
+        };
+        let history = if show_history {
+            Some(self.store.read_history(instance_id).await?)
+        } else {
+            None
+        };
+        Ok(Some(OrchestrationStatus::from_record(rec, history)))
+    }
+
+    /// Waits until the instance is Completed, Failed, Canceled or Terminated,
+    /// at most `timeout`.
+    pub async fn wait_for_completion(
+        &self,
+        instance_id: &str,
+        timeout: Duration,
+    ) -> Result<OrchestrationStatus, ClientError> {
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let rec = self
+                .store
+                .get_instance(instance_id)
+                .await?
+                .ok_or_else(|| ClientError::NotFound(instance_id.to_string()))?;
+            if rec.status.is_terminal() {
+                return Ok(OrchestrationStatus::from_record(rec, None));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ClientError::Timeout(timeout, instance_id.to_string()));
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    async fn running(&self, instance_id: &str) -> Result<InstanceRecord, ClientError> {
+        validate_instance_id(instance_id)?;
+        let rec = self
+            .store
+            .get_instance(instance_id)
+            .await?
+            .ok_or_else(|| ClientError::NotFound(instance_id.to_string()))?;
+        if rec.status.is_terminal() {
+            return Err(ClientError::AlreadyFinished {
+                id: instance_id.to_string(),
+                status: rec.status,
+            });
+        }
+        Ok(rec)
+    }
+
+    async fn send(&self, instance_id: &str, kind: EventKind) -> Result<(), ClientError> {
+        let now = Utc::now();
+        self.store
+            .send_message(InstanceMessage {
+                instance_id: instance_id.to_string(),
+                execution_id: None,
+                event: HistoryEvent::new(now, kind),
+                visible_at: now,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Sends external event `event_name` with `data` to a running instance.
+    /// Events that arrive before the orchestration waits are kept for it.
+    pub async fn raise_event(
+        &self,
+        instance_id: &str,
+        event_name: &str,
+        data: impl Serialize,
+    ) -> Result<(), ClientError> {
+        if event_name.is_empty() {
+            return Err(ClientError::InvalidArgument("event name must not be empty".into()));
+        }
+        self.running(instance_id).await?;
+        let input = payload(&data)?;
+        self.send(
+            instance_id,
+            EventKind::EventRaised {
+                name: event_name.to_string(),
+                input,
+            },
+        )
+        .await
+    }
+
+    /// Terminates a running instance with `reason`.
+    pub async fn terminate(&self, instance_id: &str, reason: impl Serialize) -> Result<(), ClientError> {
+        self.running(instance_id).await?;
+        let reason = payload(&reason)?;
+        self.send(instance_id, EventKind::ExecutionTerminated { reason })
+            .await
+    }
+}

@@ -1,0 +1,241 @@
+//! Drives orchestrator code over the replay state: applies history events one
+//! at a time, waking the futures they complete and polling the orchestrator
+//! after each, so that a replay sees exactly what the first run saw. A run
+//! stays alive between turns (in the worker's cache), so a new event costs
+//! work for the new events only.
+
+use crate::context::{lock, OrchestrationContext};
+use crate::error::Failure;
+use crate::registry::OrchestratorFn;
+use futures::future::BoxFuture;
+use perdure_core::{
+    Action, Applied, ExecutionState, FailureDetails, HistoryEvent, NonDeterminism, Payload,
+};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+/// Polls in a row while the orchestrator keeps waking itself, before it is
+/// declared stuck in a busy loop.
+const MAX_SELF_WAKES: u32 = 100_000;
+
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// How an execution ended.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Outcome {
+    Completed(Payload),
+    Failed(FailureDetails),
+    Terminated(Payload),
+    ContinuedAsNew {
+        input: Payload,
+        carried: Vec<(String, Payload)>,
+    },
+}
+
+/// What a live turn produced.
+pub(crate) struct Turn {
+    /// The new events to append (duplicates and stale completions left out).
+    pub accepted: Vec<HistoryEvent>,
+    pub actions: Vec<Action>,
+}
+
+pub(crate) struct OrchestrationRun {
+    pub ctx: OrchestrationContext,
+    orchestrator: Option<OrchestratorFn>,
+    future: Option<BoxFuture<'static, Result<Payload, Failure>>>,
+    flag: Arc<Flag>,
+    waker: Waker,
+    pub outcome: Option<Outcome>,
+    /// Events in the stored history this run has seen.
+    pub history_len: u64,
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
+pub(crate) fn panic_failure(p: &(dyn std::any::Any + Send)) -> FailureDetails {
+    FailureDetails::new("panic", panic_message(p))
+}
+
+impl OrchestrationRun {
+    /// A run of `orchestrator`; `None` when no orchestrator of the started
+    /// name is registered (the execution then fails when it starts).
+    pub fn new(instance_id: &str, orchestrator: Option<OrchestratorFn>, now: perdure_core::Timestamp) -> Self {
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        OrchestrationRun {
+            ctx: OrchestrationContext::new(ExecutionState::new(instance_id, now)),
+            orchestrator,
+            future: None,
+            waker: Waker::from(flag.clone()),
+            flag,
+            outcome: None,
+            history_len: 0,
+        }
+    }
+
+    pub fn execution_id(&self) -> String {
+        self.ctx.execution_id()
+    }
+
+    /// Replays stored history. A mismatch between code and history is a
+    /// [`NonDeterminism`] error.
+    pub fn replay(&mut self, history: &[HistoryEvent]) -> Result<(), NonDeterminism> {
+        for (i, event) in history.iter().enumerate() {
+            self.apply(event, true)?;
+            if self.outcome.is_some() {
+                if let Some(next) = history.get(i + 1) {
+                    return Err(NonDeterminism::completed_early(next));
+                }
+            }
+        }
+        self.history_len = history.len() as u64;
+        Ok(())
+    }
+
+    /// Applies a live turn's new events. A non-determinism found here ends
+    /// the execution Failed.
+    pub fn run_turn(&mut self, events: Vec<HistoryEvent>) -> Turn {
+        let mut accepted = Vec::with_capacity(events.len());
+        for event in events {
+            if self.outcome.is_some()
+                && !matches!(event.kind, perdure_core::EventKind::OrchestratorStarted)
+            {
+                break;
+            }
+            match self.apply(&event, false) {
+                Ok(true) => accepted.push(event),
+                Ok(false) => {}
+                Err(nd) => {
+                    accepted.push(event);
+                    self.finish(Outcome::Failed(nd.to_failure()));
+                }
+            }
+        }
+        let actions = lock(&self.ctx.shared).exec.take_new_actions();
+        Turn { accepted, actions }
+    }
+
+    /// Applies one event; `Ok(false)` when it is a duplicate or stale and
+    /// must not be recorded.
+    fn apply(&mut self, event: &HistoryEvent, replaying: bool) -> Result<bool, NonDeterminism> {
+        let applied = {
+            let mut g = lock(&self.ctx.shared);
+            g.exec.set_replaying(replaying);
+            g.exec.apply(event)?
+        };
+        match applied {
+            Applied::Started => self.start(),
+            Applied::Resolved(key) => {
+                let waker = lock(&self.ctx.shared).wakers.remove(&key);
+                if let Some(w) = waker {
+                    w.wake();
+                }
+                if self.flag.0.load(Ordering::Acquire) {
+                    self.poll();
+                }
+            }
+            Applied::Terminated(reason) => self.finish(Outcome::Terminated(reason)),
+            Applied::Ignored => return Ok(false),
+            Applied::Buffered | Applied::Recorded => {}
+        }
+        Ok(true)
+    }
+
+    fn start(&mut self) {
+        match self.orchestrator.clone() {
+            Some(f) => {
+                let ctx = self.ctx.clone();
+                match catch_unwind(AssertUnwindSafe(|| f(ctx))) {
+                    Ok(fut) => {
+                        self.future = Some(fut);
+                        self.poll();
+                    }
+                    Err(p) => self.finish(Outcome::Failed(panic_failure(p.as_ref()))),
+                }
+            }
+            None => {
+                let name = self.ctx.name();
+                self.finish(Outcome::Failed(
+                    FailureDetails::new(
+                        "OrchestratorNotFound",
+                        format!("no orchestrator named `{name}` is registered with this worker"),
+                    )
+                    .non_retriable(),
+                ));
+            }
+        }
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        self.outcome = Some(outcome);
+        // Drop the orchestrator's future now: its tasks cancel themselves.
+        self.future = None;
+    }
+
+    fn poll(&mut self) {
+        let mut spins = 0;
+        loop {
+            let Some(fut) = self.future.as_mut() else { return };
+            self.flag.0.store(false, Ordering::Release);
+            let mut cx = Context::from_waker(&self.waker);
+            match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
+                Ok(Poll::Pending) => {
+                    if !self.flag.0.load(Ordering::Acquire) {
+                        return;
+                    }
+                    spins += 1;
+                    if spins > MAX_SELF_WAKES {
+                        self.finish(Outcome::Failed(FailureDetails::new(
+                            "BusyLoop",
+                            "the orchestrator kept waking itself without waiting on a durable task",
+                        )));
+                        return;
+                    }
+                }
+                Ok(Poll::Ready(result)) => {
+                    let outcome = match result {
+                        Ok(output) => {
+                            let g = lock(&self.ctx.shared);
+                            match g.exec.continue_as_new() {
+                                Some(can) => Outcome::ContinuedAsNew {
+                                    input: can.input.clone(),
+                                    carried: if can.preserve_unprocessed_events {
+                                        g.exec.unprocessed_events().cloned().collect()
+                                    } else {
+                                        Vec::new()
+                                    },
+                                },
+                                None => Outcome::Completed(output),
+                            }
+                        }
+                        Err(failure) => Outcome::Failed(failure.into_details()),
+                    };
+                    self.finish(outcome);
+                    return;
+                }
+                Err(p) => {
+                    self.finish(Outcome::Failed(panic_failure(p.as_ref())));
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! `perdure` is the library users depend on: orchestrations are ordinary
+//! async functions over an [`OrchestrationContext`], activities are async
+//! functions over an [`ActivityContext`], both registered in a [`Registry`]
+//! and run by a [`Worker`] against a store; a [`Client`] starts, queries,
+//! signals and terminates instances.
+//!
+//! ```no_run
+//! use perdure::{Client, OrchestrationContext, Registry, Worker, WorkerOptions};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut registry = Registry::new();
+//! registry.add_activity("SayHello", |_ctx, name: String| async move {
+//!     Ok(format!("Hello {name}!"))
+//! });
+//! registry.add_orchestrator("HelloCities", |ctx: OrchestrationContext| async move {
+//!     let mut out = Vec::new();
+//!     for city in ["Tokyo", "Seattle", "London"] {
+//!         out.push(ctx.call_activity::<String>("SayHello", city).await?);
+//!     }
+//!     Ok(out)
+//! });
+//! let store = perdure::open_store("sqlite://perdure.db")?;
+//! let worker = Worker::start(store.clone(), registry, WorkerOptions::default());
+//! let client = Client::new(store);
+//! let id = client.start_new("HelloCities", None, ()).await?;
+//! let status = client.wait_for_completion(&id, std::time::Duration::from_secs(30)).await?;
+//! println!("{:?}", status.output);
+//! worker.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod activity;
+mod client;
+mod context;
+mod error;
+mod executor;
+mod registry;
+mod retry;
+mod tasks;
+mod worker;
+
+pub use activity::ActivityContext;
+pub use client::{Client, OrchestrationStatus};
+pub use context::OrchestrationContext;
+pub use error::{ClientError, Failure, Result, TaskError};
+pub use registry::Registry;
+pub use retry::RetryPolicy;
+pub use tasks::{DurableTask, EventTask, TimerTask};
+pub use worker::{Worker, WorkerOptions};
+
+pub use perdure_core::{
+    EventKind, FailureDetails, HistoryEvent, ParentInstance, RetryOptions, RuntimeStatus,
+};
+pub use perdure_store::{Store, StoreError};
+
+/// Composition helpers, re-exported from `futures` so that orchestrations
+/// need no other import: `join!`, `select`, `Either`, `FutureExt`.
+pub mod future {
+    pub use futures::future::{join, join3, join_all, select, select_all, Either, FutureExt};
+    pub use futures::join;
+}
+
+use std::sync::Arc;
+
+/// Opens a store by URL: `sqlite://path/to/file.db` (the default is
+/// `sqlite://perdure.db`) or `memory` (not durable; for tests).
+pub fn open_store(url: &str) -> std::result::Result<Arc<dyn Store>, StoreError> {
+    if url == "memory" || url == "memory://" {
+        return Ok(Arc::new(perdure_store::MemoryStore::new()));
+    }
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(StoreError::BadUrl(url.into(), "no file path after sqlite://".into()));
+        }
+        return Err(StoreError::BadUrl(path.into(), "TEMP".into())); // SQLITE_PENDING
+    }
+    Err(StoreError::BadUrl(
+        url.into(),
+        "expected sqlite://PATH or memory".into(),
+    ))
+}
+
+/// The default store URL.
+pub const DEFAULT_STORE_URL: &str = "sqlite://perdure.db";

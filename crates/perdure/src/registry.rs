@@ -1,0 +1,106 @@
+//! The registry: orchestrator and activity functions by name (names are
+//! case-insensitive, as in Durable Functions), type-erased to JSON in and out.
+
+use crate::activity::ActivityContext;
+use crate::context::OrchestrationContext;
+use crate::error::Failure;
+use futures::future::{BoxFuture, FutureExt};
+use perdure_core::Payload;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+pub(crate) type OrchestratorFn =
+    Arc<dyn Fn(OrchestrationContext) -> BoxFuture<'static, Result<Payload, Failure>> + Send + Sync>;
+pub(crate) type ActivityFn =
+    Arc<dyn Fn(ActivityContext, Payload) -> BoxFuture<'static, Result<Payload, Failure>> + Send + Sync>;
+
+fn to_payload<O: Serialize>(out: O, what: &str) -> Result<Payload, Failure> {
+    serde_json::to_string(&out).map(Some).map_err(|e| {
+        Failure::new("Serialization", format!("cannot serialize the output of {what}: {e}"))
+    })
+}
+
+/// Orchestrators and activities by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    orchestrators: HashMap<String, (String, OrchestratorFn)>,
+    activities: HashMap<String, (String, ActivityFn)>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers an orchestrator: an async function of the context returning
+    /// any serializable output.
+    pub fn add_orchestrator<F, Fut, O>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        F: Fn(OrchestrationContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, Failure>> + Send + 'static,
+        O: Serialize + 'static,
+    {
+        let label = format!("orchestration `{name}`");
+        let erased: OrchestratorFn = Arc::new(move |ctx| {
+            let fut = f(ctx);
+            let label = label.clone();
+            async move { to_payload(fut.await?, &label) }.boxed()
+        });
+        self.orchestrators
+            .insert(name.to_lowercase(), (name.to_string(), erased));
+        self
+    }
+
+    /// Registers an activity: an async function of its context and its
+    /// input (any deserializable type; several values as a tuple or struct).
+    pub fn add_activity<F, Fut, I, O>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        F: Fn(ActivityContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, Failure>> + Send + 'static,
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + 'static,
+    {
+        let label = format!("activity `{name}`");
+        let f = Arc::new(f);
+        let erased: ActivityFn = Arc::new(move |ctx, input| {
+            let label = label.clone();
+            let f = f.clone();
+            async move {
+                let input: I = serde_json::from_str(input.as_deref().unwrap_or("null")).map_err(|e| {
+                    Failure::new("InputDeserialization", format!("cannot read the input of {label}: {e}"))
+                        .non_retriable()
+                })?;
+                to_payload(f(ctx, input).await?, &label)
+            }
+            .boxed()
+        });
+        self.activities
+            .insert(name.to_lowercase(), (name.to_string(), erased));
+        self
+    }
+
+    pub(crate) fn orchestrator(&self, name: &str) -> Option<OrchestratorFn> {
+        self.orchestrators.get(&name.to_lowercase()).map(|(_, f)| f.clone())
+    }
+
+    pub(crate) fn activity(&self, name: &str) -> Option<ActivityFn> {
+        self.activities.get(&name.to_lowercase()).map(|(_, f)| f.clone())
+    }
+
+    /// Registered orchestrator names.
+    pub fn orchestrator_names(&self) -> Vec<String> {
+        let mut v: Vec<_> = self.orchestrators.values().map(|(n, _)| n.clone()).collect();
+        v.sort();
+        v
+    }
+
+    /// Registered activity names.
+    pub fn activity_names(&self) -> Vec<String> {
+        let mut v: Vec<_> = self.activities.values().map(|(n, _)| n.clone()).collect();
+        v.sort();
+        v
+    }
+}

@@ -1,0 +1,90 @@
+//! Activity dispatch: take a task, run the function (panics caught), and
+//! commit its result to the instance's inbox. The lease is renewed while the
+//! function runs; a crash before the commit lets the task run again once
+//! the lease ends (at least once).
+
+use super::Shared;
+use crate::activity::ActivityContext;
+use crate::executor::panic_failure;
+use chrono::Utc;
+use perdure_core::{EventKind, FailureDetails, HistoryEvent};
+use perdure_store::{InstanceMessage, StoreError};
+use tracing::Instrument;
+
+pub(super) async fn step(shared: &Shared) -> Result<bool, StoreError> {
+    let lease = shared.options.lease;
+    let Some(item) = shared.store.fetch_activity(lease).await? else {
+        return Ok(false);
+    };
+    let a = &item.activity;
+    let span = tracing::info_span!(
+        "activity",
+        otel.name = %format!("activity:{}", a.name),
+        instance_id = %a.instance_id,
+        task_id = a.task_id,
+        attempt = item.dequeue_count,
+    );
+    let outcome = async {
+        let Some(f) = shared.registry.activity(&a.name) else {
+            return Err(FailureDetails::new(
+                "ActivityNotFound",
+                format!("no activity named `{}` is registered with this worker", a.name),
+            )
+            .non_retriable());
+        };
+        let ctx = ActivityContext {
+            instance_id: a.instance_id.clone(),
+            name: a.name.clone(),
+            task_id: a.task_id,
+            dequeue_count: item.dequeue_count,
+        };
+        let mut handle = tokio::spawn(f(ctx, a.input.clone()));
+        let renew_every = lease / 3;
+        loop {
+            tokio::select! {
+                joined = &mut handle => {
+                    return match joined {
+                        Ok(Ok(payload)) => Ok(payload),
+                        Ok(Err(failure)) => Err(failure.into_details()),
+                        Err(e) if e.is_panic() => Err(panic_failure(e.into_panic().as_ref())),
+                        Err(e) => Err(FailureDetails::new("Cancelled", e.to_string())),
+                    };
+                }
+                _ = tokio::time::sleep(renew_every) => {
+                    if let Err(e) = shared.store.renew_activity_lock(&item.lock_token, lease).await {
+                        tracing::warn!(error = %e, "lost the lease on a running activity; its result will be discarded");
+                    }
+                }
+            }
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    let kind = match outcome {
+        Ok(result) => EventKind::TaskCompleted {
+            task_scheduled_id: a.task_id,
+            result,
+        },
+        Err(failure) => {
+            span.in_scope(|| tracing::info!(%failure, "activity failed"));
+            EventKind::TaskFailed {
+                task_scheduled_id: a.task_id,
+                failure,
+            }
+        }
+    };
+    let msg = InstanceMessage {
+        instance_id: a.instance_id.clone(),
+        execution_id: Some(a.execution_id.clone()),
+        event: HistoryEvent::new(Utc::now(), kind),
+        visible_at: Utc::now(),
+    };
+    match shared.store.complete_activity(&item.lock_token, msg).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::LockLost(what)) => {
+            tracing::warn!(%what, "activity result discarded: lease lost; another worker runs it");
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}
