@@ -48,6 +48,9 @@ pub(crate) struct Turn {
     /// The new events to append (duplicates and stale completions left out).
     pub accepted: Vec<HistoryEvent>,
     pub actions: Vec<Action>,
+    /// New events not applied because the execution ended first. External
+    /// events among them go to the next execution after a continue-as-new.
+    pub leftover: Vec<HistoryEvent>,
 }
 
 pub(crate) struct OrchestrationRun {
@@ -114,11 +117,13 @@ impl OrchestrationRun {
     /// the execution Failed.
     pub fn run_turn(&mut self, events: Vec<HistoryEvent>) -> Turn {
         let mut accepted = Vec::with_capacity(events.len());
+        let mut leftover = Vec::new();
         for event in events {
             if self.outcome.is_some()
                 && !matches!(event.kind, perdure_core::EventKind::OrchestratorStarted)
             {
-                break;
+                leftover.push(event);
+                continue;
             }
             match self.apply(&event, false) {
                 Ok(true) => accepted.push(event),
@@ -130,7 +135,11 @@ impl OrchestrationRun {
             }
         }
         let actions = lock(&self.ctx.shared).exec.take_new_actions();
-        Turn { accepted, actions }
+        Turn {
+            accepted,
+            actions,
+            leftover,
+        }
     }
 
     /// Applies one event; `Ok(false)` when it is a duplicate or stale and

@@ -27,7 +27,8 @@ pub struct WorkerOptions {
     pub poll_interval: Duration,
     /// Most inbox messages applied in one turn.
     pub max_batch: usize,
-    /// Replayed orchestrations kept in memory between turns.
+    /// Replayed orchestrations kept in memory between turns (0: none; every
+    /// turn then replays the stored history).
     pub cache_capacity: usize,
 }
 

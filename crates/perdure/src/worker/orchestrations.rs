@@ -134,7 +134,11 @@ async fn process(shared: &Shared, item: OrchestrationItem) -> Result<(), StoreEr
     let mut turn_events = Vec::with_capacity(events.len() + 1);
     turn_events.push(HistoryEvent::new(now, EventKind::OrchestratorStarted));
     turn_events.extend(events);
-    let Turn { accepted, actions } = run.run_turn(turn_events);
+    let Turn {
+        accepted,
+        actions,
+        leftover,
+    } = run.run_turn(turn_events);
 
     let exec_id = run.execution_id();
     let mut commit = OrchestrationCommit {
@@ -178,11 +182,25 @@ async fn process(shared: &Shared, item: OrchestrationItem) -> Result<(), StoreEr
         .push(HistoryEvent::new(now, EventKind::OrchestratorCompleted));
     if let Some(outcome) = run.outcome.clone() {
         finish(&run, outcome, now, &mut commit);
+        if commit.update.status == RuntimeStatus::ContinuedAsNew {
+            // Events this execution never saw belong to the next one.
+            let exec = commit.update.execution_id.clone();
+            for e in leftover {
+                if matches!(e.kind, EventKind::EventRaised { .. }) {
+                    commit.messages.push(InstanceMessage {
+                        instance_id: id.clone(),
+                        execution_id: Some(exec.clone()),
+                        event: e,
+                        visible_at: now,
+                    });
+                }
+            }
+        }
     }
     let appended = commit.history.len() as u64;
     let finished = run.outcome.is_some();
     shared.store.commit_orchestration(commit).await?;
-    if finished {
+    if finished || shared.options.cache_capacity == 0 {
         drop_cached(shared, &id);
     } else {
         run.history_len = if replace_history { 0 } else { run.history_len } + appended;
