@@ -17,10 +17,10 @@ struct Env {
 fn stores() -> Vec<(&'static str, Arc<dyn Store>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().expect("tempdir");
     let sqlite = perdure::open_store(&format!("sqlite://{}", dir.path().join("t.db").display()))
-        ;
+        .expect("sqlite store");
     vec![
         ("memory", perdure::open_store("memory").expect("memory"), tempfile::tempdir().expect("tempdir")),
-        // SQLITE_TEMP ("sqlite", sqlite, dir),
+        ("sqlite", sqlite, dir),
     ]
 }
 

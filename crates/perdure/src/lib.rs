@@ -71,7 +71,7 @@ pub fn open_store(url: &str) -> std::result::Result<Arc<dyn Store>, StoreError> 
         if path.is_empty() {
             return Err(StoreError::BadUrl(url.into(), "no file path after sqlite://".into()));
         }
-        return Err(StoreError::BadUrl(path.into(), "TEMP".into())); // SQLITE_PENDING
+        return Ok(Arc::new(perdure_sqlite::SqliteStore::open(path)?));
     }
     Err(StoreError::BadUrl(
         url.into(),

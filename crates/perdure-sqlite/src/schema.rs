@@ -1,0 +1,88 @@
+//! The SQLite schema and its versioned migrations (`PRAGMA user_version`).
+
+use crate::backend;
+use perdure_store::StoreError;
+use rusqlite::Connection;
+
+/// Each entry migrates from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE instances (
+    instance_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    version TEXT,
+    status INTEGER NOT NULL,
+    execution_id TEXT NOT NULL,
+    input TEXT,
+    output TEXT,
+    failure TEXT,
+    custom_status TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    parent_instance_id TEXT,
+    history_len INTEGER NOT NULL DEFAULT 0,
+    lock_token TEXT,
+    lock_expiry INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX instances_created ON instances(created_at);
+CREATE TABLE history (
+    instance_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    PRIMARY KEY (instance_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE inbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance_id TEXT NOT NULL,
+    execution_id TEXT,
+    event TEXT NOT NULL,
+    visible_at INTEGER NOT NULL
+);
+CREATE INDEX inbox_visible ON inbox(visible_at, seq);
+CREATE INDEX inbox_instance ON inbox(instance_id, seq);
+CREATE TABLE tasks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance_id TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    task_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT,
+    input TEXT,
+    visible_at INTEGER NOT NULL,
+    lock_token TEXT,
+    lock_expiry INTEGER NOT NULL DEFAULT 0,
+    dequeue_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX tasks_visible ON tasks(visible_at, seq);
+CREATE INDEX tasks_token ON tasks(lock_token);
+CREATE INDEX tasks_instance ON tasks(instance_id);
+"#];
+
+/// Brings the schema up to date, in one transaction per step.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| backend("reading schema version", e))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::Corrupt(format!(
+            "the database has schema version {version}; this build knows up to {known}"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| backend("migration", e))?;
+        // Another process may have migrated while we waited for the lock.
+        let now: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| backend("reading schema version", e))?;
+        if now > i as i64 {
+            continue;
+        }
+        tx.execute_batch(sql).map_err(|e| backend("migration", e))?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+            .map_err(|e| backend("migration", e))?;
+        tx.commit().map_err(|e| backend("migration", e))?;
+    }
+    Ok(())
+}
