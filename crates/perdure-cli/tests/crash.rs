@@ -65,25 +65,30 @@ async fn sigkill_at_random_moments_loses_nothing() {
     let url = format!("sqlite://{}", dir.path().join("crash.db").display());
     let client = Client::new(perdure::open_store(&url).expect("store"));
     let mut expected: Vec<(String, Value)> = Vec::new();
-    for i in 0..30 {
+    for i in 0..120 {
         let id = client.start_new("HelloCities", Some(&format!("chain-{i}")), ()).await.unwrap();
         expected.push((id, json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"])));
     }
-    for i in 0..8 {
-        let n = 20 + i;
+    for i in 0..20 {
+        let n = 30 + i;
         let id = client.start_new("FanOutFanIn", Some(&format!("fan-{i}")), n).await.unwrap();
         let sum = expected_sum(n);
         expected.push((id, json!({ "sum": sum, "receipt": format!("stored total {sum}") })));
     }
-    for i in 0..8 {
+    for i in 0..10 {
         let input = ApprovalInput { request: format!("req-{i}"), timeout_secs: 1 + i % 3 };
         let id = client.start_new("ApprovalWorkflow", Some(&format!("timer-{i}")), &input).await.unwrap();
         expected.push((id, json!(format!("escalated req-{i} to the manager's manager"))));
     }
     for i in 0..6 {
-        let s = CleanupState { round: 0, rounds: 4, interval_ms: 300, cleaned: 0 };
+        let s = CleanupState { round: 0, rounds: 8, interval_ms: 300, cleaned: 0 };
         let id = client.start_new("PeriodicCleanup", Some(&format!("eternal-{i}")), &s).await.unwrap();
-        expected.push((id, json!({ "round": 4, "rounds": 4, "interval_ms": 300, "cleaned": 18 })));
+        expected.push((id, json!({ "round": 8, "rounds": 8, "interval_ms": 300, "cleaned": 84 })));
+    }
+    // Slow chains (50 ms per step) keep work in flight across every kill.
+    for i in 0..48 {
+        let id = client.start_new("DoWork", Some(&format!("slow-{i}")), 12).await.unwrap();
+        expected.push((id, json!(780)));
     }
 
     let seed = std::time::SystemTime::now()
@@ -92,13 +97,19 @@ async fn sigkill_at_random_moments_loses_nothing() {
         .unwrap_or(7);
     println!("kill schedule seed: {seed}");
     let mut rng = Lcg(seed);
-    for round in 0..6 {
+    for round in 0..8 {
         let mut child = spawn_worker(&url);
-        let alive = rng.next(150, 1200);
+        let alive = rng.next(50, 700);
         tokio::time::sleep(Duration::from_millis(alive)).await;
         child.kill().expect("SIGKILL the worker");
         let _ = child.wait();
-        println!("round {round}: killed the worker after {alive} ms");
+        let mut done = 0;
+        for (id, _) in &expected {
+            if let Ok(Some(st)) = client.get_status(id, false).await {
+                done += usize::from(st.runtime_status.is_terminal());
+            }
+        }
+        println!("round {round}: killed the worker after {alive} ms; {done}/{} instances finished", expected.len());
     }
 
     let mut child = spawn_worker(&url);

@@ -107,7 +107,7 @@ pub(crate) fn pending_times(c: &Connection, now: i64) -> Result<Woken, StoreErro
 }
 
 fn insert_message(c: &Connection, m: &InstanceMessage, w: &mut Woken, now: i64) -> Result<(), StoreError> {
-    let visible = m.visible_at.timestamp_millis();
+    let visible = ceil_millis(m.visible_at);
     c.prepare_cached("INSERT INTO inbox (instance_id, execution_id, event, visible_at) VALUES (?1, ?2, ?3, ?4)")
         .and_then(|mut s| s.execute(params![m.instance_id, m.execution_id, encode_event(&m.event), visible]))
         .map_err(|e| backend("enqueueing a message", e))?;

@@ -49,3 +49,14 @@ impl<T> Store for T where
 pub fn new_lock_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
+
+/// A time as whole milliseconds, rounded up, so that work stored with it is
+/// never visible before the exact time (a timer never fires early).
+pub fn ceil_millis(t: perdure_core::Timestamp) -> i64 {
+    let ms = t.timestamp_millis();
+    if t.timestamp_subsec_nanos() % 1_000_000 == 0 {
+        ms
+    } else {
+        ms + 1
+    }
+}

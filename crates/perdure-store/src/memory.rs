@@ -45,7 +45,7 @@ pub struct MemoryStore {
 }
 
 fn ms(t: Timestamp) -> i64 {
-    t.timestamp_millis()
+    crate::ceil_millis(t)
 }
 
 fn now_ms() -> i64 {

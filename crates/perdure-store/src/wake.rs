@@ -78,7 +78,7 @@ impl WakeHub {
     pub fn schedule(&self, kind: WorkKind, at: Timestamp) {
         let k = &self.kinds[idx(kind)];
         if let Ok(mut heap) = k.due.lock() {
-            heap.push(Reverse(at.timestamp_millis()));
+            heap.push(Reverse(crate::ceil_millis(at)));
         }
         // Sleeping waiters recompute their deadline.
         k.notify.notify_waiters();
