@@ -25,14 +25,20 @@ pub fn register(r: &mut Registry) {
         Ok(format!("approval requested for {request}"))
     });
     r.add_activity("ProcessApproval", |_ctx, approved: bool| async move {
-        Ok(if approved { "approved and processed" } else { "rejected" }.to_string())
+        Ok(if approved {
+            "approved and processed"
+        } else {
+            "rejected"
+        }
+        .to_string())
     });
     r.add_activity("Escalate", |_ctx, request: String| async move {
         Ok(format!("escalated {request} to the manager's manager"))
     });
     r.add_orchestrator("ApprovalWorkflow", |ctx: OrchestrationContext| async move {
         let input: ApprovalInput = ctx.get_input()?;
-        ctx.call_activity::<String>("RequestApproval", &input.request).await?;
+        ctx.call_activity::<String>("RequestApproval", &input.request)
+            .await?;
         let timeout = ctx.create_timer_after(Duration::from_secs(input.timeout_secs));
         let approval = ctx.wait_for_external_event::<bool>("ApprovalEvent");
         match select(approval, timeout).await {

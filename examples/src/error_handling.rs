@@ -23,14 +23,19 @@ pub struct Transfer {
 
 pub fn register(r: &mut Registry) {
     let attempts: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
-    r.add_activity("DebitAccount", |_ctx, (account, amount): (String, u64)| async move {
-        Ok(format!("debited {amount} from {account}"))
-    });
+    r.add_activity(
+        "DebitAccount",
+        |_ctx, (account, amount): (String, u64)| async move {
+            Ok(format!("debited {amount} from {account}"))
+        },
+    );
     r.add_activity("CreditAccount", move |_ctx, t: Transfer| {
         let attempts = attempts.clone();
         async move {
             let n = {
-                let mut g = attempts.lock().map_err(|_| Failure::new("Poisoned", "attempt table"))?;
+                let mut g = attempts
+                    .lock()
+                    .map_err(|_| Failure::new("Poisoned", "attempt table"))?;
                 let n = g.entry(t.transfer_id.clone()).or_insert(0);
                 *n += 1;
                 *n
@@ -44,9 +49,12 @@ pub fn register(r: &mut Registry) {
             Ok(format!("credited {} to {} on attempt {n}", t.amount, t.to))
         }
     });
-    r.add_activity("RefundAccount", |_ctx, (account, amount): (String, u64)| async move {
-        Ok(format!("refunded {amount} to {account}"))
-    });
+    r.add_activity(
+        "RefundAccount",
+        |_ctx, (account, amount): (String, u64)| async move {
+            Ok(format!("refunded {amount} to {account}"))
+        },
+    );
     r.add_orchestrator("TransferFunds", |ctx: OrchestrationContext| async move {
         let t: Transfer = ctx.get_input()?;
         ctx.call_activity::<String>("DebitAccount", (&t.from, t.amount)).await?;

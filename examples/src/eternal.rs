@@ -15,7 +15,9 @@ pub struct CleanupState {
 }
 
 pub fn register(r: &mut Registry) {
-    r.add_activity("Cleanup", |_ctx, round: u32| async move { Ok(u64::from(round) * 3) });
+    r.add_activity("Cleanup", |_ctx, round: u32| async move {
+        Ok(u64::from(round) * 3)
+    });
     r.add_orchestrator("PeriodicCleanup", |ctx: OrchestrationContext| async move {
         let mut s: CleanupState = ctx.get_input()?;
         s.cleaned += ctx.call_activity::<u64>("Cleanup", s.round).await?;
@@ -24,7 +26,8 @@ pub fn register(r: &mut Registry) {
         if s.round >= s.rounds {
             return Ok(s);
         }
-        ctx.create_timer_after(Duration::from_millis(s.interval_ms)).await;
+        ctx.create_timer_after(Duration::from_millis(s.interval_ms))
+            .await;
         ctx.continue_as_new(&s);
         Ok(s)
     });

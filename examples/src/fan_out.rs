@@ -4,15 +4,17 @@
 use perdure::{OrchestrationContext, Registry};
 
 pub fn register(r: &mut Registry) {
-    r.add_activity("F1", |_ctx, n: u64| async move { Ok((1..=n).collect::<Vec<u64>>()) });
+    r.add_activity("F1", |_ctx, n: u64| async move {
+        Ok((1..=n).collect::<Vec<u64>>())
+    });
     r.add_activity("F2", |_ctx, x: u64| async move { Ok(x * x) });
-    r.add_activity("F3", |_ctx, sum: u64| async move { Ok(format!("stored total {sum}")) });
+    r.add_activity("F3", |_ctx, sum: u64| async move {
+        Ok(format!("stored total {sum}"))
+    });
     r.add_orchestrator("FanOutFanIn", |ctx: OrchestrationContext| async move {
         let n: u64 = ctx.get_input()?;
         let batch: Vec<u64> = ctx.call_activity("F1", n).await?;
-        let tasks = batch
-            .iter()
-            .map(|x| ctx.call_activity::<u64>("F2", x));
+        let tasks = batch.iter().map(|x| ctx.call_activity::<u64>("F2", x));
         let results = ctx.when_all(tasks).await;
         let mut sum = 0;
         for r in results {

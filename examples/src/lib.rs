@@ -26,3 +26,32 @@ pub fn registry(client: Client) -> Registry {
     eternal::register(&mut r);
     r
 }
+
+/// Runs one sample orchestration to completion on `store_url` with a worker
+/// in this process, and returns its final status. Used by the programs in
+/// `examples/examples/`.
+pub async fn run_sample(
+    store_url: &str,
+    orchestration: &str,
+    input: serde_json::Value,
+) -> anyhow::Result<perdure::OrchestrationStatus> {
+    let store = perdure::open_store(store_url)?;
+    let client = Client::new(store.clone());
+    let worker = perdure::Worker::start(
+        store,
+        registry(client.clone()),
+        perdure::WorkerOptions::default(),
+    );
+    let id = client.start_new(orchestration, None, input).await?;
+    let status = client
+        .wait_for_completion(&id, std::time::Duration::from_secs(120))
+        .await;
+    worker.shutdown().await;
+    let status = status?;
+    println!(
+        "{orchestration} ({id}) {}: {}",
+        status.runtime_status,
+        status.output.as_deref().unwrap_or("null")
+    );
+    Ok(status)
+}

@@ -97,7 +97,8 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Demo { store } => demo::run(&store).await,
         Command::Worker { store, lease_ms } => {
-            let store = perdure::open_store(&store).with_context(|| format!("opening store {store}"))?;
+            let store =
+                perdure::open_store(&store).with_context(|| format!("opening store {store}"))?;
             let client = Client::new(store.clone());
             let options = WorkerOptions {
                 lease: Duration::from_millis(lease_ms),
@@ -109,9 +110,16 @@ async fn main() -> Result<()> {
             worker.shutdown().await;
             Ok(())
         }
-        Command::Start { name, input, id, store } => {
+        Command::Start {
+            name,
+            input,
+            id,
+            store,
+        } => {
             let input = json_arg("--input", &input)?;
-            let id = client(&store)?.start_new(&name, id.as_deref(), input).await?;
+            let id = client(&store)?
+                .start_new(&name, id.as_deref(), input)
+                .await?;
             println!("{id}");
             Ok(())
         }
@@ -120,7 +128,10 @@ async fn main() -> Result<()> {
                 .get_status(&id, false)
                 .await?
                 .with_context(|| format!("instance `{id}` was not found"))?;
-            println!("{}", serde_json::to_string_pretty(&table::status_json(&st))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&table::status_json(&st))?
+            );
             Ok(())
         }
         Command::History { id, store } => {
@@ -128,10 +139,18 @@ async fn main() -> Result<()> {
                 .get_status(&id, true)
                 .await?
                 .with_context(|| format!("instance `{id}` was not found"))?;
-            print!("{}", table::history_table(&id, st.history.as_deref().unwrap_or_default()));
+            print!(
+                "{}",
+                table::history_table(&id, st.history.as_deref().unwrap_or_default())
+            );
             Ok(())
         }
-        Command::Raise { id, event, data, store } => {
+        Command::Raise {
+            id,
+            event,
+            data,
+            store,
+        } => {
             let data = json_arg("--data", &data)?;
             client(&store)?.raise_event(&id, &event, data).await?;
             Ok(())

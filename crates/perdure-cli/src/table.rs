@@ -15,7 +15,15 @@ fn cell(s: &str, width: usize) -> String {
 /// The history as a table: event type, timestamp, name, input, result, status.
 pub fn history_table(instance_id: &str, history: &[HistoryEvent]) -> String {
     let short: String = instance_id.chars().take(8).collect();
-    let cols = [("PartitionKey", 12), ("EventType", 26), ("Timestamp", 24), ("Name", 16), ("Input", 12), ("Result", 52), ("Status", 9)];
+    let cols = [
+        ("PartitionKey", 12),
+        ("EventType", 26),
+        ("Timestamp", 24),
+        ("Name", 16),
+        ("Input", 12),
+        ("Result", 52),
+        ("Status", 9),
+    ];
     let mut out = String::new();
     let header: Vec<String> = cols.iter().map(|(n, w)| cell(n, *w)).collect();
     out.push_str(header.join(" ").trim_end());
@@ -34,7 +42,11 @@ pub fn history_table(instance_id: &str, history: &[HistoryEvent]) -> String {
             e.result().unwrap_or_default(),
             status,
         ];
-        let line: Vec<String> = row.iter().zip(cols.iter()).map(|(v, (_, w))| cell(v, *w)).collect();
+        let line: Vec<String> = row
+            .iter()
+            .zip(cols.iter())
+            .map(|(v, (_, w))| cell(v, *w))
+            .collect();
         out.push_str(line.join(" ").trim_end());
         out.push('\n');
     }

@@ -16,7 +16,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, lo: u64, hi: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         lo + (self.0 >> 33) % (hi - lo)
     }
 }
@@ -40,22 +43,47 @@ fn check_history(id: &str, h: &[HistoryEvent]) {
             EventKind::TaskScheduled { .. }
             | EventKind::TimerCreated { .. }
             | EventKind::SubOrchestrationInstanceCreated { .. } => {
-                assert!(scheduled.insert(e.event_id), "{id}: action {} recorded twice", e.event_id)
+                assert!(
+                    scheduled.insert(e.event_id),
+                    "{id}: action {} recorded twice",
+                    e.event_id
+                )
             }
-            EventKind::TaskCompleted { task_scheduled_id, .. } | EventKind::TaskFailed { task_scheduled_id, .. } => {
-                assert!(completed.insert(*task_scheduled_id), "{id}: task {task_scheduled_id} completed twice")
+            EventKind::TaskCompleted {
+                task_scheduled_id, ..
+            }
+            | EventKind::TaskFailed {
+                task_scheduled_id, ..
+            } => {
+                assert!(
+                    completed.insert(*task_scheduled_id),
+                    "{id}: task {task_scheduled_id} completed twice"
+                )
             }
             EventKind::TimerFired { timer_id, fire_at } => {
-                assert!(fired.insert(*timer_id), "{id}: timer {timer_id} fired twice");
-                let turn: chrono::DateTime<chrono::Utc> = turn_time.expect("timer fired inside a turn");
-                assert!(turn >= *fire_at, "{id}: timer {timer_id} due {fire_at} fired early at {turn}");
+                assert!(
+                    fired.insert(*timer_id),
+                    "{id}: timer {timer_id} fired twice"
+                );
+                let turn: chrono::DateTime<chrono::Utc> =
+                    turn_time.expect("timer fired inside a turn");
+                assert!(
+                    turn >= *fire_at,
+                    "{id}: timer {timer_id} due {fire_at} fired early at {turn}"
+                );
             }
             EventKind::OrchestratorStarted => turn_time = Some(e.timestamp),
             _ => {}
         }
     }
-    let starts = h.iter().filter(|e| e.type_name() == "ExecutionStarted").count();
-    let ends = h.iter().filter(|e| e.type_name() == "ExecutionCompleted").count();
+    let starts = h
+        .iter()
+        .filter(|e| e.type_name() == "ExecutionStarted")
+        .count();
+    let ends = h
+        .iter()
+        .filter(|e| e.type_name() == "ExecutionCompleted")
+        .count();
     assert_eq!((starts, ends), (1, 1), "{id}: one start and one end");
 }
 
@@ -66,28 +94,63 @@ async fn sigkill_at_random_moments_loses_nothing() {
     let client = Client::new(perdure::open_store(&url).expect("store"));
     let mut expected: Vec<(String, Value)> = Vec::new();
     for i in 0..120 {
-        let id = client.start_new("HelloCities", Some(&format!("chain-{i}")), ()).await.unwrap();
-        expected.push((id, json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"])));
+        let id = client
+            .start_new("HelloCities", Some(&format!("chain-{i}")), ())
+            .await
+            .unwrap();
+        expected.push((
+            id,
+            json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"]),
+        ));
     }
     for i in 0..20 {
         let n = 30 + i;
-        let id = client.start_new("FanOutFanIn", Some(&format!("fan-{i}")), n).await.unwrap();
+        let id = client
+            .start_new("FanOutFanIn", Some(&format!("fan-{i}")), n)
+            .await
+            .unwrap();
         let sum = expected_sum(n);
-        expected.push((id, json!({ "sum": sum, "receipt": format!("stored total {sum}") })));
+        expected.push((
+            id,
+            json!({ "sum": sum, "receipt": format!("stored total {sum}") }),
+        ));
     }
     for i in 0..10 {
-        let input = ApprovalInput { request: format!("req-{i}"), timeout_secs: 1 + i % 3 };
-        let id = client.start_new("ApprovalWorkflow", Some(&format!("timer-{i}")), &input).await.unwrap();
-        expected.push((id, json!(format!("escalated req-{i} to the manager's manager"))));
+        let input = ApprovalInput {
+            request: format!("req-{i}"),
+            timeout_secs: 1 + i % 3,
+        };
+        let id = client
+            .start_new("ApprovalWorkflow", Some(&format!("timer-{i}")), &input)
+            .await
+            .unwrap();
+        expected.push((
+            id,
+            json!(format!("escalated req-{i} to the manager's manager")),
+        ));
     }
     for i in 0..6 {
-        let s = CleanupState { round: 0, rounds: 8, interval_ms: 300, cleaned: 0 };
-        let id = client.start_new("PeriodicCleanup", Some(&format!("eternal-{i}")), &s).await.unwrap();
-        expected.push((id, json!({ "round": 8, "rounds": 8, "interval_ms": 300, "cleaned": 84 })));
+        let s = CleanupState {
+            round: 0,
+            rounds: 8,
+            interval_ms: 300,
+            cleaned: 0,
+        };
+        let id = client
+            .start_new("PeriodicCleanup", Some(&format!("eternal-{i}")), &s)
+            .await
+            .unwrap();
+        expected.push((
+            id,
+            json!({ "round": 8, "rounds": 8, "interval_ms": 300, "cleaned": 84 }),
+        ));
     }
     // Slow chains (50 ms per step) keep work in flight across every kill.
     for i in 0..48 {
-        let id = client.start_new("DoWork", Some(&format!("slow-{i}")), 12).await.unwrap();
+        let id = client
+            .start_new("DoWork", Some(&format!("slow-{i}")), 12)
+            .await
+            .unwrap();
         expected.push((id, json!(780)));
     }
 
@@ -109,7 +172,10 @@ async fn sigkill_at_random_moments_loses_nothing() {
                 done += usize::from(st.runtime_status.is_terminal());
             }
         }
-        println!("round {round}: killed the worker after {alive} ms; {done}/{} instances finished", expected.len());
+        println!(
+            "round {round}: killed the worker after {alive} ms; {done}/{} instances finished",
+            expected.len()
+        );
     }
 
     let mut child = spawn_worker(&url);
@@ -123,7 +189,12 @@ async fn sigkill_at_random_moments_loses_nothing() {
                 panic!("{id} did not complete after the crashes: {e}");
             }
         };
-        assert_eq!(st.runtime_status, RuntimeStatus::Completed, "{id}: {:?}", st.failure);
+        assert_eq!(
+            st.runtime_status,
+            RuntimeStatus::Completed,
+            "{id}: {:?}",
+            st.failure
+        );
         assert_eq!(&st.output_as::<Value>().unwrap(), want, "{id}");
         let full = client.get_status(id, true).await.unwrap().unwrap();
         check_history(id, full.history.as_deref().unwrap_or_default());

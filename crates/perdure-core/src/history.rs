@@ -211,7 +211,9 @@ pub const HISTORY_FORMAT: u32 = 1;
 pub enum CodecError {
     #[error("stored history event is not valid: {0}")]
     Invalid(#[from] serde_json::Error),
-    #[error("stored history event has format version {0}; this build reads version {HISTORY_FORMAT}")]
+    #[error(
+        "stored history event has format version {0}; this build reads version {HISTORY_FORMAT}"
+    )]
     UnknownFormat(u32),
 }
 
@@ -255,7 +257,9 @@ mod tests {
 
     #[test]
     fn encoding_round_trips() {
-        let ts = chrono::Utc.with_ymd_and_hms(2021, 5, 5, 18, 45, 28).unwrap();
+        let ts = chrono::Utc
+            .with_ymd_and_hms(2021, 5, 5, 18, 45, 28)
+            .unwrap();
         let events = vec![
             HistoryEvent::new(
                 ts,
@@ -290,7 +294,9 @@ mod tests {
             assert_eq!(decode_event(&text).unwrap(), e, "{text}");
         }
         assert!(matches!(
-            decode_event(r#"{"v":99,"event_id":-1,"timestamp":"2021-05-05T18:45:28Z","type":"OrchestratorStarted"}"#),
+            decode_event(
+                r#"{"v":99,"event_id":-1,"timestamp":"2021-05-05T18:45:28Z","type":"OrchestratorStarted"}"#
+            ),
             Err(CodecError::UnknownFormat(99))
         ));
         assert!(decode_event("not json").is_err());

@@ -11,7 +11,9 @@ pub enum InstanceIdError {
     TooLong(usize),
     #[error("instance id `{0}` must not start with `@` (reserved for entities)")]
     StartsWithAt(String),
-    #[error("instance id `{id}` contains the forbidden character `{ch}` (none of / \\ # ? are allowed)")]
+    #[error(
+        "instance id `{id}` contains the forbidden character `{ch}` (none of / \\ # ? are allowed)"
+    )]
     ForbiddenChar { id: String, ch: char },
     #[error("instance id contains a control character at position {0}")]
     ControlChar(usize),

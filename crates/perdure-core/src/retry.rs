@@ -141,7 +141,10 @@ mod tests {
             ]
         );
         let t = r.clone().with_retry_timeout(Duration::from_secs(3));
-        assert_eq!(t.next_delay(1, Duration::from_secs(1)), Some(Duration::from_secs(1)));
+        assert_eq!(
+            t.next_delay(1, Duration::from_secs(1)),
+            Some(Duration::from_secs(1))
+        );
         assert_eq!(t.next_delay(2, Duration::from_secs(2)), None);
         assert!(r.with_backoff_coefficient(0.5).is_err());
     }

@@ -41,8 +41,10 @@ pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|e| backend("open", e))?;
     conn.busy_timeout(Duration::from_secs(10))
         .map_err(|e| backend("busy_timeout", e))?;
-    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")
-        .map_err(|e| backend("pragmas", e))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;",
+    )
+    .map_err(|e| backend("pragmas", e))?;
     Ok(conn)
 }
 
@@ -90,7 +92,10 @@ impl SqliteStore {
     pub fn open_url(url: &str) -> Result<Self, StoreError> {
         match url.strip_prefix("sqlite://") {
             Some(p) if !p.is_empty() => Self::open(p),
-            _ => Err(StoreError::BadUrl(url.into(), "expected sqlite://PATH".into())),
+            _ => Err(StoreError::BadUrl(
+                url.into(),
+                "expected sqlite://PATH".into(),
+            )),
         }
     }
 
@@ -148,7 +153,10 @@ impl SqliteStore {
 #[async_trait]
 impl InstanceStore for SqliteStore {
     async fn create_instance(&self, req: CreateInstance) -> Result<(), StoreError> {
-        let w = self.writer.write(move |c| ops::create_instance(c, &req)).await?;
+        let w = self
+            .writer
+            .write(move |c| ops::create_instance(c, &req))
+            .await?;
         self.signal(w);
         Ok(())
     }
@@ -159,7 +167,10 @@ impl InstanceStore for SqliteStore {
     }
 
     async fn send_message(&self, msg: InstanceMessage) -> Result<(), StoreError> {
-        let w = self.writer.write(move |c| ops::send_message(c, &msg)).await?;
+        let w = self
+            .writer
+            .write(move |c| ops::send_message(c, &msg))
+            .await?;
         self.signal(w);
         Ok(())
     }
@@ -239,7 +250,11 @@ impl ActivityQueue for SqliteStore {
             .await
     }
 
-    async fn complete_activity(&self, lock_token: &str, result: InstanceMessage) -> Result<(), StoreError> {
+    async fn complete_activity(
+        &self,
+        lock_token: &str,
+        result: InstanceMessage,
+    ) -> Result<(), StoreError> {
         let tok = lock_token.to_string();
         let w = self
             .writer
@@ -249,14 +264,22 @@ impl ActivityQueue for SqliteStore {
         Ok(())
     }
 
-    async fn renew_activity_lock(&self, lock_token: &str, lease: Duration) -> Result<(), StoreError> {
+    async fn renew_activity_lock(
+        &self,
+        lock_token: &str,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
         let tok = lock_token.to_string();
         self.writer
             .write(move |c| ops::renew_activity(c, &tok, dur_ms(lease)))
             .await
     }
 
-    async fn abandon_activity(&self, lock_token: &str, retry_after: Duration) -> Result<(), StoreError> {
+    async fn abandon_activity(
+        &self,
+        lock_token: &str,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
         let tok = lock_token.to_string();
         let w = self
             .writer

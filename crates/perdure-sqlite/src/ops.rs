@@ -2,7 +2,9 @@
 //! transaction (or on a read connection) and is all-or-nothing there.
 
 use crate::{backend, now_ms, Woken};
-use perdure_core::{decode_event, encode_event, EventKind, FailureDetails, HistoryEvent, RuntimeStatus};
+use perdure_core::{
+    decode_event, encode_event, EventKind, FailureDetails, HistoryEvent, RuntimeStatus,
+};
 use perdure_store::*;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -43,8 +45,12 @@ fn instance_row(r: &Row) -> rusqlite::Result<(InstanceRecord, Option<String>, i6
 fn finish_record(
     (mut rec, failure, status): (InstanceRecord, Option<String>, i64),
 ) -> Result<InstanceRecord, StoreError> {
-    rec.status = RuntimeStatus::from_code(status as i32)
-        .ok_or_else(|| StoreError::Corrupt(format!("instance `{}` has status code {status}", rec.instance_id)))?;
+    rec.status = RuntimeStatus::from_code(status as i32).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "instance `{}` has status code {status}",
+            rec.instance_id
+        ))
+    })?;
     rec.failure = match failure {
         Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
             StoreError::Corrupt(format!("failure details of `{}`: {e}", rec.instance_id))
@@ -75,7 +81,9 @@ pub(crate) fn read_history(c: &Connection, id: &str) -> Result<Vec<HistoryEvent>
         .map_err(|e| backend("reading history", e))?;
     let mut out = Vec::new();
     for text in rows {
-        out.push(decode_event(&text.map_err(|e| backend("reading history", e))?)?);
+        out.push(decode_event(
+            &text.map_err(|e| backend("reading history", e))?,
+        )?);
     }
     Ok(out)
 }
@@ -83,7 +91,9 @@ pub(crate) fn read_history(c: &Connection, id: &str) -> Result<Vec<HistoryEvent>
 /// Future visible times and lease expiries, to seed the wake-ups on open.
 pub(crate) fn pending_times(c: &Connection, now: i64) -> Result<Woken, StoreError> {
     let collect = |sql: &str| -> Result<Vec<i64>, StoreError> {
-        let mut stmt = c.prepare(sql).map_err(|e| backend("scanning due times", e))?;
+        let mut stmt = c
+            .prepare(sql)
+            .map_err(|e| backend("scanning due times", e))?;
         let rows = stmt
             .query_map([now], |r| r.get::<_, Option<i64>>(0))
             .map_err(|e| backend("scanning due times", e))?;
@@ -96,9 +106,13 @@ pub(crate) fn pending_times(c: &Connection, now: i64) -> Result<Woken, StoreErro
         Ok(v)
     };
     let mut orch = collect("SELECT DISTINCT visible_at FROM inbox WHERE visible_at > ?1")?;
-    orch.extend(collect("SELECT MIN(lock_expiry) FROM instances WHERE lock_expiry > ?1")?);
+    orch.extend(collect(
+        "SELECT MIN(lock_expiry) FROM instances WHERE lock_expiry > ?1",
+    )?);
     let mut act = collect("SELECT DISTINCT visible_at FROM tasks WHERE visible_at > ?1")?;
-    act.extend(collect("SELECT MIN(lock_expiry) FROM tasks WHERE lock_expiry > ?1")?);
+    act.extend(collect(
+        "SELECT MIN(lock_expiry) FROM tasks WHERE lock_expiry > ?1",
+    )?);
     Ok(Woken {
         orchestrations_later: orch,
         activities_later: act,
@@ -106,11 +120,25 @@ pub(crate) fn pending_times(c: &Connection, now: i64) -> Result<Woken, StoreErro
     })
 }
 
-fn insert_message(c: &Connection, m: &InstanceMessage, w: &mut Woken, now: i64) -> Result<(), StoreError> {
+fn insert_message(
+    c: &Connection,
+    m: &InstanceMessage,
+    w: &mut Woken,
+    now: i64,
+) -> Result<(), StoreError> {
     let visible = ceil_millis(m.visible_at);
-    c.prepare_cached("INSERT INTO inbox (instance_id, execution_id, event, visible_at) VALUES (?1, ?2, ?3, ?4)")
-        .and_then(|mut s| s.execute(params![m.instance_id, m.execution_id, encode_event(&m.event), visible]))
-        .map_err(|e| backend("enqueueing a message", e))?;
+    c.prepare_cached(
+        "INSERT INTO inbox (instance_id, execution_id, event, visible_at) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            m.instance_id,
+            m.execution_id,
+            encode_event(&m.event),
+            visible
+        ])
+    })
+    .map_err(|e| backend("enqueueing a message", e))?;
     if visible <= now {
         w.orchestrations_now = true;
     } else {
@@ -148,25 +176,46 @@ fn insert_instance(
 pub(crate) fn create_instance(c: &Connection, req: &CreateInstance) -> Result<Woken, StoreError> {
     let now = now_ms();
     let existing: Option<i64> = c
-        .query_row("SELECT status FROM instances WHERE instance_id = ?1", [&req.instance_id], |r| r.get(0))
+        .query_row(
+            "SELECT status FROM instances WHERE instance_id = ?1",
+            [&req.instance_id],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(|e| backend("looking up an instance", e))?;
     if let Some(code) = existing {
         let status = RuntimeStatus::from_code(code as i32)
             .ok_or_else(|| StoreError::Corrupt(format!("status code {code}")))?;
         if !status.is_terminal() {
-            return Err(StoreError::AlreadyExists { id: req.instance_id.clone(), status });
+            return Err(StoreError::AlreadyExists {
+                id: req.instance_id.clone(),
+                status,
+            });
         }
         for table in ["history", "inbox", "tasks"] {
-            c.execute(&format!("DELETE FROM {table} WHERE instance_id = ?1"), [&req.instance_id])
-                .map_err(|e| backend("replacing a finished instance", e))?;
+            c.execute(
+                &format!("DELETE FROM {table} WHERE instance_id = ?1"),
+                [&req.instance_id],
+            )
+            .map_err(|e| backend("replacing a finished instance", e))?;
         }
     }
     let parent = match &req.start_event.kind {
-        EventKind::ExecutionStarted { parent, .. } => parent.as_ref().map(|p| p.instance_id.clone()),
+        EventKind::ExecutionStarted { parent, .. } => {
+            parent.as_ref().map(|p| p.instance_id.clone())
+        }
         _ => None,
     };
-    insert_instance(c, &req.instance_id, &req.name, &req.version, &req.execution_id, &req.input, parent.as_deref(), req.now.timestamp_millis())?;
+    insert_instance(
+        c,
+        &req.instance_id,
+        &req.name,
+        &req.version,
+        &req.execution_id,
+        &req.input,
+        parent.as_deref(),
+        req.now.timestamp_millis(),
+    )?;
     let mut w = Woken::default();
     insert_message(
         c,
@@ -191,7 +240,11 @@ pub(crate) fn send_message(c: &Connection, m: &InstanceMessage) -> Result<Woken,
     Ok(w)
 }
 
-pub(crate) fn fetch_orchestration(c: &Connection, lease: i64, max: usize) -> Result<Option<OrchestrationItem>, StoreError> {
+pub(crate) fn fetch_orchestration(
+    c: &Connection,
+    lease: i64,
+    max: usize,
+) -> Result<Option<OrchestrationItem>, StoreError> {
     let now = now_ms();
     let id: Option<String> = c
         .prepare_cached(
@@ -202,30 +255,49 @@ pub(crate) fn fetch_orchestration(c: &Connection, lease: i64, max: usize) -> Res
         .map_err(|e| backend("finding orchestration work", e))?;
     let Some(id) = id else { return Ok(None) };
     let token = new_lock_token();
-    c.prepare_cached("UPDATE instances SET lock_token = ?1, lock_expiry = ?2 WHERE instance_id = ?3")
-        .and_then(|mut s| s.execute(params![token, now + lease, id]))
-        .map_err(|e| backend("locking an instance", e))?;
+    c.prepare_cached(
+        "UPDATE instances SET lock_token = ?1, lock_expiry = ?2 WHERE instance_id = ?3",
+    )
+    .and_then(|mut s| s.execute(params![token, now + lease, id]))
+    .map_err(|e| backend("locking an instance", e))?;
     let instance = get_instance(c, &id)?.ok_or_else(|| StoreError::NotFound(id.clone()))?;
     let mut stmt = c
         .prepare_cached("SELECT seq, execution_id, event FROM inbox WHERE instance_id = ?1 AND visible_at <= ?2 ORDER BY seq LIMIT ?3")
         .map_err(|e| backend("reading an inbox", e))?;
     let rows = stmt
         .query_map(params![id, now, max as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })
         .map_err(|e| backend("reading an inbox", e))?;
     let mut messages = Vec::new();
     for row in rows {
         let (seq, execution_id, text) = row.map_err(|e| backend("reading an inbox", e))?;
-        messages.push(InboxMessage { seq, execution_id, event: decode_event(&text)? });
+        messages.push(InboxMessage {
+            seq,
+            execution_id,
+            event: decode_event(&text)?,
+        });
     }
-    Ok(Some(OrchestrationItem { instance, messages, lock_token: token }))
+    Ok(Some(OrchestrationItem {
+        instance,
+        messages,
+        lock_token: token,
+    }))
 }
 
 fn check_instance_lock(c: &Connection, id: &str, token: &str, now: i64) -> Result<u64, StoreError> {
     let row: Option<(Option<String>, i64, i64)> = c
-        .prepare_cached("SELECT lock_token, lock_expiry, history_len FROM instances WHERE instance_id = ?1")
-        .and_then(|mut s| s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional())
+        .prepare_cached(
+            "SELECT lock_token, lock_expiry, history_len FROM instances WHERE instance_id = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+        })
         .map_err(|e| backend("checking a lease", e))?;
     match row {
         None => Err(StoreError::NotFound(id.to_string())),
@@ -234,24 +306,38 @@ fn check_instance_lock(c: &Connection, id: &str, token: &str, now: i64) -> Resul
     }
 }
 
-pub(crate) fn commit_orchestration(c: &Connection, k: &OrchestrationCommit) -> Result<Woken, StoreError> {
+pub(crate) fn commit_orchestration(
+    c: &Connection,
+    k: &OrchestrationCommit,
+) -> Result<Woken, StoreError> {
     let now = now_ms();
     let len = check_instance_lock(c, &k.instance_id, &k.lock_token, now)?;
     let base = if k.replace_history { 0 } else { len };
     if base != k.expected_history_len {
-        return Err(StoreError::HistoryConflict { id: k.instance_id.clone(), expected: k.expected_history_len, actual: base });
+        return Err(StoreError::HistoryConflict {
+            id: k.instance_id.clone(),
+            expected: k.expected_history_len,
+            actual: base,
+        });
     }
     if k.replace_history {
-        c.execute("DELETE FROM history WHERE instance_id = ?1", [&k.instance_id])
-            .map_err(|e| backend("dropping history", e))?;
+        c.execute(
+            "DELETE FROM history WHERE instance_id = ?1",
+            [&k.instance_id],
+        )
+        .map_err(|e| backend("dropping history", e))?;
     }
     {
         let mut stmt = c
             .prepare_cached("INSERT INTO history (instance_id, seq, event) VALUES (?1, ?2, ?3)")
             .map_err(|e| backend("appending history", e))?;
         for (i, e) in k.history.iter().enumerate() {
-            stmt.execute(params![k.instance_id, (base + i as u64) as i64, encode_event(e)])
-                .map_err(|e| backend("appending history", e))?;
+            stmt.execute(params![
+                k.instance_id,
+                (base + i as u64) as i64,
+                encode_event(e)
+            ])
+            .map_err(|e| backend("appending history", e))?;
         }
     }
     let u = &k.update;
@@ -273,7 +359,8 @@ pub(crate) fn commit_orchestration(c: &Connection, k: &OrchestrationCommit) -> R
             .prepare_cached("DELETE FROM inbox WHERE seq = ?1")
             .map_err(|e| backend("consuming messages", e))?;
         for seq in &k.consumed {
-            del.execute([seq]).map_err(|e| backend("consuming messages", e))?;
+            del.execute([seq])
+                .map_err(|e| backend("consuming messages", e))?;
         }
     }
     let mut w = Woken::default();
@@ -282,37 +369,81 @@ pub(crate) fn commit_orchestration(c: &Connection, k: &OrchestrationCommit) -> R
             .prepare_cached("INSERT INTO tasks (instance_id, execution_id, task_id, name, version, input, visible_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
             .map_err(|e| backend("enqueueing activities", e))?;
         for a in &k.activities {
-            ins.execute(params![a.instance_id, a.execution_id, a.task_id, a.name, a.version, a.input, now])
-                .map_err(|e| backend("enqueueing activities", e))?;
+            ins.execute(params![
+                a.instance_id,
+                a.execution_id,
+                a.task_id,
+                a.name,
+                a.version,
+                a.input,
+                now
+            ])
+            .map_err(|e| backend("enqueueing activities", e))?;
             w.activities_now = true;
         }
     }
     for m in &k.messages {
         if !exists(c, &m.instance_id)? {
-            let EventKind::ExecutionStarted { name, version, input, execution_id, parent } = &m.event.kind else {
+            let EventKind::ExecutionStarted {
+                name,
+                version,
+                input,
+                execution_id,
+                parent,
+            } = &m.event.kind
+            else {
                 continue; // undeliverable: dropped
             };
-            insert_instance(c, &m.instance_id, name, version, execution_id, input, parent.as_ref().map(|p| p.instance_id.as_str()), k.now.timestamp_millis())?;
+            insert_instance(
+                c,
+                &m.instance_id,
+                name,
+                version,
+                execution_id,
+                input,
+                parent.as_ref().map(|p| p.instance_id.as_str()),
+                k.now.timestamp_millis(),
+            )?;
         }
         insert_message(c, m, &mut w, now)?;
     }
     Ok(w)
 }
 
-pub(crate) fn renew_orchestration(c: &Connection, id: &str, token: &str, lease: i64) -> Result<(), StoreError> {
+pub(crate) fn renew_orchestration(
+    c: &Connection,
+    id: &str,
+    token: &str,
+    lease: i64,
+) -> Result<(), StoreError> {
     let now = now_ms();
     check_instance_lock(c, id, token, now)?;
-    c.execute("UPDATE instances SET lock_expiry = ?2 WHERE instance_id = ?1", params![id, now + lease])
-        .map_err(|e| backend("renewing a lease", e))?;
+    c.execute(
+        "UPDATE instances SET lock_expiry = ?2 WHERE instance_id = ?1",
+        params![id, now + lease],
+    )
+    .map_err(|e| backend("renewing a lease", e))?;
     Ok(())
 }
 
-pub(crate) fn abandon_orchestration(c: &Connection, id: &str, token: &str, retry_after: i64) -> Result<Woken, StoreError> {
+pub(crate) fn abandon_orchestration(
+    c: &Connection,
+    id: &str,
+    token: &str,
+    retry_after: i64,
+) -> Result<Woken, StoreError> {
     let now = now_ms();
     check_instance_lock(c, id, token, now)?;
     c.execute(
         "UPDATE instances SET lock_token = NULL, lock_expiry = ?2 WHERE instance_id = ?1",
-        params![id, if retry_after > 0 { now + retry_after } else { 0 }],
+        params![
+            id,
+            if retry_after > 0 {
+                now + retry_after
+            } else {
+                0
+            }
+        ],
     )
     .map_err(|e| backend("abandoning work", e))?;
     let mut w = Woken::default();
@@ -324,7 +455,10 @@ pub(crate) fn abandon_orchestration(c: &Connection, id: &str, token: &str, retry
     Ok(w)
 }
 
-pub(crate) fn fetch_activity(c: &Connection, lease: i64) -> Result<Option<ActivityItem>, StoreError> {
+pub(crate) fn fetch_activity(
+    c: &Connection,
+    lease: i64,
+) -> Result<Option<ActivityItem>, StoreError> {
     let now = now_ms();
     let seq: Option<i64> = c
         .prepare_cached("SELECT seq FROM tasks WHERE visible_at <= ?1 AND lock_expiry <= ?1 ORDER BY visible_at, seq LIMIT 1")
@@ -364,7 +498,11 @@ fn locked_task(c: &Connection, token: &str, now: i64) -> Result<i64, StoreError>
         .ok_or_else(|| StoreError::LockLost("activity task".into()))
 }
 
-pub(crate) fn complete_activity(c: &Connection, token: &str, result: &InstanceMessage) -> Result<Woken, StoreError> {
+pub(crate) fn complete_activity(
+    c: &Connection,
+    token: &str,
+    result: &InstanceMessage,
+) -> Result<Woken, StoreError> {
     let now = now_ms();
     let seq = locked_task(c, token, now)?;
     c.execute("DELETE FROM tasks WHERE seq = ?1", [seq])
@@ -379,12 +517,19 @@ pub(crate) fn complete_activity(c: &Connection, token: &str, result: &InstanceMe
 pub(crate) fn renew_activity(c: &Connection, token: &str, lease: i64) -> Result<(), StoreError> {
     let now = now_ms();
     let seq = locked_task(c, token, now)?;
-    c.execute("UPDATE tasks SET lock_expiry = ?2 WHERE seq = ?1", params![seq, now + lease])
-        .map_err(|e| backend("renewing an activity lease", e))?;
+    c.execute(
+        "UPDATE tasks SET lock_expiry = ?2 WHERE seq = ?1",
+        params![seq, now + lease],
+    )
+    .map_err(|e| backend("renewing an activity lease", e))?;
     Ok(())
 }
 
-pub(crate) fn abandon_activity(c: &Connection, token: &str, retry_after: i64) -> Result<Woken, StoreError> {
+pub(crate) fn abandon_activity(
+    c: &Connection,
+    token: &str,
+    retry_after: i64,
+) -> Result<Woken, StoreError> {
     let now = now_ms();
     let seq = locked_task(c, token, now)?;
     c.execute(

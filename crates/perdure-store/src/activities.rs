@@ -19,10 +19,16 @@ pub trait ActivityQueue {
     ) -> Result<(), StoreError>;
 
     /// Extends a held lease by `lease` from now.
-    async fn renew_activity_lock(&self, lock_token: &str, lease: Duration)
-        -> Result<(), StoreError>;
+    async fn renew_activity_lock(
+        &self,
+        lock_token: &str,
+        lease: Duration,
+    ) -> Result<(), StoreError>;
 
     /// Gives the task back; it becomes visible again after `retry_after`.
-    async fn abandon_activity(&self, lock_token: &str, retry_after: Duration)
-        -> Result<(), StoreError>;
+    async fn abandon_activity(
+        &self,
+        lock_token: &str,
+        retry_after: Duration,
+    ) -> Result<(), StoreError>;
 }

@@ -29,7 +29,14 @@ pub use wake::{WakeSignal, WorkKind};
 
 /// Everything the engine needs from a store.
 pub trait Store:
-    InstanceStore + HistoryStore + OrchestrationQueue + ActivityQueue + WakeSignal + Send + Sync + 'static
+    InstanceStore
+    + HistoryStore
+    + OrchestrationQueue
+    + ActivityQueue
+    + WakeSignal
+    + Send
+    + Sync
+    + 'static
 {
 }
 
@@ -54,7 +61,7 @@ pub fn new_lock_token() -> String {
 /// never visible before the exact time (a timer never fires early).
 pub fn ceil_millis(t: perdure_core::Timestamp) -> i64 {
     let ms = t.timestamp_millis();
-    if t.timestamp_subsec_nanos() % 1_000_000 == 0 {
+    if t.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
         ms
     } else {
         ms + 1

@@ -156,7 +156,11 @@ impl InstanceStore for MemoryStore {
     }
 
     async fn get_instance(&self, instance_id: &str) -> Result<Option<InstanceRecord>, StoreError> {
-        Ok(self.lock()?.instances.get(instance_id).map(|i| i.rec.clone()))
+        Ok(self
+            .lock()?
+            .instances
+            .get(instance_id)
+            .map(|i| i.rec.clone()))
     }
 
     async fn send_message(&self, msg: InstanceMessage) -> Result<(), StoreError> {
@@ -242,9 +246,18 @@ impl OrchestrationQueue for MemoryStore {
             .ok_or_else(|| StoreError::NotFound(c.instance_id.clone()))?;
         match &inst.lock {
             Some((t, exp)) if *t == c.lock_token && *exp > now => {}
-            _ => return Err(StoreError::LockLost(format!("instance `{}`", c.instance_id))),
+            _ => {
+                return Err(StoreError::LockLost(format!(
+                    "instance `{}`",
+                    c.instance_id
+                )))
+            }
         }
-        let base = if c.replace_history { 0 } else { inst.history.len() as u64 };
+        let base = if c.replace_history {
+            0
+        } else {
+            inst.history.len() as u64
+        };
         if base != c.expected_history_len {
             return Err(StoreError::HistoryConflict {
                 id: c.instance_id.clone(),
@@ -441,7 +454,11 @@ impl ActivityQueue for MemoryStore {
         Ok(())
     }
 
-    async fn renew_activity_lock(&self, lock_token: &str, lease: Duration) -> Result<(), StoreError> {
+    async fn renew_activity_lock(
+        &self,
+        lock_token: &str,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         let mut g = self.lock()?;
         match g
@@ -457,7 +474,11 @@ impl ActivityQueue for MemoryStore {
         }
     }
 
-    async fn abandon_activity(&self, lock_token: &str, retry_after: Duration) -> Result<(), StoreError> {
+    async fn abandon_activity(
+        &self,
+        lock_token: &str,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         let mut g = self.lock()?;
         match g
@@ -471,7 +492,9 @@ impl ActivityQueue for MemoryStore {
                 let at = t.visible_at;
                 drop(g);
                 match chrono::DateTime::from_timestamp_millis(at) {
-                    Some(ts) if !retry_after.is_zero() => self.wake.schedule(WorkKind::Activity, ts),
+                    Some(ts) if !retry_after.is_zero() => {
+                        self.wake.schedule(WorkKind::Activity, ts)
+                    }
                     _ => self.wake.notify(WorkKind::Activity),
                 }
                 Ok(())

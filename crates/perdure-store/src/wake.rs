@@ -22,8 +22,8 @@ pub trait WakeSignal {
 }
 
 use perdure_core::Timestamp;
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use tokio::sync::Notify;

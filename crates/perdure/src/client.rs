@@ -236,7 +236,9 @@ impl Client {
         data: impl Serialize,
     ) -> Result<(), ClientError> {
         if event_name.is_empty() {
-            return Err(ClientError::InvalidArgument("event name must not be empty".into()));
+            return Err(ClientError::InvalidArgument(
+                "event name must not be empty".into(),
+            ));
         }
         self.running(instance_id).await?;
         let input = payload(&data)?;
@@ -251,7 +253,11 @@ impl Client {
     }
 
     /// Terminates a running instance with `reason`.
-    pub async fn terminate(&self, instance_id: &str, reason: impl Serialize) -> Result<(), ClientError> {
+    pub async fn terminate(
+        &self,
+        instance_id: &str,
+        reason: impl Serialize,
+    ) -> Result<(), ClientError> {
         self.running(instance_id).await?;
         let reason = payload(&reason)?;
         self.send(instance_id, EventKind::ExecutionTerminated { reason })

@@ -122,7 +122,10 @@ impl OrchestrationContext {
             Err(e) => return DurableTask::failed(e, target),
         };
         let id = self.with(|e| e.schedule_task(name, None, payload));
-        DurableTask::new(RawTask::new(self.shared.clone(), TaskKey::Action(id)), target)
+        DurableTask::new(
+            RawTask::new(self.shared.clone(), TaskKey::Action(id)),
+            target,
+        )
     }
 
     /// Calls an activity, retrying failures as `policy` says. The waits are
@@ -178,7 +181,8 @@ impl OrchestrationContext {
                 return DurableTask::failed(TaskError::InvalidCall(e.to_string()), target(id));
             }
         }
-        let payload = match to_payload(&input, &format!("the input of sub-orchestration `{name}`")) {
+        let payload = match to_payload(&input, &format!("the input of sub-orchestration `{name}`"))
+        {
             Ok(p) => p,
             Err(e) => return DurableTask::failed(e, target(instance_id.unwrap_or(""))),
         };
@@ -219,7 +223,11 @@ impl OrchestrationContext {
         .boxed()
     }
 
-    async fn retry_loop<T, F>(&self, policy: &RetryPolicy, mut attempt_fn: F) -> Result<T, TaskError>
+    async fn retry_loop<T, F>(
+        &self,
+        policy: &RetryPolicy,
+        mut attempt_fn: F,
+    ) -> Result<T, TaskError>
     where
         F: FnMut(&OrchestrationContext) -> DurableTask<T>,
         T: DeserializeOwned,
@@ -326,7 +334,11 @@ impl OrchestrationContext {
     /// Like [`Self::continue_as_new`]; with `preserve_unprocessed_events`,
     /// external events received but not yet waited for are carried into the
     /// new execution.
-    pub fn continue_as_new_with_options(&self, input: impl Serialize, preserve_unprocessed_events: bool) {
+    pub fn continue_as_new_with_options(
+        &self,
+        input: impl Serialize,
+        preserve_unprocessed_events: bool,
+    ) {
         let payload = serde_json::to_string(&input).ok();
         self.with(|e| e.request_continue_as_new(payload, preserve_unprocessed_events));
     }
@@ -338,9 +350,15 @@ impl OrchestrationContext {
             return;
         }
         match level {
-            tracing::Level::ERROR => tracing::error!(instance_id = %id, orchestration = %name, "{msg}"),
-            tracing::Level::WARN => tracing::warn!(instance_id = %id, orchestration = %name, "{msg}"),
-            tracing::Level::DEBUG => tracing::debug!(instance_id = %id, orchestration = %name, "{msg}"),
+            tracing::Level::ERROR => {
+                tracing::error!(instance_id = %id, orchestration = %name, "{msg}")
+            }
+            tracing::Level::WARN => {
+                tracing::warn!(instance_id = %id, orchestration = %name, "{msg}")
+            }
+            tracing::Level::DEBUG => {
+                tracing::debug!(instance_id = %id, orchestration = %name, "{msg}")
+            }
             _ => tracing::info!(instance_id = %id, orchestration = %name, "{msg}"),
         }
     }

@@ -58,13 +58,15 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for Failure {
     }
 }
 
-
 /// Why awaiting a durable task did not give a value.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum TaskError {
     /// The activity returned an error or panicked.
     #[error("activity `{name}` failed: {failure}")]
-    ActivityFailed { name: String, failure: FailureDetails },
+    ActivityFailed {
+        name: String,
+        failure: FailureDetails,
+    },
     /// The sub-orchestration ended Failed (or Terminated).
     #[error("sub-orchestration `{name}` (instance `{instance_id}`) failed: {failure}")]
     SubOrchestrationFailed {

@@ -81,7 +81,11 @@ pub(crate) fn panic_failure(p: &(dyn std::any::Any + Send)) -> FailureDetails {
 impl OrchestrationRun {
     /// A run of `orchestrator`; `None` when no orchestrator of the started
     /// name is registered (the execution then fails when it starts).
-    pub fn new(instance_id: &str, orchestrator: Option<OrchestratorFn>, now: perdure_core::Timestamp) -> Self {
+    pub fn new(
+        instance_id: &str,
+        orchestrator: Option<OrchestratorFn>,
+        now: perdure_core::Timestamp,
+    ) -> Self {
         let flag = Arc::new(Flag(AtomicBool::new(false)));
         OrchestrationRun {
             ctx: OrchestrationContext::new(ExecutionState::new(instance_id, now)),
@@ -202,7 +206,9 @@ impl OrchestrationRun {
     fn poll(&mut self) {
         let mut spins = 0;
         loop {
-            let Some(fut) = self.future.as_mut() else { return };
+            let Some(fut) = self.future.as_mut() else {
+                return;
+            };
             self.flag.0.store(false, Ordering::Release);
             let mut cx = Context::from_waker(&self.waker);
             match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {

@@ -28,6 +28,10 @@
 //! # Ok(()) }
 //! ```
 
+// TaskError carries the failure details inline so users can match on them
+// without unboxing; it is returned once per awaited task, never in a loop.
+#![allow(clippy::result_large_err)]
+
 mod activity;
 mod client;
 mod context;
@@ -69,7 +73,10 @@ pub fn open_store(url: &str) -> std::result::Result<Arc<dyn Store>, StoreError> 
     }
     if let Some(path) = url.strip_prefix("sqlite://") {
         if path.is_empty() {
-            return Err(StoreError::BadUrl(url.into(), "no file path after sqlite://".into()));
+            return Err(StoreError::BadUrl(
+                url.into(),
+                "no file path after sqlite://".into(),
+            ));
         }
         return Ok(Arc::new(perdure_sqlite::SqliteStore::open(path)?));
     }

@@ -14,12 +14,16 @@ use std::sync::Arc;
 
 pub(crate) type OrchestratorFn =
     Arc<dyn Fn(OrchestrationContext) -> BoxFuture<'static, Result<Payload, Failure>> + Send + Sync>;
-pub(crate) type ActivityFn =
-    Arc<dyn Fn(ActivityContext, Payload) -> BoxFuture<'static, Result<Payload, Failure>> + Send + Sync>;
+pub(crate) type ActivityFn = Arc<
+    dyn Fn(ActivityContext, Payload) -> BoxFuture<'static, Result<Payload, Failure>> + Send + Sync,
+>;
 
 fn to_payload<O: Serialize>(out: O, what: &str) -> Result<Payload, Failure> {
     serde_json::to_string(&out).map(Some).map_err(|e| {
-        Failure::new("Serialization", format!("cannot serialize the output of {what}: {e}"))
+        Failure::new(
+            "Serialization",
+            format!("cannot serialize the output of {what}: {e}"),
+        )
     })
 }
 
@@ -69,10 +73,14 @@ impl Registry {
             let label = label.clone();
             let f = f.clone();
             async move {
-                let input: I = serde_json::from_str(input.as_deref().unwrap_or("null")).map_err(|e| {
-                    Failure::new("InputDeserialization", format!("cannot read the input of {label}: {e}"))
+                let input: I =
+                    serde_json::from_str(input.as_deref().unwrap_or("null")).map_err(|e| {
+                        Failure::new(
+                            "InputDeserialization",
+                            format!("cannot read the input of {label}: {e}"),
+                        )
                         .non_retriable()
-                })?;
+                    })?;
                 to_payload(f(ctx, input).await?, &label)
             }
             .boxed()
@@ -83,16 +91,24 @@ impl Registry {
     }
 
     pub(crate) fn orchestrator(&self, name: &str) -> Option<OrchestratorFn> {
-        self.orchestrators.get(&name.to_lowercase()).map(|(_, f)| f.clone())
+        self.orchestrators
+            .get(&name.to_lowercase())
+            .map(|(_, f)| f.clone())
     }
 
     pub(crate) fn activity(&self, name: &str) -> Option<ActivityFn> {
-        self.activities.get(&name.to_lowercase()).map(|(_, f)| f.clone())
+        self.activities
+            .get(&name.to_lowercase())
+            .map(|(_, f)| f.clone())
     }
 
     /// Registered orchestrator names.
     pub fn orchestrator_names(&self) -> Vec<String> {
-        let mut v: Vec<_> = self.orchestrators.values().map(|(n, _)| n.clone()).collect();
+        let mut v: Vec<_> = self
+            .orchestrators
+            .values()
+            .map(|(n, _)| n.clone())
+            .collect();
         v.sort();
         v
     }

@@ -94,7 +94,10 @@ impl<T> DurableTask<T> {
     }
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(payload: Option<&str>, what: &str) -> Result<T, TaskError> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    payload: Option<&str>,
+    what: &str,
+) -> Result<T, TaskError> {
     serde_json::from_str(payload.unwrap_or("null")).map_err(|e| TaskError::Serialization {
         what: format!("cannot read the result of {what}"),
         message: e.to_string(),
@@ -110,7 +113,9 @@ impl<T: DeserializeOwned> Future for DurableTask<T> {
             return Poll::Ready(Err(e));
         }
         let Some(raw) = this.raw.as_mut() else {
-            return Poll::Ready(Err(TaskError::InvalidCall("task polled after completion".into())));
+            return Poll::Ready(Err(TaskError::InvalidCall(
+                "task polled after completion".into(),
+            )));
         };
         match raw.poll_raw(cx) {
             Poll::Pending => Poll::Pending,
@@ -129,14 +134,17 @@ impl<T: DeserializeOwned> Future for DurableTask<T> {
                             failure: f,
                         })
                     }
-                    (Some(Completion::Failed(f)), Target::SubOrchestration { name, instance_id }) => {
-                        Err(TaskError::SubOrchestrationFailed {
-                            name: name.clone(),
-                            instance_id: instance_id.clone(),
-                            failure: f,
-                        })
-                    }
-                    (None, _) => Err(TaskError::InvalidCall("task polled after completion".into())),
+                    (
+                        Some(Completion::Failed(f)),
+                        Target::SubOrchestration { name, instance_id },
+                    ) => Err(TaskError::SubOrchestrationFailed {
+                        name: name.clone(),
+                        instance_id: instance_id.clone(),
+                        failure: f,
+                    }),
+                    (None, _) => Err(TaskError::InvalidCall(
+                        "task polled after completion".into(),
+                    )),
                 })
             }
         }
@@ -192,7 +200,9 @@ impl<T: DeserializeOwned> Future for EventTask<T> {
         this.raw.poll_raw(cx).map(|c| match c {
             Some(Completion::Ok(p)) => decode(p.as_deref(), &format!("event `{}`", this.name)),
             Some(Completion::Failed(f)) => Err(TaskError::InvalidCall(f.to_string())),
-            None => Err(TaskError::InvalidCall("event task polled after completion".into())),
+            None => Err(TaskError::InvalidCall(
+                "event task polled after completion".into(),
+            )),
         })
     }
 }

@@ -18,13 +18,20 @@ fn stores() -> Vec<(&'static str, Arc<dyn Store>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("e.db").display());
     vec![
-        ("memory", perdure::open_store("memory").expect("memory"), tempfile::tempdir().expect("tempdir")),
+        (
+            "memory",
+            perdure::open_store("memory").expect("memory"),
+            tempfile::tempdir().expect("tempdir"),
+        ),
         ("sqlite", perdure::open_store(&url).expect("sqlite"), dir),
     ]
 }
 
 fn opts() -> WorkerOptions {
-    WorkerOptions { poll_interval: Duration::from_millis(100), ..WorkerOptions::default() }
+    WorkerOptions {
+        poll_interval: Duration::from_millis(100),
+        ..WorkerOptions::default()
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -37,7 +44,9 @@ fn registry(calls: Arc<AtomicU32>) -> Registry {
     let mut r = Registry::new();
     r.add_activity("Echo", |_c, v: Value| async move { Ok(v) });
     r.add_activity("Add", |_c, (a, b): (i64, i64)| async move { Ok(a + b) });
-    r.add_activity("Count", |_c, o: Order| async move { Ok(o.items.len() as u32 * 100 + o.id) });
+    r.add_activity("Count", |_c, o: Order| async move {
+        Ok(o.items.len() as u32 * 100 + o.id)
+    });
     r.add_activity("Fail", |_c, msg: String| async move {
         Err::<(), _>(Failure::new("InsufficientFunds", msg))
     });
@@ -62,13 +71,24 @@ fn registry(calls: Arc<AtomicU32>) -> Registry {
     r.add_orchestrator("Params", |ctx: OrchestrationContext| async move {
         let (a, b): (i64, i64) = ctx.get_input()?;
         let sum: i64 = ctx.call_activity("Add", (a, b)).await?;
-        let n: u32 = ctx.call_activity("Count", Order { id: 7, items: vec!["x".into(), "y".into()] }).await?;
+        let n: u32 = ctx
+            .call_activity(
+                "Count",
+                Order {
+                    id: 7,
+                    items: vec!["x".into(), "y".into()],
+                },
+            )
+            .await?;
         Ok(json!({ "sum": sum, "count": n, "id": ctx.instance_id() }))
     });
     r.add_orchestrator("Compensate", |ctx: OrchestrationContext| async move {
         match ctx.call_activity::<()>("Fail", "balance too low").await {
             Err(e) if e.is_type("InsufficientFunds") => {
-                let f = e.failure().cloned().ok_or_else(|| Failure::new("Bug", "no failure"))?;
+                let f = e
+                    .failure()
+                    .cloned()
+                    .ok_or_else(|| Failure::new("Bug", "no failure"))?;
                 Ok(json!({ "compensated": true, "type": f.error_type, "message": f.message }))
             }
             Err(e) => Err(e.into()),
@@ -81,17 +101,22 @@ fn registry(calls: Arc<AtomicU32>) -> Registry {
     });
     r.add_orchestrator("PanicActivity", |ctx: OrchestrationContext| async move {
         match ctx.call_activity::<()>("Panic", ()).await {
-            Err(e) => Ok(e.failure().map(|f| (f.error_type.clone(), f.message.clone()))),
+            Err(e) => Ok(e
+                .failure()
+                .map(|f| (f.error_type.clone(), f.message.clone()))),
             Ok(()) => Ok(None),
         }
     });
-    r.add_orchestrator("PanicOrchestrator", |ctx: OrchestrationContext| async move {
-        ctx.call_activity::<Value>("Echo", 1).await?;
-        if ctx.instance_id().starts_with("p") {
-            panic!("orchestrator exploded");
-        }
-        Ok(())
-    });
+    r.add_orchestrator(
+        "PanicOrchestrator",
+        |ctx: OrchestrationContext| async move {
+            ctx.call_activity::<Value>("Echo", 1).await?;
+            if ctx.instance_id().starts_with("p") {
+                panic!("orchestrator exploded");
+            }
+            Ok(())
+        },
+    );
     r.add_orchestrator("Parent", |ctx: OrchestrationContext| async move {
         let child: Result<(), TaskError> = ctx.call_sub_orchestrator("Unhandled", ()).await;
         let err = child.expect_err("child fails");
@@ -105,13 +130,16 @@ fn registry(calls: Arc<AtomicU32>) -> Registry {
         Ok(n)
     });
     r.add_orchestrator("RetryPredicate", |ctx: OrchestrationContext| async move {
-        let p = RetryPolicy::new(Duration::from_millis(50), 5)?.with_handle(|f| f.error_type != "InsufficientFunds");
+        let p = RetryPolicy::new(Duration::from_millis(50), 5)?
+            .with_handle(|f| f.error_type != "InsufficientFunds");
         let r: Result<(), _> = ctx.call_activity_with_retry("Fail", &p, "nope").await;
         Ok(r.is_err())
     });
     r.add_orchestrator("RetrySub", |ctx: OrchestrationContext| async move {
         let p = RetryPolicy::new(Duration::from_millis(50), 2)?;
-        let r: Result<(), TaskError> = ctx.call_sub_orchestrator_with_retry("Unhandled", None, &p, ()).await;
+        let r: Result<(), TaskError> = ctx
+            .call_sub_orchestrator_with_retry("Unhandled", None, &p, ())
+            .await;
         Ok(r.is_err())
     });
     r.add_orchestrator("Events", |ctx: OrchestrationContext| async move {
@@ -155,8 +183,9 @@ fn registry(calls: Arc<AtomicU32>) -> Registry {
             ctx.continue_as_new_with_options((preserve, 1), preserve);
             return Ok(None);
         }
-        let b: Result<String, TaskError> =
-            ctx.wait_for_external_event_with_timeout("b", Duration::from_millis(500)).await;
+        let b: Result<String, TaskError> = ctx
+            .wait_for_external_event_with_timeout("b", Duration::from_millis(500))
+            .await;
         Ok(b.ok())
     });
     r.add_orchestrator("WaitForever", |ctx: OrchestrationContext| async move {
@@ -180,14 +209,28 @@ fn envs() -> Vec<Env> {
         .map(|(name, store, dir)| {
             let calls = Arc::new(AtomicU32::new(0));
             let worker = Worker::start(store.clone(), registry(calls.clone()), opts());
-            Env { name, client: Client::new(store), worker, calls, _dir: dir }
+            Env {
+                name,
+                client: Client::new(store),
+                worker,
+                calls,
+                _dir: dir,
+            }
         })
         .collect()
 }
 
-async fn run(env: &Env, name: &str, id: Option<&str>, input: Value) -> perdure::OrchestrationStatus {
+async fn run(
+    env: &Env,
+    name: &str,
+    id: Option<&str>,
+    input: Value,
+) -> perdure::OrchestrationStatus {
     let id = env.client.start_new(name, id, input).await.expect("start");
-    env.client.wait_for_completion(&id, WAIT).await.expect("finishes")
+    env.client
+        .wait_for_completion(&id, WAIT)
+        .await
+        .expect("finishes")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,7 +238,12 @@ async fn parameters_travel_as_tuples_and_structs() {
     for env in envs() {
         let st = run(&env, "Params", Some("order-1"), json!([40, 2])).await;
         let out: Value = st.output_as().unwrap();
-        assert_eq!(out, json!({ "sum": 42, "count": 207, "id": "order-1" }), "{}", env.name);
+        assert_eq!(
+            out,
+            json!({ "sum": 42, "count": 207, "id": "order-1" }),
+            "{}",
+            env.name
+        );
         assert_eq!(st.input_as::<(i64, i64)>().unwrap(), (40, 2));
         env.worker.shutdown().await;
     }
@@ -206,8 +254,19 @@ async fn failures_are_typed_recorded_and_survivable() {
     for env in envs() {
         let n = env.name;
         let st = run(&env, "Compensate", None, Value::Null).await;
-        assert_eq!(st.output_as::<Value>().unwrap(), json!({ "compensated": true, "type": "InsufficientFunds", "message": "balance too low" }), "{n}");
-        let hist = env.client.get_status(&st.instance_id, true).await.unwrap().unwrap().history.unwrap();
+        assert_eq!(
+            st.output_as::<Value>().unwrap(),
+            json!({ "compensated": true, "type": "InsufficientFunds", "message": "balance too low" }),
+            "{n}"
+        );
+        let hist = env
+            .client
+            .get_status(&st.instance_id, true)
+            .await
+            .unwrap()
+            .unwrap()
+            .history
+            .unwrap();
         assert!(hist.iter().any(|e| matches!(&e.kind, perdure::EventKind::TaskFailed { failure, .. } if failure.error_type == "InsufficientFunds")));
 
         let st = run(&env, "Unhandled", None, Value::Null).await;
@@ -217,12 +276,20 @@ async fn failures_are_typed_recorded_and_survivable() {
         assert!(f.is_caused_by("InsufficientFunds"), "{f:?}");
 
         let st = run(&env, "PanicActivity", None, Value::Null).await;
-        assert_eq!(st.output_as::<Option<(String, String)>>().unwrap(), Some(("panic".into(), "activity exploded".into())), "{n}");
+        assert_eq!(
+            st.output_as::<Option<(String, String)>>().unwrap(),
+            Some(("panic".into(), "activity exploded".into())),
+            "{n}"
+        );
 
         let st = run(&env, "PanicOrchestrator", Some("p1"), Value::Null).await;
         assert_eq!(st.runtime_status, RuntimeStatus::Failed, "{n}");
         assert_eq!(st.failure.as_ref().unwrap().error_type, "panic");
-        assert!(st.failure.unwrap().message.contains("orchestrator exploded"));
+        assert!(st
+            .failure
+            .unwrap()
+            .message
+            .contains("orchestrator exploded"));
 
         let st = run(&env, "Parent", None, Value::Null).await;
         let out: Value = st.output_as().unwrap();
@@ -246,16 +313,45 @@ async fn retry_policies() {
         assert_eq!(st.output_as::<u32>().unwrap(), 3, "{}: {st:?}", env.name);
         env.calls.store(0, Ordering::SeqCst);
         let st = run(&env, "Retry", None, json!(5)).await;
-        assert_eq!(st.runtime_status, RuntimeStatus::Failed, "gives up after 3 attempts");
+        assert_eq!(
+            st.runtime_status,
+            RuntimeStatus::Failed,
+            "gives up after 3 attempts"
+        );
         assert_eq!(env.calls.load(Ordering::SeqCst), 3);
         let st = run(&env, "RetryPredicate", None, Value::Null).await;
-        assert_eq!(st.output_as::<bool>().unwrap(), true);
-        let h = env.client.get_status(&st.instance_id, true).await.unwrap().unwrap().history.unwrap();
-        assert_eq!(h.iter().filter(|e| e.type_name() == "TaskScheduled").count(), 1, "predicate refused the retry");
+        assert!(st.output_as::<bool>().unwrap());
+        let h = env
+            .client
+            .get_status(&st.instance_id, true)
+            .await
+            .unwrap()
+            .unwrap()
+            .history
+            .unwrap();
+        assert_eq!(
+            h.iter()
+                .filter(|e| e.type_name() == "TaskScheduled")
+                .count(),
+            1,
+            "predicate refused the retry"
+        );
         let st = run(&env, "RetrySub", None, Value::Null).await;
-        assert_eq!(st.output_as::<bool>().unwrap(), true);
-        let h = env.client.get_status(&st.instance_id, true).await.unwrap().unwrap().history.unwrap();
-        assert_eq!(h.iter().filter(|e| e.type_name() == "SubOrchestrationInstanceCreated").count(), 2);
+        assert!(st.output_as::<bool>().unwrap());
+        let h = env
+            .client
+            .get_status(&st.instance_id, true)
+            .await
+            .unwrap()
+            .unwrap()
+            .history
+            .unwrap();
+        assert_eq!(
+            h.iter()
+                .filter(|e| e.type_name() == "SubOrchestrationInstanceCreated")
+                .count(),
+            2
+        );
         env.worker.shutdown().await;
     }
 }
@@ -263,12 +359,21 @@ async fn retry_policies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn external_events_buffered_case_insensitive_with_timeout() {
     for env in envs() {
-        let id = env.client.start_new("Events", None, Value::Null).await.unwrap();
+        let id = env
+            .client
+            .start_new("Events", None, Value::Null)
+            .await
+            .unwrap();
         // Both arrive before anyone waits for the second.
         env.client.raise_event(&id, "GO", "one").await.unwrap();
         env.client.raise_event(&id, "gO", "two").await.unwrap();
         let st = env.client.wait_for_completion(&id, WAIT).await.unwrap();
-        assert_eq!(st.output_as::<Value>().unwrap(), json!({ "first": "one", "second": "two", "timedOut": true }), "{}", env.name);
+        assert_eq!(
+            st.output_as::<Value>().unwrap(),
+            json!({ "first": "one", "second": "two", "timedOut": true }),
+            "{}",
+            env.name
+        );
         env.worker.shutdown().await;
     }
 }
@@ -281,7 +386,10 @@ async fn composition_guids_and_custom_status() {
         assert_eq!(out["winner"], json!("\"fast\""), "{}", env.name);
         assert!(out["anyIdx"] == json!(0) || out["anyIdx"] == json!(1));
         assert_ne!(out["guids"][0], out["guids"][1]);
-        assert_eq!(st.custom_status_as::<Value>().unwrap(), json!({ "stage": "done" }));
+        assert_eq!(
+            st.custom_status_as::<Value>().unwrap(),
+            json!({ "stage": "done" })
+        );
         env.worker.shutdown().await;
     }
 }
@@ -298,14 +406,27 @@ async fn continue_as_new_keeps_unprocessed_events() {
         // "b" arrives first and waits in the buffer while the execution
         // continues as new: carried over only when asked.
         for preserve in [true, false] {
-            let id = env.client.start_new("Collector", None, (preserve, 0)).await.unwrap();
+            let id = env
+                .client
+                .start_new("Collector", None, (preserve, 0))
+                .await
+                .unwrap();
             wait_running(&env.client, &id).await;
             env.client.raise_event(&id, "b", "kept").await.unwrap();
             wait_history(&env.client, &id, "EventRaised").await;
             env.client.raise_event(&id, "a", "go").await.unwrap();
             let st = env.client.wait_for_completion(&id, WAIT).await.unwrap();
-            let expect = if preserve { Some("kept".to_string()) } else { None };
-            assert_eq!(st.output_as::<Option<String>>().unwrap(), expect, "{} preserve={preserve}", env.name);
+            let expect = if preserve {
+                Some("kept".to_string())
+            } else {
+                None
+            };
+            assert_eq!(
+                st.output_as::<Option<String>>().unwrap(),
+                expect,
+                "{} preserve={preserve}",
+                env.name
+            );
         }
         env.worker.shutdown().await;
     }
@@ -319,10 +440,18 @@ async fn wait_history(c: &Client, id: &str, event_type: &str) {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let st = c.get_status(id, true).await.unwrap().unwrap();
-        if st.history.unwrap().iter().any(|e| e.type_name() == event_type) {
+        if st
+            .history
+            .unwrap()
+            .iter()
+            .any(|e| e.type_name() == event_type)
+        {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "{id} never recorded {event_type}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id} never recorded {event_type}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -332,29 +461,58 @@ async fn client_rules_and_terminate() {
     for env in envs() {
         let c = &env.client;
         for bad in ["", "@entity", "a/b", "a#b", "q?", "tab\there"] {
-            assert!(matches!(c.start_new("WaitForever", Some(bad), ()).await, Err(ClientError::InvalidInstanceId(_))), "{bad:?}");
+            assert!(
+                matches!(
+                    c.start_new("WaitForever", Some(bad), ()).await,
+                    Err(ClientError::InvalidInstanceId(_))
+                ),
+                "{bad:?}"
+            );
         }
         let long = "x".repeat(257);
-        assert!(matches!(c.start_new("WaitForever", Some(&long), ()).await, Err(ClientError::InvalidInstanceId(_))));
+        assert!(matches!(
+            c.start_new("WaitForever", Some(&long), ()).await,
+            Err(ClientError::InvalidInstanceId(_))
+        ));
         let id = c.start_new("WaitForever", None, ()).await.unwrap();
         assert_eq!(id.len(), 32);
         assert!(id.chars().all(|ch| ch.is_ascii_hexdigit()));
         c.start_new("WaitForever", Some("fixed"), ()).await.unwrap();
-        assert!(matches!(c.start_new("WaitForever", Some("fixed"), ()).await, Err(ClientError::AlreadyRunning { .. })));
-        assert!(matches!(c.raise_event("missing", "e", 1).await, Err(ClientError::NotFound(_))));
+        assert!(matches!(
+            c.start_new("WaitForever", Some("fixed"), ()).await,
+            Err(ClientError::AlreadyRunning { .. })
+        ));
+        assert!(matches!(
+            c.raise_event("missing", "e", 1).await,
+            Err(ClientError::NotFound(_))
+        ));
         assert!(c.get_status("missing", false).await.unwrap().is_none());
-        assert!(matches!(c.wait_for_completion("fixed", Duration::from_millis(200)).await, Err(ClientError::Timeout(..))));
+        assert!(matches!(
+            c.wait_for_completion("fixed", Duration::from_millis(200))
+                .await,
+            Err(ClientError::Timeout(..))
+        ));
         c.terminate("fixed", "operator said so").await.unwrap();
         let st = c.wait_for_completion("fixed", WAIT).await.unwrap();
         assert_eq!(st.runtime_status, RuntimeStatus::Terminated, "{}", env.name);
         assert_eq!(st.output_as::<String>().unwrap(), "operator said so");
-        assert!(matches!(c.terminate("fixed", "again").await, Err(ClientError::AlreadyFinished { .. })));
-        assert!(matches!(c.raise_event("fixed", "e", 1).await, Err(ClientError::AlreadyFinished { .. })));
+        assert!(matches!(
+            c.terminate("fixed", "again").await,
+            Err(ClientError::AlreadyFinished { .. })
+        ));
+        assert!(matches!(
+            c.raise_event("fixed", "e", 1).await,
+            Err(ClientError::AlreadyFinished { .. })
+        ));
         // A finished id can be started again.
         c.start_new("WaitForever", Some("fixed"), ()).await.unwrap();
         let st = c.get_status("fixed", true).await.unwrap().unwrap();
         assert!(st.created_time <= st.last_updated_time);
-        assert!(!st.history.unwrap().iter().any(|e| e.type_name() == "ExecutionTerminated"));
+        assert!(!st
+            .history
+            .unwrap()
+            .iter()
+            .any(|e| e.type_name() == "ExecutionTerminated"));
         c.terminate(&id, ()).await.unwrap();
         c.terminate("fixed", ()).await.unwrap();
         env.worker.shutdown().await;
@@ -375,7 +533,7 @@ fn changed_registry(variant: &'static str) -> Registry {
                 ctx.call_activity::<u32>("X", ()).await?;
             }
             "extra" => {
-                let _ = ctx.call_activity::<u32>("X", ());
+                drop(ctx.call_activity::<u32>("X", ()));
                 ctx.call_activity::<u32>("A", ()).await?;
             }
             _ => {} // "missing": the step was removed
@@ -392,9 +550,24 @@ async fn nondeterminism_fails_the_instance_naming_both_actions() {
     for (name, store, _dir) in stores() {
         let client = Client::new(store.clone());
         for (variant, code, expected, actual) in [
-            ("renamed", "ActionMismatch", "ScheduleTask `A`", "ScheduleTask `X`"),
-            ("missing", "MissingAction", "ScheduleTask `A`", "scheduled nothing"),
-            ("extra", "ActionMismatch", "ScheduleTask `A`", "ScheduleTask `X`"),
+            (
+                "renamed",
+                "ActionMismatch",
+                "ScheduleTask `A`",
+                "ScheduleTask `X`",
+            ),
+            (
+                "missing",
+                "MissingAction",
+                "ScheduleTask `A`",
+                "scheduled nothing",
+            ),
+            (
+                "extra",
+                "ActionMismatch",
+                "ScheduleTask `A`",
+                "ScheduleTask `X`",
+            ),
         ] {
             let w = Worker::start(store.clone(), changed_registry("original"), opts());
             let id = client.start_new("Evolving", None, ()).await.unwrap();
@@ -402,7 +575,12 @@ async fn nondeterminism_fails_the_instance_naming_both_actions() {
             let deadline = std::time::Instant::now() + WAIT;
             loop {
                 let st = client.get_status(&id, true).await.unwrap().unwrap();
-                if st.history.unwrap().iter().any(|e| e.type_name() == "TaskCompleted") {
+                if st
+                    .history
+                    .unwrap()
+                    .iter()
+                    .any(|e| e.type_name() == "TaskCompleted")
+                {
                     break;
                 }
                 assert!(std::time::Instant::now() < deadline);
@@ -416,7 +594,11 @@ async fn nondeterminism_fails_the_instance_naming_both_actions() {
             let f = st.failure.unwrap();
             assert_eq!(f.error_type, "NonDeterminism", "{name}/{variant}");
             for part in [code, expected, actual] {
-                assert!(f.message.contains(part), "{name}/{variant}: {} lacks {part}", f.message);
+                assert!(
+                    f.message.contains(part),
+                    "{name}/{variant}: {} lacks {part}",
+                    f.message
+                );
             }
             w.shutdown().await;
         }
@@ -427,14 +609,29 @@ async fn nondeterminism_fails_the_instance_naming_both_actions() {
 async fn replay_without_cache_gives_the_same_results() {
     for (name, store, _dir) in stores() {
         let calls = Arc::new(AtomicU32::new(0));
-        let w = Worker::start(store.clone(), registry(calls), WorkerOptions { cache_capacity: 0, ..opts() });
+        let w = Worker::start(
+            store.clone(),
+            registry(calls),
+            WorkerOptions {
+                cache_capacity: 0,
+                ..opts()
+            },
+        );
         let client = Client::new(store.clone());
         let id = client.start_new("Race", None, Value::Null).await.unwrap();
         let st = client.wait_for_completion(&id, WAIT).await.unwrap();
-        assert_eq!(st.runtime_status, RuntimeStatus::Completed, "{name}: {st:?}");
+        assert_eq!(
+            st.runtime_status,
+            RuntimeStatus::Completed,
+            "{name}: {st:?}"
+        );
         let id = client.start_new("Parent", None, Value::Null).await.unwrap();
         let st = client.wait_for_completion(&id, WAIT).await.unwrap();
-        assert_eq!(st.runtime_status, RuntimeStatus::Completed, "{name}: {st:?}");
+        assert_eq!(
+            st.runtime_status,
+            RuntimeStatus::Completed,
+            "{name}: {st:?}"
+        );
         w.shutdown().await;
     }
 }

@@ -5,23 +5,51 @@ use super::*;
 use chrono::{TimeZone, Utc};
 
 fn ts(s: i64) -> Timestamp {
-    Utc.timestamp_opt(1_700_000_000 + s, 0).single().unwrap_or_default()
+    Utc.timestamp_opt(1_700_000_000 + s, 0)
+        .single()
+        .unwrap_or_default()
 }
 
 fn ev(id: i64, kind: EventKind) -> HistoryEvent {
-    HistoryEvent { event_id: id, timestamp: ts(0), kind }
+    HistoryEvent {
+        event_id: id,
+        timestamp: ts(0),
+        kind,
+    }
 }
 
 fn started() -> HistoryEvent {
-    ev(-1, EventKind::ExecutionStarted { name: "O".into(), version: None, input: None, execution_id: "x".into(), parent: None })
+    ev(
+        -1,
+        EventKind::ExecutionStarted {
+            name: "O".into(),
+            version: None,
+            input: None,
+            execution_id: "x".into(),
+            parent: None,
+        },
+    )
 }
 
 fn sched(id: i64, name: &str) -> HistoryEvent {
-    ev(id, EventKind::TaskScheduled { name: name.into(), version: None, input: None })
+    ev(
+        id,
+        EventKind::TaskScheduled {
+            name: name.into(),
+            version: None,
+            input: None,
+        },
+    )
 }
 
 fn done(id: i64, result: &str) -> HistoryEvent {
-    ev(-1, EventKind::TaskCompleted { task_scheduled_id: id, result: Some(result.into()) })
+    ev(
+        -1,
+        EventKind::TaskCompleted {
+            task_scheduled_id: id,
+            result: Some(result.into()),
+        },
+    )
 }
 
 fn os() -> HistoryEvent {
@@ -34,7 +62,10 @@ fn oc() -> HistoryEvent {
 
 /// Replays `history`; `code` is called after every event with the state and
 /// schedules what the orchestrator would. Returns the first error.
-fn replay(history: &[HistoryEvent], mut code: impl FnMut(&mut ExecutionState, &Applied)) -> Result<ExecutionState, NonDeterminism> {
+fn replay(
+    history: &[HistoryEvent],
+    mut code: impl FnMut(&mut ExecutionState, &Applied),
+) -> Result<ExecutionState, NonDeterminism> {
     let mut st = ExecutionState::new("i", ts(0));
     st.set_replaying(true);
     for e in history {
@@ -58,17 +89,45 @@ fn chain(names: &'static [&'static str]) -> impl FnMut(&mut ExecutionState, &App
 
 #[test]
 fn matching_history_replays_cleanly() {
-    let h = [os(), started(), sched(0, "A"), oc(), os(), done(0, "1"), sched(1, "B"), oc()];
+    let h = [
+        os(),
+        started(),
+        sched(0, "A"),
+        oc(),
+        os(),
+        done(0, "1"),
+        sched(1, "B"),
+        oc(),
+    ];
     let st = replay(&h, chain(&["A", "B"])).expect("deterministic");
     assert!(st.has_open_tasks());
 }
 
 #[test]
 fn nondeterminism_cases() {
-    let h = [os(), started(), sched(0, "A"), oc(), os(), done(0, "1"), sched(1, "B"), oc()];
+    let h = [
+        os(),
+        started(),
+        sched(0, "A"),
+        oc(),
+        os(),
+        done(0, "1"),
+        sched(1, "B"),
+        oc(),
+    ];
     let cases: Vec<(&str, &'static [&'static str], &str, &str)> = vec![
-        ("renamed activity", &["A", "C"], "ActionMismatch", "ScheduleTask `C`"),
-        ("first renamed", &["Z", "B"], "ActionMismatch", "ScheduleTask `Z`"),
+        (
+            "renamed activity",
+            &["A", "C"],
+            "ActionMismatch",
+            "ScheduleTask `C`",
+        ),
+        (
+            "first renamed",
+            &["Z", "B"],
+            "ActionMismatch",
+            "ScheduleTask `Z`",
+        ),
         ("missing step", &["A"], "MissingAction", "scheduled nothing"),
     ];
     for (what, names, code, actual) in cases {
@@ -102,28 +161,54 @@ fn nondeterminism_cases() {
 fn duplicate_and_stale_completions_are_ignored() {
     let mut st = ExecutionState::new("i", ts(0));
     let id = st.schedule_task("A", None, None);
-    assert_eq!(st.apply(&done(id, "1")).unwrap(), Applied::Resolved(TaskKey::Action(id)));
+    assert_eq!(
+        st.apply(&done(id, "1")).unwrap(),
+        Applied::Resolved(TaskKey::Action(id))
+    );
     assert_eq!(st.apply(&done(id, "1")).unwrap(), Applied::Ignored);
     assert_eq!(st.apply(&done(99, "1")).unwrap(), Applied::Ignored);
     // A timer-fired for an activity id is not a completion of it.
     let a = st.schedule_task("B", None, None);
-    let fired = ev(-1, EventKind::TimerFired { timer_id: a, fire_at: ts(1) });
+    let fired = ev(
+        -1,
+        EventKind::TimerFired {
+            timer_id: a,
+            fire_at: ts(1),
+        },
+    );
     assert_eq!(st.apply(&fired).unwrap(), Applied::Ignored);
 }
 
 #[test]
 fn events_are_case_insensitive_buffered_and_fifo() {
     let mut st = ExecutionState::new("i", ts(0));
-    let raise = |n: &str, v: &str| ev(-1, EventKind::EventRaised { name: n.into(), input: Some(v.into()) });
-    assert_eq!(st.apply(&raise("Approval", "1")).unwrap(), Applied::Buffered);
-    assert_eq!(st.apply(&raise("APPROVAL", "2")).unwrap(), Applied::Buffered);
+    let raise = |n: &str, v: &str| {
+        ev(
+            -1,
+            EventKind::EventRaised {
+                name: n.into(),
+                input: Some(v.into()),
+            },
+        )
+    };
+    assert_eq!(
+        st.apply(&raise("Approval", "1")).unwrap(),
+        Applied::Buffered
+    );
+    assert_eq!(
+        st.apply(&raise("APPROVAL", "2")).unwrap(),
+        Applied::Buffered
+    );
     let k1 = st.wait_for_event("approval");
     assert_eq!(st.take_ready(k1), Some(Completion::Ok(Some("1".into()))));
     let k2 = st.wait_for_event("approval");
     assert_eq!(st.take_ready(k2), Some(Completion::Ok(Some("2".into()))));
     let k3 = st.wait_for_event("Other");
     let k4 = st.wait_for_event("other");
-    assert_eq!(st.apply(&raise("OTHER", "3")).unwrap(), Applied::Resolved(k3));
+    assert_eq!(
+        st.apply(&raise("OTHER", "3")).unwrap(),
+        Applied::Resolved(k3)
+    );
     st.cancel(k4);
     assert_eq!(st.apply(&raise("other", "4")).unwrap(), Applied::Buffered);
     assert_eq!(st.unprocessed_events().count(), 1);

@@ -71,7 +71,10 @@ async fn process(shared: &Shared, item: OrchestrationItem) -> Result<(), StoreEr
     let (mut run, replace_history, events) = if has_execution {
         // A start for an instance that is running is refused; tell the parent.
         for m in messages.iter().filter(|m| is_start(m)) {
-            if let EventKind::ExecutionStarted { parent: Some(p), .. } = &m.event.kind {
+            if let EventKind::ExecutionStarted {
+                parent: Some(p), ..
+            } = &m.event.kind
+            {
                 extra_messages.push(to_parent(
                     p,
                     EventKind::SubOrchestrationInstanceFailed {
@@ -212,7 +215,10 @@ async fn process(shared: &Shared, item: OrchestrationItem) -> Result<(), StoreEr
 }
 
 /// The cached run when its history length matches, else a fresh replay.
-async fn load_run(shared: &Shared, instance: &InstanceRecord) -> Result<OrchestrationRun, StoreError> {
+async fn load_run(
+    shared: &Shared,
+    instance: &InstanceRecord,
+) -> Result<OrchestrationRun, StoreError> {
     let id = &instance.instance_id;
     let cached = shared.cache.lock().ok().and_then(|mut c| c.pop(id));
     if let Some(run) = cached {
@@ -236,7 +242,10 @@ fn current_input(run: &OrchestrationRun) -> Payload {
 }
 
 fn custom_status(run: &OrchestrationRun) -> Payload {
-    crate::context::lock(&run.ctx.shared).exec.custom_status().clone()
+    crate::context::lock(&run.ctx.shared)
+        .exec
+        .custom_status()
+        .clone()
 }
 
 fn to_parent(p: &ParentInstance, kind: EventKind, now: Timestamp) -> InstanceMessage {
@@ -270,7 +279,10 @@ fn side_effects(
             version,
             input,
         }),
-        Action::CreateTimer { id: timer_id, fire_at } => {
+        Action::CreateTimer {
+            id: timer_id,
+            fire_at,
+        } => {
             tracing::debug!(timer_id, %fire_at, "timer created");
             commit.messages.push(InstanceMessage {
                 instance_id: id.clone(),
@@ -322,7 +334,12 @@ fn side_effects(
     }
 }
 
-fn finish(run: &OrchestrationRun, outcome: Outcome, now: Timestamp, commit: &mut OrchestrationCommit) {
+fn finish(
+    run: &OrchestrationRun,
+    outcome: Outcome,
+    now: Timestamp,
+    commit: &mut OrchestrationCommit,
+) {
     let parent = run.ctx.parent();
     let completed = |status, result: Payload, failure: Option<FailureDetails>| {
         HistoryEvent::new(
@@ -357,9 +374,11 @@ fn finish(run: &OrchestrationRun, outcome: Outcome, now: Timestamp, commit: &mut
             tracing::warn!(%failure, "orchestration failed");
             commit.update.status = RuntimeStatus::Failed;
             commit.update.failure = Some(failure.clone());
-            commit
-                .history
-                .push(completed(RuntimeStatus::Failed, None, Some(failure.clone())));
+            commit.history.push(completed(
+                RuntimeStatus::Failed,
+                None,
+                Some(failure.clone()),
+            ));
             if let Some(p) = &parent {
                 commit.messages.push(to_parent(
                     p,
