@@ -1,1 +1,500 @@
-//! The conformance kit (filled in below).
+//! The conformance kit: behaviour every store must show, as async checks
+//! that panic with a message naming the broken rule. Each store's tests run
+//! [`run_all`] against fresh stores.
+
+use crate::*;
+use perdure_core::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+fn now() -> perdure_core::Timestamp {
+    chrono::Utc::now()
+}
+
+fn start_event(name: &str, exec: &str) -> HistoryEvent {
+    HistoryEvent::new(
+        now(),
+        EventKind::ExecutionStarted {
+            name: name.into(),
+            version: None,
+            input: Some("1".into()),
+            execution_id: exec.into(),
+            parent: None,
+        },
+    )
+}
+
+fn create(id: &str) -> CreateInstance {
+    CreateInstance {
+        instance_id: id.into(),
+        name: "Orch".into(),
+        version: None,
+        input: Some("1".into()),
+        execution_id: format!("{id}-e1"),
+        start_event: start_event("Orch", &format!("{id}-e1")),
+        visible_at: now(),
+        now: now(),
+    }
+}
+
+fn raised(id: &str, name: &str, delay: Duration) -> InstanceMessage {
+    InstanceMessage {
+        instance_id: id.into(),
+        execution_id: None,
+        event: HistoryEvent::new(
+            now(),
+            EventKind::EventRaised {
+                name: name.into(),
+                input: None,
+            },
+        ),
+        visible_at: now() + chrono::Duration::from_std(delay).unwrap_or_default(),
+    }
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+fn commit_for(item: &OrchestrationItem, history: Vec<HistoryEvent>) -> OrchestrationCommit {
+    let r = &item.instance;
+    OrchestrationCommit {
+        instance_id: r.instance_id.clone(),
+        lock_token: item.lock_token.clone(),
+        replace_history: false,
+        expected_history_len: r.history_len,
+        history,
+        update: InstanceUpdate {
+            name: r.name.clone(),
+            version: None,
+            status: RuntimeStatus::Running,
+            execution_id: r.execution_id.clone(),
+            input: r.input.clone(),
+            output: None,
+            failure: None,
+            custom_status: Some("\"cs\"".into()),
+            parent_instance_id: None,
+        },
+        consumed: item.messages.iter().map(|m| m.seq).collect(),
+        activities: Vec::new(),
+        messages: Vec::new(),
+        now: now(),
+    }
+}
+
+async fn fetch_until<S: Store>(
+    s: &S,
+    lease: Duration,
+    within: Duration,
+) -> Option<OrchestrationItem> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(item) = s.fetch_orchestration(lease, 100).await.expect("fetch") {
+            return Some(item);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        s.wait_for_work(WorkKind::Orchestration, Duration::from_millis(50))
+            .await;
+    }
+}
+
+async fn fetch_activity_until<S: Store>(
+    s: &S,
+    lease: Duration,
+    within: Duration,
+) -> Option<ActivityItem> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(item) = s.fetch_activity(lease).await.expect("fetch activity") {
+            return Some(item);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        s.wait_for_work(WorkKind::Activity, Duration::from_millis(50))
+            .await;
+    }
+}
+
+/// Creation, duplicates, lookups and messages to unknown instances.
+pub async fn check_instances<S: Store>(s: &S) {
+    s.create_instance(create("a")).await.expect("create");
+    let r = s.get_instance("a").await.expect("get").expect("exists");
+    assert_eq!(
+        (r.status, r.history_len, r.input.as_deref()),
+        (RuntimeStatus::Pending, 0, Some("1"))
+    );
+    assert!(
+        matches!(
+            s.create_instance(create("a")).await,
+            Err(StoreError::AlreadyExists { .. })
+        ),
+        "creating a Pending instance again must be refused"
+    );
+    assert!(s.get_instance("nope").await.expect("get").is_none());
+    assert!(matches!(
+        s.send_message(raised("nope", "e", Duration::ZERO)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(s.read_history("nope").await.expect("history").is_empty());
+}
+
+/// Fetching locks an instance with its visible messages in order; leases end.
+pub async fn check_fetch_and_leases<S: Store>(s: &S) {
+    s.create_instance(create("f")).await.expect("create");
+    s.send_message(raised("f", "one", Duration::ZERO))
+        .await
+        .expect("send");
+    s.send_message(raised("f", "later", Duration::from_secs(3600)))
+        .await
+        .expect("send");
+    let item = fetch_until(s, Duration::from_millis(300), Duration::from_secs(5))
+        .await
+        .expect("work");
+    let kinds: Vec<_> = item.messages.iter().map(|m| m.event.type_name()).collect();
+    assert_eq!(
+        kinds,
+        ["ExecutionStarted", "EventRaised"],
+        "visible messages in order, future ones held back"
+    );
+    assert!(item.messages.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert!(
+        s.fetch_orchestration(LEASE, 100)
+            .await
+            .expect("fetch")
+            .is_none(),
+        "a locked instance is not handed out twice"
+    );
+    // The lease ends: someone else gets the work with a new token.
+    let again = fetch_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("work after the lease ended");
+    assert_ne!(again.lock_token, item.lock_token);
+    let stale = commit_for(
+        &item,
+        vec![HistoryEvent::new(now(), EventKind::OrchestratorStarted)],
+    );
+    assert!(
+        matches!(
+            s.commit_orchestration(stale).await,
+            Err(StoreError::LockLost(_))
+        ),
+        "stale token must not commit"
+    );
+    assert!(
+        s.read_history("f").await.expect("history").is_empty(),
+        "a refused commit changes nothing"
+    );
+    s.renew_orchestration_lock("f", &again.lock_token, LEASE)
+        .await
+        .expect("renew");
+    assert!(matches!(
+        s.renew_orchestration_lock("f", "bogus", LEASE).await,
+        Err(StoreError::LockLost(_))
+    ));
+    s.abandon_orchestration("f", &again.lock_token, Duration::ZERO)
+        .await
+        .expect("abandon");
+    let third = fetch_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("abandoned work comes back");
+    assert_eq!(third.messages.len(), 2);
+}
+
+/// A commit applies everything or, when refused, nothing.
+pub async fn check_commit<S: Store>(s: &S) {
+    s.create_instance(create("c")).await.expect("create");
+    let item = fetch_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("work");
+    let h = vec![
+        HistoryEvent::new(now(), EventKind::OrchestratorStarted),
+        item.messages[0].event.clone(),
+        HistoryEvent {
+            event_id: 0,
+            timestamp: now(),
+            kind: EventKind::TaskScheduled {
+                name: "A".into(),
+                version: None,
+                input: None,
+            },
+        },
+        HistoryEvent::new(now(), EventKind::OrchestratorCompleted),
+    ];
+    // A wrong history length is refused and changes nothing.
+    let mut bad = commit_for(&item, h.clone());
+    bad.expected_history_len = 7;
+    assert!(matches!(
+        s.commit_orchestration(bad).await,
+        Err(StoreError::HistoryConflict { .. })
+    ));
+    assert!(s.read_history("c").await.expect("h").is_empty());
+    let mut k = commit_for(&item, h.clone());
+    k.activities.push(NewActivity {
+        instance_id: "c".into(),
+        execution_id: "c-e1".into(),
+        task_id: 0,
+        name: "A".into(),
+        version: None,
+        input: Some("2".into()),
+    });
+    let child_start = HistoryEvent::new(
+        now(),
+        EventKind::ExecutionStarted {
+            name: "Child".into(),
+            version: None,
+            input: None,
+            execution_id: "ce".into(),
+            parent: Some(ParentInstance {
+                name: "Orch".into(),
+                instance_id: "c".into(),
+                execution_id: "c-e1".into(),
+                task_scheduled_id: 1,
+            }),
+        },
+    );
+    k.messages.push(InstanceMessage {
+        instance_id: "c:child".into(),
+        execution_id: Some("ce".into()),
+        event: child_start,
+        visible_at: now(),
+    });
+    k.messages.push(raised("ghost", "dropped", Duration::ZERO));
+    s.commit_orchestration(k).await.expect("commit");
+    let stored = s.read_history("c").await.expect("h");
+    assert_eq!(stored, h, "history appended in order");
+    let r = s.get_instance("c").await.expect("get").expect("exists");
+    assert_eq!(
+        (r.status, r.history_len, r.custom_status.as_deref()),
+        (RuntimeStatus::Running, 4, Some("\"cs\""))
+    );
+    let child = s
+        .get_instance("c:child")
+        .await
+        .expect("get")
+        .expect("a start message creates its instance");
+    assert_eq!(
+        (child.status, child.parent_instance_id.as_deref()),
+        (RuntimeStatus::Pending, Some("c"))
+    );
+    assert!(
+        s.get_instance("ghost").await.expect("get").is_none(),
+        "other messages to unknown instances are dropped"
+    );
+    // The lease was released and the consumed start is gone.
+    let act = fetch_activity_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("the activity was enqueued");
+    assert_eq!(
+        (
+            act.activity.name.as_str(),
+            act.activity.input.as_deref(),
+            act.dequeue_count
+        ),
+        ("A", Some("2"), 1)
+    );
+    let mut seen_child = false;
+    while let Some(item) = s.fetch_orchestration(LEASE, 100).await.expect("fetch") {
+        assert_ne!(
+            item.instance.instance_id, "c",
+            "consumed messages must be gone"
+        );
+        seen_child |= item.instance.instance_id == "c:child";
+    }
+    assert!(seen_child);
+    // Replacing history.
+    s.send_message(raised("c", "x", Duration::ZERO))
+        .await
+        .expect("send");
+    let item = fetch_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("work");
+    assert_eq!(item.instance.instance_id, "c");
+    let mut k = commit_for(
+        &item,
+        vec![HistoryEvent::new(now(), EventKind::OrchestratorStarted)],
+    );
+    k.replace_history = true;
+    k.expected_history_len = 0;
+    s.commit_orchestration(k).await.expect("commit");
+    assert_eq!(s.read_history("c").await.expect("h").len(), 1);
+}
+
+/// Activities: exclusive, at least once, results land in the inbox.
+pub async fn check_activities<S: Store>(s: &S) {
+    s.create_instance(create("t")).await.expect("create");
+    let item = fetch_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("work");
+    let mut k = commit_for(
+        &item,
+        vec![HistoryEvent::new(now(), EventKind::OrchestratorStarted)],
+    );
+    k.activities.push(NewActivity {
+        instance_id: "t".into(),
+        execution_id: "t-e1".into(),
+        task_id: 3,
+        name: "Work".into(),
+        version: None,
+        input: None,
+    });
+    s.commit_orchestration(k).await.expect("commit");
+    let first = fetch_activity_until(s, Duration::from_millis(300), Duration::from_secs(5))
+        .await
+        .expect("task");
+    assert!(
+        s.fetch_activity(LEASE).await.expect("fetch").is_none(),
+        "a locked task is not handed out twice"
+    );
+    let again = fetch_activity_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("redelivered after the lease ended");
+    assert_eq!((again.activity.task_id, again.dequeue_count), (3, 2));
+    let result = InstanceMessage {
+        instance_id: "t".into(),
+        execution_id: Some("t-e1".into()),
+        event: HistoryEvent::new(
+            now(),
+            EventKind::TaskCompleted {
+                task_scheduled_id: 3,
+                result: Some("9".into()),
+            },
+        ),
+        visible_at: now(),
+    };
+    assert!(matches!(
+        s.complete_activity(&first.lock_token, result.clone()).await,
+        Err(StoreError::LockLost(_))
+    ));
+    assert!(
+        s.fetch_orchestration(LEASE, 100)
+            .await
+            .expect("fetch")
+            .is_none(),
+        "a refused completion enqueues nothing"
+    );
+    s.renew_activity_lock(&again.lock_token, LEASE)
+        .await
+        .expect("renew");
+    s.complete_activity(&again.lock_token, result)
+        .await
+        .expect("complete");
+    let item = fetch_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("result delivered");
+    assert!(matches!(
+        item.messages[0].event.kind,
+        EventKind::TaskCompleted {
+            task_scheduled_id: 3,
+            ..
+        }
+    ));
+    assert!(
+        s.fetch_activity(LEASE).await.expect("fetch").is_none(),
+        "a completed task is gone"
+    );
+    assert!(matches!(
+        s.abandon_activity("bogus", Duration::ZERO).await,
+        Err(StoreError::LockLost(_))
+    ));
+}
+
+/// Abandoned activities come back after the delay.
+pub async fn check_abandon_activity<S: Store>(s: &S) {
+    s.create_instance(create("b")).await.expect("create");
+    let item = fetch_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("work");
+    let mut k = commit_for(
+        &item,
+        vec![HistoryEvent::new(now(), EventKind::OrchestratorStarted)],
+    );
+    k.activities.push(NewActivity {
+        instance_id: "b".into(),
+        execution_id: "b-e1".into(),
+        task_id: 0,
+        name: "W".into(),
+        version: None,
+        input: None,
+    });
+    s.commit_orchestration(k).await.expect("commit");
+    let a = fetch_activity_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("task");
+    s.abandon_activity(&a.lock_token, Duration::from_millis(200))
+        .await
+        .expect("abandon");
+    assert!(
+        s.fetch_activity(LEASE).await.expect("fetch").is_none(),
+        "not visible before the delay"
+    );
+    assert!(fetch_activity_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .is_some());
+}
+
+/// Finished instances can be replaced; wake-ups come promptly.
+pub async fn check_replace_and_wake<S: Store>(s: &S) {
+    s.create_instance(create("r")).await.expect("create");
+    let item = fetch_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("work");
+    let mut k = commit_for(
+        &item,
+        vec![HistoryEvent::new(now(), EventKind::OrchestratorStarted)],
+    );
+    k.update.status = RuntimeStatus::Completed;
+    s.commit_orchestration(k).await.expect("commit");
+    s.create_instance(create("r"))
+        .await
+        .expect("a finished instance is replaced");
+    let r = s.get_instance("r").await.expect("get").expect("exists");
+    assert_eq!((r.status, r.history_len), (RuntimeStatus::Pending, 0));
+    assert!(s.read_history("r").await.expect("h").is_empty());
+    let _ = fetch_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("work");
+    // A message due shortly wakes a waiter when it is due, well before max_wait.
+    s.create_instance(create("w")).await.expect("create");
+    let item = fetch_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("work");
+    let mut k = commit_for(&item, vec![]);
+    k.messages
+        .push(raised("w", "soon", Duration::from_millis(300)));
+    s.commit_orchestration(k).await.expect("commit");
+    let t = Instant::now();
+    let mut got = None;
+    while t.elapsed() < Duration::from_secs(20) && got.is_none() {
+        s.wait_for_work(WorkKind::Orchestration, Duration::from_secs(20))
+            .await;
+        got = s.fetch_orchestration(LEASE, 10).await.expect("fetch");
+    }
+    assert!(
+        got.is_some() && t.elapsed() < Duration::from_secs(10),
+        "a due message wakes the dispatcher"
+    );
+}
+
+/// Runs every check, each on a fresh store from `make`.
+pub async fn run_all<S, F, Fut>(make: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    check_instances(&make().await).await;
+    check_fetch_and_leases(&make().await).await;
+    check_commit(&make().await).await;
+    check_activities(&make().await).await;
+    check_abandon_activity(&make().await).await;
+    check_replace_and_wake(&make().await).await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_store_conforms() {
+        super::run_all(|| async { crate::MemoryStore::new() }).await;
+    }
+}

@@ -57,11 +57,12 @@ pub fn new_lock_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// A time as whole milliseconds, rounded up, so that work stored with it is
-/// never visible before the exact time (a timer never fires early).
+/// When work stamped `t` becomes visible, in whole milliseconds: a time
+/// already past is visible now; a future one is rounded up, so that work is
+/// never visible before its exact time (a timer never fires early).
 pub fn ceil_millis(t: perdure_core::Timestamp) -> i64 {
     let ms = t.timestamp_millis();
-    if t.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
+    if t <= chrono::Utc::now() || t.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
         ms
     } else {
         ms + 1
