@@ -11,6 +11,7 @@
 pub mod activities;
 pub mod conformance;
 pub mod error;
+pub mod faulty;
 pub mod history;
 pub mod instances;
 pub mod memory;

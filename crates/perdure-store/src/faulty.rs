@@ -1,0 +1,149 @@
+//! A store wrapper that injects failures, for tests (after redb's crash
+//! testing): every `every`-th write fails, either before it is applied (an
+//! error, nothing changed) or after it is applied (the write is durable but
+//! the caller is told it failed, as when a process dies right after commit).
+
+use crate::*;
+use async_trait::async_trait;
+use perdure_core::HistoryEvent;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Where an injected failure strikes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultPoint {
+    BeforeCommit,
+    AfterCommit,
+}
+
+/// Wraps a store; see the module documentation.
+pub struct FaultyStore<S> {
+    inner: S,
+    every: u64,
+    point: FaultPoint,
+    writes: AtomicU64,
+    injected: AtomicU64,
+}
+
+impl<S> FaultyStore<S> {
+    pub fn new(inner: S, every: u64, point: FaultPoint) -> Self {
+        FaultyStore {
+            inner,
+            every: every.max(1),
+            point,
+            writes: AtomicU64::new(0),
+            injected: AtomicU64::new(0),
+        }
+    }
+
+    /// How many failures were injected so far.
+    pub fn injected(&self) -> u64 {
+        self.injected.load(Ordering::SeqCst)
+    }
+
+    fn strike(&self) -> bool {
+        let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        let hit = n % self.every == 0;
+        if hit {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+        }
+        hit
+    }
+
+    async fn guarded<F>(&self, f: F) -> Result<(), StoreError>
+    where
+        F: std::future::Future<Output = Result<(), StoreError>>,
+    {
+        if !self.strike() {
+            return f.await;
+        }
+        let injected = || StoreError::Backend("injected failure".into());
+        match self.point {
+            FaultPoint::BeforeCommit => Err(injected()),
+            FaultPoint::AfterCommit => {
+                f.await?;
+                Err(injected())
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<S: Store> InstanceStore for FaultyStore<S> {
+    async fn create_instance(&self, req: CreateInstance) -> Result<(), StoreError> {
+        self.inner.create_instance(req).await
+    }
+    async fn get_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StoreError> {
+        self.inner.get_instance(id).await
+    }
+    async fn send_message(&self, msg: InstanceMessage) -> Result<(), StoreError> {
+        self.inner.send_message(msg).await
+    }
+}
+
+#[async_trait]
+impl<S: Store> HistoryStore for FaultyStore<S> {
+    async fn read_history(&self, id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+        self.inner.read_history(id).await
+    }
+}
+
+#[async_trait]
+impl<S: Store> OrchestrationQueue for FaultyStore<S> {
+    async fn fetch_orchestration(
+        &self,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Option<OrchestrationItem>, StoreError> {
+        self.inner.fetch_orchestration(lease, max).await
+    }
+    async fn commit_orchestration(&self, commit: OrchestrationCommit) -> Result<(), StoreError> {
+        self.guarded(self.inner.commit_orchestration(commit)).await
+    }
+    async fn renew_orchestration_lock(
+        &self,
+        id: &str,
+        token: &str,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        self.inner.renew_orchestration_lock(id, token, lease).await
+    }
+    async fn abandon_orchestration(
+        &self,
+        id: &str,
+        token: &str,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .abandon_orchestration(id, token, retry_after)
+            .await
+    }
+}
+
+#[async_trait]
+impl<S: Store> ActivityQueue for FaultyStore<S> {
+    async fn fetch_activity(&self, lease: Duration) -> Result<Option<ActivityItem>, StoreError> {
+        self.inner.fetch_activity(lease).await
+    }
+    async fn complete_activity(
+        &self,
+        token: &str,
+        result: InstanceMessage,
+    ) -> Result<(), StoreError> {
+        self.guarded(self.inner.complete_activity(token, result))
+            .await
+    }
+    async fn renew_activity_lock(&self, token: &str, lease: Duration) -> Result<(), StoreError> {
+        self.inner.renew_activity_lock(token, lease).await
+    }
+    async fn abandon_activity(&self, token: &str, retry_after: Duration) -> Result<(), StoreError> {
+        self.inner.abandon_activity(token, retry_after).await
+    }
+}
+
+#[async_trait]
+impl<S: Store> WakeSignal for FaultyStore<S> {
+    async fn wait_for_work(&self, kind: WorkKind, max_wait: Duration) {
+        self.inner.wait_for_work(kind, max_wait).await
+    }
+}
