@@ -43,7 +43,7 @@ impl<S> FaultyStore<S> {
 
     fn strike(&self) -> bool {
         let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
-        let hit = n % self.every == 0;
+        let hit = n.is_multiple_of(self.every);
         if hit {
             self.injected.fetch_add(1, Ordering::SeqCst);
         }
