@@ -76,10 +76,18 @@ pub struct Client {
     store: Arc<dyn Store>,
 }
 
+/// The largest input, event or reason a client accepts, in bytes of JSON.
+pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
+
 fn payload(v: &impl Serialize) -> Result<Payload, ClientError> {
-    serde_json::to_string(v)
-        .map(Some)
-        .map_err(|e| ClientError::Serialization(e.to_string()))
+    let text = serde_json::to_string(v).map_err(|e| ClientError::Serialization(e.to_string()))?;
+    if text.len() > MAX_PAYLOAD_BYTES {
+        return Err(ClientError::PayloadTooLarge {
+            size: text.len(),
+            limit: MAX_PAYLOAD_BYTES,
+        });
+    }
+    Ok(Some(text))
 }
 
 impl Client {

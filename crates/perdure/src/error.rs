@@ -132,6 +132,8 @@ pub enum ClientError {
     Timeout(std::time::Duration, String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    #[error("payload is {size} bytes of JSON; the limit is {limit}")]
+    PayloadTooLarge { size: usize, limit: usize },
     #[error("payload is not valid JSON: {0}")]
     Serialization(String),
     #[error(transparent)]

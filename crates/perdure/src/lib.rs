@@ -43,7 +43,7 @@ mod tasks;
 mod worker;
 
 pub use activity::ActivityContext;
-pub use client::{Client, OrchestrationStatus};
+pub use client::{Client, OrchestrationStatus, MAX_PAYLOAD_BYTES};
 pub use context::OrchestrationContext;
 pub use error::{ClientError, Failure, Result, TaskError};
 pub use registry::Registry;

@@ -469,6 +469,11 @@ async fn client_rules_and_terminate() {
                 "{bad:?}"
             );
         }
+        let huge = "x".repeat(perdure::MAX_PAYLOAD_BYTES + 1);
+        assert!(matches!(
+            c.start_new("WaitForever", None, &huge).await,
+            Err(ClientError::PayloadTooLarge { .. })
+        ));
         let long = "x".repeat(257);
         assert!(matches!(
             c.start_new("WaitForever", Some(&long), ()).await,
