@@ -174,6 +174,18 @@ impl InstanceStore for SqliteStore {
         self.signal(w);
         Ok(())
     }
+
+    async fn list_instances(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError> {
+        let q = query.clone();
+        self.read(move |c| ops::list_instances(c, &q)).await
+    }
+
+    async fn purge_instance(&self, instance_id: &str) -> Result<bool, StoreError> {
+        let id = instance_id.to_string();
+        self.writer
+            .write(move |c| ops::purge_instance(c, &id))
+            .await
+    }
 }
 
 #[async_trait]

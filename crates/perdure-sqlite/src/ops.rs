@@ -128,14 +128,15 @@ fn insert_message(
 ) -> Result<(), StoreError> {
     let visible = ceil_millis(m.visible_at);
     c.prepare_cached(
-        "INSERT INTO inbox (instance_id, execution_id, event, visible_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO inbox (instance_id, execution_id, event, visible_at, control) VALUES (?1, ?2, ?3, ?4, ?5)",
     )
     .and_then(|mut s| {
         s.execute(params![
             m.instance_id,
             m.execution_id,
             encode_event(&m.event),
-            visible
+            visible,
+            is_control(&m.event)
         ])
     })
     .map_err(|e| backend("enqueueing a message", e))?;
@@ -249,9 +250,13 @@ pub(crate) fn fetch_orchestration(
     let id: Option<String> = c
         .prepare_cached(
             "SELECT m.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
-             WHERE m.visible_at <= ?1 AND i.lock_expiry <= ?1 ORDER BY m.visible_at, m.seq LIMIT 1",
+             WHERE m.visible_at <= ?1 AND i.lock_expiry <= ?1 AND (i.status != ?2 OR m.control = 1)
+             ORDER BY m.visible_at, m.seq LIMIT 1",
         )
-        .and_then(|mut s| s.query_row([now], |r| r.get(0)).optional())
+        .and_then(|mut s| {
+            s.query_row(params![now, RuntimeStatus::Suspended.code()], |r| r.get(0))
+                .optional()
+        })
         .map_err(|e| backend("finding orchestration work", e))?;
     let Some(id) = id else { return Ok(None) };
     let token = new_lock_token();
@@ -262,10 +267,11 @@ pub(crate) fn fetch_orchestration(
     .map_err(|e| backend("locking an instance", e))?;
     let instance = get_instance(c, &id)?.ok_or_else(|| StoreError::NotFound(id.clone()))?;
     let mut stmt = c
-        .prepare_cached("SELECT seq, execution_id, event FROM inbox WHERE instance_id = ?1 AND visible_at <= ?2 ORDER BY seq LIMIT ?3")
+        .prepare_cached("SELECT seq, execution_id, event FROM inbox WHERE instance_id = ?1 AND visible_at <= ?2 AND control >= ?4 ORDER BY seq LIMIT ?3")
         .map_err(|e| backend("reading an inbox", e))?;
+    let only_control = instance.status == RuntimeStatus::Suspended;
     let rows = stmt
-        .query_map(params![id, now, max as i64], |r| {
+        .query_map(params![id, now, max as i64, only_control], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, Option<String>>(1)?,
@@ -544,4 +550,113 @@ pub(crate) fn abandon_activity(
         w.activities_now = true;
     }
     Ok(w)
+}
+
+pub(crate) fn list_instances(
+    c: &Connection,
+    q: &InstanceQuery,
+) -> Result<InstancePage, StoreError> {
+    let after = q
+        .continuation
+        .as_deref()
+        .map(decode_continuation)
+        .transpose()?;
+    let mut sql = format!("SELECT {INSTANCE_COLS} FROM instances WHERE 1 = 1");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let mut push = |clause: &str, v: rusqlite::types::Value, sql: &mut String| {
+        args.push(v);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if !q.statuses.is_empty() {
+        let codes: Vec<String> = q.statuses.iter().map(|s| s.code().to_string()).collect();
+        sql.push_str(&format!(" AND status IN ({})", codes.join(",")));
+    }
+    if let Some(t) = q.created_from {
+        push(
+            " AND created_at >= ?",
+            t.timestamp_millis().into(),
+            &mut sql,
+        );
+    }
+    if let Some(t) = q.created_to {
+        push(
+            " AND created_at <= ?",
+            t.timestamp_millis().into(),
+            &mut sql,
+        );
+    }
+    if let Some(p) = &q.instance_id_prefix {
+        // Range scan on the primary key: ids >= prefix and < prefix + U+10FFFF.
+        push(" AND instance_id >= ?", p.clone().into(), &mut sql);
+        push(
+            " AND instance_id < ?",
+            format!("{p}\u{10ffff}").into(),
+            &mut sql,
+        );
+    }
+    if let Some(p) = &q.parent_instance_id {
+        push(" AND parent_instance_id = ?", p.clone().into(), &mut sql);
+    }
+    if let Some((ms, id)) = after {
+        args.push(ms.into());
+        args.push(id.into());
+        sql.push_str(&format!(
+            " AND (created_at, instance_id) > (?{}, ?{})",
+            args.len() - 1,
+            args.len()
+        ));
+    }
+    let size = q.page_size.max(1);
+    sql.push_str(&format!(
+        " ORDER BY created_at, instance_id LIMIT {}",
+        size + 1
+    ));
+    let mut stmt = c
+        .prepare(&sql)
+        .map_err(|e| backend("listing instances", e))?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args.iter()), instance_row)
+        .map_err(|e| backend("listing instances", e))?;
+    let mut instances = Vec::new();
+    for row in rows {
+        instances.push(finish_record(
+            row.map_err(|e| backend("listing instances", e))?,
+        )?);
+    }
+    let more = instances.len() > size;
+    instances.truncate(size);
+    let continuation = if more {
+        instances.last().map(encode_continuation)
+    } else {
+        None
+    };
+    Ok(InstancePage {
+        instances,
+        continuation,
+    })
+}
+
+pub(crate) fn purge_instance(c: &Connection, id: &str) -> Result<bool, StoreError> {
+    let status: Option<i64> = c
+        .query_row(
+            "SELECT status FROM instances WHERE instance_id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| backend("purging an instance", e))?;
+    let Some(code) = status else { return Ok(false) };
+    let status = RuntimeStatus::from_code(code as i32)
+        .ok_or_else(|| StoreError::Corrupt(format!("status code {code}")))?;
+    if !status.is_terminal() {
+        return Err(StoreError::NotFinished {
+            id: id.to_string(),
+            status,
+        });
+    }
+    for table in ["history", "inbox", "tasks", "instances"] {
+        c.execute(&format!("DELETE FROM {table} WHERE instance_id = ?1"), [id])
+            .map_err(|e| backend("purging an instance", e))?;
+    }
+    Ok(true)
 }

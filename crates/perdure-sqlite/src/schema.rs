@@ -5,7 +5,8 @@ use perdure_store::StoreError;
 use rusqlite::Connection;
 
 /// Each entry migrates from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE instances (
     instance_id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -55,7 +56,12 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_visible ON tasks(visible_at, seq);
 CREATE INDEX tasks_token ON tasks(lock_token);
 CREATE INDEX tasks_instance ON tasks(instance_id);
-"#];
+"#,
+    r#"
+ALTER TABLE inbox ADD COLUMN control INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX instances_parent ON instances(parent_instance_id);
+"#,
+];
 
 /// Brings the schema up to date, in one transaction per step.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

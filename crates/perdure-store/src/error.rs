@@ -20,6 +20,10 @@ pub enum StoreError {
         expected: u64,
         actual: u64,
     },
+    #[error("instance `{id}` is still {status}; only finished instances can be purged")]
+    NotFinished { id: String, status: RuntimeStatus },
+    #[error("continuation token `{0}` is not one this store issued")]
+    BadContinuation(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("invalid store URL `{0}`: {1}")]

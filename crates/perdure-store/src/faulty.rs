@@ -79,6 +79,12 @@ impl<S: Store> InstanceStore for FaultyStore<S> {
     async fn send_message(&self, msg: InstanceMessage) -> Result<(), StoreError> {
         self.inner.send_message(msg).await
     }
+    async fn list_instances(&self, q: &InstanceQuery) -> Result<InstancePage, StoreError> {
+        self.inner.list_instances(q).await
+    }
+    async fn purge_instance(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.purge_instance(id).await
+    }
 }
 
 #[async_trait]

@@ -163,6 +163,55 @@ impl InstanceStore for MemoryStore {
             .map(|i| i.rec.clone()))
     }
 
+    async fn list_instances(&self, q: &InstanceQuery) -> Result<InstancePage, StoreError> {
+        let after = q
+            .continuation
+            .as_deref()
+            .map(decode_continuation)
+            .transpose()?;
+        let g = self.lock()?;
+        let mut all: Vec<&InstanceRecord> = g
+            .instances
+            .values()
+            .map(|i| &i.rec)
+            .filter(|r| query_matches(q, r))
+            .filter(|r| {
+                after.as_ref().is_none_or(|(ms, id)| {
+                    (r.created_at.timestamp_millis(), r.instance_id.as_str()) > (*ms, id.as_str())
+                })
+            })
+            .collect();
+        all.sort_by_key(|r| (r.created_at.timestamp_millis(), r.instance_id.clone()));
+        let size = q.page_size.max(1);
+        let more = all.len() > size;
+        let instances: Vec<InstanceRecord> = all.into_iter().take(size).cloned().collect();
+        let continuation = if more {
+            instances.last().map(encode_continuation)
+        } else {
+            None
+        };
+        Ok(InstancePage {
+            instances,
+            continuation,
+        })
+    }
+
+    async fn purge_instance(&self, instance_id: &str) -> Result<bool, StoreError> {
+        let mut g = self.lock()?;
+        let Some(inst) = g.instances.get(instance_id) else {
+            return Ok(false);
+        };
+        if !inst.rec.status.is_terminal() {
+            return Err(StoreError::NotFinished {
+                id: instance_id.to_string(),
+                status: inst.rec.status,
+            });
+        }
+        g.instances.remove(instance_id);
+        g.drop_instance_work(instance_id);
+        Ok(true)
+    }
+
     async fn send_message(&self, msg: InstanceMessage) -> Result<(), StoreError> {
         let mut g = self.lock()?;
         if !g.instances.contains_key(&msg.instance_id) {
@@ -204,7 +253,11 @@ impl OrchestrationQueue for MemoryStore {
                 continue;
             }
             match inner.instances.get(&m.instance_id) {
-                Some(inst) if !live(&inst.lock, now) => {
+                Some(inst)
+                    if !live(&inst.lock, now)
+                        && (inst.rec.status != RuntimeStatus::Suspended
+                            || is_control(&m.event)) =>
+                {
                     chosen = Some(m.instance_id.clone());
                     break;
                 }
@@ -212,10 +265,15 @@ impl OrchestrationQueue for MemoryStore {
             }
         }
         let Some(id) = chosen else { return Ok(None) };
+        let suspended = inner
+            .instances
+            .get(&id)
+            .is_some_and(|i| i.rec.status == RuntimeStatus::Suspended);
         let messages: Vec<InboxMessage> = inner
             .inbox
             .iter()
             .filter(|(_, m)| m.instance_id == id && m.visible_at <= now)
+            .filter(|(_, m)| !suspended || is_control(&m.event))
             .take(max_messages.max(1))
             .map(|(seq, m)| InboxMessage {
                 seq: *seq,

@@ -119,3 +119,65 @@ pub struct OrchestrationCommit {
     pub messages: Vec<InstanceMessage>,
     pub now: Timestamp,
 }
+
+/// A filter over instances for [`crate::InstanceStore::list_instances`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InstanceQuery {
+    /// Any of these statuses (all when empty).
+    pub statuses: Vec<RuntimeStatus>,
+    /// Created at or after.
+    pub created_from: Option<Timestamp>,
+    /// Created at or before.
+    pub created_to: Option<Timestamp>,
+    /// Instance ids starting with this.
+    pub instance_id_prefix: Option<String>,
+    /// Only sub-orchestrations of this instance.
+    pub parent_instance_id: Option<String>,
+    /// Most instances in one page (at least 1).
+    pub page_size: usize,
+    /// Where the previous page stopped.
+    pub continuation: Option<String>,
+}
+
+/// One page of instances.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstancePage {
+    pub instances: Vec<InstanceRecord>,
+    /// Present when more instances may follow.
+    pub continuation: Option<String>,
+}
+
+/// Continuation tokens are `created_at_millis:instance_id`.
+pub fn encode_continuation(r: &InstanceRecord) -> String {
+    format!("{}:{}", r.created_at.timestamp_millis(), r.instance_id)
+}
+
+/// Parses a token from [`encode_continuation`].
+pub fn decode_continuation(token: &str) -> Result<(i64, String), crate::StoreError> {
+    let bad = || crate::StoreError::BadContinuation(token.to_string());
+    let (ms, id) = token.split_once(':').ok_or_else(bad)?;
+    Ok((ms.parse().map_err(|_| bad())?, id.to_string()))
+}
+
+/// True if `r` passes the query's filters (paging aside).
+pub fn query_matches(q: &InstanceQuery, r: &InstanceRecord) -> bool {
+    (q.statuses.is_empty() || q.statuses.contains(&r.status))
+        && q.created_from.is_none_or(|t| r.created_at >= t)
+        && q.created_to.is_none_or(|t| r.created_at <= t)
+        && q.instance_id_prefix
+            .as_deref()
+            .is_none_or(|p| r.instance_id.starts_with(p))
+        && q.parent_instance_id
+            .as_deref()
+            .is_none_or(|p| r.parent_instance_id.as_deref() == Some(p))
+}
+
+/// Messages a Suspended instance still takes: resume and terminate. Every
+/// other message waits in the inbox until the instance is resumed.
+pub fn is_control(event: &perdure_core::HistoryEvent) -> bool {
+    matches!(
+        event.kind,
+        perdure_core::EventKind::ExecutionResumed { .. }
+            | perdure_core::EventKind::ExecutionTerminated { .. }
+    )
+}
