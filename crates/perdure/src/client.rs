@@ -8,7 +8,7 @@ use perdure_core::{
     generated_instance_id, validate_instance_id, EventKind, FailureDetails, HistoryEvent, Payload,
     RuntimeStatus,
 };
-use perdure_store::{CreateInstance, InstanceMessage, InstanceRecord, Store};
+use perdure_store::{CreateInstance, InstanceMessage, InstanceQuery, InstanceRecord, Store};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
@@ -68,6 +68,23 @@ impl OrchestrationStatus {
     pub fn custom_status_as<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
         parse(&self.custom_status)
     }
+}
+
+/// A page of `list_instances`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstancePage {
+    pub instances: Vec<OrchestrationStatus>,
+    /// Pass back in [`InstanceQuery::continuation`] for the next page.
+    pub continuation_token: Option<String>,
+}
+
+/// Which finished instances `purge_instances` deletes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PurgeFilter {
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+    /// Any of these (finished) statuses; all finished statuses when empty.
+    pub statuses: Vec<RuntimeStatus>,
 }
 
 /// Starts and manages orchestration instances.
@@ -266,9 +283,234 @@ impl Client {
         instance_id: &str,
         reason: impl Serialize,
     ) -> Result<(), ClientError> {
+        self.terminate_with_options(instance_id, reason, false)
+            .await
+    }
+
+    /// Terminates a running instance; with `recursive`, its running
+    /// sub-orchestrations (and theirs) too.
+    pub async fn terminate_with_options(
+        &self,
+        instance_id: &str,
+        reason: impl Serialize,
+        recursive: bool,
+    ) -> Result<(), ClientError> {
         self.running(instance_id).await?;
         let reason = payload(&reason)?;
-        self.send(instance_id, EventKind::ExecutionTerminated { reason })
+        self.send(
+            instance_id,
+            EventKind::ExecutionTerminated {
+                reason: reason.clone(),
+            },
+        )
+        .await?;
+        if recursive {
+            let mut stack = vec![instance_id.to_string()];
+            while let Some(parent) = stack.pop() {
+                for child in self.children(&parent).await? {
+                    if !child.status.is_terminal() {
+                        let kind = EventKind::ExecutionTerminated {
+                            reason: reason.clone(),
+                        };
+                        match self.send(&child.instance_id, kind).await {
+                            Ok(()) | Err(ClientError::NotFound(_)) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    stack.push(child.instance_id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn children(&self, parent: &str) -> Result<Vec<InstanceRecord>, ClientError> {
+        let mut out = Vec::new();
+        let mut q = InstanceQuery {
+            parent_instance_id: Some(parent.to_string()),
+            page_size: 500,
+            ..InstanceQuery::default()
+        };
+        loop {
+            let page = self.store.list_instances(&q).await?;
+            out.extend(page.instances);
+            match page.continuation {
+                Some(c) => q.continuation = Some(c),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Suspends a running instance: it takes no new events (they are kept)
+    /// until [`Client::resume`].
+    pub async fn suspend(
+        &self,
+        instance_id: &str,
+        reason: impl Serialize,
+    ) -> Result<(), ClientError> {
+        self.running(instance_id).await?;
+        let reason = payload(&reason)?;
+        self.send(instance_id, EventKind::ExecutionSuspended { reason })
             .await
+    }
+
+    /// Resumes a suspended instance.
+    pub async fn resume(
+        &self,
+        instance_id: &str,
+        reason: impl Serialize,
+    ) -> Result<(), ClientError> {
+        self.running(instance_id).await?;
+        let reason = payload(&reason)?;
+        self.send(instance_id, EventKind::ExecutionResumed { reason })
+            .await
+    }
+
+    async fn existing(&self, instance_id: &str) -> Result<InstanceRecord, ClientError> {
+        validate_instance_id(instance_id)?;
+        self.store
+            .get_instance(instance_id)
+            .await?
+            .ok_or_else(|| ClientError::NotFound(instance_id.to_string()))
+    }
+
+    /// Rewinds a Failed instance: its failed steps run again, completed
+    /// ones are not re-run, and it goes on from there. Returns once the
+    /// rewind is queued; the instance leaves Failed when a worker applies it
+    /// (its history then shows ExecutionRewound).
+    pub async fn rewind(
+        &self,
+        instance_id: &str,
+        reason: impl Serialize,
+    ) -> Result<(), ClientError> {
+        let rec = self.existing(instance_id).await?;
+        if rec.status != RuntimeStatus::Failed {
+            return Err(ClientError::NotFailed {
+                id: instance_id.to_string(),
+                status: rec.status,
+            });
+        }
+        let reason = payload(&reason)?;
+        self.send(instance_id, EventKind::ExecutionRewound { reason })
+            .await
+    }
+
+    /// Starts a finished instance again with its original input, under the
+    /// same id or (with `new_instance_id`) a new one. Returns the id.
+    pub async fn restart(
+        &self,
+        instance_id: &str,
+        new_instance_id: bool,
+    ) -> Result<String, ClientError> {
+        let rec = self.existing(instance_id).await?;
+        if !rec.status.is_terminal() {
+            return Err(ClientError::StillRunning {
+                id: instance_id.to_string(),
+                status: rec.status,
+            });
+        }
+        let input: serde_json::Value = serde_json::from_str(rec.input.as_deref().unwrap_or("null"))
+            .map_err(|e| ClientError::Serialization(e.to_string()))?;
+        let id = if new_instance_id {
+            None
+        } else {
+            Some(instance_id)
+        };
+        self.start_new(&rec.name, id, input).await
+    }
+
+    /// Deletes a finished instance and its history. Returns how many
+    /// instances were deleted (0 if there was none).
+    pub async fn purge_instance_history(&self, instance_id: &str) -> Result<u64, ClientError> {
+        self.purge_instance_history_with_options(instance_id, false)
+            .await
+    }
+
+    /// Like [`Client::purge_instance_history`]; with `recursive`, its
+    /// finished sub-orchestrations (and theirs) are deleted too.
+    pub async fn purge_instance_history_with_options(
+        &self,
+        instance_id: &str,
+        recursive: bool,
+    ) -> Result<u64, ClientError> {
+        validate_instance_id(instance_id)?;
+        let mut deleted = 0;
+        let mut order = vec![instance_id.to_string()];
+        if recursive {
+            let mut i = 0;
+            while i < order.len() {
+                for child in self.children(&order[i]).await? {
+                    order.push(child.instance_id);
+                }
+                i += 1;
+            }
+        }
+        // The instance itself first: it refuses while running.
+        for id in order {
+            match self.store.purge_instance(&id).await {
+                Ok(true) => deleted += 1,
+                Ok(false) => {}
+                Err(perdure_store::StoreError::NotFinished { .. }) if id != instance_id => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes every finished instance that matches `filter`. Returns how
+    /// many were deleted.
+    pub async fn purge_instances(&self, filter: &PurgeFilter) -> Result<u64, ClientError> {
+        let wanted = |s: &RuntimeStatus| {
+            s.is_terminal() && (filter.statuses.is_empty() || filter.statuses.contains(s))
+        };
+        let statuses: Vec<RuntimeStatus> = RuntimeStatus::ALL.into_iter().filter(wanted).collect();
+        if statuses.is_empty() {
+            return Ok(0);
+        }
+        let mut q = InstanceQuery {
+            statuses,
+            created_from: filter.created_from,
+            created_to: filter.created_to,
+            page_size: 500,
+            ..InstanceQuery::default()
+        };
+        let mut deleted = 0;
+        loop {
+            let page = self.store.list_instances(&q).await?;
+            for r in &page.instances {
+                match self.store.purge_instance(&r.instance_id).await {
+                    Ok(true) => deleted += 1,
+                    Ok(false) | Err(perdure_store::StoreError::NotFinished { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            match page.continuation {
+                Some(c) => q.continuation = Some(c),
+                None => return Ok(deleted),
+            }
+        }
+    }
+
+    /// Instances matching `query` (statuses, created-time range, id prefix),
+    /// a page at a time; with `show_input` false, inputs are left out.
+    pub async fn list_instances(
+        &self,
+        query: &InstanceQuery,
+        show_input: bool,
+    ) -> Result<InstancePage, ClientError> {
+        let page = self.store.list_instances(query).await?;
+        Ok(InstancePage {
+            instances: page
+                .instances
+                .into_iter()
+                .map(|mut r| {
+                    if !show_input {
+                        r.input = None;
+                    }
+                    OrchestrationStatus::from_record(r, None)
+                })
+                .collect(),
+            continuation_token: page.continuation,
+        })
     }
 }

@@ -128,6 +128,10 @@ pub enum ClientError {
     AlreadyRunning { id: String, status: RuntimeStatus },
     #[error("instance `{id}` has already finished ({status})")]
     AlreadyFinished { id: String, status: RuntimeStatus },
+    #[error("instance `{id}` is still {status}; it must finish first")]
+    StillRunning { id: String, status: RuntimeStatus },
+    #[error("instance `{id}` is {status}; only Failed instances can be rewound")]
+    NotFailed { id: String, status: RuntimeStatus },
     #[error("timed out after {0:?} waiting for instance `{1}`")]
     Timeout(std::time::Duration, String),
     #[error("invalid argument: {0}")]
@@ -145,6 +149,10 @@ impl From<StoreError> for ClientError {
         match e {
             StoreError::NotFound(id) => ClientError::NotFound(id),
             StoreError::AlreadyExists { id, status } => ClientError::AlreadyRunning { id, status },
+            StoreError::NotFinished { id, status } => ClientError::StillRunning { id, status },
+            StoreError::BadContinuation(t) => {
+                ClientError::InvalidArgument(format!("continuation token `{t}` is not valid"))
+            }
             other => ClientError::Store(other),
         }
     }

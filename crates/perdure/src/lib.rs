@@ -43,7 +43,7 @@ mod tasks;
 mod worker;
 
 pub use activity::ActivityContext;
-pub use client::{Client, OrchestrationStatus, MAX_PAYLOAD_BYTES};
+pub use client::{Client, InstancePage, OrchestrationStatus, PurgeFilter, MAX_PAYLOAD_BYTES};
 pub use context::OrchestrationContext;
 pub use error::{ClientError, Failure, Result, TaskError};
 pub use registry::Registry;
@@ -54,7 +54,7 @@ pub use worker::{Worker, WorkerOptions};
 pub use perdure_core::{
     EventKind, FailureDetails, HistoryEvent, ParentInstance, RetryOptions, RuntimeStatus,
 };
-pub use perdure_store::{Store, StoreError};
+pub use perdure_store::{InstanceQuery, Store, StoreError};
 
 /// Composition helpers, re-exported from `futures` so that orchestrations
 /// need no other import: `join!`, `select`, `Either`, `FutureExt`.

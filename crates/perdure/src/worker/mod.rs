@@ -4,6 +4,7 @@
 
 mod activities;
 mod orchestrations;
+mod rewind;
 
 use crate::registry::Registry;
 use perdure_store::{Store, WorkKind};

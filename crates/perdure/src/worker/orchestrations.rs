@@ -63,8 +63,9 @@ async fn process(shared: &Shared, item: OrchestrationItem) -> Result<(), StoreEr
         lock_token,
     } = item;
     let now = Utc::now();
-    let consumed: Vec<i64> = messages.iter().map(|m| m.seq).collect();
+    let mut consumed: Vec<i64> = messages.iter().map(|m| m.seq).collect();
     let id = instance.instance_id.clone();
+    let mut suspended = instance.status == RuntimeStatus::Suspended;
     let has_execution = instance.history_len > 0 && !instance.status.is_terminal();
     let mut extra_messages = Vec::new();
 
@@ -90,14 +91,38 @@ async fn process(shared: &Shared, item: OrchestrationItem) -> Result<(), StoreEr
             }
         }
         let exec = instance.execution_id.clone();
-        let events: Vec<HistoryEvent> = messages
-            .into_iter()
-            .filter(|m| !is_start(m) && m.execution_id.as_ref().is_none_or(|e| *e == exec))
-            .map(|m| m.event)
-            .collect();
+        // While suspended only resume and terminate apply; the rest stays in
+        // the inbox for after the resume.
+        consumed.clear();
+        let mut events = Vec::new();
+        for m in messages {
+            let stale = is_start(&m) || m.execution_id.as_ref().is_some_and(|e| *e != exec);
+            match &m.event.kind {
+                _ if stale => {}
+                EventKind::ExecutionSuspended { .. } => suspended = true,
+                EventKind::ExecutionResumed { .. } => suspended = false,
+                _ if suspended && !perdure_store::is_control(&m.event) => continue,
+                _ => {}
+            }
+            consumed.push(m.seq);
+            if !stale {
+                events.push(m.event);
+            }
+        }
         (load_run(shared, &instance).await?, false, events)
     } else {
         let Some(start_pos) = messages.iter().position(is_start) else {
+            if instance.status == RuntimeStatus::Failed {
+                if let Some(reason) = messages.iter().find_map(|m| match &m.event.kind {
+                    EventKind::ExecutionRewound { reason } => Some(reason.clone()),
+                    _ => None,
+                }) {
+                    return super::rewind::rewind(
+                        shared, &instance, lock_token, consumed, reason, now,
+                    )
+                    .await;
+                }
+            }
             if instance.status.is_terminal() {
                 // Late messages for a finished instance: drop them.
                 return commit_discard(shared, &instance, lock_token, consumed, now).await;
@@ -153,7 +178,11 @@ async fn process(shared: &Shared, item: OrchestrationItem) -> Result<(), StoreEr
         update: InstanceUpdate {
             name: run.ctx.name(),
             version: None,
-            status: RuntimeStatus::Running,
+            status: if suspended {
+                RuntimeStatus::Suspended
+            } else {
+                RuntimeStatus::Running
+            },
             execution_id: exec_id.clone(),
             input: current_input(&run),
             output: None,
@@ -248,7 +277,7 @@ fn custom_status(run: &OrchestrationRun) -> Payload {
         .clone()
 }
 
-fn to_parent(p: &ParentInstance, kind: EventKind, now: Timestamp) -> InstanceMessage {
+pub(super) fn to_parent(p: &ParentInstance, kind: EventKind, now: Timestamp) -> InstanceMessage {
     InstanceMessage {
         instance_id: p.instance_id.clone(),
         execution_id: Some(p.execution_id.clone()),
@@ -449,7 +478,7 @@ fn finish(
     }
 }
 
-async fn commit_discard(
+pub(super) async fn commit_discard(
     shared: &Shared,
     instance: &InstanceRecord,
     lock_token: String,

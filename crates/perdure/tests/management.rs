@@ -1,0 +1,374 @@
+//! Instance management from the Rust client: suspend/resume, recursive
+//! terminate, restart, rewind, purge, list with paging, scheduled start.
+
+use perdure::{
+    Client, ClientError, Failure, InstanceQuery, OrchestrationContext, PurgeFilter, Registry,
+    RuntimeStatus, Store, TaskError, Worker, WorkerOptions,
+};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn stores() -> Vec<(&'static str, Arc<dyn Store>, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("m.db").display());
+    vec![
+        (
+            "memory",
+            perdure::open_store("memory").expect("memory"),
+            tempfile::tempdir().expect("tempdir"),
+        ),
+        ("sqlite", perdure::open_store(&url).expect("sqlite"), dir),
+    ]
+}
+
+#[derive(Default)]
+struct Counters {
+    prepared: AtomicU32,
+    flaky: AtomicU32,
+}
+
+fn registry(c: Arc<Counters>) -> Registry {
+    let mut r = Registry::new();
+    let c1 = c.clone();
+    r.add_activity("Prepare", move |_ctx, ()| {
+        let c = c1.clone();
+        async move { Ok(c.prepared.fetch_add(1, Ordering::SeqCst) + 1) }
+    });
+    let c2 = c.clone();
+    r.add_activity("FailFirstTime", move |_ctx, ()| {
+        let c = c2.clone();
+        async move {
+            if c.flaky.fetch_add(1, Ordering::SeqCst) == 0 {
+                Err(Failure::new("Transient", "first call fails"))
+            } else {
+                Ok("recovered".to_string())
+            }
+        }
+    });
+    r.add_orchestrator("Rewindable", |ctx: OrchestrationContext| async move {
+        let prepared: u32 = ctx.call_activity("Prepare", ()).await?;
+        let result: String = ctx.call_activity("FailFirstTime", ()).await?;
+        Ok(json!({ "prepared": prepared, "result": result }))
+    });
+    r.add_orchestrator("TwoEvents", |ctx: OrchestrationContext| async move {
+        let a: String = ctx.wait_for_external_event("a").await?;
+        let b: String = ctx.wait_for_external_event("b").await?;
+        Ok(format!("{a}{b}"))
+    });
+    r.add_orchestrator("Forever", |ctx: OrchestrationContext| async move {
+        let v: Value = ctx.wait_for_external_event("never").await?;
+        Ok(v)
+    });
+    r.add_orchestrator("ParentOfForever", |ctx: OrchestrationContext| async move {
+        let me = ctx.instance_id();
+        let r: Result<Value, TaskError> = ctx
+            .call_sub_orchestrator_with_id("Forever", Some(&format!("{me}-child")), ())
+            .await;
+        Ok(r.is_ok())
+    });
+    r.add_orchestrator("Echo", |ctx: OrchestrationContext| async move {
+        let v: Value = ctx.get_input()?;
+        Ok(v)
+    });
+    r.add_orchestrator("ParentOfEcho", |ctx: OrchestrationContext| async move {
+        let v: Value = ctx.call_sub_orchestrator("Echo", 5).await?;
+        Ok(v)
+    });
+    r
+}
+
+async fn until(
+    c: &Client,
+    id: &str,
+    what: &str,
+    f: impl Fn(&perdure::OrchestrationStatus) -> bool,
+) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(st) = c.get_status(id, true).await.expect("status") {
+            if f(&st) {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{id}: never {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn has(st: &perdure::OrchestrationStatus, event: &str) -> bool {
+    st.history
+        .as_ref()
+        .is_some_and(|h| h.iter().any(|e| e.type_name() == event))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_resume_terminate_restart() {
+    for (name, store, _dir) in stores() {
+        let w = Worker::start(
+            store.clone(),
+            registry(Arc::default()),
+            WorkerOptions::default(),
+        );
+        let c = Client::new(store);
+        let id = c.start_new("TwoEvents", None, ()).await.unwrap();
+        until(&c, &id, "ran", |st| {
+            st.runtime_status == RuntimeStatus::Running
+        })
+        .await;
+        c.suspend(&id, "maintenance").await.unwrap();
+        until(&c, &id, "suspended", |st| {
+            st.runtime_status == RuntimeStatus::Suspended
+        })
+        .await;
+        c.raise_event(&id, "a", "x").await.unwrap();
+        c.raise_event(&id, "b", "y").await.unwrap();
+        // Give a wrong implementation every chance to process them.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let st = c.get_status(&id, true).await.unwrap().unwrap();
+        assert_eq!(st.runtime_status, RuntimeStatus::Suspended, "{name}");
+        assert!(
+            !has(&st, "EventRaised"),
+            "{name}: events wait while suspended"
+        );
+        c.resume(&id, "done").await.unwrap();
+        let st = c.wait_for_completion(&id, WAIT).await.unwrap();
+        assert_eq!(
+            st.output_as::<String>().unwrap(),
+            "xy",
+            "{name}: the kept events are processed"
+        );
+        let full = c.get_status(&id, true).await.unwrap().unwrap();
+        assert!(has(&full, "ExecutionSuspended") && has(&full, "ExecutionResumed"));
+        assert!(matches!(
+            c.suspend(&id, "").await,
+            Err(ClientError::AlreadyFinished { .. })
+        ));
+
+        // Recursive terminate reaches the child.
+        let pid = c.start_new("ParentOfForever", None, ()).await.unwrap();
+        let child = format!("{pid}-child");
+        until(&c, &child, "started", |st| {
+            st.runtime_status == RuntimeStatus::Running
+        })
+        .await;
+        c.terminate_with_options(&pid, "stop all", true)
+            .await
+            .unwrap();
+        assert_eq!(
+            c.wait_for_completion(&pid, WAIT)
+                .await
+                .unwrap()
+                .runtime_status,
+            RuntimeStatus::Terminated
+        );
+        assert_eq!(
+            c.wait_for_completion(&child, WAIT)
+                .await
+                .unwrap()
+                .runtime_status,
+            RuntimeStatus::Terminated,
+            "{name}"
+        );
+
+        // Restart: same id and a new one.
+        let eid = c
+            .start_new("Echo", Some("echo-1"), json!({ "k": 1 }))
+            .await
+            .unwrap();
+        c.wait_for_completion(&eid, WAIT).await.unwrap();
+        assert_eq!(c.restart(&eid, false).await.unwrap(), "echo-1");
+        assert_eq!(
+            c.wait_for_completion("echo-1", WAIT)
+                .await
+                .unwrap()
+                .output_as::<Value>()
+                .unwrap(),
+            json!({ "k": 1 })
+        );
+        let other = c.restart(&eid, true).await.unwrap();
+        assert_ne!(other, "echo-1");
+        assert_eq!(
+            c.wait_for_completion(&other, WAIT)
+                .await
+                .unwrap()
+                .output_as::<Value>()
+                .unwrap(),
+            json!({ "k": 1 })
+        );
+        let running = c.start_new("Forever", None, ()).await.unwrap();
+        assert!(matches!(
+            c.restart(&running, false).await,
+            Err(ClientError::StillRunning { .. })
+        ));
+        assert!(matches!(
+            c.restart("missing", false).await,
+            Err(ClientError::NotFound(_))
+        ));
+        c.terminate(&running, ()).await.unwrap();
+        w.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewind_retries_failed_steps_only() {
+    for (name, store, _dir) in stores() {
+        let counters = Arc::new(Counters::default());
+        let w = Worker::start(
+            store.clone(),
+            registry(counters.clone()),
+            WorkerOptions::default(),
+        );
+        let c = Client::new(store);
+        let id = c.start_new("Rewindable", None, ()).await.unwrap();
+        let st = c.wait_for_completion(&id, WAIT).await.unwrap();
+        assert_eq!(st.runtime_status, RuntimeStatus::Failed, "{name}");
+        let ok = c.start_new("Echo", None, 1).await.unwrap();
+        c.wait_for_completion(&ok, WAIT).await.unwrap();
+        assert!(matches!(
+            c.rewind(&ok, "no").await,
+            Err(ClientError::NotFailed { .. })
+        ));
+        c.rewind(&id, "fixed the bug").await.unwrap();
+        until(&c, &id, "rewound", |st| has(st, "ExecutionRewound")).await;
+        let st = c.wait_for_completion(&id, WAIT).await.unwrap();
+        assert_eq!(
+            st.runtime_status,
+            RuntimeStatus::Completed,
+            "{name}: {st:?}"
+        );
+        assert_eq!(
+            st.output_as::<Value>().unwrap(),
+            json!({ "prepared": 1, "result": "recovered" })
+        );
+        assert_eq!(
+            counters.prepared.load(Ordering::SeqCst),
+            1,
+            "{name}: the completed step was not re-run"
+        );
+        assert_eq!(
+            counters.flaky.load(Ordering::SeqCst),
+            2,
+            "{name}: the failed step ran again"
+        );
+        let h = c.get_status(&id, true).await.unwrap().unwrap();
+        assert!(has(&h, "ExecutionRewound") && !has(&h, "TaskFailed"));
+        w.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_purge_and_scheduled_start() {
+    for (name, store, _dir) in stores() {
+        let w = Worker::start(
+            store.clone(),
+            registry(Arc::default()),
+            WorkerOptions::default(),
+        );
+        let c = Client::new(store);
+        for i in 0..7 {
+            let id = c
+                .start_new("Echo", Some(&format!("batch-{i}")), i)
+                .await
+                .unwrap();
+            c.wait_for_completion(&id, WAIT).await.unwrap();
+        }
+        let live = c
+            .start_new("Forever", Some("batch-live"), ())
+            .await
+            .unwrap();
+        let mut q = InstanceQuery {
+            instance_id_prefix: Some("batch-".into()),
+            page_size: 3,
+            ..InstanceQuery::default()
+        };
+        let mut ids = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = c.list_instances(&q, false).await.unwrap();
+            pages += 1;
+            assert!(
+                page.instances.iter().all(|s| s.input.is_none()),
+                "inputs left out"
+            );
+            ids.extend(page.instances.into_iter().map(|s| s.instance_id));
+            match page.continuation_token {
+                Some(t) => q.continuation = Some(t),
+                None => break,
+            }
+        }
+        assert_eq!((ids.len(), pages), (8, 3), "{name}: {ids:?}");
+        let q = InstanceQuery {
+            statuses: vec![RuntimeStatus::Running, RuntimeStatus::Pending],
+            page_size: 100,
+            ..InstanceQuery::default()
+        };
+        let running = c.list_instances(&q, true).await.unwrap();
+        assert_eq!(
+            running
+                .instances
+                .iter()
+                .map(|s| s.instance_id.as_str())
+                .collect::<Vec<_>>(),
+            ["batch-live"],
+            "{name}"
+        );
+
+        assert!(matches!(
+            c.purge_instance_history(&live).await,
+            Err(ClientError::StillRunning { .. })
+        ));
+        assert_eq!(c.purge_instance_history("batch-0").await.unwrap(), 1);
+        assert_eq!(c.purge_instance_history("batch-0").await.unwrap(), 0);
+        assert!(c.get_status("batch-0", false).await.unwrap().is_none());
+        let p = c
+            .start_new("ParentOfEcho", Some("parent-1"), ())
+            .await
+            .unwrap();
+        c.wait_for_completion(&p, WAIT).await.unwrap();
+        assert_eq!(
+            c.purge_instance_history_with_options(&p, true)
+                .await
+                .unwrap(),
+            2,
+            "{name}: parent and child"
+        );
+        let n = c
+            .purge_instances(&PurgeFilter {
+                statuses: vec![RuntimeStatus::Completed],
+                ..PurgeFilter::default()
+            })
+            .await
+            .unwrap();
+        assert!(n >= 6, "{name}: purged {n}");
+        assert!(
+            c.get_status("batch-live", false).await.unwrap().is_some(),
+            "running instances are kept"
+        );
+        c.terminate(&live, ()).await.unwrap();
+
+        let at = chrono::Utc::now() + chrono::Duration::milliseconds(800);
+        let sid = c
+            .start_new_at("Echo", None, "later", Some(at))
+            .await
+            .unwrap();
+        let st = c.wait_for_completion(&sid, WAIT).await.unwrap();
+        let h = c
+            .get_status(&sid, true)
+            .await
+            .unwrap()
+            .unwrap()
+            .history
+            .unwrap();
+        assert!(
+            h[0].timestamp >= at,
+            "{name}: started at {} before {at}",
+            h[0].timestamp
+        );
+        assert_eq!(st.output_as::<String>().unwrap(), "later");
+        w.shutdown().await;
+    }
+}
