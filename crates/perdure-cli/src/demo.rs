@@ -46,9 +46,10 @@ pub async fn run_demo(client: &Client) -> Result<()> {
         .await?
         .context("HelloCities vanished")?;
     println!();
+    let events = perdure_server::wire::history(full.history.as_deref().unwrap_or_default(), true);
     print!(
         "{}",
-        table::history_table(&st.instance_id, full.history.as_deref().unwrap_or_default())
+        table::history_table(&st.instance_id, &serde_json::Value::Array(events))
     );
 
     let st = run_one(client, "FanOutFanIn", json!(20)).await?;

@@ -1,14 +1,16 @@
-//! The `perdure` command: `demo` runs every pattern of the seed documents,
-//! `worker` runs the sample orchestrations against a store until stopped,
-//! and the instance commands (`start`, `status`, `history`, `raise`,
-//! `terminate`) manage instances in a store.
+//! The `perdure` command: `serve` runs the engine with its HTTP API, `demo`
+//! runs every pattern of the seed documents, `worker` runs the sample
+//! orchestrations, and the instance commands manage instances in a store
+//! (`--store`) or through a running server (`--server`).
 
+mod backend;
 mod demo;
 mod table;
 
-use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
 use perdure::{Client, Worker, WorkerOptions};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -18,8 +20,39 @@ struct Cli {
     command: Command,
 }
 
+/// Where instance commands act: a store, or a running server.
+#[derive(Args, Clone, Debug)]
+pub struct Target {
+    /// Store URL: sqlite://PATH or memory.
+    #[arg(long, default_value = perdure::DEFAULT_STORE_URL, global = true)]
+    store: String,
+    /// Base URL of a running `perdure serve` (e.g. http://127.0.0.1:7071); overrides --store.
+    #[arg(long, global = true)]
+    server: Option<String>,
+    /// API key for --server (also PERDURE_API_KEY).
+    #[arg(long, env = "PERDURE_API_KEY", global = true, hide_env_values = true)]
+    api_key: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Runs the engine and its HTTP API (Durable Functions' webhook API).
+    Serve {
+        #[arg(long, default_value = perdure::DEFAULT_STORE_URL)]
+        store: String,
+        /// Address for the HTTP API.
+        #[arg(long, default_value = "127.0.0.1:7071")]
+        http: SocketAddr,
+        /// Also run the demo's orchestrations and activities in this process.
+        #[arg(long)]
+        samples: bool,
+        /// Required on every request; needed to listen beyond loopback.
+        #[arg(long, env = "PERDURE_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+    },
     /// Runs every pattern of the seed documents and prints their results.
     Demo {
         #[arg(long, default_value = perdure::DEFAULT_STORE_URL)]
@@ -33,28 +66,45 @@ enum Command {
         #[arg(long, default_value_t = 30_000)]
         lease_ms: u64,
     },
-    /// Starts an orchestration instance.
+    /// Starts an orchestration instance and prints its id.
     Start {
         name: String,
+        #[arg(long)]
+        id: Option<String>,
         /// Input as JSON.
         #[arg(long, default_value = "null")]
         input: String,
-        #[arg(long)]
-        id: Option<String>,
-        #[arg(long, default_value = perdure::DEFAULT_STORE_URL)]
-        store: String,
+        #[command(flatten)]
+        target: Target,
     },
-    /// Shows an instance's status as JSON.
+    /// Shows an instance's status.
     Status {
         id: String,
-        #[arg(long, default_value = perdure::DEFAULT_STORE_URL)]
-        store: String,
+        /// Include the history.
+        #[arg(long)]
+        history: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Lists instances.
+    List {
+        /// Only these statuses (repeat or comma-separate).
+        #[arg(long = "status", value_delimiter = ',')]
+        statuses: Vec<String>,
+        /// Only ids starting with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        top: usize,
+        #[command(flatten)]
+        target: Target,
     },
     /// Prints an instance's history as a table.
     History {
         id: String,
-        #[arg(long, default_value = perdure::DEFAULT_STORE_URL)]
-        store: String,
+        #[command(flatten)]
+        target: Target,
     },
     /// Raises an external event on an instance.
     Raise {
@@ -63,16 +113,65 @@ enum Command {
         /// Event data as JSON.
         #[arg(long, default_value = "null")]
         data: String,
-        #[arg(long, default_value = perdure::DEFAULT_STORE_URL)]
-        store: String,
+        #[command(flatten)]
+        target: Target,
     },
     /// Terminates an instance.
     Terminate {
         id: String,
         #[arg(long, default_value = "terminated from the command line")]
         reason: String,
-        #[arg(long, default_value = perdure::DEFAULT_STORE_URL)]
-        store: String,
+        /// Also terminate its sub-orchestrations.
+        #[arg(long)]
+        recursive: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Suspends an instance.
+    Suspend {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Resumes a suspended instance.
+    Resume {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Rewinds a failed instance.
+    Rewind {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Restarts a finished instance with its input; prints the id.
+    Restart {
+        id: String,
+        /// Under a new instance id.
+        #[arg(long)]
+        new_id: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Purges a finished instance (or, with --before, every finished
+    /// instance created before a time).
+    Purge {
+        id: Option<String>,
+        /// Also purge its sub-orchestrations.
+        #[arg(long)]
+        recursive: bool,
+        /// Purge by filter: created before this ISO 8601 time.
+        #[arg(long)]
+        before: Option<String>,
+        #[command(flatten)]
+        target: Target,
     },
 }
 
@@ -80,13 +179,7 @@ fn json_arg(what: &str, text: &str) -> Result<serde_json::Value> {
     serde_json::from_str(text).with_context(|| format!("{what} is not valid JSON: {text}"))
 }
 
-fn client(store: &str) -> Result<Client> {
-    let store = perdure::open_store(store).with_context(|| format!("opening store {store}"))?;
-    Ok(Client::new(store))
-}
-
-#[tokio::main]
-async fn main() -> Result<()> {
+fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -95,7 +188,84 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match Cli::parse().command {
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+async fn serve(
+    store: &str,
+    http: SocketAddr,
+    samples: bool,
+    api_key: Option<String>,
+) -> Result<()> {
+    let store_handle =
+        perdure::open_store(store).with_context(|| format!("opening store {store}"))?;
+    let client = Client::new(store_handle.clone());
+    let mut config = perdure_server::ServerConfig {
+        api_key: api_key.filter(|k| !k.is_empty()),
+        known_orchestrators: None,
+    };
+    let worker = if samples {
+        let registry = perdure_examples::registry(client.clone());
+        config.known_orchestrators = Some(
+            registry
+                .orchestrator_names()
+                .iter()
+                .map(|n| n.to_lowercase())
+                .collect(),
+        );
+        Some(Worker::start(
+            store_handle,
+            registry,
+            WorkerOptions::default(),
+        ))
+    } else {
+        None
+    };
+    if !http.ip().is_loopback() && config.api_key.is_none() {
+        bail!("refusing to listen on {http} without an API key: set --api-key or PERDURE_API_KEY");
+    }
+    let listener = tokio::net::TcpListener::bind(http)
+        .await
+        .with_context(|| format!("cannot listen on {http}"))?;
+    eprintln!(
+        "perdure serve: HTTP API on http://{}{} (store {store}{})",
+        listener.local_addr()?,
+        perdure_server::BASE_PATH,
+        if samples { ", samples loaded" } else { "" }
+    );
+    perdure_server::serve_on(listener, client, config, shutdown_signal()).await?;
+    if let Some(w) = worker {
+        w.shutdown().await;
+    }
+    Ok(())
+}
+
+async fn run() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            store,
+            http,
+            samples,
+            api_key,
+        } => serve(&store, http, samples, api_key).await,
         Command::Demo { store } => demo::run(&store).await,
         Command::Worker { store, lease_ms } => {
             let store =
@@ -107,58 +277,131 @@ async fn main() -> Result<()> {
             };
             let worker = Worker::start(store, perdure_examples::registry(client), options);
             eprintln!("perdure worker running; Ctrl-C to stop");
-            tokio::signal::ctrl_c().await?;
+            shutdown_signal().await;
             worker.shutdown().await;
             Ok(())
         }
         Command::Start {
             name,
-            input,
             id,
-            store,
+            input,
+            target,
         } => {
             let input = json_arg("--input", &input)?;
-            let id = client(&store)?
-                .start_new(&name, id.as_deref(), input)
+            let id = backend::open(&target)?
+                .start(&name, id.as_deref(), input)
                 .await?;
             println!("{id}");
             Ok(())
         }
-        Command::Status { id, store } => {
-            let st = client(&store)?
-                .get_status(&id, false)
-                .await?
-                .with_context(|| format!("instance `{id}` was not found"))?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&table::status_json(&st))?
-            );
+        Command::Status {
+            id,
+            history,
+            target,
+        } => {
+            let st = backend::open(&target)?.status(&id, history).await?;
+            if target.json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else {
+                print!("{}", table::status_text(&st));
+            }
             Ok(())
         }
-        Command::History { id, store } => {
-            let st = client(&store)?
-                .get_status(&id, true)
-                .await?
-                .with_context(|| format!("instance `{id}` was not found"))?;
-            print!(
-                "{}",
-                table::history_table(&id, st.history.as_deref().unwrap_or_default())
-            );
+        Command::List {
+            statuses,
+            prefix,
+            top,
+            target,
+        } => {
+            let list = backend::open(&target)?
+                .list(&statuses, prefix.as_deref(), top)
+                .await?;
+            if target.json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", table::list_table(&list));
+            }
+            Ok(())
+        }
+        Command::History { id, target } => {
+            let st = backend::open(&target)?.status(&id, true).await?;
+            if target.json {
+                println!("{}", serde_json::to_string_pretty(&st["historyEvents"])?);
+            } else {
+                print!("{}", table::history_table(&id, &st["historyEvents"]));
+            }
             Ok(())
         }
         Command::Raise {
             id,
             event,
             data,
-            store,
+            target,
         } => {
             let data = json_arg("--data", &data)?;
-            client(&store)?.raise_event(&id, &event, data).await?;
+            backend::open(&target)?.raise(&id, &event, data).await
+        }
+        Command::Terminate {
+            id,
+            reason,
+            recursive,
+            target,
+        } => {
+            backend::open(&target)?
+                .control(&id, backend::Control::Terminate { recursive }, &reason)
+                .await
+        }
+        Command::Suspend { id, reason, target } => {
+            backend::open(&target)?
+                .control(&id, backend::Control::Suspend, &reason)
+                .await
+        }
+        Command::Resume { id, reason, target } => {
+            backend::open(&target)?
+                .control(&id, backend::Control::Resume, &reason)
+                .await
+        }
+        Command::Rewind { id, reason, target } => {
+            backend::open(&target)?
+                .control(&id, backend::Control::Rewind, &reason)
+                .await
+        }
+        Command::Restart { id, new_id, target } => {
+            println!("{}", backend::open(&target)?.restart(&id, new_id).await?);
             Ok(())
         }
-        Command::Terminate { id, reason, store } => {
-            client(&store)?.terminate(&id, reason).await?;
+        Command::Purge {
+            id,
+            recursive,
+            before,
+            target,
+        } => {
+            let b = backend::open(&target)?;
+            let n = match (id, before) {
+                (Some(id), None) => b.purge(&id, recursive).await?,
+                (None, Some(before)) => b.purge_before(&before).await?,
+                _ => bail!("give either an instance id or --before TIME"),
+            };
+            if target.json {
+                println!("{}", serde_json::json!({ "instancesDeleted": n }));
+            } else {
+                println!("{n} instance(s) purged");
+            }
             Ok(())
         }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    init_tracing();
+    if let Err(e) = run().await {
+        let mut msg = e.to_string();
+        for cause in e.chain().skip(1) {
+            msg.push_str(": ");
+            msg.push_str(&cause.to_string());
+        }
+        eprintln!("perdure: {msg}");
+        std::process::exit(1);
     }
 }

@@ -1,0 +1,473 @@
+//! The handlers of Durable Functions' webhook API.
+
+use crate::wire::{self, error, ApiError};
+use crate::{AppState, BASE_PATH};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use perdure::{ClientError, InstanceQuery, PurgeFilter, RuntimeStatus};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type Params = Query<HashMap<String, String>>;
+type Shared = State<Arc<AppState>>;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    let p = |s: &str| format!("{BASE_PATH}{s}");
+    Router::new()
+        .route(&p("/orchestrators/{name}"), post(start))
+        .route(
+            &p("/orchestrators/{name}/{instance_id}"),
+            post(start_with_id),
+        )
+        .route(&p("/instances"), get(list).delete(purge_many))
+        .route(&p("/instances/{id}"), get(status).delete(purge_one))
+        .route(&p("/instances/{id}/raiseEvent/{event}"), post(raise_event))
+        .route(&p("/instances/{id}/terminate"), post(terminate))
+        .route(&p("/instances/{id}/suspend"), post(suspend))
+        .route(&p("/instances/{id}/resume"), post(resume))
+        .route(&p("/instances/{id}/rewind"), post(rewind))
+        .route(&p("/instances/{id}/restart"), post(restart))
+}
+
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    error(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!("no route for {}", uri.path()),
+    )
+}
+
+fn client_error(e: ClientError) -> ApiError {
+    let status = match &e {
+        ClientError::InvalidInstanceId(_)
+        | ClientError::InvalidArgument(_)
+        | ClientError::Serialization(_) => StatusCode::BAD_REQUEST,
+        ClientError::NotFound(_) => StatusCode::NOT_FOUND,
+        ClientError::AlreadyRunning { .. } | ClientError::StillRunning { .. } => {
+            StatusCode::CONFLICT
+        }
+        ClientError::AlreadyFinished { .. } => StatusCode::GONE,
+        ClientError::NotFailed { status, .. } if status.is_terminal() => StatusCode::GONE,
+        ClientError::NotFailed { .. } => StatusCode::BAD_REQUEST,
+        ClientError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        ClientError::Timeout(..) => StatusCode::GATEWAY_TIMEOUT,
+        ClientError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let kind = format!("{e:?}");
+    let kind = kind
+        .split(['(', ' ', '{'])
+        .next()
+        .unwrap_or("Error")
+        .to_string();
+    error(status, &kind, e.to_string())
+}
+
+fn json_body(body: &Bytes) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "BadJson",
+            format!("the request body is not valid JSON: {e}"),
+        )
+    })
+}
+
+fn flag(q: &HashMap<String, String>, name: &str, default: bool) -> Result<bool, ApiError> {
+    match q.get(name).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if v == "true" || v == "1" => Ok(true),
+        Some(v) if v == "false" || v == "0" => Ok(false),
+        Some(v) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            format!("`{name}` must be true or false, not `{v}`"),
+        )),
+    }
+}
+
+fn seconds(q: &HashMap<String, String>, name: &str) -> Result<Option<Duration>, ApiError> {
+    q.get(name)
+        .map(|v| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0 && *s < 86_400.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| {
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        "BadParameter",
+                        format!("`{name}` must be a number of seconds, not `{v}`"),
+                    )
+                })
+        })
+        .transpose()
+}
+
+fn timestamp(
+    q: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    q.get(name)
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| {
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        "BadParameter",
+                        format!("`{name}` must be an ISO 8601 time like 2024-01-31T12:00:00Z: {e}"),
+                    )
+                })
+        })
+        .transpose()
+}
+
+fn statuses(q: &HashMap<String, String>) -> Result<Vec<RuntimeStatus>, ApiError> {
+    let Some(list) = q.get("runtimeStatus") else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.trim()
+                .parse::<RuntimeStatus>()
+                .map_err(|e| error(StatusCode::BAD_REQUEST, "BadParameter", e.to_string()))
+        })
+        .collect()
+}
+
+fn reason(q: &HashMap<String, String>) -> Value {
+    q.get("reason")
+        .map_or(Value::Null, |r| Value::String(r.clone()))
+}
+
+fn accepted_with_urls(state: &AppState, headers: &HeaderMap, id: &str) -> Response {
+    let base = wire::base_url(headers);
+    let body = wire::management_urls(&base, id, state.config.api_key.as_deref());
+    let mut resp = (StatusCode::ACCEPTED, Json(body.clone())).into_response();
+    if let Some(loc) = body["statusQueryGetUri"]
+        .as_str()
+        .and_then(|s| HeaderValue::from_str(s).ok())
+    {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+    resp
+}
+
+async fn start(
+    state: Shared,
+    Path(name): Path<String>,
+    q: Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    start_instance(state, name, None, q, headers, body).await
+}
+
+async fn start_with_id(
+    state: Shared,
+    Path((name, id)): Path<(String, String)>,
+    q: Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    start_instance(state, name, Some(id), q, headers, body).await
+}
+
+async fn start_instance(
+    State(state): Shared,
+    name: String,
+    id: Option<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let input = json_body(&body)?;
+    if let Some(known) = &state.config.known_orchestrators {
+        if !known.contains(&name.to_lowercase()) {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "UnknownOrchestrator",
+                format!("no orchestrator named `{name}` is registered"),
+            ));
+        }
+    }
+    let timeout = seconds(&q, "timeout")?;
+    let interval = seconds(&q, "pollingInterval")?
+        .unwrap_or(Duration::from_secs(1))
+        .max(Duration::from_millis(10));
+    let id = state
+        .client
+        .start_new(&name, id.as_deref(), input)
+        .await
+        .map_err(client_error)?;
+    if let Some(timeout) = timeout {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let st = state
+                .client
+                .get_status(&id, false)
+                .await
+                .map_err(client_error)?;
+            if let Some(st) = st.filter(|s| s.runtime_status.is_terminal()) {
+                let out = wire::status(&st, false, false, false)["output"].clone();
+                return Ok((StatusCode::OK, Json(out)).into_response());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            tokio::time::sleep(interval.min(deadline - now)).await;
+        }
+    }
+    Ok(accepted_with_urls(&state, &headers, &id))
+}
+
+async fn status(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let show_history = flag(&q, "showHistory", false)?;
+    let show_output = flag(&q, "showHistoryOutput", false)?;
+    let show_input = flag(&q, "showInput", true)?;
+    let fail_500 = flag(&q, "returnInternalServerErrorOnFailure", false)?;
+    let Some(st) = state
+        .client
+        .get_status(&id, show_history)
+        .await
+        .map_err(client_error)?
+    else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("instance `{id}` was not found"),
+        ));
+    };
+    let body = wire::status(&st, show_input, show_history, show_output);
+    let code = match st.runtime_status {
+        RuntimeStatus::Failed if fail_500 => StatusCode::INTERNAL_SERVER_ERROR,
+        s if s.is_terminal() => StatusCode::OK,
+        _ => StatusCode::ACCEPTED,
+    };
+    let mut resp = (code, Json(body)).into_response();
+    if code == StatusCode::ACCEPTED {
+        let url = wire::management_urls(
+            &wire::base_url(&headers),
+            &id,
+            state.config.api_key.as_deref(),
+        );
+        if let Some(loc) = url["statusQueryGetUri"]
+            .as_str()
+            .and_then(|s| HeaderValue::from_str(s).ok())
+        {
+            resp.headers_mut().insert(header::LOCATION, loc);
+        }
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    Ok(resp)
+}
+
+const CONTINUATION: &str = "x-ms-continuation-token";
+
+async fn list(
+    State(state): Shared,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let top = match q.get("top") {
+        None => 100,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "BadParameter",
+                    format!("`top` must be a number from 1 to 10000, not `{v}`"),
+                )
+            })?,
+    };
+    let query = InstanceQuery {
+        statuses: statuses(&q)?,
+        created_from: timestamp(&q, "createdTimeFrom")?,
+        created_to: timestamp(&q, "createdTimeTo")?,
+        instance_id_prefix: q.get("instanceIdPrefix").cloned(),
+        parent_instance_id: None,
+        page_size: top,
+        continuation: headers
+            .get(CONTINUATION)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string),
+    };
+    let show_input = flag(&q, "showInput", false)?;
+    let page = state
+        .client
+        .list_instances(&query, show_input)
+        .await
+        .map_err(client_error)?;
+    let body: Vec<Value> = page
+        .instances
+        .iter()
+        .map(|s| wire::status(s, show_input, false, false))
+        .collect();
+    let mut resp = (StatusCode::OK, Json(Value::Array(body))).into_response();
+    if let Some(token) = page
+        .continuation_token
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+    {
+        resp.headers_mut().insert(CONTINUATION, token);
+    }
+    Ok(resp)
+}
+
+async fn purge_one(State(state): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+    match state
+        .client
+        .purge_instance_history(&id)
+        .await
+        .map_err(client_error)?
+    {
+        0 => Err(error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("instance `{id}` was not found"),
+        )),
+        n => Ok((StatusCode::OK, Json(json!({ "instancesDeleted": n }))).into_response()),
+    }
+}
+
+async fn purge_many(State(state): Shared, Query(q): Params) -> Result<Response, ApiError> {
+    let Some(from) = timestamp(&q, "createdTimeFrom")? else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "`createdTimeFrom` is required to purge by filter",
+        ));
+    };
+    let filter = PurgeFilter {
+        created_from: Some(from),
+        created_to: timestamp(&q, "createdTimeTo")?,
+        statuses: statuses(&q)?,
+    };
+    match state
+        .client
+        .purge_instances(&filter)
+        .await
+        .map_err(client_error)?
+    {
+        0 => Err(error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "no finished instance matched the filter",
+        )),
+        n => Ok((StatusCode::OK, Json(json!({ "instancesDeleted": n }))).into_response()),
+    }
+}
+
+fn accepted() -> Response {
+    StatusCode::ACCEPTED.into_response()
+}
+
+async fn raise_event(
+    State(state): Shared,
+    Path((id, event)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let data = json_body(&body)?;
+    state
+        .client
+        .raise_event(&id, &event, data)
+        .await
+        .map_err(client_error)?;
+    Ok(accepted())
+}
+
+async fn terminate(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
+    let recursive = flag(&q, "recursive", false)?;
+    state
+        .client
+        .terminate_with_options(&id, reason(&q), recursive)
+        .await
+        .map_err(client_error)?;
+    Ok(accepted())
+}
+
+async fn suspend(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
+    state
+        .client
+        .suspend(&id, reason(&q))
+        .await
+        .map_err(client_error)?;
+    Ok(accepted())
+}
+
+async fn resume(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
+    state
+        .client
+        .resume(&id, reason(&q))
+        .await
+        .map_err(client_error)?;
+    Ok(accepted())
+}
+
+async fn rewind(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
+    state
+        .client
+        .rewind(&id, reason(&q))
+        .await
+        .map_err(client_error)?;
+    Ok(accepted())
+}
+
+async fn restart(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let new_id = flag(&q, "restartWithNewInstanceId", false)?;
+    let id = state
+        .client
+        .restart(&id, new_id)
+        .await
+        .map_err(|e| match e {
+            ClientError::StillRunning { .. } => {
+                let (_, body) = client_error(e);
+                (StatusCode::BAD_REQUEST, body)
+            }
+            other => client_error(other),
+        })?;
+    Ok(accepted_with_urls(&state, &headers, &id))
+}

@@ -1,0 +1,127 @@
+//! `perdure-server` owns Perdure's network faces: Durable Functions' HTTP
+//! management API under `/runtime/webhooks/durabletask/` (its paths, query
+//! parameters, JSON fields, status codes and headers), its OpenAPI document,
+//! and API-key checks. It converts between wire shapes and the Rust client
+//! by hand.
+//!
+//! Architecture invariant: only this crate knows HTTP; everything it does
+//! goes through [`perdure::Client`], so instances started here are the same
+//! instances the Rust client and workers see.
+
+mod api;
+mod openapi;
+pub mod wire;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use perdure::Client;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The API's base path.
+pub const BASE_PATH: &str = "/runtime/webhooks/durabletask";
+
+/// How the HTTP API behaves.
+#[derive(Clone, Debug, Default)]
+pub struct ServerConfig {
+    /// Required on every management request when set (the `code` query
+    /// parameter or `Authorization: Bearer KEY`).
+    pub api_key: Option<String>,
+    /// Orchestrator names this process can run; starting another name is
+    /// refused with 400. `None` when workers live elsewhere.
+    pub known_orchestrators: Option<HashSet<String>>,
+}
+
+pub(crate) struct AppState {
+    pub client: Client,
+    pub config: ServerConfig,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("refusing to listen on {0} without an API key: set --api-key or PERDURE_API_KEY (loopback addresses need none)")]
+    KeyRequired(SocketAddr),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("HTTP server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The HTTP API as an axum router.
+pub fn router(client: Client, config: ServerConfig) -> Router {
+    let state = Arc::new(AppState { client, config });
+    api::routes()
+        .route("/openapi.json", axum::routing::get(openapi::document))
+        .fallback(api::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            check_key,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            perdure::MAX_PAYLOAD_BYTES,
+        ))
+        .with_state(state)
+}
+
+async fn check_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let Some(key) = state.config.api_key.as_deref() else {
+        return next.run(req).await;
+    };
+    let from_query = req.uri().query().is_some_and(|q| {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .any(|(k, v)| k == "code" && v == key)
+    });
+    let from_header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|v| v == key);
+    if from_query || from_header {
+        next.run(req).await
+    } else {
+        wire::error(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "an API key is required: pass ?code=KEY or Authorization: Bearer KEY",
+        )
+        .into_response()
+    }
+}
+
+/// Serves the API on `addr` until `shutdown` resolves. Addresses other than
+/// loopback need an API key.
+pub async fn serve(
+    addr: SocketAddr,
+    client: Client,
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    if !addr.ip().is_loopback() && config.api_key.is_none() {
+        return Err(ServeError::KeyRequired(addr));
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::Bind(addr, e))?;
+    serve_on(listener, client, config, shutdown).await
+}
+
+/// Serves the API on a listener that is already bound.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    client: Client,
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let app = router(client, config);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
