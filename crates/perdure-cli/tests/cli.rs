@@ -1,0 +1,165 @@
+//! The `perdure` command as a user runs it: instance commands against a
+//! store file and against a running `perdure serve --samples`.
+
+use serde_json::Value;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn perdure(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_perdure"))
+        .args(args)
+        .output()
+        .expect("run perdure")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = perdure(args);
+    assert!(
+        out.status.success(),
+        "perdure {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+fn json(args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    serde_json::from_str(&ok(&a)).expect("--json prints JSON")
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = perdure(args);
+    assert!(!out.status.success(), "perdure {args:?} should fail");
+    let err = String::from_utf8(out.stderr).expect("utf8");
+    assert_eq!(err.trim_end().lines().count(), 1, "one clear line: {err}");
+    assert!(err.starts_with("perdure: "), "{err}");
+    err
+}
+
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(store: &str) -> (Serve, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_perdure"))
+        .args(["serve", "--samples", "--store", store, "--http", &addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn perdure serve");
+    let guard = Serve(child);
+    let url = format!("http://{addr}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "perdure serve did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (guard, url)
+}
+
+fn wait_status(server: &str, id: &str, want: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = json(&["status", id, "--server", server]);
+        if st["runtimeStatus"] == want {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "{id} never became {want}: {st}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn instance_commands_against_a_store_and_a_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let s = store.as_str();
+
+    // Against the store, with no worker: the instance waits as Pending.
+    assert_eq!(
+        ok(&["start", "HelloCities", "--id", "local-1", "--store", s]).trim(),
+        "local-1"
+    );
+    let st = json(&["status", "local-1", "--store", s]);
+    assert_eq!(st["runtimeStatus"], "Pending");
+    assert!(ok(&["status", "local-1", "--store", s]).contains("Pending"));
+    assert!(
+        fails(&["start", "HelloCities", "--id", "local-1", "--store", s]).contains("still Pending")
+    );
+    assert!(fails(&["start", "X", "--input", "{oops", "--store", s]).contains("not valid JSON"));
+    assert!(fails(&["status", "missing", "--store", s]).contains("not found"));
+    assert!(
+        fails(&["start", "HelloCities", "--id", "a/b", "--store", s])
+            .contains("forbidden character")
+    );
+
+    // A server on the same file runs it, and everything works through it.
+    let (_server, url) = serve(s);
+    let u = url.as_str();
+    wait_status(u, "local-1", "Completed");
+    let table = ok(&["history", "local-1", "--server", u]);
+    assert!(
+        table.contains("TaskCompleted")
+            && table.contains("Hello Tokyo!")
+            && table.contains("ExecutionCompleted"),
+        "{table}"
+    );
+    let id = ok(&[
+        "start",
+        "ApprovalWorkflow",
+        "--input",
+        r#"{"request":"cli"}"#,
+        "--server",
+        u,
+    ])
+    .trim()
+    .to_string();
+    wait_status(u, &id, "Running");
+    ok(&["suspend", &id, "--reason", "hold", "--server", u]);
+    wait_status(u, &id, "Suspended");
+    ok(&[
+        "raise",
+        &id,
+        "ApprovalEvent",
+        "--data",
+        "true",
+        "--server",
+        u,
+    ]);
+    ok(&["resume", &id, "--server", u]);
+    let st = wait_status(u, &id, "Completed");
+    assert_eq!(st["output"], "approved and processed");
+    assert!(fails(&["rewind", &id, "--server", u]).contains("410"));
+    let again = ok(&["restart", &id, "--new-id", "--server", u])
+        .trim()
+        .to_string();
+    assert_ne!(again, id);
+    ok(&["terminate", &again, "--reason", "enough", "--server", u]);
+    let st = wait_status(u, &again, "Terminated");
+    assert_eq!(st["output"], "enough");
+    let list = json(&["list", "--status", "Completed,Terminated", "--server", u]);
+    assert_eq!(list.as_array().expect("array").len(), 3, "{list}");
+    let listed = ok(&["list", "--prefix", "local-", "--store", s]);
+    assert!(
+        listed.contains("local-1") && listed.contains("Completed"),
+        "{listed}"
+    );
+    let purged = json(&["purge", "local-1", "--server", u]);
+    assert_eq!(purged["instancesDeleted"], 1);
+    assert!(fails(&["status", "local-1", "--server", u]).contains("404"));
+    let purged = json(&["purge", "--before", "2999-01-01T00:00:00Z", "--store", s]);
+    assert_eq!(purged["instancesDeleted"], 2);
+    assert!(fails(&["status", "x", "--server", "http://127.0.0.1:9"]).contains("cannot reach"));
+}
