@@ -1,0 +1,394 @@
+//! `perdure-postgres` is the PostgreSQL store: any number of worker
+//! processes on any number of machines share one task hub. Work is taken
+//! with `FOR UPDATE SKIP LOCKED` under leases with lock tokens checked in the
+//! same transaction as every commit; new work wakes idle workers through
+//! LISTEN/NOTIFY; each task hub lives in its own schema (`perdure_<hub>`),
+//! so several hubs share one database.
+//!
+//! Module map: `schema` (versioned migrations), `ops` (the SQL of each
+//! operation), `listen` (the LISTEN connection and wake-ups), this file (the
+//! Store trait impls, URL parsing and the connection pool).
+//!
+//! Architecture invariant: every store operation is one PostgreSQL
+//! transaction; times that decide leases come from the database's clock, so
+//! machines with skewed clocks cannot steal each other's leases.
+
+mod listen;
+mod ops;
+mod schema;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use perdure_core::HistoryEvent;
+use perdure_store::wake::WakeHub;
+use perdure_store::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) fn backend(context: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("postgres: {context}: {e}"))
+}
+
+pub(crate) fn dur_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+/// What a write made visible, for wake-ups here and (by NOTIFY) elsewhere.
+#[derive(Default)]
+pub(crate) struct Woken {
+    pub orchestrations_now: bool,
+    pub orchestrations_later: Vec<i64>,
+    pub activities_now: bool,
+    pub activities_later: Vec<i64>,
+}
+
+/// The PostgreSQL store (`postgres://user@host/db?hub=NAME`).
+pub struct PostgresStore {
+    pool: Pool,
+    wake: Arc<WakeHub>,
+    channel: String,
+    hub: String,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+/// Splits Perdure's own parameters (`hub`, `pool_size`) off a PostgreSQL URL.
+fn parse_url(url: &str) -> Result<(String, String, usize), StoreError> {
+    let bad = |why: &str| StoreError::BadUrl(url.to_string(), why.to_string());
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(bad(
+            "expected postgres://user@host[:port]/database[?hub=NAME]",
+        ));
+    }
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut hub = "default".to_string();
+    let mut pool = 16usize;
+    let mut rest = Vec::new();
+    for kv in query.split('&').filter(|s| !s.is_empty()) {
+        match kv.split_once('=') {
+            Some(("hub", v)) => hub = v.to_string(),
+            Some(("pool_size", v)) => {
+                pool = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad("pool_size must be a positive number"))?
+            }
+            _ => rest.push(kv),
+        }
+    }
+    if hub.is_empty()
+        || hub.len() > 40
+        || !hub
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(bad("hub must be 1 to 40 characters of a-z, 0-9 and _"));
+    }
+    let conn = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((conn, hub, pool))
+}
+
+impl PostgresStore {
+    /// Connects, creates or migrates the hub's schema, and starts listening
+    /// for wake-ups.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let (conn_url, hub, pool_size) = parse_url(url)?;
+        let schema = format!("perdure_{hub}");
+        let mut cfg: tokio_postgres::Config = conn_url
+            .parse()
+            .map_err(|e| StoreError::BadUrl(url.to_string(), format!("{e}")))?;
+        cfg.application_name("perdure");
+        cfg.options(format!("-c search_path={schema}"));
+        cfg.connect_timeout(Duration::from_secs(10));
+        schema::migrate(&cfg, &schema).await?;
+        let mgr = Manager::from_config(
+            cfg.clone(),
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(pool_size)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| backend("building the pool", e))?;
+        let wake = Arc::new(WakeHub::default());
+        let channel = schema.clone();
+        let listener = tokio::spawn(listen::run(cfg, channel.clone(), wake.clone()));
+        let store = PostgresStore {
+            pool,
+            wake,
+            channel,
+            hub,
+            listener,
+        };
+        let pending = store.run(|tx, _| Box::pin(ops::pending_times(tx))).await?;
+        store.signal(pending);
+        store.wake.notify(WorkKind::Orchestration);
+        store.wake.notify(WorkKind::Activity);
+        Ok(store)
+    }
+
+    /// The task hub's name.
+    pub fn hub(&self) -> &str {
+        &self.hub
+    }
+
+    /// Drops the task hub's schema with everything in it (for tests).
+    pub async fn drop_hub(&self) -> Result<(), StoreError> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| backend("connecting", e))?;
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.channel))
+            .await
+            .map_err(|e| backend("dropping the hub", e))
+    }
+
+    fn signal(&self, w: Woken) {
+        if w.orchestrations_now {
+            self.wake.notify(WorkKind::Orchestration);
+        }
+        if w.activities_now {
+            self.wake.notify(WorkKind::Activity);
+        }
+        for (kind, times) in [
+            (WorkKind::Orchestration, w.orchestrations_later),
+            (WorkKind::Activity, w.activities_later),
+        ] {
+            for t in times {
+                if let Some(at) = chrono::DateTime::from_timestamp_millis(t) {
+                    self.wake.schedule(kind, at);
+                }
+            }
+        }
+    }
+
+    /// Runs `f` in one transaction and commits it.
+    async fn run<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: for<'a> FnOnce(
+            &'a deadpool_postgres::Transaction<'a>,
+            &'a str,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<R, StoreError>> + Send + 'a>,
+        >,
+    {
+        let mut client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| backend("connecting", e))?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| backend("begin", e))?;
+        let r = f(&tx, &self.channel).await?;
+        tx.commit().await.map_err(|e| backend("commit", e))?;
+        Ok(r)
+    }
+}
+
+#[async_trait]
+impl InstanceStore for PostgresStore {
+    async fn create_instance(&self, req: CreateInstance) -> Result<(), StoreError> {
+        let w = self
+            .run(|tx, ch| Box::pin(ops::create_instance(tx, ch, req)))
+            .await?;
+        self.signal(w);
+        Ok(())
+    }
+
+    async fn get_instance(&self, instance_id: &str) -> Result<Option<InstanceRecord>, StoreError> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| backend("connecting", e))?;
+        ops::get_instance(&**client, instance_id).await
+    }
+
+    async fn send_message(&self, msg: InstanceMessage) -> Result<(), StoreError> {
+        let w = self
+            .run(|tx, ch| Box::pin(ops::send_message(tx, ch, msg)))
+            .await?;
+        self.signal(w);
+        Ok(())
+    }
+
+    async fn list_instances(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| backend("connecting", e))?;
+        ops::list_instances(&**client, query).await
+    }
+
+    async fn purge_instance(&self, instance_id: &str) -> Result<bool, StoreError> {
+        let id = instance_id.to_string();
+        self.run(|tx, _| Box::pin(ops::purge_instance(tx, id)))
+            .await
+    }
+}
+
+#[async_trait]
+impl HistoryStore for PostgresStore {
+    async fn read_history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| backend("connecting", e))?;
+        ops::read_history(&**client, instance_id).await
+    }
+}
+
+#[async_trait]
+impl OrchestrationQueue for PostgresStore {
+    async fn fetch_orchestration(
+        &self,
+        lease: Duration,
+        max_messages: usize,
+    ) -> Result<Option<OrchestrationItem>, StoreError> {
+        let lease = dur_ms(lease);
+        self.run(|tx, _| {
+            Box::pin(ops::fetch_orchestration(
+                tx,
+                lease,
+                max_messages.max(1) as i64,
+            ))
+        })
+        .await
+    }
+
+    async fn commit_orchestration(&self, commit: OrchestrationCommit) -> Result<(), StoreError> {
+        let w = self
+            .run(|tx, ch| Box::pin(ops::commit_orchestration(tx, ch, commit)))
+            .await?;
+        self.signal(w);
+        Ok(())
+    }
+
+    async fn renew_orchestration_lock(
+        &self,
+        instance_id: &str,
+        lock_token: &str,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        let (id, tok, lease) = (
+            instance_id.to_string(),
+            lock_token.to_string(),
+            dur_ms(lease),
+        );
+        self.run(|tx, _| Box::pin(ops::renew_orchestration(tx, id, tok, lease)))
+            .await
+    }
+
+    async fn abandon_orchestration(
+        &self,
+        instance_id: &str,
+        lock_token: &str,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
+        let (id, tok, after) = (
+            instance_id.to_string(),
+            lock_token.to_string(),
+            dur_ms(retry_after),
+        );
+        let w = self
+            .run(|tx, ch| Box::pin(ops::abandon_orchestration(tx, ch, id, tok, after)))
+            .await?;
+        self.signal(w);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ActivityQueue for PostgresStore {
+    async fn fetch_activity(&self, lease: Duration) -> Result<Option<ActivityItem>, StoreError> {
+        let lease = dur_ms(lease);
+        self.run(|tx, _| Box::pin(ops::fetch_activity(tx, lease)))
+            .await
+    }
+
+    async fn complete_activity(
+        &self,
+        lock_token: &str,
+        result: InstanceMessage,
+    ) -> Result<(), StoreError> {
+        let tok = lock_token.to_string();
+        let w = self
+            .run(|tx, ch| Box::pin(ops::complete_activity(tx, ch, tok, result)))
+            .await?;
+        self.signal(w);
+        Ok(())
+    }
+
+    async fn renew_activity_lock(
+        &self,
+        lock_token: &str,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        let (tok, lease) = (lock_token.to_string(), dur_ms(lease));
+        self.run(|tx, _| Box::pin(ops::renew_activity(tx, tok, lease)))
+            .await
+    }
+
+    async fn abandon_activity(
+        &self,
+        lock_token: &str,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
+        let (tok, after) = (lock_token.to_string(), dur_ms(retry_after));
+        let w = self
+            .run(|tx, ch| Box::pin(ops::abandon_activity(tx, ch, tok, after)))
+            .await?;
+        self.signal(w);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl WakeSignal for PostgresStore {
+    async fn wait_for_work(&self, kind: WorkKind, max_wait: Duration) {
+        self.wake.wait(kind, max_wait).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_url;
+
+    #[test]
+    fn urls() {
+        let (c, h, p) =
+            parse_url("postgres://postgres@127.0.0.1:5432/test?hub=a_1&pool_size=4").unwrap();
+        assert_eq!(
+            (c.as_str(), h.as_str(), p),
+            ("postgres://postgres@127.0.0.1:5432/test", "a_1", 4)
+        );
+        let (c, h, _) = parse_url("postgresql://u@h/db?sslmode=disable").unwrap();
+        assert_eq!(
+            (c.as_str(), h.as_str()),
+            ("postgresql://u@h/db?sslmode=disable", "default")
+        );
+        assert!(parse_url("postgres://u@h/db?hub=Bad-Name").is_err());
+        assert!(parse_url("mysql://u@h/db").is_err());
+    }
+}

@@ -1,0 +1,679 @@
+//! The SQL of each store operation, each run inside one transaction.
+
+use crate::{backend, Woken};
+use deadpool_postgres::Transaction;
+use perdure_core::{
+    decode_event, encode_event, EventKind, FailureDetails, HistoryEvent, RuntimeStatus,
+};
+use perdure_store::*;
+use tokio_postgres::{GenericClient, Row};
+
+const NOW: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+
+async fn now<C: GenericClient + Sync>(c: &C) -> Result<i64, StoreError> {
+    Ok(c.query_one(NOW, &[])
+        .await
+        .map_err(|e| backend("reading the clock", e))?
+        .get(0))
+}
+
+fn ts(ms: i64) -> perdure_core::Timestamp {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn failure_text(f: &Option<FailureDetails>) -> Option<String> {
+    f.as_ref().and_then(|f| serde_json::to_string(f).ok())
+}
+
+const INSTANCE_COLS: &str = "instance_id, name, version, status, execution_id, input, output, failure, custom_status, created_at, updated_at, parent_instance_id, history_len";
+
+fn record(r: &Row) -> Result<InstanceRecord, StoreError> {
+    let id: String = r.get(0);
+    let code: i32 = r.get(3);
+    let failure: Option<String> = r.get(7);
+    Ok(InstanceRecord {
+        status: RuntimeStatus::from_code(code).ok_or_else(|| {
+            StoreError::Corrupt(format!("instance `{id}` has status code {code}"))
+        })?,
+        failure: failure
+            .map(|t| {
+                serde_json::from_str(&t)
+                    .map_err(|e| StoreError::Corrupt(format!("failure details of `{id}`: {e}")))
+            })
+            .transpose()?,
+        instance_id: id,
+        name: r.get(1),
+        version: r.get(2),
+        execution_id: r.get(4),
+        input: r.get(5),
+        output: r.get(6),
+        custom_status: r.get(8),
+        created_at: ts(r.get(9)),
+        updated_at: ts(r.get(10)),
+        parent_instance_id: r.get(11),
+        history_len: r.get::<_, i64>(12) as u64,
+    })
+}
+
+pub(crate) async fn get_instance<C: GenericClient + Sync>(
+    c: &C,
+    id: &str,
+) -> Result<Option<InstanceRecord>, StoreError> {
+    c.query_opt(
+        &format!("SELECT {INSTANCE_COLS} FROM instances WHERE instance_id = $1"),
+        &[&id],
+    )
+    .await
+    .map_err(|e| backend("reading an instance", e))?
+    .map(|r| record(&r))
+    .transpose()
+}
+
+pub(crate) async fn read_history<C: GenericClient + Sync>(
+    c: &C,
+    id: &str,
+) -> Result<Vec<HistoryEvent>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT event FROM history WHERE instance_id = $1 ORDER BY seq",
+            &[&id],
+        )
+        .await
+        .map_err(|e| backend("reading history", e))?;
+    rows.iter().map(|r| Ok(decode_event(r.get(0))?)).collect()
+}
+
+pub(crate) async fn pending_times(tx: &Transaction<'_>) -> Result<Woken, StoreError> {
+    let now = now(&**tx).await?;
+    let times = |sql: &'static str| async move {
+        let rows = tx
+            .query(sql, &[&now])
+            .await
+            .map_err(|e| backend("scanning due times", e))?;
+        Ok::<Vec<i64>, StoreError>(
+            rows.iter()
+                .filter_map(|r| r.get::<_, Option<i64>>(0))
+                .collect(),
+        )
+    };
+    let mut orch = times("SELECT DISTINCT visible_at FROM inbox WHERE visible_at > $1").await?;
+    orch.extend(times("SELECT MIN(lock_expiry) FROM instances WHERE lock_expiry > $1").await?);
+    let mut act = times("SELECT DISTINCT visible_at FROM tasks WHERE visible_at > $1").await?;
+    act.extend(times("SELECT MIN(lock_expiry) FROM tasks WHERE lock_expiry > $1").await?);
+    Ok(Woken {
+        orchestrations_later: orch,
+        activities_later: act,
+        ..Woken::default()
+    })
+}
+
+/// Tells every listening process what became visible (delivered at commit).
+async fn notify(tx: &Transaction<'_>, channel: &str, w: &Woken) -> Result<(), StoreError> {
+    let mut payloads = Vec::new();
+    if w.orchestrations_now {
+        payloads.push("o".to_string());
+    }
+    if w.activities_now {
+        payloads.push("a".to_string());
+    }
+    payloads.extend(w.orchestrations_later.iter().map(|t| format!("o:{t}")));
+    payloads.extend(w.activities_later.iter().map(|t| format!("a:{t}")));
+    for p in payloads {
+        tx.execute("SELECT pg_notify($1, $2)", &[&channel, &p])
+            .await
+            .map_err(|e| backend("notify", e))?;
+    }
+    Ok(())
+}
+
+async fn insert_messages(
+    tx: &Transaction<'_>,
+    msgs: &[InstanceMessage],
+    now: i64,
+    w: &mut Woken,
+) -> Result<(), StoreError> {
+    if msgs.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = msgs.iter().map(|m| m.instance_id.as_str()).collect();
+    let execs: Vec<Option<&str>> = msgs.iter().map(|m| m.execution_id.as_deref()).collect();
+    let events: Vec<String> = msgs.iter().map(|m| encode_event(&m.event)).collect();
+    let visible: Vec<i64> = msgs
+        .iter()
+        .map(|m| ceil_millis(m.visible_at).max(0))
+        .collect();
+    let control: Vec<bool> = msgs.iter().map(|m| is_control(&m.event)).collect();
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO inbox (instance_id, execution_id, event, visible_at, control)
+             SELECT t.iid, t.eid, t.ev, t.vis, t.ctl FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bool[]) AS t(iid, eid, ev, vis, ctl)
+             WHERE EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = t.iid)",
+        )
+        .await
+        .map_err(|e| backend("enqueueing messages", e))?;
+    tx.execute(&stmt, &[&ids, &execs, &events, &visible, &control])
+        .await
+        .map_err(|e| backend("enqueueing messages", e))?;
+    for v in visible {
+        if v <= now {
+            w.orchestrations_now = true;
+        } else {
+            w.orchestrations_later.push(v);
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_instance(
+    tx: &Transaction<'_>,
+    id: &str,
+    name: &str,
+    version: &Option<String>,
+    execution_id: &str,
+    input: &Option<String>,
+    parent: Option<&str>,
+    created: i64,
+) -> Result<bool, StoreError> {
+    let n = tx
+        .execute(
+            "INSERT INTO instances (instance_id, name, version, status, execution_id, input, created_at, updated_at, parent_instance_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) ON CONFLICT (instance_id) DO NOTHING",
+            &[&id, &name, version, &RuntimeStatus::Pending.code(), &execution_id, input, &created, &parent],
+        )
+        .await
+        .map_err(|e| backend("creating an instance", e))?;
+    Ok(n == 1)
+}
+
+pub(crate) async fn create_instance(
+    tx: &Transaction<'_>,
+    channel: &str,
+    req: CreateInstance,
+) -> Result<Woken, StoreError> {
+    let now = now(&**tx).await?;
+    let existing = tx
+        .query_opt(
+            "SELECT status FROM instances WHERE instance_id = $1 FOR UPDATE",
+            &[&req.instance_id],
+        )
+        .await
+        .map_err(|e| backend("looking up an instance", e))?;
+    if let Some(row) = existing {
+        let code: i32 = row.get(0);
+        let status = RuntimeStatus::from_code(code)
+            .ok_or_else(|| StoreError::Corrupt(format!("status code {code}")))?;
+        if !status.is_terminal() {
+            return Err(StoreError::AlreadyExists {
+                id: req.instance_id,
+                status,
+            });
+        }
+        for table in ["history", "inbox", "tasks", "instances"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE instance_id = $1"),
+                &[&req.instance_id],
+            )
+            .await
+            .map_err(|e| backend("replacing a finished instance", e))?;
+        }
+    }
+    let parent = match &req.start_event.kind {
+        EventKind::ExecutionStarted { parent, .. } => {
+            parent.as_ref().map(|p| p.instance_id.clone())
+        }
+        _ => None,
+    };
+    let created = req.now.timestamp_millis();
+    if !insert_instance(
+        tx,
+        &req.instance_id,
+        &req.name,
+        &req.version,
+        &req.execution_id,
+        &req.input,
+        parent.as_deref(),
+        created,
+    )
+    .await?
+    {
+        // Created by someone else since we looked.
+        return Err(StoreError::AlreadyExists {
+            id: req.instance_id,
+            status: RuntimeStatus::Pending,
+        });
+    }
+    let mut w = Woken::default();
+    let msg = InstanceMessage {
+        instance_id: req.instance_id.clone(),
+        execution_id: Some(req.execution_id.clone()),
+        event: req.start_event,
+        visible_at: req.visible_at,
+    };
+    insert_messages(tx, &[msg], now, &mut w).await?;
+    notify(tx, channel, &w).await?;
+    Ok(w)
+}
+
+pub(crate) async fn send_message(
+    tx: &Transaction<'_>,
+    channel: &str,
+    m: InstanceMessage,
+) -> Result<Woken, StoreError> {
+    let now = now(&**tx).await?;
+    let exists = tx
+        .query_opt(
+            "SELECT 1 FROM instances WHERE instance_id = $1",
+            &[&m.instance_id],
+        )
+        .await
+        .map_err(|e| backend("looking up an instance", e))?;
+    if exists.is_none() {
+        return Err(StoreError::NotFound(m.instance_id));
+    }
+    let mut w = Woken::default();
+    insert_messages(tx, &[m], now, &mut w).await?;
+    notify(tx, channel, &w).await?;
+    Ok(w)
+}
+
+pub(crate) async fn fetch_orchestration(
+    tx: &Transaction<'_>,
+    lease: i64,
+    max: i64,
+) -> Result<Option<OrchestrationItem>, StoreError> {
+    let now = now(&**tx).await?;
+    let stmt = tx
+        .prepare_cached(
+            "SELECT i.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
+             WHERE m.visible_at <= $1 AND i.lock_expiry <= $1 AND (i.status <> $2 OR m.control)
+             ORDER BY m.visible_at, m.seq LIMIT 1 FOR UPDATE OF i SKIP LOCKED",
+        )
+        .await
+        .map_err(|e| backend("finding orchestration work", e))?;
+    let Some(row) = tx
+        .query_opt(&stmt, &[&now, &RuntimeStatus::Suspended.code()])
+        .await
+        .map_err(|e| backend("finding orchestration work", e))?
+    else {
+        return Ok(None);
+    };
+    let id: String = row.get(0);
+    let token = new_lock_token();
+    tx.execute(
+        "UPDATE instances SET lock_token = $1, lock_expiry = $2 WHERE instance_id = $3",
+        &[&token, &(now + lease), &id],
+    )
+    .await
+    .map_err(|e| backend("locking an instance", e))?;
+    let instance = get_instance(&**tx, &id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+    let only_control = instance.status == RuntimeStatus::Suspended;
+    let rows = tx
+        .query(
+            "SELECT seq, execution_id, event FROM inbox WHERE instance_id = $1 AND visible_at <= $2 AND (control OR NOT $4) ORDER BY seq LIMIT $3",
+            &[&id, &now, &max, &only_control],
+        )
+        .await
+        .map_err(|e| backend("reading an inbox", e))?;
+    let mut messages = Vec::with_capacity(rows.len());
+    for r in rows {
+        messages.push(InboxMessage {
+            seq: r.get(0),
+            execution_id: r.get(1),
+            event: decode_event(r.get(2))?,
+        });
+    }
+    Ok(Some(OrchestrationItem {
+        instance,
+        messages,
+        lock_token: token,
+    }))
+}
+
+async fn check_lock(
+    tx: &Transaction<'_>,
+    id: &str,
+    token: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let row = tx
+        .query_opt("SELECT lock_token, lock_expiry, history_len FROM instances WHERE instance_id = $1 FOR UPDATE", &[&id])
+        .await
+        .map_err(|e| backend("checking a lease", e))?;
+    match row {
+        None => Err(StoreError::NotFound(id.to_string())),
+        Some(r) => {
+            let (t, exp, len): (Option<String>, i64, i64) = (r.get(0), r.get(1), r.get(2));
+            if t.as_deref() == Some(token) && exp > now {
+                Ok(len as u64)
+            } else {
+                Err(StoreError::LockLost(format!("instance `{id}`")))
+            }
+        }
+    }
+}
+
+pub(crate) async fn commit_orchestration(
+    tx: &Transaction<'_>,
+    channel: &str,
+    k: OrchestrationCommit,
+) -> Result<Woken, StoreError> {
+    let now = now(&**tx).await?;
+    let len = check_lock(tx, &k.instance_id, &k.lock_token, now).await?;
+    let base = if k.replace_history { 0 } else { len };
+    if base != k.expected_history_len {
+        return Err(StoreError::HistoryConflict {
+            id: k.instance_id.clone(),
+            expected: k.expected_history_len,
+            actual: base,
+        });
+    }
+    if k.replace_history {
+        tx.execute(
+            "DELETE FROM history WHERE instance_id = $1",
+            &[&k.instance_id],
+        )
+        .await
+        .map_err(|e| backend("dropping history", e))?;
+    }
+    if !k.history.is_empty() {
+        let seqs: Vec<i64> = (0..k.history.len())
+            .map(|i| (base + i as u64) as i64)
+            .collect();
+        let events: Vec<String> = k.history.iter().map(encode_event).collect();
+        tx.execute(
+            "INSERT INTO history (instance_id, seq, event) SELECT $1, s, e FROM unnest($2::bigint[], $3::text[]) AS t(s, e)",
+            &[&k.instance_id, &seqs, &events],
+        )
+        .await
+        .map_err(|e| backend("appending history", e))?;
+    }
+    let u = &k.update;
+    tx.execute(
+        "UPDATE instances SET name = $2, version = $3, status = $4, execution_id = $5, input = $6, output = $7, failure = $8,
+         custom_status = $9, parent_instance_id = $10, updated_at = $11, history_len = $12, lock_token = NULL, lock_expiry = 0
+         WHERE instance_id = $1",
+        &[
+            &k.instance_id, &u.name, &u.version, &u.status.code(), &u.execution_id, &u.input, &u.output,
+            &failure_text(&u.failure), &u.custom_status, &u.parent_instance_id, &k.now.timestamp_millis(),
+            &((base + k.history.len() as u64) as i64),
+        ],
+    )
+    .await
+    .map_err(|e| backend("updating an instance", e))?;
+    if !k.consumed.is_empty() {
+        tx.execute("DELETE FROM inbox WHERE seq = ANY($1)", &[&k.consumed])
+            .await
+            .map_err(|e| backend("consuming messages", e))?;
+    }
+    let mut w = Woken::default();
+    if !k.activities.is_empty() {
+        let a = &k.activities;
+        let iids: Vec<&str> = a.iter().map(|x| x.instance_id.as_str()).collect();
+        let eids: Vec<&str> = a.iter().map(|x| x.execution_id.as_str()).collect();
+        let tids: Vec<i64> = a.iter().map(|x| x.task_id).collect();
+        let names: Vec<&str> = a.iter().map(|x| x.name.as_str()).collect();
+        let versions: Vec<Option<&str>> = a.iter().map(|x| x.version.as_deref()).collect();
+        let inputs: Vec<Option<&str>> = a.iter().map(|x| x.input.as_deref()).collect();
+        tx.execute(
+            "INSERT INTO tasks (instance_id, execution_id, task_id, name, version, input, visible_at)
+             SELECT t.i, t.e, t.k, t.n, t.v, t.p, $7 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[]) AS t(i, e, k, n, v, p)",
+            &[&iids, &eids, &tids, &names, &versions, &inputs, &now],
+        )
+        .await
+        .map_err(|e| backend("enqueueing activities", e))?;
+        w.activities_now = true;
+    }
+    for m in &k.messages {
+        if let EventKind::ExecutionStarted {
+            name,
+            version,
+            input,
+            execution_id,
+            parent,
+        } = &m.event.kind
+        {
+            insert_instance(
+                tx,
+                &m.instance_id,
+                name,
+                version,
+                execution_id,
+                input,
+                parent.as_ref().map(|p| p.instance_id.as_str()),
+                k.now.timestamp_millis(),
+            )
+            .await?;
+        }
+    }
+    insert_messages(tx, &k.messages, now, &mut w).await?;
+    notify(tx, channel, &w).await?;
+    Ok(w)
+}
+
+pub(crate) async fn renew_orchestration(
+    tx: &Transaction<'_>,
+    id: String,
+    token: String,
+    lease: i64,
+) -> Result<(), StoreError> {
+    let now = now(&**tx).await?;
+    check_lock(tx, &id, &token, now).await?;
+    tx.execute(
+        "UPDATE instances SET lock_expiry = $2 WHERE instance_id = $1",
+        &[&id, &(now + lease)],
+    )
+    .await
+    .map_err(|e| backend("renewing a lease", e))?;
+    Ok(())
+}
+
+pub(crate) async fn abandon_orchestration(
+    tx: &Transaction<'_>,
+    channel: &str,
+    id: String,
+    token: String,
+    after: i64,
+) -> Result<Woken, StoreError> {
+    let now = now(&**tx).await?;
+    check_lock(tx, &id, &token, now).await?;
+    let until = if after > 0 { now + after } else { 0 };
+    tx.execute(
+        "UPDATE instances SET lock_token = NULL, lock_expiry = $2 WHERE instance_id = $1",
+        &[&id, &until],
+    )
+    .await
+    .map_err(|e| backend("abandoning work", e))?;
+    let mut w = Woken::default();
+    if after > 0 {
+        w.orchestrations_later.push(until);
+    } else {
+        w.orchestrations_now = true;
+    }
+    notify(tx, channel, &w).await?;
+    Ok(w)
+}
+
+pub(crate) async fn fetch_activity(
+    tx: &Transaction<'_>,
+    lease: i64,
+) -> Result<Option<ActivityItem>, StoreError> {
+    let now = now(&**tx).await?;
+    let token = new_lock_token();
+    let stmt = tx
+        .prepare_cached(
+            "UPDATE tasks SET lock_token = $2, lock_expiry = $1 + $3, dequeue_count = dequeue_count + 1
+             WHERE seq = (SELECT seq FROM tasks WHERE visible_at <= $1 AND lock_expiry <= $1 ORDER BY visible_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING instance_id, execution_id, task_id, name, version, input, dequeue_count",
+        )
+        .await
+        .map_err(|e| backend("finding activity work", e))?;
+    let row = tx
+        .query_opt(&stmt, &[&now, &token, &lease])
+        .await
+        .map_err(|e| backend("taking an activity", e))?;
+    Ok(row.map(|r| ActivityItem {
+        activity: NewActivity {
+            instance_id: r.get(0),
+            execution_id: r.get(1),
+            task_id: r.get(2),
+            name: r.get(3),
+            version: r.get(4),
+            input: r.get(5),
+        },
+        lock_token: token.clone(),
+        dequeue_count: r.get::<_, i32>(6) as u32,
+    }))
+}
+
+async fn locked_task(tx: &Transaction<'_>, token: &str, now: i64) -> Result<i64, StoreError> {
+    tx.query_opt(
+        "SELECT seq FROM tasks WHERE lock_token = $1 AND lock_expiry > $2 FOR UPDATE",
+        &[&token, &now],
+    )
+    .await
+    .map_err(|e| backend("checking an activity lease", e))?
+    .map(|r| r.get(0))
+    .ok_or_else(|| StoreError::LockLost("activity task".into()))
+}
+
+pub(crate) async fn complete_activity(
+    tx: &Transaction<'_>,
+    channel: &str,
+    token: String,
+    result: InstanceMessage,
+) -> Result<Woken, StoreError> {
+    let now = now(&**tx).await?;
+    let seq = locked_task(tx, &token, now).await?;
+    tx.execute("DELETE FROM tasks WHERE seq = $1", &[&seq])
+        .await
+        .map_err(|e| backend("completing an activity", e))?;
+    let mut w = Woken::default();
+    insert_messages(tx, &[result], now, &mut w).await?;
+    notify(tx, channel, &w).await?;
+    Ok(w)
+}
+
+pub(crate) async fn renew_activity(
+    tx: &Transaction<'_>,
+    token: String,
+    lease: i64,
+) -> Result<(), StoreError> {
+    let now = now(&**tx).await?;
+    let seq = locked_task(tx, &token, now).await?;
+    tx.execute(
+        "UPDATE tasks SET lock_expiry = $2 WHERE seq = $1",
+        &[&seq, &(now + lease)],
+    )
+    .await
+    .map_err(|e| backend("renewing an activity lease", e))?;
+    Ok(())
+}
+
+pub(crate) async fn abandon_activity(
+    tx: &Transaction<'_>,
+    channel: &str,
+    token: String,
+    after: i64,
+) -> Result<Woken, StoreError> {
+    let now = now(&**tx).await?;
+    let seq = locked_task(tx, &token, now).await?;
+    let at = now + after.max(0);
+    tx.execute(
+        "UPDATE tasks SET lock_token = NULL, lock_expiry = 0, visible_at = $2 WHERE seq = $1",
+        &[&seq, &at],
+    )
+    .await
+    .map_err(|e| backend("abandoning an activity", e))?;
+    let mut w = Woken::default();
+    if after > 0 {
+        w.activities_later.push(at);
+    } else {
+        w.activities_now = true;
+    }
+    notify(tx, channel, &w).await?;
+    Ok(w)
+}
+
+pub(crate) async fn list_instances<C: GenericClient + Sync>(
+    c: &C,
+    q: &InstanceQuery,
+) -> Result<InstancePage, StoreError> {
+    let after = q
+        .continuation
+        .as_deref()
+        .map(decode_continuation)
+        .transpose()?;
+    let codes: Vec<i32> = q.statuses.iter().map(|s| s.code()).collect();
+    let from = q.created_from.map(|t| t.timestamp_millis());
+    let to = q.created_to.map(|t| t.timestamp_millis());
+    let prefix = q.instance_id_prefix.as_deref().map(|p| {
+        format!(
+            "{}%",
+            p.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        )
+    });
+    let (after_ms, after_id) = match &after {
+        Some((ms, id)) => (Some(*ms), Some(id.as_str())),
+        None => (None, None),
+    };
+    let size = q.page_size.max(1) as i64;
+    let rows = c
+        .query(
+            &format!(
+                "SELECT {INSTANCE_COLS} FROM instances
+                 WHERE (cardinality($1::int[]) = 0 OR status = ANY($1))
+                   AND ($2::bigint IS NULL OR created_at >= $2) AND ($3::bigint IS NULL OR created_at <= $3)
+                   AND ($4::text IS NULL OR instance_id LIKE $4) AND ($5::text IS NULL OR parent_instance_id = $5)
+                   AND ($6::bigint IS NULL OR (created_at, instance_id) > ($6, $7::text))
+                 ORDER BY created_at, instance_id LIMIT $8"
+            ),
+            &[&codes, &from, &to, &prefix, &q.parent_instance_id, &after_ms, &after_id, &(size + 1)],
+        )
+        .await
+        .map_err(|e| backend("listing instances", e))?;
+    let mut instances = rows.iter().map(record).collect::<Result<Vec<_>, _>>()?;
+    let more = instances.len() as i64 > size;
+    instances.truncate(size as usize);
+    let continuation = if more {
+        instances.last().map(encode_continuation)
+    } else {
+        None
+    };
+    Ok(InstancePage {
+        instances,
+        continuation,
+    })
+}
+
+pub(crate) async fn purge_instance(tx: &Transaction<'_>, id: String) -> Result<bool, StoreError> {
+    let Some(row) = tx
+        .query_opt(
+            "SELECT status FROM instances WHERE instance_id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await
+        .map_err(|e| backend("purging an instance", e))?
+    else {
+        return Ok(false);
+    };
+    let code: i32 = row.get(0);
+    let status = RuntimeStatus::from_code(code)
+        .ok_or_else(|| StoreError::Corrupt(format!("status code {code}")))?;
+    if !status.is_terminal() {
+        return Err(StoreError::NotFinished { id, status });
+    }
+    for table in ["history", "inbox", "tasks", "instances"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE instance_id = $1"),
+            &[&id],
+        )
+        .await
+        .map_err(|e| backend("purging an instance", e))?;
+    }
+    Ok(true)
+}
