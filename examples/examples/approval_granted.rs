@@ -6,7 +6,7 @@ use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let store = perdure::open_store("sqlite://perdure.db")?;
+    let store = perdure::open_store("sqlite://perdure.db").await?;
     let client = Client::new(store.clone());
     let worker = Worker::start(
         store,

@@ -35,7 +35,7 @@ pub async fn run_sample(
     orchestration: &str,
     input: serde_json::Value,
 ) -> anyhow::Result<perdure::OrchestrationStatus> {
-    let store = perdure::open_store(store_url)?;
+    let store = perdure::open_store(store_url).await?;
     let client = Client::new(store.clone());
     let worker = perdure::Worker::start(
         store,

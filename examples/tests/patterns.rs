@@ -16,22 +16,45 @@ struct Env {
     _dir: tempfile::TempDir,
 }
 
-fn stores() -> Vec<(&'static str, Arc<dyn Store>, tempfile::TempDir)> {
+async fn stores() -> Vec<(&'static str, Arc<dyn Store>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().expect("tempdir");
     let sqlite = perdure::open_store(&format!("sqlite://{}", dir.path().join("t.db").display()))
+        .await
         .expect("sqlite store");
-    vec![
+    let mut out = vec![
         (
             "memory",
-            perdure::open_store("memory").expect("memory"),
+            perdure::open_store("memory").await.expect("memory"),
             tempfile::tempdir().expect("tempdir"),
         ),
         ("sqlite", sqlite, dir),
-    ]
+    ];
+    match std::env::var("PERDURE_TEST_POSTGRES") {
+        Ok(pg) if !pg.is_empty() => {
+            let hub = format!(
+                "p_{}_{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0)
+            );
+            let sep = if pg.contains('?') { '&' } else { '?' };
+            let store = perdure::open_store(&format!("{pg}{sep}hub={hub}"))
+                .await
+                .expect("postgres");
+            out.push(("postgres", store, tempfile::tempdir().expect("tempdir")));
+        }
+        _ => eprintln!(
+            "skipped: PERDURE_TEST_POSTGRES is not set, so the patterns ran without PostgreSQL"
+        ),
+    }
+    out
 }
 
 async fn envs() -> Vec<(&'static str, Env)> {
     stores()
+        .await
         .into_iter()
         .map(|(name, store, dir)| {
             let client = Client::new(store.clone());

@@ -24,7 +24,7 @@ pub enum Backend {
     },
 }
 
-pub fn open(t: &Target) -> Result<Backend> {
+pub async fn open(t: &Target) -> Result<Backend> {
     match &t.server {
         Some(url) => Ok(Backend::Remote {
             http: reqwest::Client::new(),
@@ -33,6 +33,7 @@ pub fn open(t: &Target) -> Result<Backend> {
         }),
         None => {
             let store = perdure::open_store(&t.store)
+                .await
                 .with_context(|| format!("opening store {}", t.store))?;
             Ok(Backend::Local(Client::new(store)))
         }

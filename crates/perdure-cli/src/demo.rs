@@ -161,8 +161,9 @@ pub async fn run_demo(client: &Client) -> Result<()> {
 }
 
 pub async fn run(store_url: &str) -> Result<()> {
-    let store =
-        perdure::open_store(store_url).with_context(|| format!("opening store {store_url}"))?;
+    let store = perdure::open_store(store_url)
+        .await
+        .with_context(|| format!("opening store {store_url}"))?;
     println!("Perdure demo on {store_url}");
     let client = Client::new(store.clone());
     let worker = Worker::start(

@@ -214,8 +214,9 @@ async fn serve(
     samples: bool,
     api_key: Option<String>,
 ) -> Result<()> {
-    let store_handle =
-        perdure::open_store(store).with_context(|| format!("opening store {store}"))?;
+    let store_handle = perdure::open_store(store)
+        .await
+        .with_context(|| format!("opening store {store}"))?;
     let client = Client::new(store_handle.clone());
     let mut config = perdure_server::ServerConfig {
         api_key: api_key.filter(|k| !k.is_empty()),
@@ -268,8 +269,9 @@ async fn run() -> Result<()> {
         } => serve(&store, http, samples, api_key).await,
         Command::Demo { store } => demo::run(&store).await,
         Command::Worker { store, lease_ms } => {
-            let store =
-                perdure::open_store(&store).with_context(|| format!("opening store {store}"))?;
+            let store = perdure::open_store(&store)
+                .await
+                .with_context(|| format!("opening store {store}"))?;
             let client = Client::new(store.clone());
             let options = WorkerOptions {
                 lease: Duration::from_millis(lease_ms),
@@ -288,7 +290,8 @@ async fn run() -> Result<()> {
             target,
         } => {
             let input = json_arg("--input", &input)?;
-            let id = backend::open(&target)?
+            let id = backend::open(&target)
+                .await?
                 .start(&name, id.as_deref(), input)
                 .await?;
             println!("{id}");
@@ -299,7 +302,7 @@ async fn run() -> Result<()> {
             history,
             target,
         } => {
-            let st = backend::open(&target)?.status(&id, history).await?;
+            let st = backend::open(&target).await?.status(&id, history).await?;
             if target.json {
                 println!("{}", serde_json::to_string_pretty(&st)?);
             } else {
@@ -313,7 +316,8 @@ async fn run() -> Result<()> {
             top,
             target,
         } => {
-            let list = backend::open(&target)?
+            let list = backend::open(&target)
+                .await?
                 .list(&statuses, prefix.as_deref(), top)
                 .await?;
             if target.json {
@@ -324,7 +328,7 @@ async fn run() -> Result<()> {
             Ok(())
         }
         Command::History { id, target } => {
-            let st = backend::open(&target)?.status(&id, true).await?;
+            let st = backend::open(&target).await?.status(&id, true).await?;
             if target.json {
                 println!("{}", serde_json::to_string_pretty(&st["historyEvents"])?);
             } else {
@@ -339,7 +343,7 @@ async fn run() -> Result<()> {
             target,
         } => {
             let data = json_arg("--data", &data)?;
-            backend::open(&target)?.raise(&id, &event, data).await
+            backend::open(&target).await?.raise(&id, &event, data).await
         }
         Command::Terminate {
             id,
@@ -347,27 +351,34 @@ async fn run() -> Result<()> {
             recursive,
             target,
         } => {
-            backend::open(&target)?
+            backend::open(&target)
+                .await?
                 .control(&id, backend::Control::Terminate { recursive }, &reason)
                 .await
         }
         Command::Suspend { id, reason, target } => {
-            backend::open(&target)?
+            backend::open(&target)
+                .await?
                 .control(&id, backend::Control::Suspend, &reason)
                 .await
         }
         Command::Resume { id, reason, target } => {
-            backend::open(&target)?
+            backend::open(&target)
+                .await?
                 .control(&id, backend::Control::Resume, &reason)
                 .await
         }
         Command::Rewind { id, reason, target } => {
-            backend::open(&target)?
+            backend::open(&target)
+                .await?
                 .control(&id, backend::Control::Rewind, &reason)
                 .await
         }
         Command::Restart { id, new_id, target } => {
-            println!("{}", backend::open(&target)?.restart(&id, new_id).await?);
+            println!(
+                "{}",
+                backend::open(&target).await?.restart(&id, new_id).await?
+            );
             Ok(())
         }
         Command::Purge {
@@ -376,7 +387,7 @@ async fn run() -> Result<()> {
             before,
             target,
         } => {
-            let b = backend::open(&target)?;
+            let b = backend::open(&target).await?;
             let n = match (id, before) {
                 (Some(id), None) => b.purge(&id, recursive).await?,
                 (None, Some(before)) => b.purge_before(&before).await?,

@@ -91,7 +91,7 @@ fn check_history(id: &str, h: &[HistoryEvent]) {
 async fn sigkill_at_random_moments_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("crash.db").display());
-    let client = Client::new(perdure::open_store(&url).expect("store"));
+    let client = Client::new(perdure::open_store(&url).await.expect("store"));
     let mut expected: Vec<(String, Value)> = Vec::new();
     for i in 0..120 {
         let id = client

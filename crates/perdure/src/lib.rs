@@ -18,7 +18,7 @@
 //!     }
 //!     Ok(out)
 //! });
-//! let store = perdure::open_store("sqlite://perdure.db")?;
+//! let store = perdure::open_store("sqlite://perdure.db").await?;
 //! let worker = Worker::start(store.clone(), registry, WorkerOptions::default());
 //! let client = Client::new(store);
 //! let id = client.start_new("HelloCities", None, ()).await?;
@@ -66,8 +66,10 @@ pub mod future {
 use std::sync::Arc;
 
 /// Opens a store by URL: `sqlite://path/to/file.db` (the default is
-/// `sqlite://perdure.db`) or `memory` (not durable; for tests).
-pub fn open_store(url: &str) -> std::result::Result<Arc<dyn Store>, StoreError> {
+/// `sqlite://perdure.db`), `postgres://user@host[:port]/db[?hub=NAME]` (many
+/// processes on many machines share one task hub), or `memory` (not durable;
+/// for tests).
+pub async fn open_store(url: &str) -> std::result::Result<Arc<dyn Store>, StoreError> {
     if url == "memory" || url == "memory://" {
         return Ok(Arc::new(perdure_store::MemoryStore::new()));
     }
@@ -78,11 +80,18 @@ pub fn open_store(url: &str) -> std::result::Result<Arc<dyn Store>, StoreError> 
                 "no file path after sqlite://".into(),
             ));
         }
-        return Ok(Arc::new(perdure_sqlite::SqliteStore::open(path)?));
+        let path = path.to_string();
+        let store = tokio::task::spawn_blocking(move || perdure_sqlite::SqliteStore::open(path))
+            .await
+            .map_err(|e| StoreError::Backend(format!("opening the SQLite store: {e}")))??;
+        return Ok(Arc::new(store));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(perdure_postgres::PostgresStore::open(url).await?));
     }
     Err(StoreError::BadUrl(
         url.into(),
-        "expected sqlite://PATH or memory".into(),
+        "expected sqlite://PATH, postgres://USER@HOST/DB or memory".into(),
     ))
 }
 

@@ -1,10 +1,13 @@
 //! The orchestration context, failures, non-determinism and the client, end
 //! to end on the memory and SQLite stores.
 
+mod common;
+use common::stores;
+
 use perdure::future::{select, Either};
 use perdure::{
     Client, ClientError, Failure, OrchestrationContext, Registry, RetryPolicy, RuntimeStatus,
-    Store, TaskError, Worker, WorkerOptions,
+    TaskError, Worker, WorkerOptions,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -13,19 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn stores() -> Vec<(&'static str, Arc<dyn Store>, tempfile::TempDir)> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("e.db").display());
-    vec![
-        (
-            "memory",
-            perdure::open_store("memory").expect("memory"),
-            tempfile::tempdir().expect("tempdir"),
-        ),
-        ("sqlite", perdure::open_store(&url).expect("sqlite"), dir),
-    ]
-}
 
 fn opts() -> WorkerOptions {
     WorkerOptions {
@@ -203,8 +193,9 @@ struct Env {
     _dir: tempfile::TempDir,
 }
 
-fn envs() -> Vec<Env> {
+async fn envs() -> Vec<Env> {
     stores()
+        .await
         .into_iter()
         .map(|(name, store, dir)| {
             let calls = Arc::new(AtomicU32::new(0));
@@ -235,7 +226,7 @@ async fn run(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parameters_travel_as_tuples_and_structs() {
-    for env in envs() {
+    for env in envs().await {
         let st = run(&env, "Params", Some("order-1"), json!([40, 2])).await;
         let out: Value = st.output_as().unwrap();
         assert_eq!(
@@ -251,7 +242,7 @@ async fn parameters_travel_as_tuples_and_structs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_typed_recorded_and_survivable() {
-    for env in envs() {
+    for env in envs().await {
         let n = env.name;
         let st = run(&env, "Compensate", None, Value::Null).await;
         assert_eq!(
@@ -308,7 +299,7 @@ async fn failures_are_typed_recorded_and_survivable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_policies() {
-    for env in envs() {
+    for env in envs().await {
         let st = run(&env, "Retry", None, json!(2)).await;
         assert_eq!(st.output_as::<u32>().unwrap(), 3, "{}: {st:?}", env.name);
         env.calls.store(0, Ordering::SeqCst);
@@ -358,7 +349,7 @@ async fn retry_policies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn external_events_buffered_case_insensitive_with_timeout() {
-    for env in envs() {
+    for env in envs().await {
         let id = env
             .client
             .start_new("Events", None, Value::Null)
@@ -380,7 +371,7 @@ async fn external_events_buffered_case_insensitive_with_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn composition_guids_and_custom_status() {
-    for env in envs() {
+    for env in envs().await {
         let st = run(&env, "Race", None, Value::Null).await;
         let out: Value = st.output_as().unwrap();
         assert_eq!(out["winner"], json!("\"fast\""), "{}", env.name);
@@ -396,7 +387,7 @@ async fn composition_guids_and_custom_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn continue_as_new_keeps_unprocessed_events() {
-    for env in envs() {
+    for env in envs().await {
         let id = env.client.start_new("Counter", None, 0).await.unwrap();
         for _ in 0..3 {
             env.client.raise_event(&id, "inc", "x").await.unwrap();
@@ -458,7 +449,7 @@ async fn wait_history(c: &Client, id: &str, event_type: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_rules_and_terminate() {
-    for env in envs() {
+    for env in envs().await {
         let c = &env.client;
         for bad in ["", "@entity", "a/b", "a#b", "q?", "tab\there"] {
             assert!(
@@ -552,7 +543,7 @@ fn changed_registry(variant: &'static str) -> Registry {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nondeterminism_fails_the_instance_naming_both_actions() {
-    for (name, store, _dir) in stores() {
+    for (name, store, _dir) in stores().await {
         let client = Client::new(store.clone());
         for (variant, code, expected, actual) in [
             (
@@ -612,7 +603,7 @@ async fn nondeterminism_fails_the_instance_naming_both_actions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_without_cache_gives_the_same_results() {
-    for (name, store, _dir) in stores() {
+    for (name, store, _dir) in stores().await {
         let calls = Arc::new(AtomicU32::new(0));
         let w = Worker::start(
             store.clone(),

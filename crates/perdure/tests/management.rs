@@ -1,9 +1,12 @@
 //! Instance management from the Rust client: suspend/resume, recursive
 //! terminate, restart, rewind, purge, list with paging, scheduled start.
 
+mod common;
+use common::stores;
+
 use perdure::{
     Client, ClientError, Failure, InstanceQuery, OrchestrationContext, PurgeFilter, Registry,
-    RuntimeStatus, Store, TaskError, Worker, WorkerOptions,
+    RuntimeStatus, TaskError, Worker, WorkerOptions,
 };
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -11,19 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn stores() -> Vec<(&'static str, Arc<dyn Store>, tempfile::TempDir)> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("m.db").display());
-    vec![
-        (
-            "memory",
-            perdure::open_store("memory").expect("memory"),
-            tempfile::tempdir().expect("tempdir"),
-        ),
-        ("sqlite", perdure::open_store(&url).expect("sqlite"), dir),
-    ]
-}
 
 #[derive(Default)]
 struct Counters {
@@ -107,7 +97,7 @@ fn has(st: &perdure::OrchestrationStatus, event: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suspend_resume_terminate_restart() {
-    for (name, store, _dir) in stores() {
+    for (name, store, _dir) in stores().await {
         let w = Worker::start(
             store.clone(),
             registry(Arc::default()),
@@ -215,7 +205,7 @@ async fn suspend_resume_terminate_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewind_retries_failed_steps_only() {
-    for (name, store, _dir) in stores() {
+    for (name, store, _dir) in stores().await {
         let counters = Arc::new(Counters::default());
         let w = Worker::start(
             store.clone(),
@@ -262,7 +252,7 @@ async fn rewind_retries_failed_steps_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_purge_and_scheduled_start() {
-    for (name, store, _dir) in stores() {
+    for (name, store, _dir) in stores().await {
         let w = Worker::start(
             store.clone(),
             registry(Arc::default()),

@@ -41,7 +41,7 @@ async fn orchestrator_logs_are_not_repeated_on_replay() {
         ctx.log_info("all steps done");
         Ok(())
     });
-    let store = perdure::open_store("memory").expect("store");
+    let store = perdure::open_store("memory").await.expect("store");
     // No cache: every turn replays the whole history from the store.
     let worker = Worker::start(
         store.clone(),
