@@ -19,6 +19,7 @@ impl Server {
     async fn start(api_key: Option<&str>) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = perdure::open_store(&format!("sqlite://{}", dir.path().join("h.db").display()))
+            .await
             .expect("store");
         let client = Client::new(store.clone());
         let registry = perdure_examples::registry(client.clone());
@@ -528,7 +529,7 @@ async fn api_key_is_required_when_configured() {
     assert!(
         perdure_server::serve(
             "0.0.0.0:0".parse().unwrap(),
-            Client::new(perdure::open_store("memory").unwrap()),
+            Client::new(perdure::open_store("memory").await.unwrap()),
             ServerConfig::default(),
             async {}
         )
