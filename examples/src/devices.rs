@@ -3,7 +3,6 @@
 //! DownloadCompletedAck event.
 
 use perdure::{Client, OrchestrationContext, Registry};
-use std::time::Duration;
 
 pub fn register(r: &mut Registry, client: Client) {
     r.add_activity("GetNewDeviceIds", |_ctx, count: u32| async move {
@@ -19,23 +18,21 @@ pub fn register(r: &mut Registry, client: Client) {
             ))
         },
     );
-    // Plays the device: once told where its package is, it "downloads" it
-    // and acknowledges by raising DownloadCompletedAck on the orchestration.
+    // Plays the device: told where its package is, it "downloads" it and
+    // acknowledges by raising DownloadCompletedAck on the orchestration
+    // before the activity returns. If the worker dies after the raise, the
+    // activity runs again and acknowledges again; the extra event is never
+    // waited for, so nothing is lost or done twice.
     r.add_activity(
         "SendPackageUrlToDevice",
         move |ctx, (device_id, _url): (String, String)| {
             let client = client.clone();
             let instance_id = ctx.instance_id().to_string();
             async move {
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    if let Err(e) = client
-                        .raise_event(&instance_id, "DownloadCompletedAck", true)
-                        .await
-                    {
-                        tracing::warn!(error = %e, "device could not acknowledge");
-                    }
-                });
+                client
+                    .raise_event(&instance_id, "DownloadCompletedAck", true)
+                    .await
+                    .map_err(|e| perdure::Failure::new("DeviceUnreachable", e.to_string()))?;
                 Ok(format!("package URL sent to {device_id}"))
             }
         },

@@ -47,6 +47,10 @@ impl Drop for Serve {
 }
 
 fn serve(store: &str) -> (Serve, String) {
+    serve_with(store, true)
+}
+
+fn serve_with(store: &str, samples: bool) -> (Serve, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("port")
         .local_addr()
@@ -54,7 +58,8 @@ fn serve(store: &str) -> (Serve, String) {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_perdure"))
-        .args(["serve", "--samples", "--store", store, "--http", &addr])
+        .args(["serve", "--store", store, "--http", &addr])
+        .args(if samples { &["--samples"][..] } else { &[][..] })
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -162,4 +167,70 @@ fn instance_commands_against_a_store_and_a_server() {
     let purged = json(&["purge", "--before", "2999-01-01T00:00:00Z", "--store", s]);
     assert_eq!(purged["instancesDeleted"], 2);
     assert!(fails(&["status", "x", "--server", "http://127.0.0.1:9"]).contains("cannot reach"));
+}
+
+#[test]
+fn two_servers_on_one_postgres_hub_serve_the_same_instances() {
+    let pg = match std::env::var("PERDURE_TEST_POSTGRES") {
+        Ok(pg) if !pg.is_empty() => pg,
+        _ => {
+            eprintln!(
+                "skipped: PERDURE_TEST_POSTGRES is not set, so the two-server test did not run"
+            );
+            return;
+        }
+    };
+    let hub = format!(
+        "cli_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    );
+    let sep = if pg.contains('?') { '&' } else { '?' };
+    let store = format!("{pg}{sep}hub={hub}");
+    let (_a, url_a) = serve_with(&store, true);
+    let (_b, url_b) = serve_with(&store, true);
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let via = if i % 2 == 0 { &url_a } else { &url_b };
+        ids.push(
+            ok(&["start", "HelloCities", "--server", via])
+                .trim()
+                .to_string(),
+        );
+    }
+    for (i, id) in ids.iter().enumerate() {
+        // Asked through the other server than the one that started it.
+        let via = if i % 2 == 0 { &url_b } else { &url_a };
+        let st = wait_status(via, id, "Completed");
+        assert_eq!(st["output"][0], "Hello Tokyo!");
+    }
+    let list = json(&["list", "--store", &store]);
+    assert_eq!(list.as_array().expect("array").len(), 10);
+    let id = ok(&[
+        "start",
+        "ApprovalWorkflow",
+        "--input",
+        r#"{"request":"pg"}"#,
+        "--server",
+        &url_a,
+    ])
+    .trim()
+    .to_string();
+    wait_status(&url_b, &id, "Running");
+    ok(&[
+        "raise",
+        &id,
+        "ApprovalEvent",
+        "--data",
+        "true",
+        "--server",
+        &url_b,
+    ]);
+    assert_eq!(
+        wait_status(&url_a, &id, "Completed")["output"],
+        "approved and processed"
+    );
 }

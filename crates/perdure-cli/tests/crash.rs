@@ -1,15 +1,18 @@
-//! Crash safety with real processes: a `perdure worker` process runs many
-//! orchestrations (chains, fan-outs, timers, continue-as-new) on a SQLite
-//! file and is killed with SIGKILL at random moments, several times. After a
-//! final restart every instance must complete with the right output, with no
-//! step twice in its history, and every durable timer must have fired at or
-//! after its time.
+//! Crash safety with real processes: `perdure worker` processes run many
+//! orchestrations (chains, fan-outs, sub-orchestrations, timers, events,
+//! continue-as-new) and are killed with SIGKILL at random moments, several
+//! times: one worker on a SQLite file, and three workers sharing one
+//! PostgreSQL task hub. After restarts every instance must complete with the
+//! right output, with no step twice in its history, and every durable timer
+//! must have fired at or after its time. A last test drops the workers'
+//! PostgreSQL connections under load and checks that they recover.
 
 use perdure::{Client, EventKind, HistoryEvent, RuntimeStatus};
 use perdure_examples::{approval::ApprovalInput, eternal::CleanupState, fan_out::expected_sum};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 struct Lcg(u64);
@@ -87,13 +90,17 @@ fn check_history(id: &str, h: &[HistoryEvent]) {
     assert_eq!((starts, ends), (1, 1), "{id}: one start and one end");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_random_moments_loses_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("crash.db").display());
-    let client = Client::new(perdure::open_store(&url).await.expect("store"));
+fn seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(7)
+}
+
+/// Starts the workload; returns each instance with its expected output.
+async fn start_workload(client: &Client, scale: u64) -> Vec<(String, Value)> {
     let mut expected: Vec<(String, Value)> = Vec::new();
-    for i in 0..120 {
+    for i in 0..40 * scale {
         let id = client
             .start_new("HelloCities", Some(&format!("chain-{i}")), ())
             .await
@@ -103,7 +110,7 @@ async fn sigkill_at_random_moments_loses_nothing() {
             json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"]),
         ));
     }
-    for i in 0..20 {
+    for i in 0..8 * scale {
         let n = 30 + i;
         let id = client
             .start_new("FanOutFanIn", Some(&format!("fan-{i}")), n)
@@ -115,21 +122,42 @@ async fn sigkill_at_random_moments_loses_nothing() {
             json!({ "sum": sum, "receipt": format!("stored total {sum}") }),
         ));
     }
-    for i in 0..10 {
-        let input = ApprovalInput {
-            request: format!("req-{i}"),
-            timeout_secs: 1 + i % 3,
-        };
+    for i in 0..4 * scale {
         let id = client
-            .start_new("ApprovalWorkflow", Some(&format!("timer-{i}")), &input)
+            .start_new("ProvisionNewDevices", Some(&format!("devices-{i}")), 4)
             .await
             .unwrap();
-        expected.push((
-            id,
-            json!(format!("escalated req-{i} to the manager's manager")),
-        ));
+        let out: Vec<String> = (1..=4)
+            .map(|d| format!("device-{d:03} provisioned"))
+            .collect();
+        expected.push((id, json!(out)));
     }
-    for i in 0..6 {
+    for i in 0..6 * scale {
+        // Half escalate on their timer; half are approved by an event.
+        let approve = i % 2 == 0;
+        let timeout_secs = if approve { 3600 } else { 1 + i % 3 };
+        let input = ApprovalInput {
+            request: format!("req-{i}"),
+            timeout_secs,
+        };
+        let id = client
+            .start_new("ApprovalWorkflow", Some(&format!("approval-{i}")), &input)
+            .await
+            .unwrap();
+        if approve {
+            client
+                .raise_event(&id, "ApprovalEvent", true)
+                .await
+                .unwrap();
+            expected.push((id, json!("approved and processed")));
+        } else {
+            expected.push((
+                id,
+                json!(format!("escalated req-{i} to the manager's manager")),
+            ));
+        }
+    }
+    for i in 0..3 * scale {
         let s = CleanupState {
             round: 0,
             rounds: 8,
@@ -146,46 +174,36 @@ async fn sigkill_at_random_moments_loses_nothing() {
         ));
     }
     // Slow chains (50 ms per step) keep work in flight across every kill.
-    for i in 0..48 {
+    for i in 0..24 * scale {
         let id = client
             .start_new("DoWork", Some(&format!("slow-{i}")), 12)
             .await
             .unwrap();
         expected.push((id, json!(780)));
     }
+    expected
+}
 
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(7);
-    println!("kill schedule seed: {seed}");
-    let mut rng = Lcg(seed);
-    for round in 0..8 {
-        let mut child = spawn_worker(&url);
-        let alive = rng.next(50, 700);
-        tokio::time::sleep(Duration::from_millis(alive)).await;
-        child.kill().expect("SIGKILL the worker");
-        let _ = child.wait();
-        let mut done = 0;
-        for (id, _) in &expected {
-            if let Ok(Some(st)) = client.get_status(id, false).await {
-                done += usize::from(st.runtime_status.is_terminal());
-            }
+async fn finished(client: &Client, expected: &[(String, Value)]) -> usize {
+    let mut done = 0;
+    for (id, _) in expected {
+        if let Ok(Some(st)) = client.get_status(id, false).await {
+            done += usize::from(st.runtime_status.is_terminal());
         }
-        println!(
-            "round {round}: killed the worker after {alive} ms; {done}/{} instances finished",
-            expected.len()
-        );
     }
+    done
+}
 
-    let mut child = spawn_worker(&url);
+async fn verify(client: &Client, expected: &[(String, Value)], workers: &mut [Child]) {
     let deadline = Instant::now() + Duration::from_secs(180);
-    for (id, want) in &expected {
+    for (id, want) in expected {
         let left = deadline.saturating_duration_since(Instant::now());
         let st = match client.wait_for_completion(id, left).await {
             Ok(st) => st,
             Err(e) => {
-                let _ = child.kill();
+                for w in workers.iter_mut() {
+                    let _ = w.kill();
+                }
                 panic!("{id} did not complete after the crashes: {e}");
             }
         };
@@ -199,6 +217,108 @@ async fn sigkill_at_random_moments_loses_nothing() {
         let full = client.get_status(id, true).await.unwrap().unwrap();
         check_history(id, full.history.as_deref().unwrap_or_default());
     }
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+/// Runs `workers` worker processes on `url`, killing one at random moments
+/// `rounds` times (and starting it again), then lets them finish.
+async fn crash_and_verify(url: &str, workers: usize, rounds: usize, scale: u64) {
+    let client = Client::new(perdure::open_store(url).await.expect("store"));
+    let expected = start_workload(&client, scale).await;
+    let seed = seed();
+    println!("kill schedule seed: {seed}");
+    let mut rng = Lcg(seed);
+    let mut procs: Vec<Child> = (0..workers).map(|_| spawn_worker(url)).collect();
+    for round in 0..rounds {
+        let alive = rng.next(50, 700);
+        tokio::time::sleep(Duration::from_millis(alive)).await;
+        let victim = rng.next(0, workers as u64) as usize;
+        procs[victim].kill().expect("SIGKILL a worker");
+        let _ = procs[victim].wait();
+        let done = finished(&client, &expected).await;
+        println!(
+            "round {round}: killed worker {victim} after {alive} ms; {done}/{} instances finished",
+            expected.len()
+        );
+        procs[victim] = spawn_worker(url);
+    }
+    verify(&client, &expected, &mut procs).await;
+    for mut p in procs {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_worker_killed_at_random_moments_loses_nothing() {
+    let _one_at_a_time = SERIAL.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("crash.db").display());
+    crash_and_verify(&url, 1, 8, 2).await;
+}
+
+static HUBS: AtomicU64 = AtomicU64::new(0);
+
+/// The crash tests run one at a time: each starts several processes, and the
+/// machine has two cores.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn postgres_hub(tag: &str) -> Option<String> {
+    match std::env::var("PERDURE_TEST_POSTGRES") {
+        Ok(pg) if !pg.is_empty() => {
+            let hub = format!(
+                "{tag}_{}_{}_{}",
+                std::process::id(),
+                seed() % 1_000_000_007,
+                HUBS.fetch_add(1, Ordering::SeqCst)
+            );
+            let sep = if pg.contains('?') { '&' } else { '?' };
+            Some(format!("{pg}{sep}hub={hub}"))
+        }
+        _ => {
+            eprintln!("skipped: PERDURE_TEST_POSTGRES is not set, so the PostgreSQL crash test did not run");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_workers_killed_at_random_moments_lose_nothing() {
+    let Some(url) = postgres_hub("crash") else {
+        return;
+    };
+    crash_and_verify(&url, 3, 10, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_workers_recover_from_dropped_connections() {
+    let Some(url) = postgres_hub("drop") else {
+        return;
+    };
+    let client = Client::new(perdure::open_store(&url).await.expect("store"));
+    let expected = start_workload(&client, 1).await;
+    let mut procs: Vec<Child> = (0..2).map(|_| spawn_worker(&url)).collect();
+    let (admin, conn) = tokio_postgres::connect(
+        &std::env::var("PERDURE_TEST_POSTGRES").unwrap_or_default(),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("admin connection");
+    tokio::spawn(conn);
+    for round in 0..4 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let dropped = admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'perdure' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .expect("terminate backends");
+        println!("round {round}: dropped {dropped} connections");
+    }
+    // This process's own pool lost its connections too; it must recover as well.
+    verify(&client, &expected, &mut procs).await;
+    for mut p in procs {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
 }
