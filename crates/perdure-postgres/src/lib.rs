@@ -29,6 +29,9 @@ pub(crate) fn backend(context: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("postgres: {context}: {e}"))
 }
 
+/// The slowest an idle dispatcher looks for work without a notification.
+const SAFETY_POLL: Duration = Duration::from_secs(2);
+
 pub(crate) fn dur_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
@@ -367,7 +370,9 @@ impl ActivityQueue for PostgresStore {
 #[async_trait]
 impl WakeSignal for PostgresStore {
     async fn wait_for_work(&self, kind: WorkKind, max_wait: Duration) {
-        self.wake.wait(kind, max_wait).await
+        // NOTIFY wakes us for new work and announces future work, so the
+        // poll is only a safety net (for leases that expired elsewhere).
+        self.wake.wait(kind, max_wait.max(SAFETY_POLL)).await
     }
 }
 
