@@ -286,6 +286,7 @@ async fn postgres_workers_killed_at_random_moments_lose_nothing() {
     let Some(url) = postgres_hub("crash") else {
         return;
     };
+    let _one_at_a_time = SERIAL.lock().await;
     crash_and_verify(&url, 3, 10, 2).await;
 }
 
@@ -294,7 +295,10 @@ async fn postgres_workers_recover_from_dropped_connections() {
     let Some(url) = postgres_hub("drop") else {
         return;
     };
+    let _one_at_a_time = SERIAL.lock().await;
     let client = Client::new(perdure::open_store(&url).await.expect("store"));
+    // Only this hub's connections are dropped (they are named perdure:<hub>).
+    let app = format!("perdure:{}", url.rsplit("hub=").next().unwrap_or_default());
     let expected = start_workload(&client, 1).await;
     let mut procs: Vec<Child> = (0..2).map(|_| spawn_worker(&url)).collect();
     let (admin, conn) = tokio_postgres::connect(
@@ -308,8 +312,8 @@ async fn postgres_workers_recover_from_dropped_connections() {
         tokio::time::sleep(Duration::from_millis(400)).await;
         let dropped = admin
             .execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'perdure' AND pid <> pg_backend_pid()",
-                &[],
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                &[&app],
             )
             .await
             .expect("terminate backends");

@@ -25,8 +25,15 @@ use perdure_store::*;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) fn backend(context: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(format!("postgres: {context}: {e}"))
+pub(crate) fn backend(context: &str, e: impl std::fmt::Display + std::fmt::Debug) -> StoreError {
+    let text = e.to_string();
+    // tokio-postgres says only "db error"; the details are in its Debug form.
+    let text = if text == "db error" {
+        format!("{e:?}")
+    } else {
+        text
+    };
+    StoreError::Backend(format!("postgres: {context}: {text}"))
 }
 
 /// The slowest an idle dispatcher looks for work without a notification.
@@ -110,7 +117,7 @@ impl PostgresStore {
         let mut cfg: tokio_postgres::Config = conn_url
             .parse()
             .map_err(|e| StoreError::BadUrl(url.to_string(), format!("{e}")))?;
-        cfg.application_name("perdure");
+        cfg.application_name(&format!("perdure:{hub}"));
         cfg.options(format!("-c search_path={schema}"));
         cfg.connect_timeout(Duration::from_secs(10));
         schema::migrate(&cfg, &schema).await?;
