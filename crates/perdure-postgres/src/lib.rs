@@ -117,7 +117,7 @@ impl PostgresStore {
         let mut cfg: tokio_postgres::Config = conn_url
             .parse()
             .map_err(|e| StoreError::BadUrl(url.to_string(), format!("{e}")))?;
-        cfg.application_name(&format!("perdure:{hub}"));
+        cfg.application_name(format!("perdure:{hub}"));
         cfg.options(format!("-c search_path={schema}"));
         cfg.connect_timeout(Duration::from_secs(10));
         schema::migrate(&cfg, &schema).await?;
