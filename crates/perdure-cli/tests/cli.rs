@@ -234,3 +234,29 @@ fn two_servers_on_one_postgres_hub_serve_the_same_instances() {
         "approved and processed"
     );
 }
+
+#[test]
+fn demo_runs_every_pattern() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let out = ok(&["demo", "--store", &store]);
+    for expected in [
+        r#"["Hello Tokyo!","Hello Seattle!","Hello London!"]"#,
+        "ExecutionCompleted",
+        r#""sum":2870"#,
+        "status Completed",
+        r#""checks":3"#,
+        "approved and processed",
+        "escalated expense-1002",
+        "device-005 provisioned",
+        "credited 100 to bob on attempt 3",
+        "refunded 100 to alice",
+        r#""round":5"#,
+        "All patterns completed.",
+    ] {
+        assert!(
+            out.contains(expected),
+            "the demo should print {expected}:\n{out}"
+        );
+    }
+}

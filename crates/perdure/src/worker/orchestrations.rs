@@ -161,6 +161,13 @@ async fn process(shared: &Shared, item: OrchestrationItem) -> Result<(), StoreEr
 
     let mut turn_events = Vec::with_capacity(events.len() + 1);
     turn_events.push(HistoryEvent::new(now, EventKind::OrchestratorStarted));
+    for e in &events {
+        if let EventKind::TimerFired { timer_id, fire_at } = &e.kind {
+            let late_ms = (now - *fire_at).num_milliseconds();
+            tracing::info_span!("timer", otel.name = "timer", instance_id = %id, timer_id, %fire_at)
+                .in_scope(|| tracing::debug!(late_ms, "timer fired"));
+        }
+    }
     turn_events.extend(events);
     let Turn {
         accepted,
@@ -312,7 +319,8 @@ fn side_effects(
             id: timer_id,
             fire_at,
         } => {
-            tracing::debug!(timer_id, %fire_at, "timer created");
+            tracing::info_span!("timer", otel.name = "timer", instance_id = %id, timer_id, %fire_at)
+                .in_scope(|| tracing::debug!("timer created"));
             commit.messages.push(InstanceMessage {
                 instance_id: id.clone(),
                 execution_id: Some(exec_id.to_string()),
