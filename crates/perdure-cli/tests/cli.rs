@@ -171,25 +171,9 @@ fn instance_commands_against_a_store_and_a_server() {
 
 #[test]
 fn two_servers_on_one_postgres_hub_serve_the_same_instances() {
-    let pg = match std::env::var("PERDURE_TEST_POSTGRES") {
-        Ok(pg) if !pg.is_empty() => pg,
-        _ => {
-            eprintln!(
-                "skipped: PERDURE_TEST_POSTGRES is not set, so the two-server test did not run"
-            );
-            return;
-        }
+    let Some(store) = perdure_store::conformance::postgres_test_url("the two-server test") else {
+        return;
     };
-    let hub = format!(
-        "cli_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0)
-    );
-    let sep = if pg.contains('?') { '&' } else { '?' };
-    let store = format!("{pg}{sep}hub={hub}");
     let (_a, url_a) = serve_with(&store, true);
     let (_b, url_b) = serve_with(&store, true);
     let mut ids = Vec::new();

@@ -12,7 +12,6 @@ use perdure_examples::{approval::ApprovalInput, eternal::CleanupState, fan_out::
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 struct Lcg(u64);
@@ -256,34 +255,17 @@ async fn sqlite_worker_killed_at_random_moments_loses_nothing() {
     crash_and_verify(&url, 1, 8, 2).await;
 }
 
-static HUBS: AtomicU64 = AtomicU64::new(0);
-
 /// The crash tests run one at a time: each starts several processes, and the
 /// machine has two cores.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn postgres_hub(tag: &str) -> Option<String> {
-    match std::env::var("PERDURE_TEST_POSTGRES") {
-        Ok(pg) if !pg.is_empty() => {
-            let hub = format!(
-                "{tag}_{}_{}_{}",
-                std::process::id(),
-                seed() % 1_000_000_007,
-                HUBS.fetch_add(1, Ordering::SeqCst)
-            );
-            let sep = if pg.contains('?') { '&' } else { '?' };
-            Some(format!("{pg}{sep}hub={hub}"))
-        }
-        _ => {
-            eprintln!("skipped: PERDURE_TEST_POSTGRES is not set, so the PostgreSQL crash test did not run");
-            None
-        }
-    }
+fn postgres_hub(what: &str) -> Option<String> {
+    perdure_store::conformance::postgres_test_url(what)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_workers_killed_at_random_moments_lose_nothing() {
-    let Some(url) = postgres_hub("crash") else {
+    let Some(url) = postgres_hub("the multi-process crash test") else {
         return;
     };
     let _one_at_a_time = SERIAL.lock().await;
@@ -292,7 +274,7 @@ async fn postgres_workers_killed_at_random_moments_lose_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_workers_recover_from_dropped_connections() {
-    let Some(url) = postgres_hub("drop") else {
+    let Some(url) = postgres_hub("the dropped-connection test") else {
         return;
     };
     let _one_at_a_time = SERIAL.lock().await;

@@ -43,14 +43,7 @@ pub(crate) fn dur_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
-/// What a write made visible, for wake-ups here and (by NOTIFY) elsewhere.
-#[derive(Default)]
-pub(crate) struct Woken {
-    pub orchestrations_now: bool,
-    pub orchestrations_later: Vec<i64>,
-    pub activities_now: bool,
-    pub activities_later: Vec<i64>,
-}
+pub(crate) use perdure_store::wake::Visible as Woken;
 
 /// The PostgreSQL store (`postgres://user@host/db?hub=NAME`).
 pub struct PostgresStore {
@@ -171,22 +164,7 @@ impl PostgresStore {
     }
 
     fn signal(&self, w: Woken) {
-        if w.orchestrations_now {
-            self.wake.notify(WorkKind::Orchestration);
-        }
-        if w.activities_now {
-            self.wake.notify(WorkKind::Activity);
-        }
-        for (kind, times) in [
-            (WorkKind::Orchestration, w.orchestrations_later),
-            (WorkKind::Activity, w.activities_later),
-        ] {
-            for t in times {
-                if let Some(at) = chrono::DateTime::from_timestamp_millis(t) {
-                    self.wake.schedule(kind, at);
-                }
-            }
-        }
+        self.wake.signal(w);
     }
 
     /// Runs `f` in one transaction and commits it.

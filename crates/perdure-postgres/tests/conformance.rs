@@ -3,30 +3,18 @@
 
 use perdure_postgres::PostgresStore;
 
-fn server() -> Option<String> {
-    match std::env::var("PERDURE_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!(
-                "skipped: PERDURE_TEST_POSTGRES is not set, so the PostgreSQL store was not tested"
-            );
-            None
-        }
-    }
-}
-
-fn hub_url(base: &str) -> String {
-    let hub = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}hub={hub}")
+fn hub_url(what: &str) -> Option<String> {
+    perdure_store::conformance::postgres_test_url(what)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_store_conforms() {
-    let Some(base) = server() else { return };
+    if hub_url("the conformance kit").is_none() {
+        return;
+    }
     let made = std::sync::Mutex::new(Vec::new());
     perdure_store::conformance::run_all(|| {
-        let url = hub_url(&base);
+        let url = hub_url("the conformance kit").expect("set above");
         made.lock().expect("list").push(url.clone());
         async move {
             PostgresStore::open(&url)
@@ -48,9 +36,10 @@ async fn postgres_store_conforms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hubs_are_separate_and_reopening_keeps_data() {
-    let Some(base) = server() else { return };
     use perdure_store::InstanceStore;
-    let (a, b) = (hub_url(&base), hub_url(&base));
+    let (Some(a), Some(b)) = (hub_url("the hub test"), hub_url("the hub test")) else {
+        return;
+    };
     {
         let s = PostgresStore::open(&a).await.expect("open");
         perdure_store::conformance::check_instances(&s).await;

@@ -48,14 +48,7 @@ pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// What a write made visible, for the in-process wake-ups.
-#[derive(Default)]
-pub(crate) struct Woken {
-    pub orchestrations_now: bool,
-    pub orchestrations_later: Vec<i64>,
-    pub activities_now: bool,
-    pub activities_later: Vec<i64>,
-}
+pub(crate) use perdure_store::wake::Visible as Woken;
 
 /// The SQLite store (`sqlite://path`).
 pub struct SqliteStore {
@@ -104,22 +97,7 @@ impl SqliteStore {
     }
 
     fn signal(&self, w: Woken) {
-        if w.orchestrations_now {
-            self.wake.notify(WorkKind::Orchestration);
-        }
-        if w.activities_now {
-            self.wake.notify(WorkKind::Activity);
-        }
-        for (kind, times) in [
-            (WorkKind::Orchestration, w.orchestrations_later),
-            (WorkKind::Activity, w.activities_later),
-        ] {
-            for t in times {
-                if let Some(at) = chrono::DateTime::from_timestamp_millis(t) {
-                    self.wake.schedule(kind, at);
-                }
-            }
-        }
+        self.wake.signal(w);
     }
 
     async fn read<R: Send + 'static>(

@@ -598,6 +598,31 @@ pub async fn check_list_purge_suspend<S: Store>(s: &S) {
     }
 }
 
+/// A PostgreSQL URL for a test, in a task hub of its own, from
+/// `PERDURE_TEST_POSTGRES`; `None` (saying plainly that `what` was skipped)
+/// when the variable is not set.
+pub fn postgres_test_url(what: &str) -> Option<String> {
+    static HUBS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    match std::env::var("PERDURE_TEST_POSTGRES") {
+        Ok(base) if !base.is_empty() => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() % 1_000_000_000_000)
+                .unwrap_or(0);
+            let n = HUBS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let hub = format!("t_{}_{nanos}_{n}", std::process::id());
+            let sep = if base.contains('?') { '&' } else { '?' };
+            Some(format!("{base}{sep}hub={hub}"))
+        }
+        _ => {
+            eprintln!(
+                "skipped: PERDURE_TEST_POSTGRES is not set, so {what} did not run on PostgreSQL"
+            );
+            None
+        }
+    }
+}
+
 /// Runs every check, each on a fresh store from `make`.
 pub async fn run_all<S, F, Fut>(make: F)
 where

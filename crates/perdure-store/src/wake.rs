@@ -113,3 +113,36 @@ impl WakeHub {
         let _ = tokio::time::timeout(wait, notified).await;
     }
 }
+
+/// What a write made visible, as whole milliseconds for later work: the
+/// SQLite and PostgreSQL stores build one per write and hand it to
+/// [`WakeHub::signal`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Visible {
+    pub orchestrations_now: bool,
+    pub orchestrations_later: Vec<i64>,
+    pub activities_now: bool,
+    pub activities_later: Vec<i64>,
+}
+
+impl WakeHub {
+    /// Wakes dispatchers for work visible now and schedules the rest.
+    pub fn signal(&self, v: Visible) {
+        if v.orchestrations_now {
+            self.notify(WorkKind::Orchestration);
+        }
+        if v.activities_now {
+            self.notify(WorkKind::Activity);
+        }
+        for (kind, times) in [
+            (WorkKind::Orchestration, v.orchestrations_later),
+            (WorkKind::Activity, v.activities_later),
+        ] {
+            for t in times {
+                if let Some(at) = chrono::DateTime::from_timestamp_millis(t) {
+                    self.schedule(kind, at);
+                }
+            }
+        }
+    }
+}

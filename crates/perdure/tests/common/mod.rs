@@ -19,25 +19,9 @@ pub async fn stores() -> Vec<(&'static str, Arc<dyn Store>, tempfile::TempDir)> 
             dir,
         ),
     ];
-    match std::env::var("PERDURE_TEST_POSTGRES") {
-        Ok(pg) if !pg.is_empty() => {
-            let hub = format!(
-                "e_{}_{}",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0)
-            );
-            let sep = if pg.contains('?') { '&' } else { '?' };
-            let store = perdure::open_store(&format!("{pg}{sep}hub={hub}"))
-                .await
-                .expect("postgres");
-            out.push(("postgres", store, tempfile::tempdir().expect("tempdir")));
-        }
-        _ => eprintln!(
-            "skipped: PERDURE_TEST_POSTGRES is not set, so these tests ran without PostgreSQL"
-        ),
+    if let Some(url) = perdure_store::conformance::postgres_test_url("these tests") {
+        let store = perdure::open_store(&url).await.expect("postgres");
+        out.push(("postgres", store, tempfile::tempdir().expect("tempdir")));
     }
     out
 }
