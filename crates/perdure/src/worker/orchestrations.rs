@@ -15,6 +15,7 @@ use perdure_store::{
     OrchestrationCommit, OrchestrationItem, StoreError,
 };
 use std::time::Duration;
+use tracing::Instrument;
 
 pub(super) async fn step(shared: &Shared) -> Result<bool, StoreError> {
     let Some(item) = shared
@@ -31,8 +32,23 @@ pub(super) async fn step(shared: &Shared) -> Result<bool, StoreError> {
         instance_id = %id,
         name = %item.instance.name,
     );
+    // A long turn (a large replay after a restart) keeps its lease.
+    let renewer = {
+        let (store, token, rid) = (shared.store.clone(), item.lock_token.clone(), id.clone());
+        let lease = shared.options.lease;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                if store.renew_orchestration_lock(&rid, &token, lease).await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let result = process(shared, item).instrument(span.clone()).await;
+    renewer.abort();
     let _enter = span.enter();
-    match process(shared, item).await {
+    match result {
         Ok(()) => Ok(true),
         Err(StoreError::LockLost(what)) | Err(StoreError::HistoryConflict { id: what, .. }) => {
             drop_cached(shared, &id);
