@@ -46,6 +46,9 @@ enum Command {
         /// Address for the HTTP API.
         #[arg(long, default_value = "127.0.0.1:7071")]
         http: SocketAddr,
+        /// Address for the Durable Task gRPC protocol (client RPCs for now).
+        #[arg(long, default_value = "127.0.0.1:4001")]
+        grpc: SocketAddr,
         /// Also run the demo's orchestrations and activities in this process.
         #[arg(long)]
         samples: bool,
@@ -211,6 +214,7 @@ async fn shutdown_signal() {
 async fn serve(
     store: &str,
     http: SocketAddr,
+    grpc: SocketAddr,
     samples: bool,
     api_key: Option<String>,
 ) -> Result<()> {
@@ -239,19 +243,41 @@ async fn serve(
     } else {
         None
     };
-    if !http.ip().is_loopback() && config.api_key.is_none() {
-        bail!("refusing to listen on {http} without an API key: set --api-key or PERDURE_API_KEY");
+    for addr in [http, grpc] {
+        if !addr.ip().is_loopback() && config.api_key.is_none() {
+            bail!(
+                "refusing to listen on {addr} without an API key: set --api-key or PERDURE_API_KEY"
+            );
+        }
     }
     let listener = tokio::net::TcpListener::bind(http)
         .await
         .with_context(|| format!("cannot listen on {http}"))?;
+    let grpc_listener = tokio::net::TcpListener::bind(grpc)
+        .await
+        .with_context(|| format!("cannot listen on {grpc}"))?;
     eprintln!(
-        "perdure serve: HTTP API on http://{}{} (store {store}{})",
+        "perdure serve: HTTP API on http://{}{}, gRPC on {} (store {store}{})",
         listener.local_addr()?,
         perdure_server::BASE_PATH,
+        grpc_listener.local_addr()?,
         if samples { ", samples loaded" } else { "" }
     );
-    perdure_server::serve_on(listener, client, config, shutdown_signal()).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let key = config.api_key.clone();
+    let http_server =
+        perdure_server::serve_on(listener, client.clone(), config, wait(stopped.clone()));
+    let grpc_server = perdure_server::grpc::serve_grpc(grpc_listener, client, key, wait(stopped));
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let (h, g) = tokio::join!(http_server, grpc_server);
+    h?;
+    g?;
     if let Some(w) = worker {
         w.shutdown().await;
     }
@@ -264,9 +290,10 @@ async fn run() -> Result<()> {
         Command::Serve {
             store,
             http,
+            grpc,
             samples,
             api_key,
-        } => serve(&store, http, samples, api_key).await,
+        } => serve(&store, http, grpc, samples, api_key).await,
         Command::Demo { store } => demo::run(&store).await,
         Command::Worker { store, lease_ms } => {
             let store = perdure::open_store(&store)

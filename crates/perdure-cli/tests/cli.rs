@@ -58,7 +58,15 @@ fn serve_with(store: &str, samples: bool) -> (Serve, String) {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_perdure"))
-        .args(["serve", "--store", store, "--http", &addr])
+        .args([
+            "serve",
+            "--store",
+            store,
+            "--http",
+            &addr,
+            "--grpc",
+            "127.0.0.1:0",
+        ])
         .args(if samples { &["--samples"][..] } else { &[][..] })
         .stdout(Stdio::null())
         .stderr(Stdio::null())

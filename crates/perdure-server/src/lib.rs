@@ -9,6 +9,7 @@
 //! instances the Rust client and workers see.
 
 mod api;
+pub mod grpc;
 mod openapi;
 pub mod wire;
 

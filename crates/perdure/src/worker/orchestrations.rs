@@ -39,7 +39,11 @@ pub(super) async fn step(shared: &Shared) -> Result<bool, StoreError> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(lease / 3).await;
-                if store.renew_orchestration_lock(&rid, &token, lease).await.is_err() {
+                if store
+                    .renew_orchestration_lock(&rid, &token, lease)
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

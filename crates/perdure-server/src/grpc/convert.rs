@@ -1,0 +1,240 @@
+//! Conversions between Perdure's types and the protocol's, by hand.
+
+use super::proto as pb;
+use perdure::ParentInstance;
+use perdure::{EventKind, FailureDetails, HistoryEvent, OrchestrationStatus, RuntimeStatus};
+
+pub fn ts(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+pub fn from_ts(t: &prost_types::Timestamp) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+}
+
+pub fn status(s: RuntimeStatus) -> pb::OrchestrationStatus {
+    use pb::OrchestrationStatus as P;
+    match s {
+        RuntimeStatus::Running => P::Running,
+        RuntimeStatus::Completed => P::Completed,
+        RuntimeStatus::ContinuedAsNew => P::ContinuedAsNew,
+        RuntimeStatus::Failed => P::Failed,
+        RuntimeStatus::Canceled => P::Canceled,
+        RuntimeStatus::Terminated => P::Terminated,
+        RuntimeStatus::Pending => P::Pending,
+        RuntimeStatus::Suspended => P::Suspended,
+    }
+}
+
+/// The protocol's numbering is Perdure's (Durable Task's) numbering.
+pub fn from_status(code: i32) -> Option<RuntimeStatus> {
+    RuntimeStatus::from_code(code)
+}
+
+pub fn failure(f: &FailureDetails) -> pb::TaskFailureDetails {
+    pb::TaskFailureDetails {
+        error_type: f.error_type.clone(),
+        error_message: f.message.clone(),
+        stack_trace: f.stack_trace.clone(),
+        inner_failure: f.inner.as_deref().map(|i| Box::new(failure(i))),
+        is_non_retriable: f.non_retriable,
+        properties: Default::default(),
+    }
+}
+
+pub fn from_failure(f: &pb::TaskFailureDetails) -> FailureDetails {
+    FailureDetails {
+        error_type: f.error_type.clone(),
+        message: f.error_message.clone(),
+        stack_trace: f.stack_trace.clone(),
+        inner: f
+            .inner_failure
+            .as_deref()
+            .map(|i| Box::new(from_failure(i))),
+        non_retriable: f.is_non_retriable,
+    }
+}
+
+/// An instance's state; inputs and outputs only when asked for.
+pub fn state(st: &OrchestrationStatus, with_payloads: bool) -> pb::OrchestrationState {
+    let terminal = st.runtime_status.is_terminal();
+    pb::OrchestrationState {
+        instance_id: st.instance_id.clone(),
+        name: st.name.clone(),
+        version: None,
+        orchestration_status: status(st.runtime_status) as i32,
+        scheduled_start_timestamp: None,
+        created_timestamp: Some(ts(st.created_time)),
+        last_updated_timestamp: Some(ts(st.last_updated_time)),
+        input: if with_payloads {
+            st.input.clone()
+        } else {
+            None
+        },
+        output: if with_payloads {
+            st.output.clone()
+        } else {
+            None
+        },
+        custom_status: if with_payloads {
+            st.custom_status.clone()
+        } else {
+            None
+        },
+        failure_details: st.failure.as_ref().map(failure),
+        execution_id: None,
+        completed_timestamp: terminal.then(|| ts(st.last_updated_time)),
+        parent_instance_id: None,
+        tags: Default::default(),
+    }
+}
+
+fn instance(id: &str, execution_id: Option<&str>) -> pb::OrchestrationInstance {
+    pb::OrchestrationInstance {
+        instance_id: id.to_string(),
+        execution_id: execution_id.map(str::to_string),
+    }
+}
+
+fn parent(p: &ParentInstance) -> pb::ParentInstanceInfo {
+    pb::ParentInstanceInfo {
+        task_scheduled_id: p.task_scheduled_id as i32,
+        name: Some(p.name.clone()),
+        version: None,
+        orchestration_instance: Some(instance(&p.instance_id, Some(&p.execution_id))),
+    }
+}
+
+/// A history event in the protocol's form; `instance_id` names the
+/// instance whose history it is.
+pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
+    use pb::history_event::EventType as T;
+    let kind = match &e.kind {
+        EventKind::ExecutionStarted {
+            name,
+            version,
+            input,
+            execution_id,
+            parent: p,
+        } => T::ExecutionStarted(pb::ExecutionStartedEvent {
+            name: name.clone(),
+            version: version.clone(),
+            input: input.clone(),
+            orchestration_instance: Some(instance(instance_id, Some(execution_id))),
+            parent_instance: p.as_ref().map(parent),
+            ..Default::default()
+        }),
+        EventKind::ExecutionCompleted {
+            status: s,
+            result,
+            failure: f,
+        } => T::ExecutionCompleted(pb::ExecutionCompletedEvent {
+            orchestration_status: status(*s) as i32,
+            result: result.clone(),
+            failure_details: f.as_ref().map(failure),
+        }),
+        EventKind::ExecutionTerminated { reason } => {
+            T::ExecutionTerminated(pb::ExecutionTerminatedEvent {
+                input: reason.clone(),
+                recurse: false,
+            })
+        }
+        EventKind::ExecutionSuspended { reason } => {
+            T::ExecutionSuspended(pb::ExecutionSuspendedEvent {
+                input: reason.clone(),
+            })
+        }
+        EventKind::ExecutionResumed { reason } => T::ExecutionResumed(pb::ExecutionResumedEvent {
+            input: reason.clone(),
+        }),
+        EventKind::ExecutionRewound { reason } => T::ExecutionRewound(pb::ExecutionRewoundEvent {
+            reason: reason.clone(),
+            ..Default::default()
+        }),
+        EventKind::TaskScheduled {
+            name,
+            version,
+            input,
+        } => T::TaskScheduled(pb::TaskScheduledEvent {
+            name: name.clone(),
+            version: version.clone(),
+            input: input.clone(),
+            ..Default::default()
+        }),
+        EventKind::TaskCompleted {
+            task_scheduled_id,
+            result,
+        } => T::TaskCompleted(pb::TaskCompletedEvent {
+            task_scheduled_id: *task_scheduled_id as i32,
+            result: result.clone(),
+        }),
+        EventKind::TaskFailed {
+            task_scheduled_id,
+            failure: f,
+        } => T::TaskFailed(pb::TaskFailedEvent {
+            task_scheduled_id: *task_scheduled_id as i32,
+            failure_details: Some(failure(f)),
+        }),
+        EventKind::SubOrchestrationInstanceCreated {
+            name,
+            version,
+            instance_id: child,
+            input,
+        } => T::SubOrchestrationInstanceCreated(pb::SubOrchestrationInstanceCreatedEvent {
+            instance_id: child.clone(),
+            name: name.clone(),
+            version: version.clone(),
+            input: input.clone(),
+            ..Default::default()
+        }),
+        EventKind::SubOrchestrationInstanceCompleted {
+            task_scheduled_id,
+            result,
+        } => T::SubOrchestrationInstanceCompleted(pb::SubOrchestrationInstanceCompletedEvent {
+            task_scheduled_id: *task_scheduled_id as i32,
+            result: result.clone(),
+        }),
+        EventKind::SubOrchestrationInstanceFailed {
+            task_scheduled_id,
+            failure: f,
+        } => T::SubOrchestrationInstanceFailed(pb::SubOrchestrationInstanceFailedEvent {
+            task_scheduled_id: *task_scheduled_id as i32,
+            failure_details: Some(failure(f)),
+        }),
+        EventKind::TimerCreated { fire_at } => T::TimerCreated(pb::TimerCreatedEvent {
+            fire_at: Some(ts(*fire_at)),
+        }),
+        EventKind::TimerFired { timer_id, fire_at } => T::TimerFired(pb::TimerFiredEvent {
+            fire_at: Some(ts(*fire_at)),
+            timer_id: *timer_id as i32,
+        }),
+        EventKind::OrchestratorStarted => T::OrchestratorStarted(pb::OrchestratorStartedEvent {}),
+        EventKind::OrchestratorCompleted => {
+            T::OrchestratorCompleted(pb::OrchestratorCompletedEvent {})
+        }
+        EventKind::EventSent {
+            instance_id: to,
+            name,
+            input,
+        } => T::EventSent(pb::EventSentEvent {
+            instance_id: to.clone(),
+            name: name.clone(),
+            input: input.clone(),
+        }),
+        EventKind::EventRaised { name, input } => T::EventRaised(pb::EventRaisedEvent {
+            name: name.clone(),
+            input: input.clone(),
+        }),
+        EventKind::ContinueAsNew { input } => T::ContinueAsNew(pb::ContinueAsNewEvent {
+            input: input.clone(),
+        }),
+    };
+    pb::HistoryEvent {
+        event_id: e.event_id as i32,
+        timestamp: Some(ts(e.timestamp)),
+        event_type: Some(kind),
+    }
+}

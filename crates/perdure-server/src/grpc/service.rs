@@ -1,0 +1,525 @@
+//! The `TaskHubSidecarService` implementation. Client RPCs act through
+//! [`perdure::Client`], so instances started over gRPC are the instances
+//! HTTP and Rust see. The worker RPCs (work-item streams and completions)
+//! and the entity RPCs are not served yet and answer UNIMPLEMENTED.
+
+use super::convert;
+use super::proto as pb;
+use perdure::{Client, ClientError, InstanceQuery, PurgeFilter, RuntimeStatus};
+use std::pin::Pin;
+use std::time::Duration;
+use tonic::{Request, Response, Status};
+
+type Stream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// The sidecar service over a client.
+pub struct Sidecar {
+    client: Client,
+}
+
+impl Sidecar {
+    pub fn new(client: Client) -> Self {
+        Sidecar { client }
+    }
+}
+
+fn status(e: ClientError) -> Status {
+    match &e {
+        ClientError::InvalidInstanceId(_)
+        | ClientError::InvalidArgument(_)
+        | ClientError::Serialization(_)
+        | ClientError::PayloadTooLarge { .. } => Status::invalid_argument(e.to_string()),
+        ClientError::NotFound(_) => Status::not_found(e.to_string()),
+        ClientError::AlreadyRunning { .. } => Status::already_exists(e.to_string()),
+        ClientError::AlreadyFinished { .. }
+        | ClientError::StillRunning { .. }
+        | ClientError::NotFailed { .. } => Status::failed_precondition(e.to_string()),
+        ClientError::Timeout(..) => Status::deadline_exceeded(e.to_string()),
+        ClientError::Store(_) => Status::internal(e.to_string()),
+    }
+}
+
+fn not_yet(what: &str) -> Status {
+    Status::unimplemented(format!("{what} is not served by Perdure yet"))
+}
+
+fn statuses(codes: &[i32]) -> Result<Vec<RuntimeStatus>, Status> {
+    codes
+        .iter()
+        .map(|c| {
+            convert::from_status(*c).ok_or_else(|| {
+                Status::invalid_argument(format!("unknown orchestration status {c}"))
+            })
+        })
+        .collect()
+}
+
+impl Sidecar {
+    async fn wait_until(
+        &self,
+        id: &str,
+        with_payloads: bool,
+        done: impl Fn(RuntimeStatus) -> bool,
+    ) -> Result<pb::GetInstanceResponse, Status> {
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match self.client.get_status(id, false).await.map_err(status)? {
+                None => {
+                    return Ok(pb::GetInstanceResponse {
+                        exists: false,
+                        orchestration_state: None,
+                    })
+                }
+                Some(st) if done(st.runtime_status) => {
+                    return Ok(pb::GetInstanceResponse {
+                        exists: true,
+                        orchestration_state: Some(convert::state(&st, with_payloads)),
+                    })
+                }
+                Some(_) => {}
+            }
+            // The caller's deadline ends the call (the client cancels it).
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
+    async fn hello(&self, _: Request<()>) -> Result<Response<()>, Status> {
+        Ok(Response::new(()))
+    }
+
+    async fn start_instance(
+        &self,
+        req: Request<pb::CreateInstanceRequest>,
+    ) -> Result<Response<pb::CreateInstanceResponse>, Status> {
+        let r = req.into_inner();
+        let id = (!r.instance_id.is_empty()).then_some(r.instance_id.as_str());
+        if let Some(id) = id {
+            if let Some(existing) = self.client.get_status(id, false).await.map_err(status)? {
+                let reusable = r.orchestration_id_reuse_policy.as_ref().is_some_and(|p| {
+                    p.replaceable_status
+                        .contains(&(convert::status(existing.runtime_status) as i32))
+                });
+                if !reusable {
+                    return Err(Status::already_exists(format!(
+                        "instance `{id}` already exists and is {}",
+                        existing.runtime_status
+                    )));
+                }
+                if !existing.runtime_status.is_terminal() {
+                    return Err(Status::failed_precondition(format!(
+                        "instance `{id}` is {}; replacing a running instance is not supported yet",
+                        existing.runtime_status
+                    )));
+                }
+            }
+        }
+        let start_at = r
+            .scheduled_start_timestamp
+            .as_ref()
+            .and_then(convert::from_ts);
+        let input: serde_json::Value = match r.input.as_deref() {
+            None => serde_json::Value::Null,
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| Status::invalid_argument(format!("input is not valid JSON: {e}")))?,
+        };
+        let id = self
+            .client
+            .start_new_at(&r.name, id, input, start_at)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::CreateInstanceResponse {
+            instance_id: id,
+        }))
+    }
+
+    async fn get_instance(
+        &self,
+        req: Request<pb::GetInstanceRequest>,
+    ) -> Result<Response<pb::GetInstanceResponse>, Status> {
+        let r = req.into_inner();
+        let st = self
+            .client
+            .get_status(&r.instance_id, false)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::GetInstanceResponse {
+            exists: st.is_some(),
+            orchestration_state: st.map(|s| convert::state(&s, r.get_inputs_and_outputs)),
+        }))
+    }
+
+    async fn rewind_instance(
+        &self,
+        req: Request<pb::RewindInstanceRequest>,
+    ) -> Result<Response<pb::RewindInstanceResponse>, Status> {
+        let r = req.into_inner();
+        self.client
+            .rewind(&r.instance_id, r.reason)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::RewindInstanceResponse {}))
+    }
+
+    async fn restart_instance(
+        &self,
+        req: Request<pb::RestartInstanceRequest>,
+    ) -> Result<Response<pb::RestartInstanceResponse>, Status> {
+        let r = req.into_inner();
+        let id = self
+            .client
+            .restart(&r.instance_id, r.restart_with_new_instance_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::RestartInstanceResponse {
+            instance_id: id,
+        }))
+    }
+
+    async fn wait_for_instance_start(
+        &self,
+        req: Request<pb::GetInstanceRequest>,
+    ) -> Result<Response<pb::GetInstanceResponse>, Status> {
+        let r = req.into_inner();
+        Ok(Response::new(
+            self.wait_until(&r.instance_id, r.get_inputs_and_outputs, |s| {
+                s != RuntimeStatus::Pending
+            })
+            .await?,
+        ))
+    }
+
+    async fn wait_for_instance_completion(
+        &self,
+        req: Request<pb::GetInstanceRequest>,
+    ) -> Result<Response<pb::GetInstanceResponse>, Status> {
+        let r = req.into_inner();
+        Ok(Response::new(
+            self.wait_until(
+                &r.instance_id,
+                r.get_inputs_and_outputs,
+                RuntimeStatus::is_terminal,
+            )
+            .await?,
+        ))
+    }
+
+    async fn raise_event(
+        &self,
+        req: Request<pb::RaiseEventRequest>,
+    ) -> Result<Response<pb::RaiseEventResponse>, Status> {
+        let r = req.into_inner();
+        let data: serde_json::Value = match r.input.as_deref() {
+            None => serde_json::Value::Null,
+            Some(text) => serde_json::from_str(text).map_err(|e| {
+                Status::invalid_argument(format!("event data is not valid JSON: {e}"))
+            })?,
+        };
+        self.client
+            .raise_event(&r.instance_id, &r.name, data)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::RaiseEventResponse {}))
+    }
+
+    async fn terminate_instance(
+        &self,
+        req: Request<pb::TerminateRequest>,
+    ) -> Result<Response<pb::TerminateResponse>, Status> {
+        let r = req.into_inner();
+        let reason: serde_json::Value = match r.output.as_deref() {
+            None => serde_json::Value::Null,
+            Some(text) => serde_json::from_str(text)
+                .unwrap_or_else(|_| serde_json::Value::String(text.to_string())),
+        };
+        self.client
+            .terminate_with_options(&r.instance_id, reason, r.recursive)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::TerminateResponse {}))
+    }
+
+    async fn suspend_instance(
+        &self,
+        req: Request<pb::SuspendRequest>,
+    ) -> Result<Response<pb::SuspendResponse>, Status> {
+        let r = req.into_inner();
+        self.client
+            .suspend(&r.instance_id, r.reason)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::SuspendResponse {}))
+    }
+
+    async fn resume_instance(
+        &self,
+        req: Request<pb::ResumeRequest>,
+    ) -> Result<Response<pb::ResumeResponse>, Status> {
+        let r = req.into_inner();
+        self.client
+            .resume(&r.instance_id, r.reason)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ResumeResponse {}))
+    }
+
+    async fn query_instances(
+        &self,
+        req: Request<pb::QueryInstancesRequest>,
+    ) -> Result<Response<pb::QueryInstancesResponse>, Status> {
+        let q = req.into_inner().query.unwrap_or_default();
+        let query = InstanceQuery {
+            statuses: statuses(&q.runtime_status)?,
+            created_from: q.created_time_from.as_ref().and_then(convert::from_ts),
+            created_to: q.created_time_to.as_ref().and_then(convert::from_ts),
+            instance_id_prefix: q.instance_id_prefix.clone(),
+            parent_instance_id: None,
+            page_size: if q.max_instance_count > 0 {
+                q.max_instance_count as usize
+            } else {
+                100
+            },
+            continuation: q.continuation_token.clone().filter(|t| !t.is_empty()),
+        };
+        let page = self
+            .client
+            .list_instances(&query, q.fetch_inputs_and_outputs)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::QueryInstancesResponse {
+            orchestration_state: page
+                .instances
+                .iter()
+                .map(|s| convert::state(s, q.fetch_inputs_and_outputs))
+                .collect(),
+            continuation_token: page.continuation_token,
+        }))
+    }
+
+    async fn list_instance_ids(
+        &self,
+        req: Request<pb::ListInstanceIdsRequest>,
+    ) -> Result<Response<pb::ListInstanceIdsResponse>, Status> {
+        let r = req.into_inner();
+        let from = r.completed_time_from.as_ref().and_then(convert::from_ts);
+        let to = r.completed_time_to.as_ref().and_then(convert::from_ts);
+        let mut wanted = statuses(&r.runtime_status)?;
+        if wanted.is_empty() && (from.is_some() || to.is_some()) {
+            wanted = RuntimeStatus::ALL
+                .into_iter()
+                .filter(|s| s.is_terminal())
+                .collect();
+        }
+        let size = if r.page_size > 0 {
+            r.page_size as usize
+        } else {
+            100
+        };
+        let mut query = InstanceQuery {
+            statuses: wanted,
+            page_size: size,
+            continuation: r.last_instance_key.filter(|k| !k.is_empty()),
+            ..InstanceQuery::default()
+        };
+        let mut ids = Vec::new();
+        loop {
+            let page = self
+                .client
+                .list_instances(&query, false)
+                .await
+                .map_err(status)?;
+            ids.extend(
+                page.instances
+                    .iter()
+                    .filter(|s| {
+                        from.is_none_or(|f| s.last_updated_time >= f)
+                            && to.is_none_or(|t| s.last_updated_time <= t)
+                    })
+                    .map(|s| s.instance_id.clone()),
+            );
+            match page.continuation_token {
+                Some(token) if ids.len() < size => query.continuation = Some(token),
+                last => {
+                    return Ok(Response::new(pb::ListInstanceIdsResponse {
+                        instance_ids: ids,
+                        last_instance_key: last,
+                    }))
+                }
+            }
+        }
+    }
+
+    async fn purge_instances(
+        &self,
+        req: Request<pb::PurgeInstancesRequest>,
+    ) -> Result<Response<pb::PurgeInstancesResponse>, Status> {
+        use pb::purge_instances_request::Request as R;
+        let r = req.into_inner();
+        let deleted = match r.request {
+            Some(R::InstanceId(id)) => self
+                .client
+                .purge_instance_history_with_options(&id, r.recursive)
+                .await
+                .map_err(status)?,
+            Some(R::PurgeInstanceFilter(f)) => {
+                let filter = PurgeFilter {
+                    created_from: f.created_time_from.as_ref().and_then(convert::from_ts),
+                    created_to: f.created_time_to.as_ref().and_then(convert::from_ts),
+                    statuses: statuses(&f.runtime_status)?,
+                };
+                self.client.purge_instances(&filter).await.map_err(status)?
+            }
+            Some(R::InstanceBatch(b)) => {
+                let mut n = 0;
+                for id in b.instance_ids {
+                    n += self
+                        .client
+                        .purge_instance_history_with_options(&id, r.recursive)
+                        .await
+                        .map_err(status)?;
+                }
+                n
+            }
+            None => {
+                return Err(Status::invalid_argument(
+                    "give an instance id, a filter or a batch of ids",
+                ))
+            }
+        };
+        Ok(Response::new(pb::PurgeInstancesResponse {
+            deleted_instance_count: deleted as i32,
+            is_complete: Some(true),
+        }))
+    }
+
+    type GetWorkItemsStream = Stream<pb::WorkItem>;
+
+    async fn get_work_items(
+        &self,
+        _: Request<pb::GetWorkItemsRequest>,
+    ) -> Result<Response<Self::GetWorkItemsStream>, Status> {
+        Err(not_yet("GetWorkItems (remote workers)"))
+    }
+
+    async fn complete_activity_task(
+        &self,
+        _: Request<pb::ActivityResponse>,
+    ) -> Result<Response<pb::CompleteTaskResponse>, Status> {
+        Err(not_yet("CompleteActivityTask"))
+    }
+
+    async fn complete_orchestrator_task(
+        &self,
+        _: Request<pb::OrchestratorResponse>,
+    ) -> Result<Response<pb::CompleteTaskResponse>, Status> {
+        Err(not_yet("CompleteOrchestratorTask"))
+    }
+
+    async fn complete_entity_task(
+        &self,
+        _: Request<pb::EntityBatchResult>,
+    ) -> Result<Response<pb::CompleteTaskResponse>, Status> {
+        Err(not_yet("CompleteEntityTask"))
+    }
+
+    type StreamInstanceHistoryStream = Stream<pb::HistoryChunk>;
+
+    async fn stream_instance_history(
+        &self,
+        req: Request<pb::StreamInstanceHistoryRequest>,
+    ) -> Result<Response<Self::StreamInstanceHistoryStream>, Status> {
+        let r = req.into_inner();
+        let st = self
+            .client
+            .get_status(&r.instance_id, true)
+            .await
+            .map_err(status)?
+            .ok_or_else(|| {
+                Status::not_found(format!("instance `{}` was not found", r.instance_id))
+            })?;
+        let events: Vec<pb::HistoryEvent> = st
+            .history
+            .unwrap_or_default()
+            .iter()
+            .map(|e| convert::event(&r.instance_id, e))
+            .collect();
+        let chunks: Vec<Result<pb::HistoryChunk, Status>> = events
+            .chunks(500)
+            .map(|c| Ok(pb::HistoryChunk { events: c.to_vec() }))
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
+    async fn create_task_hub(
+        &self,
+        _: Request<pb::CreateTaskHubRequest>,
+    ) -> Result<Response<pb::CreateTaskHubResponse>, Status> {
+        Err(not_yet("CreateTaskHub (hubs are created by the store)"))
+    }
+
+    async fn delete_task_hub(
+        &self,
+        _: Request<pb::DeleteTaskHubRequest>,
+    ) -> Result<Response<pb::DeleteTaskHubResponse>, Status> {
+        Err(not_yet("DeleteTaskHub"))
+    }
+
+    async fn signal_entity(
+        &self,
+        _: Request<pb::SignalEntityRequest>,
+    ) -> Result<Response<pb::SignalEntityResponse>, Status> {
+        Err(not_yet("SignalEntity (entities)"))
+    }
+
+    async fn get_entity(
+        &self,
+        _: Request<pb::GetEntityRequest>,
+    ) -> Result<Response<pb::GetEntityResponse>, Status> {
+        Err(not_yet("GetEntity (entities)"))
+    }
+
+    async fn query_entities(
+        &self,
+        _: Request<pb::QueryEntitiesRequest>,
+    ) -> Result<Response<pb::QueryEntitiesResponse>, Status> {
+        Err(not_yet("QueryEntities (entities)"))
+    }
+
+    async fn clean_entity_storage(
+        &self,
+        _: Request<pb::CleanEntityStorageRequest>,
+    ) -> Result<Response<pb::CleanEntityStorageResponse>, Status> {
+        Err(not_yet("CleanEntityStorage (entities)"))
+    }
+
+    async fn abandon_task_activity_work_item(
+        &self,
+        _: Request<pb::AbandonActivityTaskRequest>,
+    ) -> Result<Response<pb::AbandonActivityTaskResponse>, Status> {
+        Err(not_yet("AbandonTaskActivityWorkItem"))
+    }
+
+    async fn abandon_task_orchestrator_work_item(
+        &self,
+        _: Request<pb::AbandonOrchestrationTaskRequest>,
+    ) -> Result<Response<pb::AbandonOrchestrationTaskResponse>, Status> {
+        Err(not_yet("AbandonTaskOrchestratorWorkItem"))
+    }
+
+    async fn abandon_task_entity_work_item(
+        &self,
+        _: Request<pb::AbandonEntityTaskRequest>,
+    ) -> Result<Response<pb::AbandonEntityTaskResponse>, Status> {
+        Err(not_yet("AbandonTaskEntityWorkItem"))
+    }
+
+    async fn skip_graceful_orchestration_terminations(
+        &self,
+        _: Request<pb::SkipGracefulOrchestrationTerminationsRequest>,
+    ) -> Result<Response<pb::SkipGracefulOrchestrationTerminationsResponse>, Status> {
+        Err(not_yet("SkipGracefulOrchestrationTerminations"))
+    }
+}

@@ -1,0 +1,307 @@
+//! The Durable Task gRPC protocol's client RPCs over a real socket, against
+//! in-process workers running the samples. Worker RPCs answer UNIMPLEMENTED
+//! until remote workers are served.
+
+use pb::task_hub_sidecar_service_client::TaskHubSidecarServiceClient;
+use perdure::{Client, Worker, WorkerOptions};
+use perdure_server::grpc::proto as pb;
+use std::time::Duration;
+use tonic::Code;
+
+type Grpc = TaskHubSidecarServiceClient<tonic::transport::Channel>;
+
+async fn start(
+    api_key: Option<&str>,
+) -> (
+    Grpc,
+    Worker,
+    tokio::sync::oneshot::Sender<()>,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = perdure::open_store(&format!("sqlite://{}", dir.path().join("g.db").display()))
+        .await
+        .expect("store");
+    let client = Client::new(store.clone());
+    let worker = Worker::start(
+        store,
+        perdure_examples::registry(client.clone()),
+        WorkerOptions::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(perdure_server::grpc::serve_grpc(
+        listener,
+        client,
+        api_key.map(str::to_string),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    let grpc = TaskHubSidecarServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect");
+    (grpc, worker, stop, dir)
+}
+
+fn create(name: &str, id: &str, input: &str) -> pb::CreateInstanceRequest {
+    pb::CreateInstanceRequest {
+        instance_id: id.into(),
+        name: name.into(),
+        input: Some(input.into()),
+        ..Default::default()
+    }
+}
+
+fn get(id: &str) -> pb::GetInstanceRequest {
+    pb::GetInstanceRequest {
+        instance_id: id.into(),
+        get_inputs_and_outputs: true,
+    }
+}
+
+async fn wait(g: &mut Grpc, id: &str) -> pb::OrchestrationState {
+    let mut req = tonic::Request::new(get(id));
+    req.set_timeout(Duration::from_secs(30));
+    let r = g
+        .wait_for_instance_completion(req)
+        .await
+        .expect("completes")
+        .into_inner();
+    assert!(r.exists);
+    r.orchestration_state.expect("state")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_rpcs_manage_instances() {
+    let (mut g, worker, stop, _dir) = start(None).await;
+    g.hello(()).await.expect("hello");
+    let id = g
+        .start_instance(create("HelloCities", "", "null"))
+        .await
+        .unwrap()
+        .into_inner()
+        .instance_id;
+    assert_eq!(id.len(), 32);
+    let st = wait(&mut g, &id).await;
+    assert_eq!(
+        st.orchestration_status,
+        pb::OrchestrationStatus::Completed as i32
+    );
+    assert_eq!(
+        st.output.as_deref(),
+        Some(r#"["Hello Tokyo!","Hello Seattle!","Hello London!"]"#)
+    );
+    assert!(st.completed_timestamp.is_some());
+    let bare = g
+        .get_instance(pb::GetInstanceRequest {
+            instance_id: id.clone(),
+            get_inputs_and_outputs: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(bare.exists && bare.orchestration_state.unwrap().output.is_none());
+    assert!(
+        !g.get_instance(get("nope"))
+            .await
+            .unwrap()
+            .into_inner()
+            .exists
+    );
+
+    // Id reuse: refused by default, allowed when the policy names the status.
+    let again = g
+        .start_instance(create("HelloCities", &id, "null"))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::AlreadyExists);
+    let mut reuse = create("HelloCities", &id, "null");
+    reuse.orchestration_id_reuse_policy = Some(pb::OrchestrationIdReusePolicy {
+        replaceable_status: vec![pb::OrchestrationStatus::Completed as i32],
+    });
+    g.start_instance(reuse).await.expect("replaced");
+    wait(&mut g, &id).await;
+    assert_eq!(
+        g.start_instance(create("HelloCities", "bad#id", "null"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::InvalidArgument
+    );
+
+    // Events, suspend/resume, terminate.
+    g.start_instance(create("ApprovalWorkflow", "appr", r#"{"request":"g"}"#))
+        .await
+        .unwrap();
+    let mut started = tonic::Request::new(get("appr"));
+    started.set_timeout(Duration::from_secs(30));
+    g.wait_for_instance_start(started).await.expect("starts");
+    g.suspend_instance(pb::SuspendRequest {
+        instance_id: "appr".into(),
+        reason: Some("wait".into()),
+    })
+    .await
+    .unwrap();
+    g.raise_event(pb::RaiseEventRequest {
+        instance_id: "appr".into(),
+        name: "ApprovalEvent".into(),
+        input: Some("true".into()),
+    })
+    .await
+    .unwrap();
+    g.resume_instance(pb::ResumeRequest {
+        instance_id: "appr".into(),
+        reason: None,
+    })
+    .await
+    .unwrap();
+    let st = wait(&mut g, "appr").await;
+    assert_eq!(st.output.as_deref(), Some(r#""approved and processed""#));
+    let missing = g
+        .raise_event(pb::RaiseEventRequest {
+            instance_id: "nope".into(),
+            name: "x".into(),
+            input: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    g.start_instance(create("ApprovalWorkflow", "appr2", r#"{"request":"h"}"#))
+        .await
+        .unwrap();
+    g.terminate_instance(pb::TerminateRequest {
+        instance_id: "appr2".into(),
+        output: Some(r#""stop""#.into()),
+        recursive: true,
+    })
+    .await
+    .unwrap();
+    let st = wait(&mut g, "appr2").await;
+    assert_eq!(
+        st.orchestration_status,
+        pb::OrchestrationStatus::Terminated as i32
+    );
+    let restart = g
+        .restart_instance(pb::RestartInstanceRequest {
+            instance_id: "appr2".into(),
+            restart_with_new_instance_id: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(restart.instance_id, "appr2");
+    g.terminate_instance(pb::TerminateRequest {
+        instance_id: restart.instance_id.clone(),
+        output: None,
+        recursive: false,
+    })
+    .await
+    .unwrap();
+    wait(&mut g, &restart.instance_id).await;
+    assert_eq!(
+        g.rewind_instance(pb::RewindInstanceRequest {
+            instance_id: "appr".into(),
+            reason: None
+        })
+        .await
+        .unwrap_err()
+        .code(),
+        Code::FailedPrecondition
+    );
+
+    // History, query with paging, purge.
+    let mut chunks = g
+        .stream_instance_history(pb::StreamInstanceHistoryRequest {
+            instance_id: id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = chunks.message().await.unwrap().expect("a chunk");
+    assert!(matches!(
+        first.events[0].event_type,
+        Some(pb::history_event::EventType::OrchestratorStarted(_))
+    ));
+    assert!(first.events.iter().any(|e| matches!(&e.event_type, Some(pb::history_event::EventType::TaskCompleted(t)) if t.result.as_deref() == Some(r#""Hello Tokyo!""#))));
+    let mut seen = 0;
+    let mut token = None;
+    loop {
+        let q = pb::InstanceQuery {
+            max_instance_count: 2,
+            continuation_token: token,
+            fetch_inputs_and_outputs: true,
+            ..Default::default()
+        };
+        let page = g
+            .query_instances(pb::QueryInstancesRequest { query: Some(q) })
+            .await
+            .unwrap()
+            .into_inner();
+        seen += page.orchestration_state.len();
+        token = page.continuation_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, 4);
+    let ids = g
+        .list_instance_ids(pb::ListInstanceIdsRequest {
+            runtime_status: vec![pb::OrchestrationStatus::Terminated as i32],
+            page_size: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids.instance_ids.len(), 2);
+    let purged = g
+        .purge_instances(pb::PurgeInstancesRequest {
+            request: Some(pb::purge_instances_request::Request::InstanceId(id.clone())),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(purged.deleted_instance_count, 1);
+    let filter = pb::PurgeInstanceFilter {
+        runtime_status: vec![pb::OrchestrationStatus::Terminated as i32],
+        ..Default::default()
+    };
+    let purged = g
+        .purge_instances(pb::PurgeInstancesRequest {
+            request: Some(pb::purge_instances_request::Request::PurgeInstanceFilter(
+                filter,
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(purged.deleted_instance_count, 2);
+
+    // Remote workers are not served yet: an honest UNIMPLEMENTED.
+    let items = g
+        .get_work_items(pb::GetWorkItemsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(items.code(), Code::Unimplemented);
+    let _ = stop.send(());
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_key_is_checked() {
+    let (mut g, worker, stop, _dir) = start(Some("k3y")).await;
+    assert_eq!(g.hello(()).await.unwrap_err().code(), Code::Unauthenticated);
+    let mut req = tonic::Request::new(());
+    req.metadata_mut()
+        .insert("authorization", "Bearer k3y".parse().expect("header"));
+    g.hello(req).await.expect("with the key");
+    let _ = stop.send(());
+    worker.shutdown().await;
+}
