@@ -253,14 +253,14 @@ impl OrchestrationQueue for PostgresStore {
         &self,
         lease: Duration,
         max_messages: usize,
+        filter: &WorkFilter,
     ) -> Result<Option<OrchestrationItem>, StoreError> {
         let lease = dur_ms(lease);
-        self.run(|tx, _| {
-            Box::pin(ops::fetch_orchestration(
-                tx,
-                lease,
-                max_messages.max(1) as i64,
-            ))
+        let filter = filter.clone();
+        self.run(move |tx, _| {
+            Box::pin(async move {
+                ops::fetch_orchestration(tx, lease, max_messages.max(1) as i64, &filter).await
+            })
         })
         .await
     }
@@ -309,10 +309,17 @@ impl OrchestrationQueue for PostgresStore {
 
 #[async_trait]
 impl ActivityQueue for PostgresStore {
-    async fn fetch_activity(&self, lease: Duration) -> Result<Option<ActivityItem>, StoreError> {
+    async fn fetch_activity(
+        &self,
+        lease: Duration,
+        filter: &WorkFilter,
+    ) -> Result<Option<ActivityItem>, StoreError> {
         let lease = dur_ms(lease);
-        self.run(|tx, _| Box::pin(ops::fetch_activity(tx, lease)))
-            .await
+        let filter = filter.clone();
+        self.run(move |tx, _| {
+            Box::pin(async move { ops::fetch_activity(tx, lease, &filter).await })
+        })
+        .await
     }
 
     async fn complete_activity(

@@ -292,22 +292,44 @@ pub(crate) async fn send_message(
     Ok(w)
 }
 
+/// The SQL condition for [`WorkFilter`] on a name and a version column,
+/// with the filter's mode and JSON in parameters `${p}` and `${p+1}`.
+fn filter_sql(name: &str, version: &str, p: usize) -> String {
+    let (m, j) = (p, p + 1);
+    format!(
+        "(${m}::int = 0
+          OR (${m}::int = 1 AND EXISTS (SELECT 1 FROM jsonb_array_elements(${j}::text::jsonb) f
+                WHERE lower(f->>'n') = lower({name})
+                  AND (jsonb_array_length(f->'v') = 0 OR (f->'v') ? COALESCE({version}, ''))))
+          OR (${m}::int = 2 AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(${j}::text::jsonb) f
+                WHERE lower(f->>'n') = lower({name}))))"
+    )
+}
+
 pub(crate) async fn fetch_orchestration(
     tx: &Transaction<'_>,
     lease: i64,
     max: i64,
+    filter: &WorkFilter,
 ) -> Result<Option<OrchestrationItem>, StoreError> {
     let now = now_lease_only(tx).await?;
+    let (mode, json) = filter.to_sql();
+    let sql = format!(
+        "SELECT i.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
+         WHERE m.visible_at <= $1 AND i.lock_expiry <= $1 AND (i.status <> $2 OR m.control)
+           AND {}
+         ORDER BY m.visible_at, m.seq LIMIT 1 FOR UPDATE OF i SKIP LOCKED",
+        filter_sql("i.name", "i.version", 3)
+    );
     let stmt = tx
-        .prepare_cached(
-            "SELECT i.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
-             WHERE m.visible_at <= $1 AND i.lock_expiry <= $1 AND (i.status <> $2 OR m.control)
-             ORDER BY m.visible_at, m.seq LIMIT 1 FOR UPDATE OF i SKIP LOCKED",
-        )
+        .prepare_cached(&sql)
         .await
         .map_err(|e| backend("finding orchestration work", e))?;
     let Some(row) = tx
-        .query_opt(&stmt, &[&now, &RuntimeStatus::Suspended.code()])
+        .query_opt(
+            &stmt,
+            &[&now, &RuntimeStatus::Suspended.code(), &mode, &json],
+        )
         .await
         .map_err(|e| backend("finding orchestration work", e))?
     else {
@@ -514,19 +536,24 @@ pub(crate) async fn abandon_orchestration(
 pub(crate) async fn fetch_activity(
     tx: &Transaction<'_>,
     lease: i64,
+    filter: &WorkFilter,
 ) -> Result<Option<ActivityItem>, StoreError> {
     let now = now_lease_only(tx).await?;
     let token = new_lock_token();
+    let (mode, json) = filter.to_sql();
+    let sql = format!(
+        "UPDATE tasks SET lock_token = $2, lock_expiry = $1 + $3, dequeue_count = dequeue_count + 1
+         WHERE seq = (SELECT seq FROM tasks WHERE visible_at <= $1 AND lock_expiry <= $1 AND {}
+                      ORDER BY visible_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING instance_id, execution_id, task_id, name, version, input, dequeue_count",
+        filter_sql("name", "version", 4)
+    );
     let stmt = tx
-        .prepare_cached(
-            "UPDATE tasks SET lock_token = $2, lock_expiry = $1 + $3, dequeue_count = dequeue_count + 1
-             WHERE seq = (SELECT seq FROM tasks WHERE visible_at <= $1 AND lock_expiry <= $1 ORDER BY visible_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED)
-             RETURNING instance_id, execution_id, task_id, name, version, input, dequeue_count",
-        )
+        .prepare_cached(&sql)
         .await
         .map_err(|e| backend("finding activity work", e))?;
     let row = tx
-        .query_opt(&stmt, &[&now, &token, &lease])
+        .query_opt(&stmt, &[&now, &token, &lease, &mode, &json])
         .await
         .map_err(|e| backend("taking an activity", e))?;
     Ok(row.map(|r| ActivityItem {

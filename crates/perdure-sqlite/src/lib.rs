@@ -180,10 +180,14 @@ impl OrchestrationQueue for SqliteStore {
         &self,
         lease: Duration,
         max_messages: usize,
+        filter: &WorkFilter,
     ) -> Result<Option<OrchestrationItem>, StoreError> {
+        let filter = filter.clone();
         let r = self
             .writer
-            .write(move |c| ops::fetch_orchestration(c, dur_ms(lease), max_messages.max(1)))
+            .write(move |c| {
+                ops::fetch_orchestration(c, dur_ms(lease), max_messages.max(1), &filter)
+            })
             .await?;
         if let Some(item) = &r {
             // Wake whoever should take it should this worker die.
@@ -234,9 +238,14 @@ impl OrchestrationQueue for SqliteStore {
 
 #[async_trait]
 impl ActivityQueue for SqliteStore {
-    async fn fetch_activity(&self, lease: Duration) -> Result<Option<ActivityItem>, StoreError> {
+    async fn fetch_activity(
+        &self,
+        lease: Duration,
+        filter: &WorkFilter,
+    ) -> Result<Option<ActivityItem>, StoreError> {
+        let filter = filter.clone();
         self.writer
-            .write(move |c| ops::fetch_activity(c, dur_ms(lease)))
+            .write(move |c| ops::fetch_activity(c, dur_ms(lease), &filter))
             .await
     }
 

@@ -241,21 +241,45 @@ pub(crate) fn send_message(c: &Connection, m: &InstanceMessage) -> Result<Woken,
     Ok(w)
 }
 
+/// The SQL condition for [`WorkFilter`] on a name and a version column,
+/// with the filter's mode and JSON in parameters `?{p}` and `?{p+1}`.
+fn filter_sql(name: &str, version: &str, p: usize) -> String {
+    let (m, j) = (p, p + 1);
+    format!(
+        "(?{m} = 0
+          OR (?{m} = 1 AND EXISTS (SELECT 1 FROM json_each(?{j}) f
+                WHERE lower(json_extract(f.value, '$.n')) = lower({name})
+                  AND (json_array_length(f.value, '$.v') = 0
+                       OR EXISTS (SELECT 1 FROM json_each(f.value, '$.v') v
+                                  WHERE v.value = COALESCE({version}, '')))))
+          OR (?{m} = 2 AND NOT EXISTS (SELECT 1 FROM json_each(?{j}) f
+                WHERE lower(json_extract(f.value, '$.n')) = lower({name}))))"
+    )
+}
+
 pub(crate) fn fetch_orchestration(
     c: &Connection,
     lease: i64,
     max: usize,
+    filter: &WorkFilter,
 ) -> Result<Option<OrchestrationItem>, StoreError> {
     let now = now_ms();
+    let (mode, json) = filter.to_sql();
+    let sql = format!(
+        "SELECT m.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
+         WHERE m.visible_at <= ?1 AND i.lock_expiry <= ?1 AND (i.status != ?2 OR m.control = 1)
+           AND {}
+         ORDER BY m.visible_at, m.seq LIMIT 1",
+        filter_sql("i.name", "i.version", 3)
+    );
     let id: Option<String> = c
-        .prepare_cached(
-            "SELECT m.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
-             WHERE m.visible_at <= ?1 AND i.lock_expiry <= ?1 AND (i.status != ?2 OR m.control = 1)
-             ORDER BY m.visible_at, m.seq LIMIT 1",
-        )
+        .prepare_cached(&sql)
         .and_then(|mut s| {
-            s.query_row(params![now, RuntimeStatus::Suspended.code()], |r| r.get(0))
-                .optional()
+            s.query_row(
+                params![now, RuntimeStatus::Suspended.code(), mode, json],
+                |r| r.get(0),
+            )
+            .optional()
         })
         .map_err(|e| backend("finding orchestration work", e))?;
     let Some(id) = id else { return Ok(None) };
@@ -464,11 +488,21 @@ pub(crate) fn abandon_orchestration(
 pub(crate) fn fetch_activity(
     c: &Connection,
     lease: i64,
+    filter: &WorkFilter,
 ) -> Result<Option<ActivityItem>, StoreError> {
     let now = now_ms();
+    let (mode, json) = filter.to_sql();
+    let sql = format!(
+        "SELECT seq FROM tasks WHERE visible_at <= ?1 AND lock_expiry <= ?1 AND {}
+         ORDER BY visible_at, seq LIMIT 1",
+        filter_sql("name", "version", 2)
+    );
     let seq: Option<i64> = c
-        .prepare_cached("SELECT seq FROM tasks WHERE visible_at <= ?1 AND lock_expiry <= ?1 ORDER BY visible_at, seq LIMIT 1")
-        .and_then(|mut s| s.query_row([now], |r| r.get(0)).optional())
+        .prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_row(params![now, mode, json], |r| r.get(0))
+                .optional()
+        })
         .map_err(|e| backend("finding activity work", e))?;
     let Some(seq) = seq else { return Ok(None) };
     let token = new_lock_token();

@@ -1,13 +1,18 @@
 //! The activity queue: at-least-once delivery of activity tasks under leases.
 
-use crate::{ActivityItem, InstanceMessage, StoreError};
+use crate::{ActivityItem, InstanceMessage, StoreError, WorkFilter};
 use async_trait::async_trait;
 use std::time::Duration;
 
 #[async_trait]
 pub trait ActivityQueue {
-    /// Locks a visible activity task with no live lease for `lease`.
-    async fn fetch_activity(&self, lease: Duration) -> Result<Option<ActivityItem>, StoreError>;
+    /// Locks a visible activity task with no live lease, whose name and
+    /// version pass `filter`, for `lease`.
+    async fn fetch_activity(
+        &self,
+        lease: Duration,
+        filter: &WorkFilter,
+    ) -> Result<Option<ActivityItem>, StoreError>;
 
     /// Atomically deletes the task and puts its result (TaskCompleted or
     /// TaskFailed) in the instance's inbox. A stale token gives

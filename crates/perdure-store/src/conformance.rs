@@ -87,7 +87,11 @@ async fn fetch_until<S: Store>(
 ) -> Option<OrchestrationItem> {
     let deadline = Instant::now() + within;
     loop {
-        if let Some(item) = s.fetch_orchestration(lease, 100).await.expect("fetch") {
+        if let Some(item) = s
+            .fetch_orchestration(lease, 100, &WorkFilter::Any)
+            .await
+            .expect("fetch")
+        {
             return Some(item);
         }
         if Instant::now() >= deadline {
@@ -105,7 +109,11 @@ async fn fetch_activity_until<S: Store>(
 ) -> Option<ActivityItem> {
     let deadline = Instant::now() + within;
     loop {
-        if let Some(item) = s.fetch_activity(lease).await.expect("fetch activity") {
+        if let Some(item) = s
+            .fetch_activity(lease, &WorkFilter::Any)
+            .await
+            .expect("fetch activity")
+        {
             return Some(item);
         }
         if Instant::now() >= deadline {
@@ -159,7 +167,7 @@ pub async fn check_fetch_and_leases<S: Store>(s: &S) {
     );
     assert!(item.messages.windows(2).all(|w| w[0].seq < w[1].seq));
     assert!(
-        s.fetch_orchestration(LEASE, 100)
+        s.fetch_orchestration(LEASE, 100, &WorkFilter::Any)
             .await
             .expect("fetch")
             .is_none(),
@@ -294,7 +302,11 @@ pub async fn check_commit<S: Store>(s: &S) {
         ("A", Some("2"), 1)
     );
     let mut seen_child = false;
-    while let Some(item) = s.fetch_orchestration(LEASE, 100).await.expect("fetch") {
+    while let Some(item) = s
+        .fetch_orchestration(LEASE, 100, &WorkFilter::Any)
+        .await
+        .expect("fetch")
+    {
         assert_ne!(
             item.instance.instance_id, "c",
             "consumed messages must be gone"
@@ -343,7 +355,10 @@ pub async fn check_activities<S: Store>(s: &S) {
         .await
         .expect("task");
     assert!(
-        s.fetch_activity(LEASE).await.expect("fetch").is_none(),
+        s.fetch_activity(LEASE, &WorkFilter::Any)
+            .await
+            .expect("fetch")
+            .is_none(),
         "a locked task is not handed out twice"
     );
     let again = fetch_activity_until(s, LEASE, Duration::from_secs(5))
@@ -367,7 +382,7 @@ pub async fn check_activities<S: Store>(s: &S) {
         Err(StoreError::LockLost(_))
     ));
     assert!(
-        s.fetch_orchestration(LEASE, 100)
+        s.fetch_orchestration(LEASE, 100, &WorkFilter::Any)
             .await
             .expect("fetch")
             .is_none(),
@@ -390,7 +405,10 @@ pub async fn check_activities<S: Store>(s: &S) {
         }
     ));
     assert!(
-        s.fetch_activity(LEASE).await.expect("fetch").is_none(),
+        s.fetch_activity(LEASE, &WorkFilter::Any)
+            .await
+            .expect("fetch")
+            .is_none(),
         "a completed task is gone"
     );
     assert!(matches!(
@@ -425,7 +443,10 @@ pub async fn check_abandon_activity<S: Store>(s: &S) {
         .await
         .expect("abandon");
     assert!(
-        s.fetch_activity(LEASE).await.expect("fetch").is_none(),
+        s.fetch_activity(LEASE, &WorkFilter::Any)
+            .await
+            .expect("fetch")
+            .is_none(),
         "not visible before the delay"
     );
     assert!(fetch_activity_until(s, LEASE, Duration::from_secs(5))
@@ -468,7 +489,10 @@ pub async fn check_replace_and_wake<S: Store>(s: &S) {
     while t.elapsed() < Duration::from_secs(20) && got.is_none() {
         s.wait_for_work(WorkKind::Orchestration, Duration::from_secs(20))
             .await;
-        got = s.fetch_orchestration(LEASE, 10).await.expect("fetch");
+        got = s
+            .fetch_orchestration(LEASE, 10, &WorkFilter::Any)
+            .await
+            .expect("fetch");
     }
     assert!(
         got.is_some() && t.elapsed() < Duration::from_secs(10),
@@ -548,7 +572,11 @@ pub async fn check_list_purge_suspend<S: Store>(s: &S) {
     );
     assert!(!s.purge_instance("nope").await.expect("purge"));
     // Finish p-1, suspend p-2, leave the rest running.
-    while let Some(item) = s.fetch_orchestration(LEASE, 10).await.expect("fetch") {
+    while let Some(item) = s
+        .fetch_orchestration(LEASE, 10, &WorkFilter::Any)
+        .await
+        .expect("fetch")
+    {
         let mut k = commit_for(
             &item,
             vec![HistoryEvent::new(now(), EventKind::OrchestratorStarted)],
@@ -569,7 +597,11 @@ pub async fn check_list_purge_suspend<S: Store>(s: &S) {
         s.send_message(raised("p-2", "held", Duration::ZERO))
             .await
             .expect("send");
-        while let Some(it) = s.fetch_orchestration(LEASE, 10).await.expect("fetch") {
+        while let Some(it) = s
+            .fetch_orchestration(LEASE, 10, &WorkFilter::Any)
+            .await
+            .expect("fetch")
+        {
             assert_ne!(
                 it.instance.instance_id, "p-2",
                 "a suspended instance takes no ordinary message"
@@ -624,6 +656,79 @@ pub fn postgres_test_url(what: &str) -> Option<String> {
 }
 
 /// Runs every check, each on a fresh store from `make`.
+/// Name and version filters on both queues: workers that serve different
+/// names share a hub without taking each other's work.
+pub async fn check_filters<S: Store>(s: &S) {
+    let only = |name: &str, versions: &[&str]| {
+        WorkFilter::Only(vec![NameFilter {
+            name: name.into(),
+            versions: versions.iter().map(|v| v.to_string()).collect(),
+        }])
+    };
+    let mut other = create("w2");
+    other.name = "Other".into();
+    other.version = Some("2".into());
+    s.create_instance(create("w1")).await.expect("create");
+    s.create_instance(other).await.expect("create");
+    let take = |f: WorkFilter| async move {
+        s.fetch_orchestration(LEASE, 10, &f)
+            .await
+            .expect("fetch")
+            .map(|i| i.instance.instance_id)
+    };
+    assert_eq!(take(WorkFilter::names(["Nope"])).await, None);
+    assert_eq!(
+        take(WorkFilter::Only(Vec::new())).await,
+        None,
+        "empty takes nothing"
+    );
+    assert_eq!(
+        take(only("Other", &["1"])).await,
+        None,
+        "version must match"
+    );
+    assert_eq!(
+        take(WorkFilter::Except(vec!["Orch".into(), "Other".into()])).await,
+        None
+    );
+    assert_eq!(
+        take(only("Other", &["1", "2"])).await.as_deref(),
+        Some("w2")
+    );
+    let item = s
+        .fetch_orchestration(LEASE, 10, &WorkFilter::Except(vec!["Other".into()]))
+        .await
+        .expect("fetch")
+        .expect("w1 passes a filter that excludes another name");
+    assert_eq!(item.instance.instance_id, "w1");
+    let mut k = commit_for(
+        &item,
+        vec![HistoryEvent::new(now(), EventKind::OrchestratorStarted)],
+    );
+    for (task_id, (name, version)) in [("A", None), ("B", Some("v1"))].into_iter().enumerate() {
+        k.activities.push(NewActivity {
+            instance_id: "w1".into(),
+            execution_id: item.instance.execution_id.clone(),
+            task_id: task_id as i64,
+            name: name.into(),
+            version: version.map(str::to_string),
+            input: None,
+        });
+    }
+    s.commit_orchestration(k).await.expect("commit");
+    let act = |f: WorkFilter| async move {
+        s.fetch_activity(LEASE, &f)
+            .await
+            .expect("fetch")
+            .map(|a| a.activity.name)
+    };
+    assert_eq!(act(only("B", &["v2"])).await, None);
+    assert_eq!(act(only("A", &["v1"])).await, None, "no version is \"\"");
+    assert_eq!(act(only("B", &["v1"])).await.as_deref(), Some("B"));
+    assert_eq!(act(WorkFilter::Except(vec!["A".into()])).await, None);
+    assert_eq!(act(only("A", &[""])).await.as_deref(), Some("A"));
+}
+
 pub async fn run_all<S, F, Fut>(make: F)
 where
     S: Store,
@@ -637,6 +742,7 @@ where
     check_abandon_activity(&make().await).await;
     check_replace_and_wake(&make().await).await;
     check_list_purge_suspend(&make().await).await;
+    check_filters(&make().await).await;
 }
 
 #[cfg(test)]

@@ -100,8 +100,9 @@ impl<S: Store> OrchestrationQueue for FaultyStore<S> {
         &self,
         lease: Duration,
         max: usize,
+        filter: &WorkFilter,
     ) -> Result<Option<OrchestrationItem>, StoreError> {
-        self.inner.fetch_orchestration(lease, max).await
+        self.inner.fetch_orchestration(lease, max, filter).await
     }
     async fn commit_orchestration(&self, commit: OrchestrationCommit) -> Result<(), StoreError> {
         self.guarded(self.inner.commit_orchestration(commit)).await
@@ -128,8 +129,12 @@ impl<S: Store> OrchestrationQueue for FaultyStore<S> {
 
 #[async_trait]
 impl<S: Store> ActivityQueue for FaultyStore<S> {
-    async fn fetch_activity(&self, lease: Duration) -> Result<Option<ActivityItem>, StoreError> {
-        self.inner.fetch_activity(lease).await
+    async fn fetch_activity(
+        &self,
+        lease: Duration,
+        filter: &WorkFilter,
+    ) -> Result<Option<ActivityItem>, StoreError> {
+        self.inner.fetch_activity(lease, filter).await
     }
     async fn complete_activity(
         &self,

@@ -243,6 +243,7 @@ impl OrchestrationQueue for MemoryStore {
         &self,
         lease: Duration,
         max_messages: usize,
+        filter: &WorkFilter,
     ) -> Result<Option<OrchestrationItem>, StoreError> {
         let now = now_ms();
         let mut g = self.lock()?;
@@ -255,6 +256,7 @@ impl OrchestrationQueue for MemoryStore {
             match inner.instances.get(&m.instance_id) {
                 Some(inst)
                     if !live(&inst.lock, now)
+                        && filter.matches(&inst.rec.name, inst.rec.version.as_deref())
                         && (inst.rec.status != RuntimeStatus::Suspended
                             || is_control(&m.event)) =>
                 {
@@ -470,14 +472,18 @@ impl OrchestrationQueue for MemoryStore {
 
 #[async_trait]
 impl ActivityQueue for MemoryStore {
-    async fn fetch_activity(&self, lease: Duration) -> Result<Option<ActivityItem>, StoreError> {
+    async fn fetch_activity(
+        &self,
+        lease: Duration,
+        filter: &WorkFilter,
+    ) -> Result<Option<ActivityItem>, StoreError> {
         let now = now_ms();
         let mut g = self.lock()?;
-        let Some(task) = g
-            .tasks
-            .values_mut()
-            .find(|t| t.visible_at <= now && !live(&t.lock, now))
-        else {
+        let Some(task) = g.tasks.values_mut().find(|t| {
+            t.visible_at <= now
+                && !live(&t.lock, now)
+                && filter.matches(&t.activity.name, t.activity.version.as_deref())
+        }) else {
             return Ok(None);
         };
         let token = new_lock_token();

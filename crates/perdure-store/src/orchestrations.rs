@@ -1,7 +1,7 @@
 //! The orchestration queue: taking an instance with visible messages under a
 //! lease, and committing a turn.
 
-use crate::{OrchestrationCommit, OrchestrationItem, StoreError};
+use crate::{OrchestrationCommit, OrchestrationItem, StoreError, WorkFilter};
 use async_trait::async_trait;
 use std::time::Duration;
 
@@ -9,11 +9,13 @@ use std::time::Duration;
 pub trait OrchestrationQueue {
     /// Locks an instance that has visible inbox messages and no live lease,
     /// for `lease`, and returns it with its visible messages in sequence
-    /// order (at most `max_messages`). `None` when there is no such work.
+    /// order (at most `max_messages`). Only instances whose name and version
+    /// pass `filter` are taken. `None` when there is no such work.
     async fn fetch_orchestration(
         &self,
         lease: Duration,
         max_messages: usize,
+        filter: &WorkFilter,
     ) -> Result<Option<OrchestrationItem>, StoreError>;
 
     /// Commits a turn atomically: history appended (after checking its

@@ -181,3 +181,82 @@ pub fn is_control(event: &perdure_core::HistoryEvent) -> bool {
             | perdure_core::EventKind::ExecutionTerminated { .. }
     )
 }
+
+/// A name (and, optionally, versions) a fetcher accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameFilter {
+    pub name: String,
+    /// Accepted versions; empty accepts every version. An item with no
+    /// version matches the empty string.
+    pub versions: Vec<String>,
+}
+
+/// Which work a fetch may take, by orchestration or activity name: workers
+/// that serve different names can share one task hub. Names compare
+/// ignoring ASCII case, as registries look them up; versions exactly.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum WorkFilter {
+    /// Any work.
+    #[default]
+    Any,
+    /// Only work whose name (and version) one of these accepts; an empty
+    /// list takes nothing.
+    Only(Vec<NameFilter>),
+    /// Work of any name but these.
+    Except(Vec<String>),
+}
+
+impl WorkFilter {
+    /// Only these names, any version.
+    pub fn names<I: IntoIterator<Item = S>, S: Into<String>>(names: I) -> Self {
+        WorkFilter::Only(
+            names
+                .into_iter()
+                .map(|n| NameFilter {
+                    name: n.into(),
+                    versions: Vec::new(),
+                })
+                .collect(),
+        )
+    }
+
+    /// True if work named `name` with `version` passes.
+    pub fn matches(&self, name: &str, version: Option<&str>) -> bool {
+        match self {
+            WorkFilter::Any => true,
+            WorkFilter::Except(names) => !names.iter().any(|n| n.eq_ignore_ascii_case(name)),
+            WorkFilter::Only(filters) => filters.iter().any(|f| {
+                f.name.eq_ignore_ascii_case(name)
+                    && (f.versions.is_empty()
+                        || f.versions.iter().any(|v| v == version.unwrap_or("")))
+            }),
+        }
+    }
+
+    /// The filter as a mode (0 any, 1 only, 2 except) and a JSON array
+    /// (`[{"n": name, "v": [versions]}]`), the form SQL stores match on.
+    pub fn to_sql(&self) -> (i32, String) {
+        let entries = |items: Vec<serde_json::Value>| serde_json::Value::Array(items).to_string();
+        match self {
+            WorkFilter::Any => (0, "[]".to_string()),
+            WorkFilter::Only(filters) => (
+                1,
+                entries(
+                    filters
+                        .iter()
+                        .map(|f| serde_json::json!({"n": f.name, "v": f.versions}))
+                        .collect(),
+                ),
+            ),
+            WorkFilter::Except(names) => (
+                2,
+                entries(
+                    names
+                        .iter()
+                        .map(|n| serde_json::json!({"n": n, "v": []}))
+                        .collect(),
+                ),
+            ),
+        }
+    }
+}

@@ -31,17 +31,7 @@ impl Wake for Flag {
     }
 }
 
-/// How an execution ended.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Outcome {
-    Completed(Payload),
-    Failed(FailureDetails),
-    Terminated(Payload),
-    ContinuedAsNew {
-        input: Payload,
-        carried: Vec<(String, Payload)>,
-    },
-}
+pub(crate) use crate::dispatch::Outcome;
 
 /// What a live turn produced.
 pub(crate) struct Turn {

@@ -35,6 +35,7 @@
 mod activity;
 mod client;
 mod context;
+pub mod dispatch;
 mod error;
 mod executor;
 mod registry;

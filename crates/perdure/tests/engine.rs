@@ -631,3 +631,44 @@ async fn replay_without_cache_gives_the_same_results() {
         w.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_with_their_own_names_share_a_hub() {
+    for (name, store, _dir) in stores().await {
+        let mut front = Registry::new();
+        front.add_orchestrator("Front", |ctx: OrchestrationContext| async move {
+            let back: String = ctx.call_activity("Back", "a".to_string()).await?;
+            let side: String = ctx.call_sub_orchestrator("Side", back.clone()).await?;
+            Ok(format!("{back}|{side}"))
+        });
+        let mut back = Registry::new();
+        back.add_activity("Back", |_c, s: String| async move { Ok(format!("{s}b")) });
+        back.add_orchestrator("Side", |ctx: OrchestrationContext| async move {
+            let s: String = ctx.get_input()?;
+            ctx.call_activity::<String>("Back", s)
+                .await
+                .map_err(Into::into)
+        });
+        let shared = WorkerOptions {
+            take_unknown_names: false,
+            ..opts()
+        };
+        let w1 = Worker::start(store.clone(), front, shared.clone());
+        let w2 = Worker::start(store.clone(), back, shared);
+        let client = Client::new(store.clone());
+        let id = client.start_new("Front", None, Value::Null).await.unwrap();
+        let st = client.wait_for_completion(&id, WAIT).await.unwrap();
+        assert_eq!(
+            (st.runtime_status, st.output.as_deref()),
+            (RuntimeStatus::Completed, Some("\"ab|abb\"")),
+            "{name}: each worker ran only its own names"
+        );
+        // A name nobody registered waits for a worker that knows it.
+        let id = client.start_new("Nobody", None, Value::Null).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let st = client.get_status(&id, false).await.unwrap().unwrap();
+        assert_eq!(st.runtime_status, RuntimeStatus::Pending, "{name}");
+        w1.shutdown().await;
+        w2.shutdown().await;
+    }
+}

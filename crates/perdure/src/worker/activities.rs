@@ -6,14 +6,17 @@
 use super::Shared;
 use crate::activity::ActivityContext;
 use crate::executor::panic_failure;
-use chrono::Utc;
-use perdure_core::{EventKind, FailureDetails, HistoryEvent};
-use perdure_store::{InstanceMessage, StoreError};
+use perdure_core::FailureDetails;
+use perdure_store::StoreError;
 use tracing::Instrument;
 
 pub(super) async fn step(shared: &Shared) -> Result<bool, StoreError> {
     let lease = shared.options.lease;
-    let Some(item) = shared.store.fetch_activity(lease).await? else {
+    let Some(item) = shared
+        .store
+        .fetch_activity(lease, &shared.activity_filter)
+        .await?
+    else {
         return Ok(false);
     };
     let a = &item.activity;
@@ -60,25 +63,10 @@ pub(super) async fn step(shared: &Shared) -> Result<bool, StoreError> {
     }
     .instrument(span.clone())
     .await;
-    let kind = match outcome {
-        Ok(result) => EventKind::TaskCompleted {
-            task_scheduled_id: a.task_id,
-            result,
-        },
-        Err(failure) => {
-            span.in_scope(|| tracing::info!(%failure, "activity failed"));
-            EventKind::TaskFailed {
-                task_scheduled_id: a.task_id,
-                failure,
-            }
-        }
-    };
-    let msg = InstanceMessage {
-        instance_id: a.instance_id.clone(),
-        execution_id: Some(a.execution_id.clone()),
-        event: HistoryEvent::new(Utc::now(), kind),
-        visible_at: Utc::now(),
-    };
+    if let Err(failure) = &outcome {
+        span.in_scope(|| tracing::info!(%failure, "activity failed"));
+    }
+    let msg = crate::dispatch::activity_result(a, outcome);
     match shared.store.complete_activity(&item.lock_token, msg).await {
         Ok(()) => Ok(true),
         Err(StoreError::LockLost(what)) => {

@@ -4,10 +4,9 @@
 
 mod activities;
 mod orchestrations;
-mod rewind;
 
 use crate::registry::Registry;
-use perdure_store::{Store, WorkKind};
+use perdure_store::{Store, WorkFilter, WorkKind};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -31,6 +30,12 @@ pub struct WorkerOptions {
     /// Replayed orchestrations kept in memory between turns (0: none; every
     /// turn then replays the stored history).
     pub cache_capacity: usize,
+    /// Take work for names this worker has not registered, and fail it
+    /// (`OrchestratorNotFound`, `ActivityNotFound`): right when this worker
+    /// is the hub's only one. When other workers share the hub (remote
+    /// workers over gRPC), set it to false: the worker then takes only the
+    /// names it registered and leaves the rest for others.
+    pub take_unknown_names: bool,
 }
 
 impl Default for WorkerOptions {
@@ -42,6 +47,7 @@ impl Default for WorkerOptions {
             poll_interval: Duration::from_millis(500),
             max_batch: 1000,
             cache_capacity: 10_000,
+            take_unknown_names: true,
         }
     }
 }
@@ -51,6 +57,8 @@ pub(crate) struct Shared {
     pub registry: Registry,
     pub options: WorkerOptions,
     pub cache: Mutex<lru::LruCache<String, crate::executor::OrchestrationRun>>,
+    pub orchestration_filter: WorkFilter,
+    pub activity_filter: WorkFilter,
 }
 
 /// A running worker. Dropping it without [`Worker::shutdown`] leaves its
@@ -65,9 +73,19 @@ impl Worker {
     pub fn start(store: Arc<dyn Store>, registry: Registry, options: WorkerOptions) -> Worker {
         let cap = std::num::NonZeroUsize::new(options.cache_capacity.max(1))
             .unwrap_or(std::num::NonZeroUsize::MIN);
+        let (orchestration_filter, activity_filter) = if options.take_unknown_names {
+            (WorkFilter::Any, WorkFilter::Any)
+        } else {
+            (
+                WorkFilter::names(registry.orchestrator_names()),
+                WorkFilter::names(registry.activity_names()),
+            )
+        };
         let shared = Arc::new(Shared {
             store,
             registry,
+            orchestration_filter,
+            activity_filter,
             cache: Mutex::new(lru::LruCache::new(cap)),
             options: options.clone(),
         });

@@ -4,23 +4,21 @@
 //! history, status, new activities, timers and messages in one transaction.
 
 use super::Shared;
-use crate::executor::{OrchestrationRun, Outcome, Turn};
+use crate::dispatch::{self, ExecutionInfo, Outcome, Prepared, TurnResult};
+use crate::executor::{OrchestrationRun, Turn};
 use chrono::Utc;
-use perdure_core::{
-    Action, EventKind, FailureDetails, HistoryEvent, ParentInstance, Payload, RuntimeStatus,
-    Timestamp,
-};
-use perdure_store::{
-    InboxMessage, InstanceMessage, InstanceRecord, InstanceUpdate, NewActivity,
-    OrchestrationCommit, OrchestrationItem, StoreError,
-};
-use std::time::Duration;
+use perdure_core::{EventKind, Payload};
+use perdure_store::{InstanceRecord, OrchestrationItem, StoreError};
 use tracing::Instrument;
 
 pub(super) async fn step(shared: &Shared) -> Result<bool, StoreError> {
     let Some(item) = shared
         .store
-        .fetch_orchestration(shared.options.lease, shared.options.max_batch)
+        .fetch_orchestration(
+            shared.options.lease,
+            shared.options.max_batch,
+            &shared.orchestration_filter,
+        )
         .await?
     else {
         return Ok(false);
@@ -72,197 +70,61 @@ fn drop_cached(shared: &Shared, id: &str) {
     }
 }
 
-fn is_start(m: &InboxMessage) -> bool {
-    matches!(m.event.kind, EventKind::ExecutionStarted { .. })
-}
-
 async fn process(shared: &Shared, item: OrchestrationItem) -> Result<(), StoreError> {
-    let OrchestrationItem {
-        instance,
-        messages,
-        lock_token,
-    } = item;
-    let now = Utc::now();
-    let mut consumed: Vec<i64> = messages.iter().map(|m| m.seq).collect();
-    let id = instance.instance_id.clone();
-    let mut suspended = instance.status == RuntimeStatus::Suspended;
-    let has_execution = instance.history_len > 0 && !instance.status.is_terminal();
-    let mut extra_messages = Vec::new();
-
-    let (mut run, replace_history, events) = if has_execution {
-        // A start for an instance that is running is refused; tell the parent.
-        for m in messages.iter().filter(|m| is_start(m)) {
-            if let EventKind::ExecutionStarted {
-                parent: Some(p), ..
-            } = &m.event.kind
-            {
-                extra_messages.push(to_parent(
-                    p,
-                    EventKind::SubOrchestrationInstanceFailed {
-                        task_scheduled_id: p.task_scheduled_id,
-                        failure: FailureDetails::new(
-                            "InstanceAlreadyRunning",
-                            format!("instance `{id}` is already {}", instance.status),
-                        )
-                        .non_retriable(),
-                    },
-                    now,
-                ));
-            }
-        }
-        let exec = instance.execution_id.clone();
-        // While suspended only resume and terminate apply; the rest stays in
-        // the inbox for after the resume.
-        consumed.clear();
-        let mut events = Vec::new();
-        for m in messages {
-            let stale = is_start(&m) || m.execution_id.as_ref().is_some_and(|e| *e != exec);
-            match &m.event.kind {
-                _ if stale => {}
-                EventKind::ExecutionSuspended { .. } => suspended = true,
-                EventKind::ExecutionResumed { .. } => suspended = false,
-                _ if suspended && !perdure_store::is_control(&m.event) => continue,
-                _ => {}
-            }
-            consumed.push(m.seq);
-            if !stale {
-                events.push(m.event);
-            }
-        }
-        (load_run(shared, &instance).await?, false, events)
-    } else {
-        let Some(start_pos) = messages.iter().position(is_start) else {
-            if instance.status == RuntimeStatus::Failed {
-                if let Some(reason) = messages.iter().find_map(|m| match &m.event.kind {
-                    EventKind::ExecutionRewound { reason } => Some(reason.clone()),
-                    _ => None,
-                }) {
-                    return super::rewind::rewind(
-                        shared, &instance, lock_token, consumed, reason, now,
-                    )
-                    .await;
-                }
-            }
-            if instance.status.is_terminal() {
-                // Late messages for a finished instance: drop them.
-                return commit_discard(shared, &instance, lock_token, consumed, now).await;
-            }
-            // A scheduled start is not due yet: try again later.
-            return shared
-                .store
-                .abandon_orchestration(&id, &lock_token, Duration::from_secs(1))
-                .await;
-        };
-        let mut messages = messages;
-        let start = messages.remove(start_pos);
-        let EventKind::ExecutionStarted {
-            name, execution_id, ..
-        } = &start.event.kind
-        else {
-            return Err(StoreError::Corrupt("start message changed kind".into()));
-        };
-        let exec = execution_id.clone();
-        let orchestrator = shared.registry.orchestrator(name);
-        let run = OrchestrationRun::new(&id, orchestrator, now);
-        // The start, then messages carried for this execution, then events.
-        let mut events = vec![start.event];
-        let (own, rest): (Vec<_>, Vec<_>) = messages
-            .into_iter()
-            .filter(|m| !is_start(m))
-            .partition(|m| m.execution_id.as_deref() == Some(exec.as_str()));
-        events.extend(own.into_iter().map(|m| m.event));
-        events.extend(
-            rest.into_iter()
-                .filter(|m| m.execution_id.is_none())
-                .map(|m| m.event),
-        );
-        (run, instance.history_len > 0, events)
+    let plan = match dispatch::prepare(shared.store.as_ref(), item).await? {
+        Prepared::Handled => return Ok(()),
+        Prepared::Turn(plan) => *plan,
     };
-
-    let mut turn_events = Vec::with_capacity(events.len() + 1);
-    turn_events.push(HistoryEvent::new(now, EventKind::OrchestratorStarted));
-    for e in &events {
+    let id = plan.instance.instance_id.clone();
+    let started = plan.events.first().and_then(ExecutionInfo::from_start);
+    let mut run = match &started {
+        Some(start) if plan.new_execution => {
+            let orchestrator = shared.registry.orchestrator(&start.name);
+            OrchestrationRun::new(&id, orchestrator, plan.now)
+        }
+        _ => load_run(shared, &plan.instance).await?,
+    };
+    for e in &plan.events {
         if let EventKind::TimerFired { timer_id, fire_at } = &e.kind {
-            let late_ms = (now - *fire_at).num_milliseconds();
+            let late_ms = (plan.now - *fire_at).num_milliseconds();
             tracing::info_span!("timer", otel.name = "timer", instance_id = %id, timer_id, %fire_at)
                 .in_scope(|| tracing::debug!(late_ms, "timer fired"));
         }
     }
-    turn_events.extend(events);
     let Turn {
         accepted,
         actions,
         leftover,
-    } = run.run_turn(turn_events);
-
-    let exec_id = run.execution_id();
-    let mut commit = OrchestrationCommit {
-        instance_id: id.clone(),
-        lock_token,
-        replace_history,
-        expected_history_len: if replace_history { 0 } else { run.history_len },
-        history: Vec::new(),
-        update: InstanceUpdate {
+    } = run.run_turn(plan.turn_events());
+    let exec = match started {
+        Some(start) if plan.new_execution => start,
+        _ => ExecutionInfo {
             name: run.ctx.name(),
-            version: None,
-            status: if suspended {
-                RuntimeStatus::Suspended
-            } else {
-                RuntimeStatus::Running
-            },
-            execution_id: exec_id.clone(),
+            version: plan.instance.version.clone(),
+            execution_id: run.execution_id(),
             input: current_input(&run),
-            output: None,
-            failure: None,
-            custom_status: custom_status(&run),
-            parent_instance_id: run.ctx.parent().map(|p| p.instance_id),
+            parent: run.ctx.parent(),
         },
-        consumed,
-        activities: Vec::new(),
-        messages: extra_messages,
-        now,
     };
-    let nothing_new = accepted.len() <= 1 && actions.is_empty() && run.outcome.is_none();
-    if nothing_new {
-        // Only duplicates or stale messages: consume them, record nothing.
-        commit.update.status = instance.status;
-        commit.update.output = instance.output.clone();
-        commit.update.failure = instance.failure.clone();
-        shared.store.commit_orchestration(commit).await?;
-        return Ok(());
-    }
-    commit.history = accepted;
-    for action in &actions {
-        commit.history.push(action.to_event(now));
-        side_effects(&run, action, &exec_id, now, &mut commit);
-    }
-    commit
-        .history
-        .push(HistoryEvent::new(now, EventKind::OrchestratorCompleted));
-    if let Some(outcome) = run.outcome.clone() {
-        finish(&run, outcome, now, &mut commit);
-        if commit.update.status == RuntimeStatus::ContinuedAsNew {
-            // Events this execution never saw belong to the next one.
-            let exec = commit.update.execution_id.clone();
-            for e in leftover {
-                if matches!(e.kind, EventKind::EventRaised { .. }) {
-                    commit.messages.push(InstanceMessage {
-                        instance_id: id.clone(),
-                        execution_id: Some(exec.clone()),
-                        event: e,
-                        visible_at: now,
-                    });
-                }
-            }
-        }
-    }
+    let new_execution = plan.new_execution;
+    let commit = dispatch::build_commit(
+        plan,
+        &exec,
+        TurnResult {
+            accepted,
+            actions,
+            outcome: run.outcome.clone(),
+            custom_status: custom_status(&run),
+            leftover,
+        },
+    );
     let appended = commit.history.len() as u64;
     let finished = run.outcome.is_some();
     shared.store.commit_orchestration(commit).await?;
     if finished || shared.options.cache_capacity == 0 {
         drop_cached(shared, &id);
     } else {
-        run.history_len = if replace_history { 0 } else { run.history_len } + appended;
+        run.history_len = if new_execution { 0 } else { run.history_len } + appended;
         if let Ok(mut c) = shared.cache.lock() {
             c.put(id, run);
         }
@@ -302,240 +164,4 @@ fn custom_status(run: &OrchestrationRun) -> Payload {
         .exec
         .custom_status()
         .clone()
-}
-
-pub(super) fn to_parent(p: &ParentInstance, kind: EventKind, now: Timestamp) -> InstanceMessage {
-    InstanceMessage {
-        instance_id: p.instance_id.clone(),
-        execution_id: Some(p.execution_id.clone()),
-        event: HistoryEvent::new(now, kind),
-        visible_at: now,
-    }
-}
-
-fn side_effects(
-    run: &OrchestrationRun,
-    action: &Action,
-    exec_id: &str,
-    now: Timestamp,
-    commit: &mut OrchestrationCommit,
-) {
-    let id = &commit.instance_id;
-    match action.clone() {
-        Action::ScheduleTask {
-            id: task_id,
-            name,
-            version,
-            input,
-        } => commit.activities.push(NewActivity {
-            instance_id: id.clone(),
-            execution_id: exec_id.to_string(),
-            task_id,
-            name,
-            version,
-            input,
-        }),
-        Action::CreateTimer {
-            id: timer_id,
-            fire_at,
-        } => {
-            tracing::info_span!("timer", otel.name = "timer", instance_id = %id, timer_id, %fire_at)
-                .in_scope(|| tracing::debug!("timer created"));
-            commit.messages.push(InstanceMessage {
-                instance_id: id.clone(),
-                execution_id: Some(exec_id.to_string()),
-                event: HistoryEvent::new(fire_at, EventKind::TimerFired { timer_id, fire_at }),
-                visible_at: fire_at,
-            })
-        }
-        Action::CreateSubOrchestration {
-            id: task_id,
-            name,
-            version,
-            instance_id,
-            input,
-        } => {
-            let child_exec = uuid::Uuid::new_v4().simple().to_string();
-            commit.messages.push(InstanceMessage {
-                instance_id,
-                execution_id: Some(child_exec.clone()),
-                event: HistoryEvent::new(
-                    now,
-                    EventKind::ExecutionStarted {
-                        name,
-                        version,
-                        input,
-                        execution_id: child_exec,
-                        parent: Some(ParentInstance {
-                            name: run.ctx.name(),
-                            instance_id: id.clone(),
-                            execution_id: exec_id.to_string(),
-                            task_scheduled_id: task_id,
-                        }),
-                    },
-                ),
-                visible_at: now,
-            })
-        }
-        Action::SendEvent {
-            instance_id,
-            name,
-            input,
-            ..
-        } => commit.messages.push(InstanceMessage {
-            instance_id,
-            execution_id: None,
-            event: HistoryEvent::new(now, EventKind::EventRaised { name, input }),
-            visible_at: now,
-        }),
-    }
-}
-
-fn finish(
-    run: &OrchestrationRun,
-    outcome: Outcome,
-    now: Timestamp,
-    commit: &mut OrchestrationCommit,
-) {
-    let parent = run.ctx.parent();
-    let completed = |status, result: Payload, failure: Option<FailureDetails>| {
-        HistoryEvent::new(
-            now,
-            EventKind::ExecutionCompleted {
-                status,
-                result,
-                failure,
-            },
-        )
-    };
-    match outcome {
-        Outcome::Completed(result) => {
-            tracing::info!("orchestration completed");
-            commit.update.status = RuntimeStatus::Completed;
-            commit.update.output = result.clone();
-            commit
-                .history
-                .push(completed(RuntimeStatus::Completed, result.clone(), None));
-            if let Some(p) = &parent {
-                commit.messages.push(to_parent(
-                    p,
-                    EventKind::SubOrchestrationInstanceCompleted {
-                        task_scheduled_id: p.task_scheduled_id,
-                        result,
-                    },
-                    now,
-                ));
-            }
-        }
-        Outcome::Failed(failure) => {
-            tracing::warn!(%failure, "orchestration failed");
-            commit.update.status = RuntimeStatus::Failed;
-            commit.update.failure = Some(failure.clone());
-            commit.history.push(completed(
-                RuntimeStatus::Failed,
-                None,
-                Some(failure.clone()),
-            ));
-            if let Some(p) = &parent {
-                commit.messages.push(to_parent(
-                    p,
-                    EventKind::SubOrchestrationInstanceFailed {
-                        task_scheduled_id: p.task_scheduled_id,
-                        failure,
-                    },
-                    now,
-                ));
-            }
-        }
-        Outcome::Terminated(reason) => {
-            tracing::info!("orchestration terminated");
-            commit.update.status = RuntimeStatus::Terminated;
-            commit.update.output = reason.clone();
-            commit
-                .history
-                .push(completed(RuntimeStatus::Terminated, reason.clone(), None));
-            if let Some(p) = &parent {
-                commit.messages.push(to_parent(
-                    p,
-                    EventKind::SubOrchestrationInstanceFailed {
-                        task_scheduled_id: p.task_scheduled_id,
-                        failure: FailureDetails::new(
-                            "Terminated",
-                            format!(
-                                "sub-orchestration was terminated: {}",
-                                reason.as_deref().unwrap_or("no reason given")
-                            ),
-                        ),
-                    },
-                    now,
-                ));
-            }
-        }
-        Outcome::ContinuedAsNew { input, carried } => {
-            tracing::info!("orchestration continued as new");
-            let new_exec = uuid::Uuid::new_v4().simple().to_string();
-            commit.replace_history = true;
-            commit.expected_history_len = 0;
-            commit.history.clear();
-            commit.update.status = RuntimeStatus::ContinuedAsNew;
-            commit.update.execution_id = new_exec.clone();
-            commit.update.input = input.clone();
-            let start = EventKind::ExecutionStarted {
-                name: run.ctx.name(),
-                version: None,
-                input,
-                execution_id: new_exec.clone(),
-                parent,
-            };
-            let id = commit.instance_id.clone();
-            commit.messages.push(InstanceMessage {
-                instance_id: id.clone(),
-                execution_id: Some(new_exec.clone()),
-                event: HistoryEvent::new(now, start),
-                visible_at: now,
-            });
-            for (name, input) in carried {
-                commit.messages.push(InstanceMessage {
-                    instance_id: id.clone(),
-                    execution_id: Some(new_exec.clone()),
-                    event: HistoryEvent::new(now, EventKind::EventRaised { name, input }),
-                    visible_at: now,
-                });
-            }
-        }
-    }
-}
-
-pub(super) async fn commit_discard(
-    shared: &Shared,
-    instance: &InstanceRecord,
-    lock_token: String,
-    consumed: Vec<i64>,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    shared
-        .store
-        .commit_orchestration(OrchestrationCommit {
-            instance_id: instance.instance_id.clone(),
-            lock_token,
-            replace_history: false,
-            expected_history_len: instance.history_len,
-            history: Vec::new(),
-            update: InstanceUpdate {
-                name: instance.name.clone(),
-                version: instance.version.clone(),
-                status: instance.status,
-                execution_id: instance.execution_id.clone(),
-                input: instance.input.clone(),
-                output: instance.output.clone(),
-                failure: instance.failure.clone(),
-                custom_status: instance.custom_status.clone(),
-                parent_instance_id: instance.parent_instance_id.clone(),
-            },
-            consumed,
-            activities: Vec::new(),
-            messages: Vec::new(),
-            now,
-        })
-        .await
 }

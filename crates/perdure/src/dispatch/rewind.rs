@@ -4,10 +4,10 @@
 //! re-run), failed sub-orchestrations are rewound too, and the instance runs
 //! on from there.
 
-use super::Shared;
 use perdure_core::{EventKind, HistoryEvent, Payload, RuntimeStatus, Timestamp};
 use perdure_store::{
-    InstanceMessage, InstanceRecord, InstanceUpdate, NewActivity, OrchestrationCommit, StoreError,
+    InstanceMessage, InstanceRecord, InstanceUpdate, NewActivity, OrchestrationCommit, Store,
+    StoreError,
 };
 use std::collections::{BTreeMap, HashSet};
 
@@ -38,7 +38,7 @@ fn completion_id(e: &HistoryEvent) -> Option<i64> {
 }
 
 pub(super) async fn rewind(
-    shared: &Shared,
+    store: &dyn Store,
     instance: &InstanceRecord,
     lock_token: String,
     consumed: Vec<i64>,
@@ -47,7 +47,7 @@ pub(super) async fn rewind(
 ) -> Result<(), StoreError> {
     let id = &instance.instance_id;
     let exec = instance.execution_id.clone();
-    let history = shared.store.read_history(id).await?;
+    let history = store.read_history(id).await?;
     let cut = history
         .iter()
         .position(is_failure)
@@ -162,7 +162,7 @@ pub(super) async fn rewind(
                 Some(exec.clone()),
             )),
             EventKind::SubOrchestrationInstanceCreated { instance_id, .. } => {
-                match shared.store.get_instance(instance_id).await? {
+                match store.get_instance(instance_id).await? {
                     Some(child) if child.status == RuntimeStatus::Completed => {
                         messages.push(to_self(
                             HistoryEvent::new(
@@ -199,8 +199,7 @@ pub(super) async fn rewind(
         });
     }
     tracing::info!(instance_id = %id, cut, redo = activities.len(), "rewinding failed orchestration");
-    shared
-        .store
+    store
         .commit_orchestration(OrchestrationCommit {
             instance_id: id.clone(),
             lock_token,
