@@ -222,23 +222,25 @@ async fn serve(
         .await
         .with_context(|| format!("opening store {store}"))?;
     let client = Client::new(store_handle.clone());
-    let mut config = perdure_server::ServerConfig {
+    // Any name may be started: remote workers over gRPC serve names this
+    // process does not know, and an instance waits (Pending) for a worker
+    // that takes its name.
+    let config = perdure_server::ServerConfig {
         api_key: api_key.filter(|k| !k.is_empty()),
         known_orchestrators: None,
     };
+    let mut dispatch = perdure_server::grpc::DispatchOptions::default();
     let worker = if samples {
         let registry = perdure_examples::registry(client.clone());
-        config.known_orchestrators = Some(
-            registry
-                .orchestrator_names()
-                .iter()
-                .map(|n| n.to_lowercase())
-                .collect(),
-        );
+        dispatch.local_orchestrations = registry.orchestrator_names();
+        dispatch.local_activities = registry.activity_names();
         Some(Worker::start(
             store_handle,
             registry,
-            WorkerOptions::default(),
+            WorkerOptions {
+                take_unknown_names: false,
+                ..WorkerOptions::default()
+            },
         ))
     } else {
         None
@@ -270,7 +272,8 @@ async fn serve(
     let key = config.api_key.clone();
     let http_server =
         perdure_server::serve_on(listener, client.clone(), config, wait(stopped.clone()));
-    let grpc_server = perdure_server::grpc::serve_grpc(grpc_listener, client, key, wait(stopped));
+    let grpc_server =
+        perdure_server::grpc::serve_grpc(grpc_listener, client, dispatch, key, wait(stopped));
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop.send(true);

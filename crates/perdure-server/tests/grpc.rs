@@ -1,10 +1,10 @@
 //! The Durable Task gRPC protocol's client RPCs over a real socket, against
-//! in-process workers running the samples. Worker RPCs answer UNIMPLEMENTED
-//! until remote workers are served.
+//! in-process workers running the samples; and a remote worker speaking the
+//! worker RPCs from Rust (the Python SDK's suite is in tests/interop).
 
 use pb::task_hub_sidecar_service_client::TaskHubSidecarServiceClient;
 use perdure::{Client, Worker, WorkerOptions};
-use perdure_server::grpc::proto as pb;
+use perdure_server::grpc::{proto as pb, DispatchOptions};
 use std::time::Duration;
 use tonic::Code;
 
@@ -23,10 +23,21 @@ async fn start(
         .await
         .expect("store");
     let client = Client::new(store.clone());
+    let registry = perdure_examples::registry(client.clone());
+    let dispatch = DispatchOptions {
+        local_orchestrations: registry.orchestrator_names(),
+        local_activities: registry.activity_names(),
+        ping_every: Duration::from_millis(300),
+        lease: Duration::from_secs(3),
+        ..DispatchOptions::default()
+    };
     let worker = Worker::start(
         store,
-        perdure_examples::registry(client.clone()),
-        WorkerOptions::default(),
+        registry,
+        WorkerOptions {
+            take_unknown_names: false,
+            ..WorkerOptions::default()
+        },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -36,6 +47,7 @@ async fn start(
     tokio::spawn(perdure_server::grpc::serve_grpc(
         listener,
         client,
+        dispatch,
         api_key.map(str::to_string),
         async move {
             let _ = rx.await;
@@ -284,12 +296,12 @@ async fn client_rpcs_manage_instances() {
         .into_inner();
     assert_eq!(purged.deleted_instance_count, 2);
 
-    // Remote workers are not served yet: an honest UNIMPLEMENTED.
-    let items = g
-        .get_work_items(pb::GetWorkItemsRequest::default())
+    // Entities are not served yet: an honest UNIMPLEMENTED.
+    let entity = g
+        .signal_entity(pb::SignalEntityRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(items.code(), Code::Unimplemented);
+    assert_eq!(entity.code(), Code::Unimplemented);
     let _ = stop.send(());
     worker.shutdown().await;
 }
@@ -302,6 +314,252 @@ async fn api_key_is_checked() {
     req.metadata_mut()
         .insert("authorization", "Bearer k3y".parse().expect("header"));
     g.hello(req).await.expect("with the key");
+    let _ = stop.send(());
+    worker.shutdown().await;
+}
+
+type Items = tonic::Streaming<pb::WorkItem>;
+
+async fn open(g: &mut Grpc, orchestrations: &[&str], activities: &[&str]) -> Items {
+    let f = pb::WorkItemFilters {
+        orchestrations: orchestrations
+            .iter()
+            .map(|n| pb::OrchestrationFilter {
+                name: n.to_string(),
+                versions: Vec::new(),
+            })
+            .collect(),
+        activities: activities
+            .iter()
+            .map(|n| pb::ActivityFilter {
+                name: n.to_string(),
+                versions: Vec::new(),
+            })
+            .collect(),
+        entities: Vec::new(),
+    };
+    g.get_work_items(pb::GetWorkItemsRequest {
+        work_item_filters: Some(f),
+        ..Default::default()
+    })
+    .await
+    .expect("stream")
+    .into_inner()
+}
+
+/// The next work item that is not a health ping.
+async fn next(items: &mut Items) -> pb::WorkItem {
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(10), items.message())
+            .await
+            .expect("a work item in time")
+            .expect("stream ok")
+            .expect("stream open");
+        if !matches!(item.request, Some(pb::work_item::Request::HealthPing(_))) {
+            return item;
+        }
+    }
+}
+
+fn orchestrator(item: &pb::WorkItem) -> &pb::OrchestratorRequest {
+    match &item.request {
+        Some(pb::work_item::Request::OrchestratorRequest(r)) => r,
+        other => panic!("expected an orchestrator request, got {other:?}"),
+    }
+}
+
+fn kinds(events: &[pb::HistoryEvent]) -> Vec<&'static str> {
+    use pb::history_event::EventType as T;
+    events
+        .iter()
+        .map(|e| match e.event_type {
+            Some(T::OrchestratorStarted(_)) => "orchestratorStarted",
+            Some(T::ExecutionStarted(_)) => "executionStarted",
+            Some(T::TaskScheduled(_)) => "taskScheduled",
+            Some(T::TaskCompleted(_)) => "taskCompleted",
+            Some(T::OrchestratorCompleted(_)) => "orchestratorCompleted",
+            Some(T::EventRaised(_)) => "eventRaised",
+            _ => "other",
+        })
+        .collect()
+}
+
+fn respond(item: &pb::WorkItem, actions: Vec<pb::OrchestratorAction>) -> pb::OrchestratorResponse {
+    pb::OrchestratorResponse {
+        instance_id: orchestrator(item).instance_id.clone(),
+        actions,
+        custom_status: Some("\"remote\"".into()),
+        completion_token: item.completion_token.clone(),
+        ..Default::default()
+    }
+}
+
+fn complete(status: pb::OrchestrationStatus, result: &str) -> pb::OrchestratorAction {
+    pb::OrchestratorAction {
+        id: -1,
+        orchestrator_action_type: Some(
+            pb::orchestrator_action::OrchestratorActionType::CompleteOrchestration(
+                pb::CompleteOrchestrationAction {
+                    orchestration_status: status as i32,
+                    result: Some(result.into()),
+                    failure_details: (status == pb::OrchestrationStatus::Failed).then(|| {
+                        pb::TaskFailureDetails {
+                            error_type: "Boom".into(),
+                            error_message: "remote failure".into(),
+                            ..Default::default()
+                        }
+                    }),
+                    ..Default::default()
+                },
+            ),
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_worker_protocol() {
+    let (mut g, worker, stop, _dir) = start(None).await;
+    let mut items = open(&mut g, &["Remote"], &["Double"]).await;
+    g.start_instance(create("Remote", "r1", "21"))
+        .await
+        .unwrap();
+    // First dispatch: [orchestratorStarted, executionStarted], no past.
+    let first = next(&mut items).await;
+    let req = orchestrator(&first);
+    assert!(req.past_events.is_empty());
+    assert_eq!(
+        kinds(&req.new_events),
+        ["orchestratorStarted", "executionStarted"]
+    );
+    let schedule = pb::OrchestratorAction {
+        id: 0,
+        orchestrator_action_type: Some(
+            pb::orchestrator_action::OrchestratorActionType::ScheduleTask(pb::ScheduleTaskAction {
+                name: "Double".into(),
+                input: Some("21".into()),
+                ..Default::default()
+            }),
+        ),
+    };
+    g.complete_orchestrator_task(respond(&first, vec![schedule]))
+        .await
+        .expect("turn committed");
+    // The same token cannot complete twice.
+    let again = g
+        .complete_orchestrator_task(respond(&first, Vec::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::NotFound);
+    let act = next(&mut items).await;
+    let Some(pb::work_item::Request::ActivityRequest(a)) = &act.request else {
+        panic!("expected an activity, got {act:?}");
+    };
+    assert_eq!(
+        (a.name.as_str(), a.input.as_deref(), a.task_id),
+        ("Double", Some("21"), 0)
+    );
+    g.complete_activity_task(pb::ActivityResponse {
+        instance_id: "r1".into(),
+        task_id: 0,
+        result: Some("42".into()),
+        completion_token: act.completion_token.clone(),
+        ..Default::default()
+    })
+    .await
+    .expect("activity result recorded");
+    let second = next(&mut items).await;
+    let req = orchestrator(&second);
+    assert_eq!(
+        kinds(&req.past_events),
+        [
+            "orchestratorStarted",
+            "executionStarted",
+            "taskScheduled",
+            "orchestratorCompleted"
+        ]
+    );
+    assert_eq!(req.past_events[2].event_id, 0);
+    assert_eq!(
+        kinds(&req.new_events),
+        ["orchestratorStarted", "taskCompleted"]
+    );
+    g.complete_orchestrator_task(respond(
+        &second,
+        vec![complete(pb::OrchestrationStatus::Completed, "42")],
+    ))
+    .await
+    .expect("completion committed");
+    let st = wait(&mut g, "r1").await;
+    assert_eq!(
+        (
+            st.orchestration_status,
+            st.output.as_deref(),
+            st.custom_status.as_deref()
+        ),
+        (
+            pb::OrchestrationStatus::Completed as i32,
+            Some("42"),
+            Some("\"remote\"")
+        )
+    );
+
+    // The in-process samples are not handed to the remote worker.
+    g.start_instance(create("HelloCities", "local", "null"))
+        .await
+        .unwrap();
+    assert_eq!(
+        wait(&mut g, "local").await.orchestration_status,
+        pb::OrchestrationStatus::Completed as i32
+    );
+
+    // A worker that goes away gives its work back at once.
+    g.start_instance(create("Remote", "r2", "1")).await.unwrap();
+    let held = next(&mut items).await;
+    assert_eq!(orchestrator(&held).instance_id, "r2");
+    drop(items);
+    let mut items = open(&mut g, &["Remote"], &[]).await;
+    let redo = next(&mut items).await;
+    assert_eq!(orchestrator(&redo).instance_id, "r2");
+    assert_ne!(redo.completion_token, held.completion_token);
+    assert_eq!(
+        g.complete_orchestrator_task(respond(&held, Vec::new()))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound,
+        "the old token is stale"
+    );
+    g.complete_orchestrator_task(respond(
+        &redo,
+        vec![complete(pb::OrchestrationStatus::Failed, "")],
+    ))
+    .await
+    .unwrap();
+    let st = wait(&mut g, "r2").await;
+    let failure = st.failure_details.expect("failure details");
+    assert_eq!(
+        (
+            st.orchestration_status,
+            failure.error_type.as_str(),
+            failure.error_message.as_str()
+        ),
+        (
+            pb::OrchestrationStatus::Failed as i32,
+            "Boom",
+            "remote failure"
+        )
+    );
+
+    // An idle stream gets health pings.
+    let ping = tokio::time::timeout(Duration::from_secs(5), items.message())
+        .await
+        .expect("a ping in time")
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        ping.request,
+        Some(pb::work_item::Request::HealthPing(_))
+    ));
     let _ = stop.send(());
     worker.shutdown().await;
 }

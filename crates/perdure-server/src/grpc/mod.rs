@@ -1,9 +1,14 @@
 //! The Durable Task sidecar protocol (`TaskHubSidecarService`): the
-//! generated types (`proto`), hand-written conversions (`convert`), and the
-//! service (`service`), served by [`serve_grpc`].
+//! generated types (`proto`), hand-written conversions (`convert`,
+//! `actions`), remote-worker dispatch (`workers`) and the service
+//! (`service`), served by [`serve_grpc`].
 
+pub mod actions;
 pub mod convert;
 pub mod service;
+pub mod workers;
+
+pub use workers::{DispatchOptions, Dispatcher};
 
 #[allow(clippy::all, missing_docs)]
 pub mod proto {
@@ -13,17 +18,27 @@ pub mod proto {
 use perdure::Client;
 
 /// Serves the sidecar protocol on a bound listener until `shutdown`. With
-/// an API key, every call must carry `authorization: Bearer KEY`.
+/// an API key, every call must carry `authorization: Bearer KEY`. Remote
+/// workers get work under `dispatch`'s rules; work-item streams end at
+/// shutdown and their work goes back to the queues.
 pub async fn serve_grpc(
     listener: tokio::net::TcpListener,
     client: Client,
+    dispatch: DispatchOptions,
     api_key: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let dispatcher = Dispatcher::new(client.store().clone(), dispatch, stopped.clone());
     let svc = proto::task_hub_sidecar_service_server::TaskHubSidecarServiceServer::new(
-        service::Sidecar::new(client),
+        service::Sidecar::new(client, dispatcher),
     )
-    .max_decoding_message_size(perdure::MAX_PAYLOAD_BYTES + 1024 * 1024);
+    .max_decoding_message_size(perdure::MAX_PAYLOAD_BYTES + 1024 * 1024)
+    .max_encoding_message_size(usize::MAX);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
     let check = move |req: tonic::Request<()>| -> Result<tonic::Request<()>, tonic::Status> {
         let Some(key) = api_key.as_deref() else {
             return Ok(req);

@@ -1,25 +1,30 @@
 //! The `TaskHubSidecarService` implementation. Client RPCs act through
 //! [`perdure::Client`], so instances started over gRPC are the instances
-//! HTTP and Rust see. The worker RPCs (work-item streams and completions)
-//! and the entity RPCs are not served yet and answer UNIMPLEMENTED.
+//! HTTP and Rust see. Worker RPCs (work-item streams, completions, abandons)
+//! go to the [`Dispatcher`]. Entity and task-hub RPCs are not served yet and
+//! answer UNIMPLEMENTED.
 
 use super::convert;
 use super::proto as pb;
+use super::workers::Dispatcher;
 use perdure::{Client, ClientError, InstanceQuery, PurgeFilter, RuntimeStatus};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 type Stream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-/// The sidecar service over a client.
+/// The sidecar service: a client for the client RPCs, a dispatcher for
+/// the worker RPCs.
 pub struct Sidecar {
     client: Client,
+    dispatcher: Arc<Dispatcher>,
 }
 
 impl Sidecar {
-    pub fn new(client: Client) -> Self {
-        Sidecar { client }
+    pub fn new(client: Client, dispatcher: Arc<Dispatcher>) -> Self {
+        Sidecar { client, dispatcher }
     }
 }
 
@@ -399,23 +404,30 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
 
     async fn get_work_items(
         &self,
-        _: Request<pb::GetWorkItemsRequest>,
+        req: Request<pb::GetWorkItemsRequest>,
     ) -> Result<Response<Self::GetWorkItemsStream>, Status> {
-        Err(not_yet("GetWorkItems (remote workers)"))
+        let rx = self.dispatcher.open_stream(req.into_inner());
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn complete_activity_task(
         &self,
-        _: Request<pb::ActivityResponse>,
+        req: Request<pb::ActivityResponse>,
     ) -> Result<Response<pb::CompleteTaskResponse>, Status> {
-        Err(not_yet("CompleteActivityTask"))
+        self.dispatcher.complete_activity(req.into_inner()).await?;
+        Ok(Response::new(pb::CompleteTaskResponse {}))
     }
 
     async fn complete_orchestrator_task(
         &self,
-        _: Request<pb::OrchestratorResponse>,
+        req: Request<pb::OrchestratorResponse>,
     ) -> Result<Response<pb::CompleteTaskResponse>, Status> {
-        Err(not_yet("CompleteOrchestratorTask"))
+        self.dispatcher
+            .complete_orchestration(req.into_inner())
+            .await?;
+        Ok(Response::new(pb::CompleteTaskResponse {}))
     }
 
     async fn complete_entity_task(
@@ -497,16 +509,22 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
 
     async fn abandon_task_activity_work_item(
         &self,
-        _: Request<pb::AbandonActivityTaskRequest>,
+        req: Request<pb::AbandonActivityTaskRequest>,
     ) -> Result<Response<pb::AbandonActivityTaskResponse>, Status> {
-        Err(not_yet("AbandonTaskActivityWorkItem"))
+        self.dispatcher
+            .abandon_token(&req.into_inner().completion_token, false)
+            .await?;
+        Ok(Response::new(pb::AbandonActivityTaskResponse {}))
     }
 
     async fn abandon_task_orchestrator_work_item(
         &self,
-        _: Request<pb::AbandonOrchestrationTaskRequest>,
+        req: Request<pb::AbandonOrchestrationTaskRequest>,
     ) -> Result<Response<pb::AbandonOrchestrationTaskResponse>, Status> {
-        Err(not_yet("AbandonTaskOrchestratorWorkItem"))
+        self.dispatcher
+            .abandon_token(&req.into_inner().completion_token, true)
+            .await?;
+        Ok(Response::new(pb::AbandonOrchestrationTaskResponse {}))
     }
 
     async fn abandon_task_entity_work_item(

@@ -1,0 +1,180 @@
+//! From a remote worker's `OrchestratorResponse` to the engine's turn
+//! result: each `OrchestratorAction` becomes an engine [`Action`] (recorded
+//! in history with the action's id) or the turn's [`Outcome`]. Actions the
+//! engine cannot carry out fail the orchestration with a named error rather
+//! than being dropped.
+
+use super::convert::{from_failure, from_ts};
+use super::proto as pb;
+use perdure::dispatch::{ExecutionInfo, Outcome};
+use perdure_core::{validate_instance_id, Action, EventKind, FailureDetails, HistoryEvent};
+use perdure_store::InstanceMessage;
+
+/// A response's actions, sorted.
+#[derive(Debug, Default)]
+pub struct Mapped {
+    pub actions: Vec<Action>,
+    pub outcome: Option<Outcome>,
+    /// Messages the actions send that history does not record
+    /// (termination of other instances).
+    pub messages: Vec<InstanceMessage>,
+    /// The next execution's version (continue-as-new with a new version).
+    pub new_version: Option<String>,
+}
+
+fn sv(v: &Option<String>) -> Option<String> {
+    v.clone()
+}
+
+fn fail(error_type: &str, message: String) -> Outcome {
+    Outcome::Failed(FailureDetails::new(error_type, message).non_retriable())
+}
+
+/// Maps `response`'s actions for the instance `instance_id` running `exec`.
+pub fn map_actions(
+    instance_id: &str,
+    exec: &ExecutionInfo,
+    actions: &[pb::OrchestratorAction],
+    now: perdure_core::Timestamp,
+) -> Mapped {
+    use pb::orchestrator_action::OrchestratorActionType as A;
+    let mut m = Mapped::default();
+    for action in actions {
+        let id = i64::from(action.id);
+        let Some(kind) = &action.orchestrator_action_type else {
+            m.outcome = Some(fail(
+                "InvalidAction",
+                format!("action {id} carries no action type"),
+            ));
+            break;
+        };
+        match kind {
+            A::ScheduleTask(t) => m.actions.push(Action::ScheduleTask {
+                id,
+                name: t.name.clone(),
+                version: sv(&t.version),
+                input: sv(&t.input),
+            }),
+            A::CreateTimer(t) => {
+                let Some(fire_at) = t.fire_at.as_ref().and_then(from_ts) else {
+                    m.outcome = Some(fail(
+                        "InvalidAction",
+                        format!("timer action {id} has no valid fireAt time"),
+                    ));
+                    break;
+                };
+                m.actions.push(Action::CreateTimer { id, fire_at });
+            }
+            A::CreateSubOrchestration(s) => {
+                let child = if s.instance_id.is_empty() {
+                    format!("{instance_id}:{id:04}")
+                } else {
+                    s.instance_id.clone()
+                };
+                if let Err(e) = validate_instance_id(&child) {
+                    m.outcome = Some(fail("InvalidInstanceId", e.to_string()));
+                    break;
+                }
+                m.actions.push(Action::CreateSubOrchestration {
+                    id,
+                    name: s.name.clone(),
+                    version: sv(&s.version),
+                    instance_id: child,
+                    input: sv(&s.input),
+                });
+            }
+            A::SendEvent(e) => {
+                let target = e
+                    .instance
+                    .as_ref()
+                    .map(|i| i.instance_id.clone())
+                    .unwrap_or_default();
+                if let Err(err) = validate_instance_id(&target) {
+                    m.outcome = Some(fail("InvalidInstanceId", err.to_string()));
+                    break;
+                }
+                m.actions.push(Action::SendEvent {
+                    id,
+                    instance_id: target,
+                    name: e.name.clone(),
+                    input: sv(&e.data),
+                });
+            }
+            A::TerminateOrchestration(t) => {
+                if let Err(err) = validate_instance_id(&t.instance_id) {
+                    m.outcome = Some(fail("InvalidInstanceId", err.to_string()));
+                    break;
+                }
+                m.messages.push(InstanceMessage {
+                    instance_id: t.instance_id.clone(),
+                    execution_id: None,
+                    event: HistoryEvent::new(
+                        now,
+                        EventKind::ExecutionTerminated {
+                            reason: sv(&t.reason),
+                        },
+                    ),
+                    visible_at: now,
+                });
+            }
+            A::CompleteOrchestration(c) => {
+                m.outcome = Some(completion(exec, c));
+                m.new_version = c.new_version.clone();
+                break;
+            }
+            A::SendEntityMessage(_) => {
+                m.outcome = Some(fail(
+                    "NotSupported",
+                    "entity operations are not served by Perdure yet".into(),
+                ));
+                break;
+            }
+            A::RewindOrchestration(_) => {
+                m.outcome = Some(fail(
+                    "NotSupported",
+                    "worker-side rewind is not used by Perdure: the server rewinds history".into(),
+                ));
+                break;
+            }
+        }
+    }
+    m
+}
+
+fn completion(exec: &ExecutionInfo, c: &pb::CompleteOrchestrationAction) -> Outcome {
+    use pb::OrchestrationStatus as S;
+    match S::try_from(c.orchestration_status) {
+        Ok(S::Completed) => Outcome::Completed(sv(&c.result)),
+        Ok(S::Failed) => Outcome::Failed(match &c.failure_details {
+            Some(f) => from_failure(f),
+            None => FailureDetails::new(
+                "OrchestrationFailed",
+                c.details
+                    .clone()
+                    .or_else(|| c.result.clone())
+                    .unwrap_or_else(|| format!("orchestration `{}` failed", exec.name)),
+            ),
+        }),
+        Ok(S::Terminated) => Outcome::Terminated(sv(&c.result)),
+        Ok(S::ContinuedAsNew) => Outcome::ContinuedAsNew {
+            input: sv(&c.result),
+            carried: c
+                .carryover_events
+                .iter()
+                .filter_map(|e| match &e.event_type {
+                    Some(pb::history_event::EventType::EventRaised(r)) => {
+                        Some((r.name.clone(), r.input.clone()))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        },
+        _ => fail(
+            "InvalidCompletion",
+            format!(
+                "an orchestration cannot complete with status {}",
+                c.orchestration_status
+            ),
+        ),
+    }
+}

@@ -1,0 +1,702 @@
+//! Remote workers: the `GetWorkItems` streams and the completions that
+//! answer them. Each connected stream gets its own fetch loops (one for
+//! orchestrations, one for activities) that take work from the store under
+//! leases with the stream's work-item filters, up to the stream's
+//! concurrency limits. Work in the hands of a remote worker is *pending*:
+//! its lease is renewed until the worker completes or abandons it, and
+//! given back at once when the stream closes. A server that dies simply
+//! stops renewing, and the leases run out.
+//!
+//! An orchestration work item carries the committed history (`pastEvents`)
+//! and the turn prepared by [`perdure::dispatch::prepare`] (`newEvents`,
+//! OrchestratorStarted first); its completion goes through
+//! [`perdure::dispatch::build_commit`], the same commit the in-process
+//! worker makes.
+
+use super::actions::map_actions;
+use super::convert::{self, event};
+use super::proto as pb;
+use perdure::dispatch::{self, ExecutionInfo, Outcome, Prepared, TurnPlan, TurnResult};
+use perdure_core::{EventKind, HistoryEvent};
+use perdure_store::{ActivityItem, NameFilter, Store, StoreError, WorkFilter, WorkKind};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tonic::Status;
+
+/// How the sidecar hands out work.
+#[derive(Clone, Debug)]
+pub struct DispatchOptions {
+    /// Lease on work in a remote worker's hands; renewed every third of it.
+    pub lease: Duration,
+    /// Most new events in one orchestration work item.
+    pub max_batch: usize,
+    /// A health ping goes to a stream that has been silent this long.
+    pub ping_every: Duration,
+    /// The longest a fetch loop waits for a wake-up before looking again.
+    pub poll_interval: Duration,
+    /// Orchestration names served in this process; remote workers without
+    /// filters are not given them.
+    pub local_orchestrations: Vec<String>,
+    /// Activity names served in this process.
+    pub local_activities: Vec<String>,
+}
+
+impl Default for DispatchOptions {
+    fn default() -> Self {
+        DispatchOptions {
+            lease: Duration::from_secs(30),
+            max_batch: 1000,
+            ping_every: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(500),
+            local_orchestrations: Vec::new(),
+            local_activities: Vec::new(),
+        }
+    }
+}
+
+enum Pending {
+    Orchestration {
+        plan: Box<TurnPlan>,
+        exec: ExecutionInfo,
+        accepted: Vec<HistoryEvent>,
+        stream: u64,
+        _permit: OwnedSemaphorePermit,
+    },
+    Activity {
+        item: ActivityItem,
+        stream: u64,
+        _permit: OwnedSemaphorePermit,
+    },
+}
+
+impl Pending {
+    fn stream(&self) -> u64 {
+        match self {
+            Pending::Orchestration { stream, .. } | Pending::Activity { stream, .. } => *stream,
+        }
+    }
+}
+
+/// Hands work to remote workers and takes their results.
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    options: DispatchOptions,
+    pending: Mutex<HashMap<String, Pending>>,
+    next_stream: AtomicU64,
+    connected: AtomicUsize,
+    shutdown: watch::Receiver<bool>,
+}
+
+type Sender = mpsc::Sender<Result<pb::WorkItem, Status>>;
+
+const DEFAULT_CONCURRENCY: usize = 100;
+const MAX_CONCURRENCY: usize = 10_000;
+
+fn concurrency(asked: i32) -> usize {
+    match usize::try_from(asked) {
+        Ok(0) | Err(_) => DEFAULT_CONCURRENCY,
+        Ok(n) => n.min(MAX_CONCURRENCY),
+    }
+}
+
+fn to_filter(list: Vec<(String, Vec<String>)>) -> WorkFilter {
+    WorkFilter::Only(
+        list.into_iter()
+            .map(|(name, versions)| NameFilter { name, versions })
+            .collect(),
+    )
+}
+
+impl Dispatcher {
+    /// A dispatcher; its lease-renewal loop runs until `shutdown` turns true.
+    pub fn new(
+        store: Arc<dyn Store>,
+        options: DispatchOptions,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<Self> {
+        let d = Arc::new(Dispatcher {
+            store,
+            options,
+            pending: Mutex::new(HashMap::new()),
+            next_stream: AtomicU64::new(1),
+            connected: AtomicUsize::new(0),
+            shutdown,
+        });
+        let weak = Arc::downgrade(&d);
+        let every = d.options.lease / 3;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(d) = weak.upgrade() else { return };
+                d.renew_all().await;
+            }
+        });
+        d
+    }
+
+    /// Remote worker streams open now.
+    pub fn connected_workers(&self) -> usize {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn renew_all(&self) {
+        let held: Vec<(String, Option<String>, String)> = self
+            .pending()
+            .iter()
+            .map(|(token, p)| match p {
+                Pending::Orchestration { plan, .. } => (
+                    token.clone(),
+                    Some(plan.instance.instance_id.clone()),
+                    plan.lock_token.clone(),
+                ),
+                Pending::Activity { item, .. } => (token.clone(), None, item.lock_token.clone()),
+            })
+            .collect();
+        for (token, instance, lock) in held {
+            let r = match &instance {
+                Some(id) => {
+                    self.store
+                        .renew_orchestration_lock(id, &lock, self.options.lease)
+                        .await
+                }
+                None => {
+                    self.store
+                        .renew_activity_lock(&lock, self.options.lease)
+                        .await
+                }
+            };
+            if let Err(StoreError::LockLost(what)) = r {
+                tracing::warn!(%what, "lease lost on work held by a remote worker; its completion will be refused");
+                self.pending().remove(&token);
+            }
+        }
+    }
+
+    /// The filters of a `GetWorkItems` request: with filters, what they
+    /// name (present but empty takes nothing); without, everything not
+    /// served in this process.
+    fn filters(&self, req: &pb::GetWorkItemsRequest) -> (WorkFilter, WorkFilter) {
+        match &req.work_item_filters {
+            Some(f) => (
+                to_filter(
+                    f.orchestrations
+                        .iter()
+                        .map(|o| (o.name.clone(), o.versions.clone()))
+                        .collect(),
+                ),
+                to_filter(
+                    f.activities
+                        .iter()
+                        .map(|a| (a.name.clone(), a.versions.clone()))
+                        .collect(),
+                ),
+            ),
+            None => {
+                let except = |names: &Vec<String>| {
+                    if names.is_empty() {
+                        WorkFilter::Any
+                    } else {
+                        WorkFilter::Except(names.clone())
+                    }
+                };
+                (
+                    except(&self.options.local_orchestrations),
+                    except(&self.options.local_activities),
+                )
+            }
+        }
+    }
+
+    /// Opens a work-item stream for one remote worker.
+    pub fn open_stream(
+        self: &Arc<Self>,
+        req: pb::GetWorkItemsRequest,
+    ) -> mpsc::Receiver<Result<pb::WorkItem, Status>> {
+        let (tx, rx) = mpsc::channel(64);
+        let stream = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let (orch_filter, act_filter) = self.filters(&req);
+        let orch_slots = Arc::new(Semaphore::new(concurrency(
+            req.max_concurrent_orchestration_work_items,
+        )));
+        let act_slots = Arc::new(Semaphore::new(concurrency(
+            req.max_concurrent_activity_work_items,
+        )));
+        self.connected.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(stream, ?orch_filter, ?act_filter, "remote worker connected");
+        let last_sent = Arc::new(Mutex::new(Instant::now()));
+        let d = self.clone();
+        tokio::spawn(async move {
+            let orchestrations = d.clone().orchestration_loop(
+                stream,
+                orch_filter,
+                orch_slots,
+                tx.clone(),
+                last_sent.clone(),
+            );
+            let activities = d.clone().activity_loop(
+                stream,
+                act_filter,
+                act_slots,
+                tx.clone(),
+                last_sent.clone(),
+            );
+            let pings = d.clone().ping_loop(tx.clone(), last_sent);
+            let mut shutdown = d.shutdown.clone();
+            tokio::select! {
+                _ = orchestrations => {}
+                _ = activities => {}
+                _ = pings => {}
+                _ = tx.closed() => {}
+                _ = shutdown.wait_for(|s| *s) => {}
+            }
+            drop(tx);
+            d.connected.fetch_sub(1, Ordering::Relaxed);
+            d.give_back(stream).await;
+            tracing::info!(
+                stream,
+                "remote worker disconnected; its work went back to the queues"
+            );
+        });
+        rx
+    }
+
+    /// Returns every item a closed stream held.
+    async fn give_back(&self, stream: u64) {
+        let items: Vec<Pending> = {
+            let mut p = self.pending();
+            let tokens: Vec<String> = p
+                .iter()
+                .filter(|(_, v)| v.stream() == stream)
+                .map(|(k, _)| k.clone())
+                .collect();
+            tokens.into_iter().filter_map(|t| p.remove(&t)).collect()
+        };
+        for item in items {
+            self.abandon(item, Duration::ZERO).await;
+        }
+    }
+
+    async fn abandon(&self, item: Pending, retry_after: Duration) {
+        let r = match &item {
+            Pending::Orchestration { plan, .. } => {
+                self.store
+                    .abandon_orchestration(
+                        &plan.instance.instance_id,
+                        &plan.lock_token,
+                        retry_after,
+                    )
+                    .await
+            }
+            Pending::Activity { item, .. } => {
+                self.store
+                    .abandon_activity(&item.lock_token, retry_after)
+                    .await
+            }
+        };
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "abandon found the lease gone; the work is redone anyway");
+        }
+    }
+
+    async fn ping_loop(self: Arc<Self>, tx: Sender, last_sent: Arc<Mutex<Instant>>) {
+        let every = self.options.ping_every;
+        loop {
+            let since = last_sent.lock().map(|t| t.elapsed()).unwrap_or_default();
+            if since >= every {
+                let ping = pb::WorkItem {
+                    request: Some(pb::work_item::Request::HealthPing(pb::HealthPing {})),
+                    completion_token: String::new(),
+                };
+                if tx.send(Ok(ping)).await.is_err() {
+                    return;
+                }
+                mark(&last_sent);
+                tokio::time::sleep(every).await;
+            } else {
+                tokio::time::sleep(every - since).await;
+            }
+        }
+    }
+
+    async fn wait(&self, kind: WorkKind, backoff: &mut Duration, failed: bool) {
+        if failed {
+            tokio::time::sleep(*backoff).await;
+            *backoff = (*backoff * 2).min(Duration::from_secs(5));
+        } else {
+            *backoff = Duration::from_millis(50);
+            self.store
+                .wait_for_work(kind, self.options.poll_interval)
+                .await;
+        }
+    }
+
+    async fn orchestration_loop(
+        self: Arc<Self>,
+        stream: u64,
+        filter: WorkFilter,
+        slots: Arc<Semaphore>,
+        tx: Sender,
+        last_sent: Arc<Mutex<Instant>>,
+    ) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let item = match self
+                .store
+                .fetch_orchestration(self.options.lease, self.options.max_batch, &filter)
+                .await
+            {
+                Ok(Some(item)) => item,
+                Ok(None) => {
+                    self.wait(WorkKind::Orchestration, &mut backoff, false)
+                        .await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "store error fetching orchestration work");
+                    self.wait(WorkKind::Orchestration, &mut backoff, true).await;
+                    continue;
+                }
+            };
+            let id = item.instance.instance_id.clone();
+            let lock = item.lock_token.clone();
+            match self.orchestration_item(stream, item, permit).await {
+                Ok(None) => {}
+                Ok(Some(work)) => {
+                    let token = work.completion_token.clone();
+                    if tx.send(Ok(work)).await.is_err() {
+                        let held = self.pending().remove(&token);
+                        if let Some(p) = held {
+                            self.abandon(p, Duration::ZERO).await;
+                        }
+                        return;
+                    }
+                    mark(&last_sent);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, instance_id = %id, "could not prepare orchestration work; it will be retried");
+                    let _ = self
+                        .store
+                        .abandon_orchestration(&id, &lock, Duration::from_secs(1))
+                        .await;
+                    self.wait(WorkKind::Orchestration, &mut backoff, true).await;
+                }
+            }
+        }
+    }
+
+    /// Turns a locked item into a work item, or deals with it here when
+    /// there is nothing for orchestrator code to do.
+    async fn orchestration_item(
+        &self,
+        stream: u64,
+        item: perdure_store::OrchestrationItem,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Option<pb::WorkItem>, StoreError> {
+        let plan = match dispatch::prepare(self.store.as_ref(), item).await? {
+            Prepared::Handled => return Ok(None),
+            Prepared::Turn(plan) => plan,
+        };
+        let id = plan.instance.instance_id.clone();
+        let past = if plan.new_execution {
+            Vec::new()
+        } else {
+            self.store.read_history(&id).await?
+        };
+        let started = if plan.new_execution {
+            plan.events.first().and_then(ExecutionInfo::from_start)
+        } else {
+            ExecutionInfo::from_history(&past)
+        };
+        let Some(exec) = started else {
+            return Err(StoreError::Corrupt(format!(
+                "instance `{id}` has no ExecutionStarted event"
+            )));
+        };
+        let accepted = dedupe(&past, plan.turn_events());
+        if accepted.len() <= 1 && !plan.new_execution {
+            // Only duplicates or stale messages: consume them here.
+            let commit = dispatch::build_commit(
+                *plan,
+                &exec,
+                TurnResult {
+                    accepted,
+                    ..TurnResult::default()
+                },
+            );
+            self.store.commit_orchestration(commit).await?;
+            return Ok(None);
+        }
+        let request = pb::OrchestratorRequest {
+            instance_id: id.clone(),
+            execution_id: Some(exec.execution_id.clone()),
+            past_events: past.iter().map(|e| event(&id, e)).collect(),
+            new_events: accepted.iter().map(|e| event(&id, e)).collect(),
+            ..Default::default()
+        };
+        let token = format!("o-{}", uuid::Uuid::new_v4().simple());
+        self.pending().insert(
+            token.clone(),
+            Pending::Orchestration {
+                plan,
+                exec,
+                accepted,
+                stream,
+                _permit: permit,
+            },
+        );
+        Ok(Some(pb::WorkItem {
+            request: Some(pb::work_item::Request::OrchestratorRequest(request)),
+            completion_token: token,
+        }))
+    }
+
+    async fn activity_loop(
+        self: Arc<Self>,
+        stream: u64,
+        filter: WorkFilter,
+        slots: Arc<Semaphore>,
+        tx: Sender,
+        last_sent: Arc<Mutex<Instant>>,
+    ) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let item = match self.store.fetch_activity(self.options.lease, &filter).await {
+                Ok(Some(item)) => item,
+                Ok(None) => {
+                    self.wait(WorkKind::Activity, &mut backoff, false).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "store error fetching activity work");
+                    self.wait(WorkKind::Activity, &mut backoff, true).await;
+                    continue;
+                }
+            };
+            let a = &item.activity;
+            let request = pb::ActivityRequest {
+                name: a.name.clone(),
+                version: a.version.clone(),
+                input: a.input.clone(),
+                orchestration_instance: Some(pb::OrchestrationInstance {
+                    instance_id: a.instance_id.clone(),
+                    execution_id: Some(a.execution_id.clone()),
+                }),
+                task_id: a.task_id as i32,
+                ..Default::default()
+            };
+            let token = format!("a-{}", uuid::Uuid::new_v4().simple());
+            self.pending().insert(
+                token.clone(),
+                Pending::Activity {
+                    item,
+                    stream,
+                    _permit: permit,
+                },
+            );
+            let work = pb::WorkItem {
+                request: Some(pb::work_item::Request::ActivityRequest(request)),
+                completion_token: token.clone(),
+            };
+            if tx.send(Ok(work)).await.is_err() {
+                let held = self.pending().remove(&token);
+                if let Some(p) = held {
+                    self.abandon(p, Duration::ZERO).await;
+                }
+                return;
+            }
+            mark(&last_sent);
+        }
+    }
+
+    fn take(&self, token: &str) -> Result<Pending, Status> {
+        self.pending().remove(token).ok_or_else(|| {
+            Status::not_found(format!(
+                "no work item is pending with completion token `{token}`: it was completed, \
+                 abandoned, or its lease ran out and it went to another worker"
+            ))
+        })
+    }
+
+    /// Commits a remote orchestration turn.
+    pub async fn complete_orchestration(&self, r: pb::OrchestratorResponse) -> Result<(), Status> {
+        let Pending::Orchestration {
+            plan,
+            mut exec,
+            accepted,
+            ..
+        } = self.take_kind(&r.completion_token, true)?
+        else {
+            return Err(Status::internal("pending work changed kind"));
+        };
+        if r.instance_id != plan.instance.instance_id {
+            let id = plan.instance.instance_id.clone();
+            let _ = self
+                .store
+                .abandon_orchestration(&id, &plan.lock_token, Duration::ZERO)
+                .await;
+            return Err(Status::invalid_argument(format!(
+                "completion for instance `{}` answers a work item for `{id}`",
+                r.instance_id
+            )));
+        }
+        let mut mapped = map_actions(&plan.instance.instance_id, &exec, &r.actions, plan.now);
+        // A terminated execution ends, whatever the worker answered.
+        if let Some(reason) = accepted.iter().find_map(|e| match &e.kind {
+            EventKind::ExecutionTerminated { reason } => Some(reason.clone()),
+            _ => None,
+        }) {
+            if !matches!(mapped.outcome, Some(Outcome::Terminated(_))) {
+                mapped.actions.clear();
+                mapped.outcome = Some(Outcome::Terminated(reason));
+            }
+        }
+        if let (Some(Outcome::ContinuedAsNew { .. }), Some(v)) =
+            (&mapped.outcome, &mapped.new_version)
+        {
+            exec.version = Some(v.clone());
+        }
+        let mut commit = dispatch::build_commit(
+            *plan,
+            &exec,
+            TurnResult {
+                accepted,
+                actions: mapped.actions,
+                outcome: mapped.outcome,
+                custom_status: r.custom_status,
+                leftover: Vec::new(),
+            },
+        );
+        commit.messages.extend(mapped.messages);
+        match self.store.commit_orchestration(commit).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::LockLost(what)) | Err(StoreError::HistoryConflict { id: what, .. }) => {
+                Err(Status::aborted(format!(
+                    "the lease on `{what}` was lost; the turn will be redone"
+                )))
+            }
+            Err(e) => Err(Status::internal(e.to_string())),
+        }
+    }
+
+    fn take_kind(&self, token: &str, orchestration: bool) -> Result<Pending, Status> {
+        let p = self.take(token)?;
+        let is_orch = matches!(p, Pending::Orchestration { .. });
+        if is_orch != orchestration {
+            // Put it back: the caller named the wrong kind of work.
+            self.pending().insert(token.to_string(), p);
+            return Err(Status::invalid_argument(format!(
+                "completion token `{token}` belongs to {} work item",
+                if is_orch {
+                    "an orchestration"
+                } else {
+                    "an activity"
+                }
+            )));
+        }
+        Ok(p)
+    }
+
+    /// Records a remote activity's result.
+    pub async fn complete_activity(&self, r: pb::ActivityResponse) -> Result<(), Status> {
+        let Pending::Activity { item, .. } = self.take_kind(&r.completion_token, false)? else {
+            return Err(Status::internal("pending work changed kind"));
+        };
+        let result = match &r.failure_details {
+            Some(f) => Err(convert::from_failure(f)),
+            None => Ok(r.result.clone()),
+        };
+        let msg = dispatch::activity_result(&item.activity, result);
+        match self.store.complete_activity(&item.lock_token, msg).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::LockLost(what)) => Err(Status::aborted(format!(
+                "the lease on {what} was lost; another worker runs it"
+            ))),
+            Err(e) => Err(Status::internal(e.to_string())),
+        }
+    }
+
+    /// Gives a work item back to its queue at once.
+    pub async fn abandon_token(&self, token: &str, orchestration: bool) -> Result<(), Status> {
+        let p = self.take_kind(token, orchestration)?;
+        // A worker that refuses an item (a version it does not run) should
+        // not get it back in a tight loop.
+        self.abandon(p, Duration::from_millis(250)).await;
+        Ok(())
+    }
+}
+
+fn mark(last_sent: &Mutex<Instant>) {
+    if let Ok(mut t) = last_sent.lock() {
+        *t = Instant::now();
+    }
+}
+
+/// The turn's events without results already in history or repeated in the
+/// batch (at-least-once delivery can repeat one), and without results for
+/// steps the history never scheduled.
+fn dedupe(past: &[HistoryEvent], turn: Vec<HistoryEvent>) -> Vec<HistoryEvent> {
+    let mut scheduled = HashSet::new();
+    let mut answered = HashSet::new();
+    for e in past {
+        match &e.kind {
+            EventKind::TaskScheduled { .. }
+            | EventKind::TimerCreated { .. }
+            | EventKind::SubOrchestrationInstanceCreated { .. } => {
+                scheduled.insert(e.event_id);
+            }
+            _ => {
+                if let Some(id) = completion_id(e) {
+                    answered.insert(id);
+                }
+            }
+        }
+    }
+    turn.into_iter()
+        .filter(|e| match completion_id(e) {
+            None => true,
+            Some(id) => {
+                let keep = scheduled.contains(&id) && answered.insert(id);
+                if !keep {
+                    tracing::debug!(
+                        task_id = id,
+                        kind = e.type_name(),
+                        "dropped a repeated or unexpected result"
+                    );
+                }
+                keep
+            }
+        })
+        .collect()
+}
+
+fn completion_id(e: &HistoryEvent) -> Option<i64> {
+    match &e.kind {
+        EventKind::TaskCompleted {
+            task_scheduled_id, ..
+        }
+        | EventKind::TaskFailed {
+            task_scheduled_id, ..
+        }
+        | EventKind::SubOrchestrationInstanceCompleted {
+            task_scheduled_id, ..
+        }
+        | EventKind::SubOrchestrationInstanceFailed {
+            task_scheduled_id, ..
+        } => Some(*task_scheduled_id),
+        EventKind::TimerFired { timer_id, .. } => Some(*timer_id),
+        _ => None,
+    }
+}
