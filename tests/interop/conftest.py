@@ -1,5 +1,6 @@
 """Starts `perdure serve --samples` for the interoperability tests, on SQLite
-and (when PERDURE_TEST_POSTGRES is set) on PostgreSQL."""
+and (when PERDURE_TEST_POSTGRES is set) on PostgreSQL, and Python workers
+from the official Durable Task SDK that connect to it."""
 
 import os
 import socket
@@ -9,11 +10,12 @@ import time
 import uuid
 
 import pytest
+from durabletask import worker as wk
 
 BIN = os.environ.get("PERDURE_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "target", "debug", "perdure"))
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -27,33 +29,82 @@ def _stores():
         print("skipped: PERDURE_TEST_POSTGRES is not set, so the interop tests ran without PostgreSQL")
 
 
-@pytest.fixture(params=list(_stores()))
-def server(request):
-    tmp = tempfile.mkdtemp()
-    if request.param == "sqlite":
-        store = f"sqlite://{tmp}/interop.db"
-    else:
-        base = os.environ["PERDURE_TEST_POSTGRES"]
-        sep = "&" if "?" in base else "?"
-        store = f"{base}{sep}hub=py_{uuid.uuid4().hex[:12]}"
-    port = _free_port()
-    proc = subprocess.Popen(
-        [BIN, "serve", "--samples", "--store", store, "--http", "127.0.0.1:0", "--grpc", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def new_store(kind: str) -> str:
+    """A fresh store URL of the given kind."""
+    if kind == "sqlite":
+        return f"sqlite://{tempfile.mkdtemp()}/interop.db"
+    base = os.environ["PERDURE_TEST_POSTGRES"]
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}hub=py_{uuid.uuid4().hex[:12]}"
+
+
+def start_server(store: str, port: int, samples: bool = True, extra=()) -> subprocess.Popen:
+    """Starts `perdure serve` and waits until its gRPC port accepts."""
+    args = [BIN, "serve", "--store", store, "--http", "127.0.0.1:0", "--grpc", f"127.0.0.1:{port}", *extra]
+    if samples:
+        args.append("--samples")
+    # The server's log goes to a file (a pipe nobody reads would fill up and
+    # stall it); tests print it when something goes wrong.
+    log_path = tempfile.mktemp(prefix="perdure-serve-", suffix=".log")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
+    proc.log_path = log_path
     deadline = time.time() + 30
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
+            return proc
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(f"perdure serve exited: {proc.stderr.read().decode()}")
+                raise RuntimeError(f"perdure serve exited: {server_log(proc)}")
             if time.time() > deadline:
                 proc.kill()
-                raise RuntimeError("perdure serve did not start listening")
+                raise RuntimeError(f"perdure serve did not start listening: {server_log(proc)}")
             time.sleep(0.05)
+
+
+def server_log(proc) -> str:
+    with open(proc.log_path, "rb") as f:
+        return f.read().decode(errors="replace")[-4000:]
+
+
+@pytest.fixture(params=list(_stores()))
+def store_kind(request):
+    return request.param
+
+
+@pytest.fixture
+def server(store_kind):
+    port = free_port()
+    proc = start_server(new_store(store_kind), port)
     yield f"localhost:{port}"
     proc.kill()
     proc.wait()
+
+
+@pytest.fixture
+def workers(server):
+    """Makes started Python workers connected to the server; stops them at
+    the end of the test."""
+    made = []
+
+    def make(orchestrators=(), activities=(), filters=False, versioning=None, concurrency=None):
+        w = wk.TaskHubGrpcWorker(host_address=server, concurrency_options=concurrency)
+        for o in orchestrators:
+            w.add_orchestrator(o)
+        for a in activities:
+            w.add_activity(a)
+        if versioning is not None:
+            w.use_versioning(versioning)
+        if filters:
+            w.use_work_item_filters()
+        w.start()
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        try:
+            w.stop()
+        except Exception:
+            pass

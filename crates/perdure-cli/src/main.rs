@@ -46,7 +46,8 @@ enum Command {
         /// Address for the HTTP API.
         #[arg(long, default_value = "127.0.0.1:7071")]
         http: SocketAddr,
-        /// Address for the Durable Task gRPC protocol (client RPCs for now).
+        /// Address for the Durable Task gRPC protocol (the sidecar that the
+        /// official Durable Task SDKs' clients and workers connect to).
         #[arg(long, default_value = "127.0.0.1:4001")]
         grpc: SocketAddr,
         /// Also run the demo's orchestrations and activities in this process.
@@ -55,6 +56,10 @@ enum Command {
         /// Required on every request; needed to listen beyond loopback.
         #[arg(long, env = "PERDURE_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
+        /// Lease on taken work, in milliseconds: work held by a process that
+        /// died goes to others once it runs out.
+        #[arg(long, default_value_t = 30_000)]
+        lease_ms: u64,
     },
     /// Runs every pattern of the seed documents and prints their results.
     Demo {
@@ -213,10 +218,10 @@ async fn shutdown_signal() {
 
 async fn serve(
     store: &str,
-    http: SocketAddr,
-    grpc: SocketAddr,
+    (http, grpc): (SocketAddr, SocketAddr),
     samples: bool,
     api_key: Option<String>,
+    lease: Duration,
 ) -> Result<()> {
     let store_handle = perdure::open_store(store)
         .await
@@ -229,7 +234,10 @@ async fn serve(
         api_key: api_key.filter(|k| !k.is_empty()),
         known_orchestrators: None,
     };
-    let mut dispatch = perdure_server::grpc::DispatchOptions::default();
+    let mut dispatch = perdure_server::grpc::DispatchOptions {
+        lease,
+        ..Default::default()
+    };
     let worker = if samples {
         let registry = perdure_examples::registry(client.clone());
         dispatch.local_orchestrations = registry.orchestrator_names();
@@ -239,6 +247,7 @@ async fn serve(
             registry,
             WorkerOptions {
                 take_unknown_names: false,
+                lease,
                 ..WorkerOptions::default()
             },
         ))
@@ -296,7 +305,11 @@ async fn run() -> Result<()> {
             grpc,
             samples,
             api_key,
-        } => serve(&store, http, grpc, samples, api_key).await,
+            lease_ms,
+        } => {
+            let lease = Duration::from_millis(lease_ms.max(100));
+            serve(&store, (http, grpc), samples, api_key, lease).await
+        }
         Command::Demo { store } => demo::run(&store).await,
         Command::Worker { store, lease_ms } => {
             let store = perdure::open_store(&store)

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug, PartialEq)]
 pub struct OrchestrationStatus {
     pub name: String,
+    /// The orchestration's version, when it was started with one.
+    pub version: Option<String>,
     pub instance_id: String,
     pub runtime_status: RuntimeStatus,
     /// The input, as JSON text.
@@ -33,6 +35,17 @@ pub struct OrchestrationStatus {
     pub history: Option<Vec<HistoryEvent>>,
 }
 
+/// How [`Client::start_new_with`] starts an instance.
+#[derive(Clone, Debug, Default)]
+pub struct StartOptions {
+    /// The instance id; a 32-hex-character id is generated without one.
+    pub instance_id: Option<String>,
+    /// Not started before this time.
+    pub start_at: Option<DateTime<Utc>>,
+    /// The orchestration's version.
+    pub version: Option<String>,
+}
+
 fn parse<T: DeserializeOwned>(p: &Payload) -> Result<T, ClientError> {
     serde_json::from_str(p.as_deref().unwrap_or("null"))
         .map_err(|e| ClientError::Serialization(e.to_string()))
@@ -42,6 +55,7 @@ impl OrchestrationStatus {
     fn from_record(r: InstanceRecord, history: Option<Vec<HistoryEvent>>) -> Self {
         OrchestrationStatus {
             name: r.name,
+            version: r.version,
             instance_id: r.instance_id,
             runtime_status: r.status,
             input: r.input,
@@ -137,6 +151,29 @@ impl Client {
         input: impl Serialize,
         start_at: Option<DateTime<Utc>>,
     ) -> Result<String, ClientError> {
+        let options = StartOptions {
+            instance_id: instance_id.map(str::to_string),
+            start_at,
+            version: None,
+        };
+        self.start_new_with(name, input, options).await
+    }
+
+    /// Starts a new instance with every option: instance id, scheduled
+    /// start, and the orchestration version (recorded in its ExecutionStarted
+    /// event, where workers and work-item filters read it).
+    pub async fn start_new_with(
+        &self,
+        name: &str,
+        input: impl Serialize,
+        options: StartOptions,
+    ) -> Result<String, ClientError> {
+        let StartOptions {
+            instance_id,
+            start_at,
+            version,
+        } = options;
+        let instance_id = instance_id.as_deref();
         if name.trim().is_empty() {
             return Err(ClientError::InvalidArgument(
                 "orchestration name must not be empty".into(),
@@ -156,7 +193,7 @@ impl Client {
             now,
             EventKind::ExecutionStarted {
                 name: name.to_string(),
-                version: None,
+                version: version.clone(),
                 input: input.clone(),
                 execution_id: execution_id.clone(),
                 parent: None,
@@ -166,7 +203,7 @@ impl Client {
             .create_instance(CreateInstance {
                 instance_id: id.clone(),
                 name: name.to_string(),
-                version: None,
+                version,
                 input,
                 execution_id,
                 start_event,
@@ -411,12 +448,12 @@ impl Client {
         }
         let input: serde_json::Value = serde_json::from_str(rec.input.as_deref().unwrap_or("null"))
             .map_err(|e| ClientError::Serialization(e.to_string()))?;
-        let id = if new_instance_id {
-            None
-        } else {
-            Some(instance_id)
+        let options = StartOptions {
+            instance_id: (!new_instance_id).then(|| instance_id.to_string()),
+            start_at: None,
+            version: rec.version.clone(),
         };
-        self.start_new(&rec.name, id, input).await
+        self.start_new_with(&rec.name, input, options).await
     }
 
     /// Deletes a finished instance and its history. Returns how many

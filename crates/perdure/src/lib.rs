@@ -44,7 +44,9 @@ mod tasks;
 mod worker;
 
 pub use activity::ActivityContext;
-pub use client::{Client, InstancePage, OrchestrationStatus, PurgeFilter, MAX_PAYLOAD_BYTES};
+pub use client::{
+    Client, InstancePage, OrchestrationStatus, PurgeFilter, StartOptions, MAX_PAYLOAD_BYTES,
+};
 pub use context::OrchestrationContext;
 pub use error::{ClientError, Failure, Result, TaskError};
 pub use registry::Registry;

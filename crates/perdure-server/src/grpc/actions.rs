@@ -49,10 +49,13 @@ pub fn map_actions(
             break;
         };
         match kind {
+            // An activity without a version of its own belongs to the
+            // orchestration's version, so version filters route it to the
+            // workers that run that version.
             A::ScheduleTask(t) => m.actions.push(Action::ScheduleTask {
                 id,
                 name: t.name.clone(),
-                version: sv(&t.version),
+                version: sv(&t.version).or_else(|| exec.version.clone()),
                 input: sv(&t.input),
             }),
             A::CreateTimer(t) => {

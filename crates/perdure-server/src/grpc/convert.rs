@@ -64,7 +64,7 @@ pub fn state(st: &OrchestrationStatus, with_payloads: bool) -> pb::Orchestration
     pb::OrchestrationState {
         instance_id: st.instance_id.clone(),
         name: st.name.clone(),
-        version: None,
+        version: st.version.clone(),
         orchestration_status: status(st.runtime_status) as i32,
         scheduled_start_timestamp: None,
         created_timestamp: Some(ts(st.created_time)),

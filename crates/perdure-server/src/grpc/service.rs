@@ -131,9 +131,14 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
             Some(text) => serde_json::from_str(text)
                 .map_err(|e| Status::invalid_argument(format!("input is not valid JSON: {e}")))?,
         };
+        let options = perdure::StartOptions {
+            instance_id: id.map(str::to_string),
+            start_at,
+            version: r.version.clone().filter(|v| !v.is_empty()),
+        };
         let id = self
             .client
-            .start_new_at(&r.name, id, input, start_at)
+            .start_new_with(&r.name, input, options)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::CreateInstanceResponse {
@@ -166,6 +171,12 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
             .rewind(&r.instance_id, r.reason)
             .await
             .map_err(status)?;
+        // Answer once the rewind is applied (the instance is no longer
+        // Failed), so that a wait for completion that follows waits for the
+        // rewound run rather than seeing the old failure. Without a worker
+        // for the name the rewind waits in the queue; answer anyway.
+        let applied = self.wait_until(&r.instance_id, false, |s| s != RuntimeStatus::Failed);
+        let _ = tokio::time::timeout(Duration::from_secs(10), applied).await;
         Ok(Response::new(pb::RewindInstanceResponse {}))
     }
 

@@ -19,7 +19,7 @@ use super::proto as pb;
 use perdure::dispatch::{self, ExecutionInfo, Outcome, Prepared, TurnPlan, TurnResult};
 use perdure_core::{EventKind, HistoryEvent};
 use perdure_store::{ActivityItem, NameFilter, Store, StoreError, WorkFilter, WorkKind};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -646,20 +646,21 @@ fn mark(last_sent: &Mutex<Instant>) {
 
 /// The turn's events without results already in history or repeated in the
 /// batch (at-least-once delivery can repeat one), and without results for
-/// steps the history never scheduled.
+/// steps the history never scheduled. An id may be scheduled more than once
+/// (the Python SDK retries an activity under its first id), so results are
+/// counted against schedules.
 fn dedupe(past: &[HistoryEvent], turn: Vec<HistoryEvent>) -> Vec<HistoryEvent> {
-    let mut scheduled = HashSet::new();
-    let mut answered = HashSet::new();
+    let mut open: HashMap<i64, i64> = HashMap::new();
     for e in past {
         match &e.kind {
             EventKind::TaskScheduled { .. }
             | EventKind::TimerCreated { .. }
             | EventKind::SubOrchestrationInstanceCreated { .. } => {
-                scheduled.insert(e.event_id);
+                *open.entry(e.event_id).or_default() += 1;
             }
             _ => {
                 if let Some(id) = completion_id(e) {
-                    answered.insert(id);
+                    *open.entry(id).or_default() -= 1;
                 }
             }
         }
@@ -668,8 +669,11 @@ fn dedupe(past: &[HistoryEvent], turn: Vec<HistoryEvent>) -> Vec<HistoryEvent> {
         .filter(|e| match completion_id(e) {
             None => true,
             Some(id) => {
-                let keep = scheduled.contains(&id) && answered.insert(id);
-                if !keep {
+                let waiting = open.entry(id).or_default();
+                let keep = *waiting > 0;
+                if keep {
+                    *waiting -= 1;
+                } else {
                     tracing::debug!(
                         task_id = id,
                         kind = e.type_name(),
