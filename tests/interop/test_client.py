@@ -2,6 +2,8 @@
 starting, waiting, events, suspend/resume, terminate, purge and failures,
 with orchestrations run by Perdure's own in-process sample workers."""
 
+import time
+
 import grpc
 import pytest
 from durabletask import client as dt
@@ -66,9 +68,14 @@ def test_duplicate_id_and_unknown_instance(server):
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_failure_details(server):
+def test_failure_details_and_unknown_names(server):
     c = dt.TaskHubGrpcClient(host_address=server)
-    iid = c.schedule_new_orchestration("NoSuchOrchestrator")
+    # DoWork needs a number: the in-process orchestrator fails, typed.
+    iid = c.schedule_new_orchestration("DoWork", input="not a number")
     state = c.wait_for_orchestration_completion(iid, timeout=30)
     assert state.runtime_status == dt.OrchestrationStatus.FAILED
-    assert state.failure_details.error_type == "OrchestratorNotFound"
+    assert state.failure_details.error_type and state.failure_details.message
+    # A name no worker serves waits for one (a Python worker may connect).
+    waiting = c.schedule_new_orchestration("NoSuchOrchestrator")
+    time.sleep(0.5)
+    assert c.get_orchestration_state(waiting).runtime_status == dt.OrchestrationStatus.PENDING
