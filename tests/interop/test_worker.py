@@ -5,11 +5,14 @@ work-item filters, shared load and reconnects."""
 
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
+import grpc
+import pytest
 from durabletask import client as dt
 from durabletask import task
 from durabletask import worker as wk
+from durabletask.internal import orchestrator_service_pb2 as pb
 
 TIMEOUT = 60
 S = dt.OrchestrationStatus
@@ -518,3 +521,24 @@ def test_worker_disconnects_mid_run_and_reconnects(server, workers):
     st = done(c, iid)
     stopper.join(TIMEOUT)
     assert (st.runtime_status, st.get_output()) == (S.COMPLETED, 3)
+
+
+def test_scheduled_start_and_id_reuse_policy(server, workers):
+    workers([forever, chain], [hello])
+    c = dt.TaskHubGrpcClient(host_address=server)
+    # A scheduled start waits, Pending, until its time.
+    later = c.schedule_new_orchestration(chain, start_at=datetime.now(timezone.utc) + timedelta(seconds=1.5))
+    time.sleep(0.5)
+    assert c.get_orchestration_state(later).runtime_status == S.PENDING
+    assert done(c, later).runtime_status == S.COMPLETED
+    # A running id is refused unless the reuse policy lists its status.
+    iid = f"reuse-{time.time_ns()}"
+    c.schedule_new_orchestration(forever, instance_id=iid)
+    wait_status(c, iid, S.RUNNING)
+    with pytest.raises(grpc.RpcError) as err:
+        c.schedule_new_orchestration(chain, instance_id=iid)
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    policy = pb.OrchestrationIdReusePolicy(replaceableStatus=[pb.ORCHESTRATION_STATUS_RUNNING])
+    c.schedule_new_orchestration(chain, instance_id=iid, reuse_id_policy=policy)
+    st = done(c, iid)
+    assert (st.name, st.runtime_status) == ("chain", S.COMPLETED)

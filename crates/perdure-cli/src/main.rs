@@ -316,7 +316,10 @@ async fn run() -> Result<()> {
                 .await
                 .with_context(|| format!("opening store {store}"))?;
             let client = Client::new(store.clone());
+            // Other workers (other processes, SDK workers over gRPC) may
+            // serve names the samples do not have: leave those to them.
             let options = WorkerOptions {
+                take_unknown_names: false,
                 lease: Duration::from_millis(lease_ms),
                 ..WorkerOptions::default()
             };

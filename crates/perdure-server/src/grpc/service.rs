@@ -115,10 +115,21 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
                     )));
                 }
                 if !existing.runtime_status.is_terminal() {
-                    return Err(Status::failed_precondition(format!(
-                        "instance `{id}` is {}; replacing a running instance is not supported yet",
-                        existing.runtime_status
-                    )));
+                    // The policy allows replacing it: terminate it first.
+                    self.client
+                        .terminate(id, "replaced by a new instance with the same id")
+                        .await
+                        .map_err(status)?;
+                    let ended = self.wait_until(id, false, |s| s.is_terminal());
+                    if tokio::time::timeout(Duration::from_secs(30), ended)
+                        .await
+                        .is_err()
+                    {
+                        return Err(Status::failed_precondition(format!(
+                            "instance `{id}` was asked to terminate so that it could be \
+                             replaced, but no worker ended it within 30 s"
+                        )));
+                    }
                 }
             }
         }
