@@ -111,6 +111,37 @@ pub enum EventKind {
     ContinueAsNew {
         input: Payload,
     },
+    /// A one-way operation request to an entity. In the sender's history it
+    /// records the signal (event id = action id); in the entity's inbox it is
+    /// the request itself.
+    EntityOperationSignaled {
+        request_id: String,
+        /// The entity's instance id, `@name@key`.
+        target: String,
+        operation: String,
+        input: Payload,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scheduled_time: Option<Timestamp>,
+    },
+    /// A two-way operation request from an orchestration to an entity.
+    EntityOperationCalled {
+        request_id: String,
+        target: String,
+        operation: String,
+        input: Payload,
+        parent_instance_id: String,
+        parent_execution_id: String,
+    },
+    /// An entity's answer to a call.
+    EntityOperationCompleted {
+        request_id: String,
+        output: Payload,
+    },
+    /// An entity operation failed; its state change was rolled back.
+    EntityOperationFailed {
+        request_id: String,
+        failure: FailureDetails,
+    },
 }
 
 impl HistoryEvent {
@@ -137,6 +168,8 @@ impl HistoryEvent {
             | EventKind::SubOrchestrationInstanceCreated { name, .. }
             | EventKind::EventSent { name, .. }
             | EventKind::EventRaised { name, .. } => Some(name),
+            EventKind::EntityOperationSignaled { operation, .. }
+            | EventKind::EntityOperationCalled { operation, .. } => Some(operation),
             _ => None,
         }
     }
@@ -149,6 +182,8 @@ impl HistoryEvent {
             | EventKind::SubOrchestrationInstanceCreated { input, .. }
             | EventKind::EventSent { input, .. }
             | EventKind::EventRaised { input, .. }
+            | EventKind::EntityOperationSignaled { input, .. }
+            | EventKind::EntityOperationCalled { input, .. }
             | EventKind::ContinueAsNew { input } => input.as_deref(),
             _ => None,
         }
@@ -164,11 +199,11 @@ impl HistoryEvent {
                 None => result.clone(),
             },
             EventKind::TaskCompleted { result, .. }
-            | EventKind::SubOrchestrationInstanceCompleted { result, .. } => result.clone(),
+            | EventKind::SubOrchestrationInstanceCompleted { result, .. }
+            | EventKind::EntityOperationCompleted { output: result, .. } => result.clone(),
             EventKind::TaskFailed { failure, .. }
-            | EventKind::SubOrchestrationInstanceFailed { failure, .. } => {
-                Some(failure.to_string())
-            }
+            | EventKind::SubOrchestrationInstanceFailed { failure, .. }
+            | EventKind::EntityOperationFailed { failure, .. } => Some(failure.to_string()),
             EventKind::ExecutionTerminated { reason } => reason.clone(),
             _ => None,
         }
@@ -199,6 +234,10 @@ impl EventKind {
             EventKind::EventSent { .. } => "EventSent",
             EventKind::EventRaised { .. } => "EventRaised",
             EventKind::ContinueAsNew { .. } => "ContinueAsNew",
+            EventKind::EntityOperationSignaled { .. } => "EntityOperationSignaled",
+            EventKind::EntityOperationCalled { .. } => "EntityOperationCalled",
+            EventKind::EntityOperationCompleted { .. } => "EntityOperationCompleted",
+            EventKind::EntityOperationFailed { .. } => "EntityOperationFailed",
         }
     }
 }

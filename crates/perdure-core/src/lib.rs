@@ -7,6 +7,7 @@
 //! Architecture invariant: this crate does no I/O, never reads the clock and
 //! never draws random numbers. Time, ids and randomness are passed in.
 
+pub mod entity;
 pub mod failure;
 pub mod history;
 pub mod instance_id;
@@ -14,6 +15,7 @@ pub mod replay;
 pub mod retry;
 pub mod status;
 
+pub use entity::{is_entity_instance, EntityId, EntityIdError};
 pub use failure::FailureDetails;
 pub use history::{decode_event, encode_event, EventKind, HistoryEvent, ParentInstance, Payload};
 pub use instance_id::{generated_instance_id, validate_instance_id, InstanceIdError};

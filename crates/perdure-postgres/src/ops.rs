@@ -160,9 +160,15 @@ async fn insert_messages(
     let control: Vec<bool> = msgs.iter().map(|m| is_control(&m.event)).collect();
     let stmt = tx
         .prepare_cached(
+            // ORDER BY the array position: sequence numbers (the inbox
+            // order) must follow the order the messages were sent in, which
+            // a semi-join alone does not keep.
             "INSERT INTO inbox (instance_id, execution_id, event, visible_at, control)
-             SELECT t.iid, t.eid, t.ev, t.vis, t.ctl FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bool[]) AS t(iid, eid, ev, vis, ctl)
-             WHERE EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = t.iid)",
+             SELECT t.iid, t.eid, t.ev, t.vis, t.ctl
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bool[])
+                  WITH ORDINALITY AS t(iid, eid, ev, vis, ctl, ord)
+             WHERE EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = t.iid)
+             ORDER BY t.ord",
         )
         .await
         .map_err(|e| backend("enqueueing messages", e))?;
@@ -284,7 +290,20 @@ pub(crate) async fn send_message(
         .await
         .map_err(|e| backend("looking up an instance", e))?;
     if exists.is_none() {
-        return Err(StoreError::NotFound(m.instance_id));
+        let Some(new) = implicit_instance(&m) else {
+            return Err(StoreError::NotFound(m.instance_id));
+        };
+        insert_instance(
+            tx,
+            &m.instance_id,
+            &new.name,
+            &new.version,
+            &new.execution_id,
+            &new.input,
+            new.parent_instance_id.as_deref(),
+            now,
+        )
+        .await?;
     }
     let mut w = Woken::default();
     insert_messages(tx, &[m], now, &mut w).await?;
@@ -464,22 +483,15 @@ pub(crate) async fn commit_orchestration(
         w.activities_now = true;
     }
     for m in &k.messages {
-        if let EventKind::ExecutionStarted {
-            name,
-            version,
-            input,
-            execution_id,
-            parent,
-        } = &m.event.kind
-        {
+        if let Some(new) = implicit_instance(m) {
             insert_instance(
                 tx,
                 &m.instance_id,
-                name,
-                version,
-                execution_id,
-                input,
-                parent.as_ref().map(|p| p.instance_id.as_str()),
+                &new.name,
+                &new.version,
+                &new.execution_id,
+                &new.input,
+                new.parent_instance_id.as_deref(),
                 k.now.timestamp_millis(),
             )
             .await?;

@@ -166,6 +166,41 @@ pub fn history(events: &[HistoryEvent], show_output: bool) -> Vec<Value> {
                     o.insert("Input".into(), value(input.as_deref()));
                 }
             }
+            EventKind::EntityOperationSignaled {
+                request_id,
+                target,
+                operation,
+                input,
+                ..
+            }
+            | EventKind::EntityOperationCalled {
+                request_id,
+                target,
+                operation,
+                input,
+                ..
+            } => {
+                o.insert("RequestId".into(), json!(request_id));
+                o.insert("InstanceId".into(), json!(target));
+                o.insert("Operation".into(), json!(operation));
+                if show_output {
+                    o.insert("Input".into(), value(input.as_deref()));
+                }
+            }
+            EventKind::EntityOperationCompleted { request_id, output } => {
+                o.insert("RequestId".into(), json!(request_id));
+                if show_output {
+                    o.insert("Result".into(), value(output.as_deref()));
+                }
+            }
+            EventKind::EntityOperationFailed {
+                request_id,
+                failure,
+            } => {
+                o.insert("RequestId".into(), json!(request_id));
+                o.insert("Reason".into(), json!(failure.error_type));
+                o.insert("Details".into(), json!(failure.message));
+            }
         }
         out.push(Value::Object(o));
     }

@@ -232,9 +232,30 @@ pub(crate) fn create_instance(c: &Connection, req: &CreateInstance) -> Result<Wo
     Ok(w)
 }
 
+fn create_implicit(
+    c: &Connection,
+    id: &str,
+    new: &ImplicitInstance,
+    now: i64,
+) -> Result<(), StoreError> {
+    insert_instance(
+        c,
+        id,
+        &new.name,
+        &new.version,
+        &new.execution_id,
+        &new.input,
+        new.parent_instance_id.as_deref(),
+        now,
+    )
+}
+
 pub(crate) fn send_message(c: &Connection, m: &InstanceMessage) -> Result<Woken, StoreError> {
     if !exists(c, &m.instance_id)? {
-        return Err(StoreError::NotFound(m.instance_id.clone()));
+        let Some(new) = implicit_instance(m) else {
+            return Err(StoreError::NotFound(m.instance_id.clone()));
+        };
+        create_implicit(c, &m.instance_id, &new, now_ms())?;
     }
     let mut w = Woken::default();
     insert_message(c, m, &mut w, now_ms())?;
@@ -414,26 +435,10 @@ pub(crate) fn commit_orchestration(
     }
     for m in &k.messages {
         if !exists(c, &m.instance_id)? {
-            let EventKind::ExecutionStarted {
-                name,
-                version,
-                input,
-                execution_id,
-                parent,
-            } = &m.event.kind
-            else {
+            let Some(new) = implicit_instance(m) else {
                 continue; // undeliverable: dropped
             };
-            insert_instance(
-                c,
-                &m.instance_id,
-                name,
-                version,
-                execution_id,
-                input,
-                parent.as_ref().map(|p| p.instance_id.as_str()),
-                k.now.timestamp_millis(),
-            )?;
+            create_implicit(c, &m.instance_id, &new, k.now.timestamp_millis())?;
         }
         insert_message(c, m, &mut w, now)?;
     }

@@ -729,6 +729,45 @@ pub async fn check_filters<S: Store>(s: &S) {
     assert_eq!(act(only("A", &[""])).await.as_deref(), Some("A"));
 }
 
+/// Messages one commit sends arrive in the order sent (FIFO per sender),
+/// and a message to an entity id creates the entity.
+pub async fn check_message_order<S: Store>(s: &S) {
+    s.create_instance(create("m1")).await.expect("create");
+    let item = fetch_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("work");
+    let mut k = commit_for(
+        &item,
+        vec![HistoryEvent::new(now(), EventKind::OrchestratorStarted)],
+    );
+    let names: Vec<String> = (0..12).map(|i| format!("e{i}")).collect();
+    for n in &names {
+        k.messages.push(raised("m1", n, Duration::ZERO));
+        k.messages.push(raised("@counter@k", n, Duration::ZERO));
+    }
+    s.commit_orchestration(k).await.expect("commit");
+    for id in ["m1", "@counter@k"] {
+        let got = fetch_until(s, LEASE, Duration::from_secs(5))
+            .await
+            .expect("messages");
+        let order: Vec<String> = got
+            .messages
+            .iter()
+            .filter_map(|m| match &m.event.kind {
+                EventKind::EventRaised { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(order, names, "{id}: inbox order is send order");
+        if id.starts_with('@') {
+            assert_eq!(
+                got.instance.name, "@counter",
+                "an entity is created by its first message"
+            );
+        }
+    }
+}
+
 pub async fn run_all<S, F, Fut>(make: F)
 where
     S: Store,
@@ -743,6 +782,7 @@ where
     check_replace_and_wake(&make().await).await;
     check_list_purge_suspend(&make().await).await;
     check_filters(&make().await).await;
+    check_message_order(&make().await).await;
 }
 
 #[cfg(test)]

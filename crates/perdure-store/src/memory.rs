@@ -215,13 +215,42 @@ impl InstanceStore for MemoryStore {
     async fn send_message(&self, msg: InstanceMessage) -> Result<(), StoreError> {
         let mut g = self.lock()?;
         if !g.instances.contains_key(&msg.instance_id) {
-            return Err(StoreError::NotFound(msg.instance_id));
+            let Some(new) = implicit_instance(&msg) else {
+                return Err(StoreError::NotFound(msg.instance_id));
+            };
+            let rec = new_record(&msg.instance_id, new, chrono::Utc::now());
+            g.instances.insert(
+                msg.instance_id.clone(),
+                Inst {
+                    rec,
+                    history: Vec::new(),
+                    lock: None,
+                },
+            );
         }
         let visible = ms(msg.visible_at);
         g.push_msg(msg);
         drop(g);
         self.signal_message(visible, now_ms());
         Ok(())
+    }
+}
+
+fn new_record(id: &str, new: ImplicitInstance, now: Timestamp) -> InstanceRecord {
+    InstanceRecord {
+        instance_id: id.to_string(),
+        name: new.name,
+        version: new.version,
+        status: RuntimeStatus::Pending,
+        execution_id: new.execution_id,
+        input: new.input,
+        output: None,
+        failure: None,
+        custom_status: None,
+        created_at: now,
+        updated_at: now,
+        parent_instance_id: new.parent_instance_id,
+        history_len: 0,
     }
 }
 
@@ -365,31 +394,10 @@ impl OrchestrationQueue for MemoryStore {
         for m in c.messages {
             let exists = inner.instances.contains_key(&m.instance_id);
             if !exists {
-                let EventKind::ExecutionStarted {
-                    name,
-                    version,
-                    input,
-                    execution_id,
-                    parent,
-                } = &m.event.kind
-                else {
+                let Some(new) = implicit_instance(&m) else {
                     continue; // undeliverable: dropped
                 };
-                let rec = InstanceRecord {
-                    instance_id: m.instance_id.clone(),
-                    name: name.clone(),
-                    version: version.clone(),
-                    status: RuntimeStatus::Pending,
-                    execution_id: execution_id.clone(),
-                    input: input.clone(),
-                    output: None,
-                    failure: None,
-                    custom_status: None,
-                    created_at: c.now,
-                    updated_at: c.now,
-                    parent_instance_id: parent.as_ref().map(|p| p.instance_id.clone()),
-                    history_len: 0,
-                };
+                let rec = new_record(&m.instance_id, new, c.now);
                 inner.instances.insert(
                     m.instance_id.clone(),
                     Inst {

@@ -260,3 +260,44 @@ impl WorkFilter {
         }
     }
 }
+
+/// The instance row a message brings into being when its target does not
+/// exist yet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImplicitInstance {
+    pub name: String,
+    pub version: Option<String>,
+    pub execution_id: String,
+    pub input: Payload,
+    pub parent_instance_id: Option<String>,
+}
+
+/// A start message (ExecutionStarted) creates its orchestration instance
+/// (Pending); any message to an entity id (`@name@key`) creates the entity.
+/// `None`: a message to an unknown instance that is dropped.
+pub fn implicit_instance(m: &InstanceMessage) -> Option<ImplicitInstance> {
+    if let perdure_core::EventKind::ExecutionStarted {
+        name,
+        version,
+        input,
+        execution_id,
+        parent,
+    } = &m.event.kind
+    {
+        return Some(ImplicitInstance {
+            name: name.clone(),
+            version: version.clone(),
+            execution_id: execution_id.clone(),
+            input: input.clone(),
+            parent_instance_id: parent.as_ref().map(|p| p.instance_id.clone()),
+        });
+    }
+    let entity = perdure_core::EntityId::parse(&m.instance_id).ok()?;
+    Some(ImplicitInstance {
+        name: entity.instance_name(),
+        version: None,
+        execution_id: String::new(),
+        input: None,
+        parent_instance_id: None,
+    })
+}

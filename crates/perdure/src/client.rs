@@ -3,7 +3,10 @@
 //! worker's process or another one.
 
 use crate::error::ClientError;
+
+mod entities;
 use chrono::{DateTime, Utc};
+pub use entities::{EntityMetadata, EntityPage, EntityQuery};
 use perdure_core::{
     generated_instance_id, validate_instance_id, EventKind, FailureDetails, HistoryEvent, Payload,
     RuntimeStatus,

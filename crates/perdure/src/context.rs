@@ -7,7 +7,9 @@ use crate::retry::RetryPolicy;
 use crate::tasks::{DurableTask, EventTask, RawTask, Target, TimerTask};
 use chrono::{DateTime, Utc};
 use futures::future::{BoxFuture, Either, FutureExt};
-use perdure_core::{validate_instance_id, ExecutionState, ParentInstance, Payload, TaskKey};
+use perdure_core::{
+    validate_instance_id, EntityId, ExecutionState, ParentInstance, Payload, TaskKey,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -307,6 +309,49 @@ impl OrchestrationContext {
     pub fn send_event(&self, instance_id: &str, name: &str, data: impl Serialize) {
         let payload = serde_json::to_string(&data).ok();
         self.with(|e| e.send_event(instance_id, name, payload));
+    }
+
+    /// Calls an operation on an entity and waits for its answer, given as
+    /// `T`. Operations on one entity run one at a time, in the order each
+    /// sender sent them.
+    pub fn call_entity<T: DeserializeOwned>(
+        &self,
+        entity: &EntityId,
+        operation: &str,
+        input: impl Serialize,
+    ) -> DurableTask<T> {
+        let target = Target::Entity {
+            entity: entity.to_string(),
+            operation: operation.to_string(),
+        };
+        let what = format!("the input of operation `{operation}` of entity `{entity}`");
+        let payload = match to_payload(&input, &what) {
+            Ok(p) => p,
+            Err(e) => return DurableTask::failed(e, target),
+        };
+        let id = self.with(|e| e.call_entity(&entity.to_string(), operation, payload));
+        DurableTask::new(
+            RawTask::new(self.shared.clone(), TaskKey::Action(id)),
+            target,
+        )
+    }
+
+    /// Signals an operation on an entity (one-way: nothing waits for it).
+    pub fn signal_entity(&self, entity: &EntityId, operation: &str, input: impl Serialize) {
+        self.signal_entity_at(entity, operation, input, None);
+    }
+
+    /// Signals an operation on an entity, delivered no earlier than `at`
+    /// when given.
+    pub fn signal_entity_at(
+        &self,
+        entity: &EntityId,
+        operation: &str,
+        input: impl Serialize,
+        at: Option<DateTime<Utc>>,
+    ) {
+        let payload = serde_json::to_string(&input).ok();
+        self.with(|e| e.signal_entity(&entity.to_string(), operation, payload, at));
     }
 
     /// Waits for every task; the results come back in the order given.

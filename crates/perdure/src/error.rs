@@ -74,6 +74,13 @@ pub enum TaskError {
         instance_id: String,
         failure: FailureDetails,
     },
+    /// The entity operation failed (its state change was rolled back).
+    #[error("operation `{operation}` of entity `{entity}` failed: {failure}")]
+    EntityOperationFailed {
+        entity: String,
+        operation: String,
+        failure: FailureDetails,
+    },
     /// `wait_for_external_event_with_timeout` timed out.
     #[error("timed out waiting for external event `{0}`")]
     Timeout(String),
@@ -90,7 +97,8 @@ impl TaskError {
     pub fn failure(&self) -> Option<&FailureDetails> {
         match self {
             TaskError::ActivityFailed { failure, .. }
-            | TaskError::SubOrchestrationFailed { failure, .. } => Some(failure),
+            | TaskError::SubOrchestrationFailed { failure, .. }
+            | TaskError::EntityOperationFailed { failure, .. } => Some(failure),
             _ => None,
         }
     }
@@ -105,6 +113,7 @@ impl TaskError {
         let kind = match self {
             TaskError::ActivityFailed { .. } => "ActivityFailed",
             TaskError::SubOrchestrationFailed { .. } => "SubOrchestrationFailed",
+            TaskError::EntityOperationFailed { .. } => "EntityOperationFailed",
             TaskError::Timeout(_) => "Timeout",
             TaskError::Serialization { .. } => "Serialization",
             TaskError::InvalidCall(_) => "InvalidCall",

@@ -36,6 +36,7 @@ mod activity;
 mod client;
 mod context;
 pub mod dispatch;
+mod entity;
 mod error;
 mod executor;
 mod registry;
@@ -45,9 +46,11 @@ mod worker;
 
 pub use activity::ActivityContext;
 pub use client::{
-    Client, InstancePage, OrchestrationStatus, PurgeFilter, StartOptions, MAX_PAYLOAD_BYTES,
+    Client, EntityMetadata, EntityPage, EntityQuery, InstancePage, OrchestrationStatus,
+    PurgeFilter, StartOptions, MAX_PAYLOAD_BYTES,
 };
 pub use context::OrchestrationContext;
+pub use entity::EntityContext;
 pub use error::{ClientError, Failure, Result, TaskError};
 pub use registry::Registry;
 pub use retry::RetryPolicy;
@@ -55,7 +58,7 @@ pub use tasks::{DurableTask, EventTask, TimerTask};
 pub use worker::{Worker, WorkerOptions};
 
 pub use perdure_core::{
-    EventKind, FailureDetails, HistoryEvent, ParentInstance, RetryOptions, RuntimeStatus,
+    EntityId, EventKind, FailureDetails, HistoryEvent, ParentInstance, RetryOptions, RuntimeStatus,
 };
 pub use perdure_store::{InstanceQuery, Store, StoreError};
 

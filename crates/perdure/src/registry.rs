@@ -3,6 +3,7 @@
 
 use crate::activity::ActivityContext;
 use crate::context::OrchestrationContext;
+use crate::entity::EntityContext;
 use crate::error::Failure;
 use futures::future::{BoxFuture, FutureExt};
 use perdure_core::Payload;
@@ -17,6 +18,8 @@ pub(crate) type OrchestratorFn =
 pub(crate) type ActivityFn = Arc<
     dyn Fn(ActivityContext, Payload) -> BoxFuture<'static, Result<Payload, Failure>> + Send + Sync,
 >;
+pub(crate) type EntityFn =
+    Arc<dyn Fn(EntityContext) -> BoxFuture<'static, Result<Payload, Failure>> + Send + Sync>;
 
 fn to_payload<O: Serialize>(out: O, what: &str) -> Result<Payload, Failure> {
     serde_json::to_string(&out).map(Some).map_err(|e| {
@@ -27,11 +30,12 @@ fn to_payload<O: Serialize>(out: O, what: &str) -> Result<Payload, Failure> {
     })
 }
 
-/// Orchestrators and activities by name.
+/// Orchestrators, activities and entities by name.
 #[derive(Clone, Default)]
 pub struct Registry {
     orchestrators: HashMap<String, (String, OrchestratorFn)>,
     activities: HashMap<String, (String, ActivityFn)>,
+    entities: HashMap<String, EntityFn>,
 }
 
 impl Registry {
@@ -88,6 +92,38 @@ impl Registry {
         self.activities
             .insert(name.to_lowercase(), (name.to_string(), erased));
         self
+    }
+
+    /// Registers an entity: an async function of an [`EntityContext`] that
+    /// runs one operation (dispatching on `ctx.operation()`), reads and
+    /// writes the entity's state through the context, and returns the
+    /// operation's result. An error or a panic rolls the state back.
+    pub fn add_entity<F, Fut, O>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        F: Fn(EntityContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, Failure>> + Send + 'static,
+        O: Serialize + 'static,
+    {
+        let label = format!("entity `{name}`");
+        let erased: EntityFn = Arc::new(move |ctx| {
+            let fut = f(ctx);
+            let label = label.clone();
+            async move { to_payload(fut.await?, &label) }.boxed()
+        });
+        self.entities.insert(name.to_lowercase(), erased);
+        self
+    }
+
+    pub(crate) fn entity(&self, name: &str) -> Option<EntityFn> {
+        self.entities.get(&name.to_lowercase()).cloned()
+    }
+
+    /// Registered entity names (lowercase), as stores name their instances:
+    /// `@name`.
+    pub fn entity_instance_names(&self) -> Vec<String> {
+        let mut v: Vec<_> = self.entities.keys().map(|n| format!("@{n}")).collect();
+        v.sort();
+        v
     }
 
     pub(crate) fn orchestrator(&self, name: &str) -> Option<OrchestratorFn> {

@@ -63,9 +63,10 @@ impl Drop for RawTask {
 pub(crate) enum Target {
     Activity(String),
     SubOrchestration { name: String, instance_id: String },
+    Entity { entity: String, operation: String },
 }
 
-/// An activity or sub-orchestration call. Awaiting it gives its result,
+/// An activity, sub-orchestration or entity call. Awaiting it gives its result,
 /// deserialized as `T`, or a [`TaskError`].
 pub struct DurableTask<T> {
     raw: Option<RawTask>,
@@ -127,6 +128,17 @@ impl<T: DeserializeOwned> Future for DurableTask<T> {
                     }
                     (Some(Completion::Ok(p)), Target::SubOrchestration { name, .. }) => {
                         decode(p.as_deref(), &format!("sub-orchestration `{name}`"))
+                    }
+                    (Some(Completion::Ok(p)), Target::Entity { entity, operation }) => decode(
+                        p.as_deref(),
+                        &format!("operation `{operation}` of entity `{entity}`"),
+                    ),
+                    (Some(Completion::Failed(f)), Target::Entity { entity, operation }) => {
+                        Err(TaskError::EntityOperationFailed {
+                            entity: entity.clone(),
+                            operation: operation.clone(),
+                            failure: f,
+                        })
                     }
                     (Some(Completion::Failed(f)), Target::Activity(name)) => {
                         Err(TaskError::ActivityFailed {

@@ -48,6 +48,25 @@ pub enum Action {
         name: String,
         input: Payload,
     },
+    /// A two-way entity operation; its answer resolves the task.
+    CallEntity {
+        id: i64,
+        request_id: String,
+        target: String,
+        operation: String,
+        input: Payload,
+        parent_instance_id: String,
+        parent_execution_id: String,
+    },
+    /// A one-way entity operation, delivered at `scheduled_time` if given.
+    SignalEntity {
+        id: i64,
+        request_id: String,
+        target: String,
+        operation: String,
+        input: Payload,
+        scheduled_time: Option<Timestamp>,
+    },
 }
 
 impl Action {
@@ -56,7 +75,9 @@ impl Action {
             Action::ScheduleTask { id, .. }
             | Action::CreateTimer { id, .. }
             | Action::CreateSubOrchestration { id, .. }
-            | Action::SendEvent { id, .. } => *id,
+            | Action::SendEvent { id, .. }
+            | Action::CallEntity { id, .. }
+            | Action::SignalEntity { id, .. } => *id,
         }
     }
 
@@ -77,6 +98,18 @@ impl Action {
                 name,
                 ..
             } => format!("SendEvent `{name}` to `{instance_id}` (id {id})"),
+            Action::CallEntity {
+                id,
+                target,
+                operation,
+                ..
+            } => format!("CallEntity `{operation}` on `{target}` (id {id})"),
+            Action::SignalEntity {
+                id,
+                target,
+                operation,
+                ..
+            } => format!("SignalEntity `{operation}` to `{target}` (id {id})"),
         }
     }
 
@@ -116,6 +149,36 @@ impl Action {
                 name,
                 input,
             },
+            Action::CallEntity {
+                request_id,
+                target,
+                operation,
+                input,
+                parent_instance_id,
+                parent_execution_id,
+                ..
+            } => EventKind::EntityOperationCalled {
+                request_id,
+                target,
+                operation,
+                input,
+                parent_instance_id,
+                parent_execution_id,
+            },
+            Action::SignalEntity {
+                request_id,
+                target,
+                operation,
+                input,
+                scheduled_time,
+                ..
+            } => EventKind::EntityOperationSignaled {
+                request_id,
+                target,
+                operation,
+                input,
+                scheduled_time,
+            },
         };
         HistoryEvent {
             event_id: self.id(),
@@ -153,6 +216,26 @@ impl Action {
                     ..
                 },
             ) => name == n && instance_id == i,
+            (
+                Action::CallEntity {
+                    target, operation, ..
+                },
+                EventKind::EntityOperationCalled {
+                    target: t,
+                    operation: o,
+                    ..
+                },
+            )
+            | (
+                Action::SignalEntity {
+                    target, operation, ..
+                },
+                EventKind::EntityOperationSignaled {
+                    target: t,
+                    operation: o,
+                    ..
+                },
+            ) => target == t && operation == o,
             _ => false,
         }
     }
@@ -169,6 +252,12 @@ fn describe_action_event(event: &HistoryEvent) -> String {
         EventKind::EventSent {
             name, instance_id, ..
         } => format!("SendEvent `{name}` to `{instance_id}` (id {id})"),
+        EventKind::EntityOperationCalled {
+            target, operation, ..
+        } => format!("CallEntity `{operation}` on `{target}` (id {id})"),
+        EventKind::EntityOperationSignaled {
+            target, operation, ..
+        } => format!("SignalEntity `{operation}` to `{target}` (id {id})"),
         other => other.type_name().to_string(),
     }
 }
@@ -240,6 +329,7 @@ enum OpenKind {
     Task,
     Timer,
     SubOrchestration,
+    EntityCall,
 }
 
 /// A continue-as-new request made by the orchestrator.
@@ -270,6 +360,8 @@ pub struct ExecutionState {
     custom_status: Payload,
     continue_as_new: Option<ContinueAsNew>,
     guid_counter: u64,
+    /// Entity calls awaiting an answer: request id -> action id.
+    entity_requests: HashMap<String, i64>,
 }
 
 impl ExecutionState {
@@ -293,6 +385,7 @@ impl ExecutionState {
             custom_status: None,
             continue_as_new: None,
             guid_counter: 0,
+            entity_requests: HashMap::new(),
         }
     }
 
@@ -383,6 +476,53 @@ impl ExecutionState {
                 instance_id,
                 name,
                 input,
+            },
+            None,
+        )
+    }
+
+    /// Calls an entity operation (two-way); returns its action id. The
+    /// request id is a deterministic GUID, the same on every replay.
+    pub fn call_entity(&mut self, target: &str, operation: &str, input: Payload) -> i64 {
+        let request_id = self.new_guid();
+        let (target, operation) = (target.to_string(), operation.to_string());
+        let (parent_instance_id, parent_execution_id) =
+            (self.instance_id.clone(), self.execution_id.clone());
+        let rid = request_id.clone();
+        let id = self.push_action(
+            |id| Action::CallEntity {
+                id,
+                request_id: rid,
+                target,
+                operation,
+                input,
+                parent_instance_id,
+                parent_execution_id,
+            },
+            Some(OpenKind::EntityCall),
+        );
+        self.entity_requests.insert(request_id, id);
+        id
+    }
+
+    /// Signals an entity operation (one-way), now or at `scheduled_time`.
+    pub fn signal_entity(
+        &mut self,
+        target: &str,
+        operation: &str,
+        input: Payload,
+        scheduled_time: Option<Timestamp>,
+    ) -> i64 {
+        let request_id = self.new_guid();
+        let (target, operation) = (target.to_string(), operation.to_string());
+        self.push_action(
+            |id| Action::SignalEntity {
+                id,
+                request_id,
+                target,
+                operation,
+                input,
+                scheduled_time,
             },
             None,
         )
@@ -510,7 +650,9 @@ impl ExecutionState {
             EventKind::TaskScheduled { .. }
             | EventKind::TimerCreated { .. }
             | EventKind::SubOrchestrationInstanceCreated { .. }
-            | EventKind::EventSent { .. } => match self.unmatched.front() {
+            | EventKind::EventSent { .. }
+            | EventKind::EntityOperationCalled { .. }
+            | EventKind::EntityOperationSignaled { .. } => match self.unmatched.front() {
                 None => Err(NonDeterminism {
                     code: "MissingAction",
                     expected: describe_action_event(event),
@@ -569,6 +711,13 @@ impl ExecutionState {
             EventKind::TimerFired { timer_id, .. } => {
                 Ok(self.resolve(*timer_id, OpenKind::Timer, Completion::Ok(None)))
             }
+            EventKind::EntityOperationCompleted { request_id, output } => {
+                Ok(self.answer(request_id, Completion::Ok(output.clone())))
+            }
+            EventKind::EntityOperationFailed {
+                request_id,
+                failure,
+            } => Ok(self.answer(request_id, Completion::Failed(failure.clone()))),
             EventKind::EventRaised { name, input } => {
                 let waiter = self
                     .waiters
@@ -594,6 +743,13 @@ impl ExecutionState {
             | EventKind::ExecutionSuspended { .. }
             | EventKind::ExecutionResumed { .. }
             | EventKind::ExecutionRewound { .. } => Ok(Applied::Recorded),
+        }
+    }
+
+    fn answer(&mut self, request_id: &str, completion: Completion) -> Applied {
+        match self.entity_requests.remove(request_id) {
+            Some(id) => self.resolve(id, OpenKind::EntityCall, completion),
+            None => Applied::Ignored,
         }
     }
 

@@ -231,6 +231,48 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
         EventKind::ContinueAsNew { input } => T::ContinueAsNew(pb::ContinueAsNewEvent {
             input: input.clone(),
         }),
+        EventKind::EntityOperationSignaled {
+            request_id,
+            target,
+            operation,
+            input,
+            scheduled_time,
+        } => T::EntityOperationSignaled(pb::EntityOperationSignaledEvent {
+            request_id: request_id.clone(),
+            operation: operation.clone(),
+            scheduled_time: scheduled_time.map(ts),
+            input: input.clone(),
+            target_instance_id: Some(target.clone()),
+        }),
+        EventKind::EntityOperationCalled {
+            request_id,
+            target,
+            operation,
+            input,
+            parent_instance_id,
+            parent_execution_id,
+        } => T::EntityOperationCalled(pb::EntityOperationCalledEvent {
+            request_id: request_id.clone(),
+            operation: operation.clone(),
+            scheduled_time: None,
+            input: input.clone(),
+            parent_instance_id: Some(parent_instance_id.clone()),
+            parent_execution_id: Some(parent_execution_id.clone()),
+            target_instance_id: Some(target.clone()),
+        }),
+        EventKind::EntityOperationCompleted { request_id, output } => {
+            T::EntityOperationCompleted(pb::EntityOperationCompletedEvent {
+                request_id: request_id.clone(),
+                output: output.clone(),
+            })
+        }
+        EventKind::EntityOperationFailed {
+            request_id,
+            failure: f,
+        } => T::EntityOperationFailed(pb::EntityOperationFailedEvent {
+            request_id: request_id.clone(),
+            failure_details: Some(failure(f)),
+        }),
     };
     pb::HistoryEvent {
         event_id: e.event_id as i32,

@@ -404,6 +404,24 @@ impl Dispatcher {
     ) -> Result<Option<pb::WorkItem>, StoreError> {
         let plan = match dispatch::prepare(self.store.as_ref(), item).await? {
             Prepared::Handled => return Ok(None),
+            Prepared::Entity(batch) => {
+                // Entity work items for remote workers are not served yet:
+                // answer each call with a failure rather than leave callers
+                // waiting.
+                dispatch::run_entity_batch(self.store.as_ref(), *batch, |id, op, _, state| {
+                    let failure = perdure_core::FailureDetails::new(
+                        "NotSupported",
+                        format!(
+                            "operation `{op}` of entity `{id}`: entities run only in Perdure's \
+                             in-process workers; remote entity work items are not served yet"
+                        ),
+                    )
+                    .non_retriable();
+                    std::future::ready((state, Err(failure)))
+                })
+                .await?;
+                return Ok(None);
+            }
             Prepared::Turn(plan) => plan,
         };
         let id = plan.instance.instance_id.clone();

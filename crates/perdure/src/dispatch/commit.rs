@@ -193,6 +193,23 @@ fn side_effects(
             event: HistoryEvent::new(now, EventKind::EventRaised { name, input }),
             visible_at: now,
         }),
+        // The entity's inbox gets the request the history records.
+        Action::CallEntity { ref target, .. } | Action::SignalEntity { ref target, .. } => {
+            let visible_at = match action {
+                Action::SignalEntity {
+                    scheduled_time: Some(at),
+                    ..
+                } => (*at).max(now),
+                _ => now,
+            };
+            let request = action.to_event(now);
+            commit.messages.push(InstanceMessage {
+                instance_id: target.clone(),
+                execution_id: None,
+                event: HistoryEvent::new(now, request.kind),
+                visible_at,
+            })
+        }
     }
 }
 

@@ -6,7 +6,8 @@
 //!    which messages this turn consumes and applies, whether it starts a new
 //!    execution, whether the instance is suspended. Items that need no
 //!    orchestrator code (late messages for a finished instance, a rewind, a
-//!    scheduled start that is not due) are dealt with here.
+//!    scheduled start that is not due) are dealt with here. Entities take
+//!    their own path: [`run_entity_batch`].
 //! 2. The runner applies the plan's events and gets a [`TurnResult`]: the
 //!    events it accepted, the actions it took, and the outcome if the
 //!    execution ended.
@@ -15,9 +16,11 @@
 //!    sub-orchestration starts, events to others, replies to the parent.
 
 mod commit;
+mod entities;
 mod rewind;
 
 pub use commit::{activity_result, build_commit};
+pub use entities::{run_entity_batch, EntityBatch};
 
 use chrono::Utc;
 use perdure_core::{
@@ -133,6 +136,8 @@ pub enum Prepared {
     Handled,
     /// A turn to run.
     Turn(Box<TurnPlan>),
+    /// Operations for an entity (see [`run_entity_batch`]).
+    Entity(Box<EntityBatch>),
 }
 
 fn is_start(m: &InboxMessage) -> bool {
@@ -147,6 +152,14 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
         lock_token,
     } = item;
     let now = Utc::now();
+    if perdure_core::is_entity_instance(&instance.instance_id) {
+        return Ok(Prepared::Entity(Box::new(EntityBatch {
+            instance,
+            lock_token,
+            messages,
+            now,
+        })));
+    }
     let id = instance.instance_id.clone();
     let mut suspended = instance.status == RuntimeStatus::Suspended;
     let has_execution = instance.history_len > 0 && !instance.status.is_terminal();

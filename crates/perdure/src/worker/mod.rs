@@ -77,7 +77,12 @@ impl Worker {
             (WorkFilter::Any, WorkFilter::Any)
         } else {
             (
-                WorkFilter::names(registry.orchestrator_names()),
+                WorkFilter::names(
+                    registry
+                        .orchestrator_names()
+                        .into_iter()
+                        .chain(registry.entity_instance_names()),
+                ),
                 WorkFilter::names(registry.activity_names()),
             )
         };

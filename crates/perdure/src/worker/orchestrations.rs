@@ -7,7 +7,7 @@ use super::Shared;
 use crate::dispatch::{self, ExecutionInfo, Outcome, Prepared, TurnResult};
 use crate::executor::{OrchestrationRun, Turn};
 use chrono::Utc;
-use perdure_core::{EventKind, Payload};
+use perdure_core::{EventKind, FailureDetails, Payload};
 use perdure_store::{InstanceRecord, OrchestrationItem, StoreError};
 use tracing::Instrument;
 
@@ -73,6 +73,7 @@ fn drop_cached(shared: &Shared, id: &str) {
 async fn process(shared: &Shared, item: OrchestrationItem) -> Result<(), StoreError> {
     let plan = match dispatch::prepare(shared.store.as_ref(), item).await? {
         Prepared::Handled => return Ok(()),
+        Prepared::Entity(batch) => return run_entity(shared, *batch).await,
         Prepared::Turn(plan) => *plan,
     };
     let id = plan.instance.instance_id.clone();
@@ -130,6 +131,38 @@ async fn process(shared: &Shared, item: OrchestrationItem) -> Result<(), StoreEr
         }
     }
     Ok(())
+}
+
+/// Runs an entity's waiting operations with the registered entity function
+/// (or fails them, naming the entity, when none is registered).
+async fn run_entity(shared: &Shared, batch: dispatch::EntityBatch) -> Result<(), StoreError> {
+    let registry = &shared.registry;
+    dispatch::run_entity_batch(
+        shared.store.as_ref(),
+        batch,
+        |id, operation, input, state| {
+            let f = registry.entity(&id.name);
+            let id = id.clone();
+            async move {
+                let Some(f) = f else {
+                    let failure = FailureDetails::new(
+                        "EntityNotFound",
+                        format!(
+                            "no entity named `{}` is registered with this worker",
+                            id.name
+                        ),
+                    )
+                    .non_retriable();
+                    return (state, Err(failure));
+                };
+                let mut state = state;
+                let result =
+                    crate::entity::run_operation(&f, &id, &operation, input, &mut state).await;
+                (state, result)
+            }
+        },
+    )
+    .await
 }
 
 /// The cached run when its history length matches, else a fresh replay.

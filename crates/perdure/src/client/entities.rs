@@ -1,0 +1,141 @@
+//! The client's entity operations: signal an entity, read its state, list
+//! entities. Entities live as instances `@name@key` in the same store.
+
+use super::{payload, Client};
+use crate::error::ClientError;
+use chrono::{DateTime, Utc};
+use perdure_core::{EntityId, EventKind, HistoryEvent, Payload, RuntimeStatus};
+use perdure_store::{InstanceMessage, InstanceQuery};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// An entity and its state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntityMetadata {
+    pub id: EntityId,
+    /// The state as JSON text.
+    pub state: Payload,
+    pub last_modified: DateTime<Utc>,
+}
+
+/// Which entities [`Client::list_entities`] returns.
+#[derive(Clone, Debug, Default)]
+pub struct EntityQuery {
+    /// Only entities of this name.
+    pub name: Option<String>,
+    /// Only keys starting with this (with `name`).
+    pub key_prefix: Option<String>,
+    /// Most entities in one page (at least 1).
+    pub page_size: usize,
+    /// Where the previous page stopped.
+    pub continuation: Option<String>,
+}
+
+/// One page of entities.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntityPage {
+    pub entities: Vec<EntityMetadata>,
+    pub continuation_token: Option<String>,
+}
+
+impl Client {
+    /// Signals an operation on an entity (one-way). The entity exists from
+    /// its first operation.
+    pub async fn signal_entity(
+        &self,
+        entity: &EntityId,
+        operation: &str,
+        input: impl Serialize,
+    ) -> Result<(), ClientError> {
+        self.signal_entity_at(entity, operation, input, None).await
+    }
+
+    /// Signals an operation, delivered no earlier than `at` when given.
+    pub async fn signal_entity_at(
+        &self,
+        entity: &EntityId,
+        operation: &str,
+        input: impl Serialize,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<(), ClientError> {
+        if operation.is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "entity operation name must not be empty".into(),
+            ));
+        }
+        let now = Utc::now();
+        let target = entity.to_string();
+        let event = EventKind::EntityOperationSignaled {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            target: target.clone(),
+            operation: operation.to_string(),
+            input: payload(&input)?,
+            scheduled_time: at,
+        };
+        self.store
+            .send_message(InstanceMessage {
+                instance_id: target,
+                execution_id: None,
+                event: HistoryEvent::new(now, event),
+                visible_at: at.unwrap_or(now).max(now),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The entity's state as `T`; `None` if it has none (never written,
+    /// deleted, or no such entity).
+    pub async fn read_entity_state<T: DeserializeOwned>(
+        &self,
+        entity: &EntityId,
+    ) -> Result<Option<T>, ClientError> {
+        let Some(rec) = self.store.get_instance(&entity.to_string()).await? else {
+            return Ok(None);
+        };
+        match rec.output.as_deref() {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(text)
+                .map(Some)
+                .map_err(|e| ClientError::Serialization(e.to_string())),
+        }
+    }
+
+    /// Entities that have state, by name and key prefix, a page at a time.
+    pub async fn list_entities(&self, query: &EntityQuery) -> Result<EntityPage, ClientError> {
+        let prefix = match (&query.name, &query.key_prefix) {
+            (Some(name), key) => {
+                format!("@{}@{}", name.to_lowercase(), key.as_deref().unwrap_or(""))
+            }
+            (None, Some(_)) => {
+                return Err(ClientError::InvalidArgument(
+                    "a key prefix needs an entity name".into(),
+                ))
+            }
+            (None, None) => "@".to_string(),
+        };
+        let page = self
+            .store
+            .list_instances(&InstanceQuery {
+                statuses: vec![RuntimeStatus::Running],
+                instance_id_prefix: Some(prefix),
+                page_size: query.page_size.max(1),
+                continuation: query.continuation.clone(),
+                ..InstanceQuery::default()
+            })
+            .await?;
+        Ok(EntityPage {
+            entities: page
+                .instances
+                .into_iter()
+                .filter_map(|r| {
+                    Some(EntityMetadata {
+                        id: EntityId::parse(&r.instance_id).ok()?,
+                        state: r.output,
+                        last_modified: r.updated_at,
+                    })
+                })
+                .collect(),
+            continuation_token: page.continuation,
+        })
+    }
+}
