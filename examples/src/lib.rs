@@ -6,6 +6,7 @@
 pub mod approval;
 pub mod chaining;
 pub mod devices;
+pub mod entities;
 pub mod error_handling;
 pub mod eternal;
 pub mod fan_out;
@@ -24,6 +25,7 @@ pub fn registry(client: Client) -> Registry {
     devices::register(&mut r, client);
     error_handling::register(&mut r);
     eternal::register(&mut r);
+    entities::register(&mut r);
     r
 }
 

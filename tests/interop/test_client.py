@@ -79,3 +79,26 @@ def test_failure_details_and_unknown_names(server):
     waiting = c.schedule_new_orchestration("NoSuchOrchestrator")
     time.sleep(0.5)
     assert c.get_orchestration_state(waiting).runtime_status == dt.OrchestrationStatus.PENDING
+
+
+def test_entities_served_in_process(server):
+    from durabletask.entities import EntityInstanceId
+
+    c = dt.TaskHubGrpcClient(host_address=server)
+    e = EntityInstanceId("Counter", "py")
+    c.signal_entity(e, "add", input=3)
+    c.signal_entity(e, "add", input=4)
+    deadline = time.time() + 30
+    meta = None
+    while time.time() < deadline:
+        meta = c.get_entity(e)
+        if meta is not None and meta.get_state(int) == 7:
+            break
+        time.sleep(0.05)
+    assert meta is not None and meta.get_state(int) == 7
+    assert c.get_entity(EntityInstanceId("Counter", "nobody")) is None
+    # An orchestration signals and calls the entity, in order.
+    iid = c.schedule_new_orchestration("CountTo", input=["py2", 5])
+    assert c.wait_for_orchestration_completion(iid, timeout=30).get_output() == 5
+    found = c.get_all_entities(dt.EntityQuery(instance_id_starts_with="@counter@py", include_state=True))
+    assert sorted((str(m.id), m.get_state(int)) for m in found) == [("@counter@py", 7), ("@counter@py2", 5)]

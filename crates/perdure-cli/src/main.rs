@@ -240,7 +240,11 @@ async fn serve(
     };
     let worker = if samples {
         let registry = perdure_examples::registry(client.clone());
-        dispatch.local_orchestrations = registry.orchestrator_names();
+        dispatch.local_orchestrations = registry
+            .orchestrator_names()
+            .into_iter()
+            .chain(registry.entity_instance_names())
+            .collect();
         dispatch.local_activities = registry.activity_names();
         Some(Worker::start(
             store_handle,

@@ -43,7 +43,7 @@ pub async fn not_found(uri: axum::http::Uri) -> ApiError {
     )
 }
 
-fn client_error(e: ClientError) -> ApiError {
+pub(crate) fn client_error(e: ClientError) -> ApiError {
     let status = match &e {
         ClientError::InvalidInstanceId(_)
         | ClientError::InvalidArgument(_)
@@ -68,7 +68,7 @@ fn client_error(e: ClientError) -> ApiError {
     error(status, &kind, e.to_string())
 }
 
-fn json_body(body: &Bytes) -> Result<Value, ApiError> {
+pub(crate) fn json_body(body: &Bytes) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
@@ -81,7 +81,11 @@ fn json_body(body: &Bytes) -> Result<Value, ApiError> {
     })
 }
 
-fn flag(q: &HashMap<String, String>, name: &str, default: bool) -> Result<bool, ApiError> {
+pub(crate) fn flag(
+    q: &HashMap<String, String>,
+    name: &str,
+    default: bool,
+) -> Result<bool, ApiError> {
     match q.get(name).map(|v| v.to_ascii_lowercase()) {
         None => Ok(default),
         Some(v) if v == "true" || v == "1" => Ok(true),
@@ -281,7 +285,7 @@ async fn status(
     Ok(resp)
 }
 
-const CONTINUATION: &str = "x-ms-continuation-token";
+pub(crate) const CONTINUATION: &str = "x-ms-continuation-token";
 
 async fn list(
     State(state): Shared,

@@ -9,6 +9,7 @@
 //! instances the Rust client and workers see.
 
 mod api;
+mod entities;
 pub mod grpc;
 mod openapi;
 pub mod wire;
@@ -57,6 +58,7 @@ pub enum ServeError {
 pub fn router(client: Client, config: ServerConfig) -> Router {
     let state = Arc::new(AppState { client, config });
     api::routes()
+        .merge(entities::routes())
         .route("/openapi.json", axum::routing::get(openapi::document))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(

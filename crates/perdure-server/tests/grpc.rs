@@ -25,7 +25,11 @@ async fn start(
     let client = Client::new(store.clone());
     let registry = perdure_examples::registry(client.clone());
     let dispatch = DispatchOptions {
-        local_orchestrations: registry.orchestrator_names(),
+        local_orchestrations: registry
+            .orchestrator_names()
+            .into_iter()
+            .chain(registry.entity_instance_names())
+            .collect(),
         local_activities: registry.activity_names(),
         ping_every: Duration::from_millis(300),
         lease: Duration::from_secs(3),
@@ -296,12 +300,56 @@ async fn client_rpcs_manage_instances() {
         .into_inner();
     assert_eq!(purged.deleted_instance_count, 2);
 
-    // Entities are not served yet: an honest UNIMPLEMENTED.
-    let entity = g
+    // Entities: signal one served in-process, read it, query them.
+    let bad = g
         .signal_entity(pb::SignalEntityRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(entity.code(), Code::Unimplemented);
+    assert_eq!(bad.code(), Code::InvalidArgument, "no entity id");
+    g.signal_entity(pb::SignalEntityRequest {
+        instance_id: "@counter@g1".into(),
+        name: "add".into(),
+        input: Some("7".into()),
+        ..Default::default()
+    })
+    .await
+    .expect("signal");
+    let mut state = None;
+    for _ in 0..200 {
+        let r = g
+            .get_entity(pb::GetEntityRequest {
+                instance_id: "@counter@g1".into(),
+                include_state: true,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        state = r.entity.and_then(|e| e.serialized_state);
+        if state.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(state.as_deref(), Some("7"));
+    let listed = g
+        .query_entities(pb::QueryEntitiesRequest {
+            query: Some(pb::EntityQuery {
+                instance_id_starts_with: Some("@counter".into()),
+                include_state: true,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.entities.len(), 1);
+    assert_eq!(listed.entities[0].instance_id, "@counter@g1");
+    // Entity storage cleaning is not served yet: an honest UNIMPLEMENTED.
+    let clean = g
+        .clean_entity_storage(pb::CleanEntityStorageRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(clean.code(), Code::Unimplemented);
     let _ = stop.send(());
     worker.shutdown().await;
 }

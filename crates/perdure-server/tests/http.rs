@@ -539,3 +539,81 @@ async fn api_key_is_required_when_configured() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entities_are_signalled_read_and_listed() {
+    let s = Server::start(None).await;
+    for (key, by) in [("h1", 5), ("h1", 2), ("h2", 1)] {
+        let r = s
+            .http
+            .post(s.url(&format!("/entities/Counter/{key}?op=add")))
+            .json(&json!(by))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+    }
+    let missing_op = s
+        .http
+        .post(s.url("/entities/Counter/h1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing_op.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(body(missing_op).await["error"], "MissingOperation");
+    let bad_key = s
+        .http
+        .get(s.url("/entities/Counter/a%23b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_key.status(), StatusCode::BAD_REQUEST);
+    let mut state = Value::Null;
+    for _ in 0..400 {
+        let r = s
+            .http
+            .get(s.url("/entities/counter/h1"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::OK {
+            state = body(r).await;
+            if state == json!(7) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(state, json!(7), "both signals applied, in order");
+    let none = s
+        .http
+        .get(s.url("/entities/counter/zz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), StatusCode::NOT_FOUND);
+    let mut listed = Value::Null;
+    for _ in 0..400 {
+        let r = s
+            .http
+            .get(s.url("/entities/Counter?fetchState=true"))
+            .send()
+            .await
+            .unwrap();
+        listed = body(r).await;
+        if listed.as_array().is_some_and(|a| a.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let keys: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["entityId"]["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["h1", "h2"]);
+    assert_eq!(listed[0]["state"], json!(7));
+    assert_eq!(listed[0]["entityId"]["name"], "counter");
+    s.stop().await;
+}

@@ -44,6 +44,20 @@ fn status(e: ClientError) -> Status {
     }
 }
 
+fn entity_id(instance_id: &str) -> Result<perdure::EntityId, Status> {
+    perdure::EntityId::parse(instance_id).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+fn entity_metadata(e: perdure::EntityMetadata, include_state: bool) -> pb::EntityMetadata {
+    pb::EntityMetadata {
+        instance_id: e.id.to_string(),
+        last_modified_time: Some(convert::ts(e.last_modified)),
+        backlog_queue_size: 0,
+        locked_by: None,
+        serialized_state: if include_state { e.state } else { None },
+    }
+}
+
 fn not_yet(what: &str) -> Status {
     Status::unimplemented(format!("{what} is not served by Perdure yet"))
 }
@@ -503,23 +517,75 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
 
     async fn signal_entity(
         &self,
-        _: Request<pb::SignalEntityRequest>,
+        req: Request<pb::SignalEntityRequest>,
     ) -> Result<Response<pb::SignalEntityResponse>, Status> {
-        Err(not_yet("SignalEntity (entities)"))
+        let r = req.into_inner();
+        let id = entity_id(&r.instance_id)?;
+        let input: serde_json::Value = match r.input.as_deref() {
+            None => serde_json::Value::Null,
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| Status::invalid_argument(format!("input is not valid JSON: {e}")))?,
+        };
+        let at = r.scheduled_time.as_ref().and_then(convert::from_ts);
+        self.client
+            .signal_entity_at(&id, &r.name, input, at)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::SignalEntityResponse {}))
     }
 
     async fn get_entity(
         &self,
-        _: Request<pb::GetEntityRequest>,
+        req: Request<pb::GetEntityRequest>,
     ) -> Result<Response<pb::GetEntityResponse>, Status> {
-        Err(not_yet("GetEntity (entities)"))
+        let r = req.into_inner();
+        let id = entity_id(&r.instance_id)?;
+        let query = perdure::EntityQuery {
+            instance_id_prefix: Some(id.to_string()),
+            page_size: 1,
+            ..Default::default()
+        };
+        let page = self.client.list_entities(&query).await.map_err(status)?;
+        let found = page.entities.into_iter().find(|e| e.id == id);
+        Ok(Response::new(pb::GetEntityResponse {
+            exists: found.is_some(),
+            entity: found.map(|e| entity_metadata(e, r.include_state)),
+        }))
     }
 
     async fn query_entities(
         &self,
-        _: Request<pb::QueryEntitiesRequest>,
+        req: Request<pb::QueryEntitiesRequest>,
     ) -> Result<Response<pb::QueryEntitiesResponse>, Status> {
-        Err(not_yet("QueryEntities (entities)"))
+        let q = req.into_inner().query.unwrap_or_default();
+        let prefix = q.instance_id_starts_with.unwrap_or_default();
+        let prefix = if prefix.starts_with('@') {
+            prefix
+        } else {
+            format!("@{prefix}")
+        };
+        let query = perdure::EntityQuery {
+            instance_id_prefix: Some(prefix),
+            page_size: q
+                .page_size
+                .map(|n| n.clamp(1, 10_000) as usize)
+                .unwrap_or(100),
+            continuation: q.continuation_token.filter(|t| !t.is_empty()),
+            ..Default::default()
+        };
+        let page = self.client.list_entities(&query).await.map_err(status)?;
+        let from = q.last_modified_from.as_ref().and_then(convert::from_ts);
+        let to = q.last_modified_to.as_ref().and_then(convert::from_ts);
+        Ok(Response::new(pb::QueryEntitiesResponse {
+            entities: page
+                .entities
+                .into_iter()
+                .filter(|e| from.is_none_or(|t| e.last_modified >= t))
+                .filter(|e| to.is_none_or(|t| e.last_modified <= t))
+                .map(|e| entity_metadata(e, q.include_state))
+                .collect(),
+            continuation_token: page.continuation_token,
+        }))
     }
 
     async fn clean_entity_storage(

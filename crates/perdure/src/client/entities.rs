@@ -25,6 +25,9 @@ pub struct EntityQuery {
     pub name: Option<String>,
     /// Only keys starting with this (with `name`).
     pub key_prefix: Option<String>,
+    /// Only entities whose instance id (`@name@key`) starts with this;
+    /// overrides `name` and `key_prefix`.
+    pub instance_id_prefix: Option<String>,
     /// Most entities in one page (at least 1).
     pub page_size: usize,
     /// Where the previous page stopped.
@@ -102,16 +105,25 @@ impl Client {
 
     /// Entities that have state, by name and key prefix, a page at a time.
     pub async fn list_entities(&self, query: &EntityQuery) -> Result<EntityPage, ClientError> {
-        let prefix = match (&query.name, &query.key_prefix) {
-            (Some(name), key) => {
-                format!("@{}@{}", name.to_lowercase(), key.as_deref().unwrap_or(""))
+        let prefix = if let Some(p) = &query.instance_id_prefix {
+            if !p.starts_with('@') {
+                return Err(ClientError::InvalidArgument(format!(
+                    "entity instance ids start with `@`; `{p}` does not"
+                )));
             }
-            (None, Some(_)) => {
-                return Err(ClientError::InvalidArgument(
-                    "a key prefix needs an entity name".into(),
-                ))
+            p.clone()
+        } else {
+            match (&query.name, &query.key_prefix) {
+                (Some(name), key) => {
+                    format!("@{}@{}", name.to_lowercase(), key.as_deref().unwrap_or(""))
+                }
+                (None, Some(_)) => {
+                    return Err(ClientError::InvalidArgument(
+                        "a key prefix needs an entity name".into(),
+                    ))
+                }
+                (None, None) => "@".to_string(),
             }
-            (None, None) => "@".to_string(),
         };
         let page = self
             .store

@@ -1,0 +1,154 @@
+//! The webhook API's entity routes: signal an entity
+//! (`POST /entities/{name}/{key}?op=NAME`), read its state
+//! (`GET /entities/{name}/{key}`), list entities (`GET /entities[/{name}]`).
+
+use crate::api::{client_error, flag, json_body, CONTINUATION};
+use crate::wire::{error, ApiError};
+use crate::{AppState, BASE_PATH};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use perdure::{EntityId, EntityQuery};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Params = Query<HashMap<String, String>>;
+type Shared = State<Arc<AppState>>;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    let p = |s: &str| format!("{BASE_PATH}{s}");
+    Router::new()
+        .route(&p("/entities"), get(list_all))
+        .route(&p("/entities/{name}"), get(list_named))
+        .route(&p("/entities/{name}/{key}"), get(read).post(signal))
+}
+
+fn entity_id(name: &str, key: &str) -> Result<EntityId, ApiError> {
+    EntityId::new(name, key)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, "InvalidEntityId", e.to_string()))
+}
+
+async fn signal(
+    State(state): Shared,
+    Path((name, key)): Path<(String, String)>,
+    Query(q): Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = entity_id(&name, &key)?;
+    let Some(op) = q.get("op").filter(|o| !o.is_empty()) else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "MissingOperation",
+            "name the operation with ?op=NAME",
+        ));
+    };
+    let input = json_body(&body)?;
+    state
+        .client
+        .signal_entity(&id, op, input)
+        .await
+        .map_err(client_error)?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+async fn read(
+    State(state): Shared,
+    Path((name, key)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = entity_id(&name, &key)?;
+    match state
+        .client
+        .read_entity_state::<Value>(&id)
+        .await
+        .map_err(client_error)?
+    {
+        Some(v) => Ok((StatusCode::OK, Json(v)).into_response()),
+        None => Err(error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("entity `{id}` has no state"),
+        )),
+    }
+}
+
+async fn list_all(state: Shared, q: Params, headers: HeaderMap) -> Result<Response, ApiError> {
+    list(state, None, q, headers).await
+}
+
+async fn list_named(
+    state: Shared,
+    Path(name): Path<String>,
+    q: Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    list(state, Some(name), q, headers).await
+}
+
+async fn list(
+    State(state): Shared,
+    name: Option<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let top = match q.get("top") {
+        None => 100,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "BadParameter",
+                    format!("`top` must be a number from 1 to 10000, not `{v}`"),
+                )
+            })?,
+    };
+    let fetch_state = flag(&q, "fetchState", false)?;
+    let query = EntityQuery {
+        name,
+        key_prefix: None,
+        page_size: top,
+        continuation: headers
+            .get(CONTINUATION)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string),
+        ..EntityQuery::default()
+    };
+    let page = state
+        .client
+        .list_entities(&query)
+        .await
+        .map_err(client_error)?;
+    let body: Vec<Value> = page
+        .entities
+        .iter()
+        .map(|e| {
+            let mut v = json!({
+                "entityId": {"name": e.id.name, "key": e.id.key},
+                "lastOperationTime": e.last_modified.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            });
+            if fetch_state {
+                v["state"] = e
+                    .state
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .unwrap_or(Value::Null);
+            }
+            v
+        })
+        .collect();
+    let mut resp = (StatusCode::OK, Json(Value::Array(body))).into_response();
+    if let Some(token) = page
+        .continuation_token
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+    {
+        resp.headers_mut().insert(CONTINUATION, token);
+    }
+    Ok(resp)
+}
