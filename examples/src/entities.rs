@@ -30,7 +30,7 @@ pub fn register(r: &mut Registry) {
         let id =
             EntityId::new("Counter", &key).map_err(|e| Failure::new("BadKey", e.to_string()))?;
         for _ in 0..n {
-            ctx.signal_entity(&id, "add", 1);
+            ctx.signal_entity(&id, "add", 1)?;
         }
         // Signals and calls from one orchestration arrive in order.
         let total: i64 = ctx.call_entity(&id, "get", ()).await?;

@@ -4,6 +4,7 @@
 //! them all.
 
 pub mod approval;
+pub mod bank;
 pub mod chaining;
 pub mod devices;
 pub mod entities;
@@ -26,6 +27,7 @@ pub fn registry(client: Client) -> Registry {
     error_handling::register(&mut r);
     eternal::register(&mut r);
     entities::register(&mut r);
+    bank::register(&mut r);
     r
 }
 

@@ -383,3 +383,56 @@ async fn eternal_orchestration_continues_as_new() {
         env.worker.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bank_transfers_in_critical_sections_never_lose_or_create_money() {
+    use perdure::EntityId;
+    use perdure_examples::bank::Transfer;
+    for (name, env) in envs().await {
+        let accounts = ["a", "b", "c", "d"];
+        for key in accounts {
+            let e = EntityId::new("Account", key).unwrap();
+            env.client.signal_entity(&e, "deposit", 100).await.unwrap();
+        }
+        // Many transfers at once over overlapping pairs, in both directions
+        // (the fixed lock order is what keeps them from deadlocking).
+        let mut ids = Vec::new();
+        for i in 0..24usize {
+            let (from, to) = (accounts[i % 4], accounts[(i * 3 + 1) % 4]);
+            if from == to {
+                continue;
+            }
+            let t = Transfer {
+                from: from.into(),
+                to: to.into(),
+                amount: 30 + (i as i64 % 5) * 20,
+            };
+            ids.push(
+                env.client
+                    .start_new("BankTransfer", None, &t)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let mut moved = 0;
+        for id in &ids {
+            let st = env.client.wait_for_completion(id, WAIT).await.unwrap();
+            assert_eq!(
+                st.runtime_status,
+                RuntimeStatus::Completed,
+                "{name}: {st:?}"
+            );
+            moved += usize::from(st.output_as::<bool>().unwrap());
+        }
+        assert!(moved > 0, "{name}: some transfers went through");
+        let mut total = 0;
+        for key in accounts {
+            let e = EntityId::new("Account", key).unwrap();
+            let balance: i64 = env.client.read_entity_state(&e).await.unwrap().unwrap_or(0);
+            assert!(balance >= 0, "{name}: {key} went negative: {balance}");
+            total += balance;
+        }
+        assert_eq!(total, 400, "{name}: money was lost or created");
+        env.worker.shutdown().await;
+    }
+}

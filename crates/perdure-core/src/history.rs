@@ -142,6 +142,24 @@ pub enum EventKind {
         request_id: String,
         failure: FailureDetails,
     },
+    /// A request to lock a set of entities (sorted instance ids), passed
+    /// from entity to entity: `position` is the one that should lock next.
+    EntityLockRequested {
+        critical_section_id: String,
+        lock_set: Vec<String>,
+        position: usize,
+        parent_instance_id: String,
+    },
+    /// Every entity of the set is locked for the critical section.
+    EntityLockGranted {
+        critical_section_id: String,
+    },
+    /// The critical section releases an entity.
+    EntityUnlockSent {
+        critical_section_id: String,
+        target: String,
+        parent_instance_id: String,
+    },
 }
 
 impl HistoryEvent {
@@ -238,6 +256,9 @@ impl EventKind {
             EventKind::EntityOperationCalled { .. } => "EntityOperationCalled",
             EventKind::EntityOperationCompleted { .. } => "EntityOperationCompleted",
             EventKind::EntityOperationFailed { .. } => "EntityOperationFailed",
+            EventKind::EntityLockRequested { .. } => "EntityLockRequested",
+            EventKind::EntityLockGranted { .. } => "EntityLockGranted",
+            EventKind::EntityUnlockSent { .. } => "EntityUnlockSent",
         }
     }
 }

@@ -19,7 +19,9 @@ pub use entity::{is_entity_instance, EntityId, EntityIdError};
 pub use failure::FailureDetails;
 pub use history::{decode_event, encode_event, EventKind, HistoryEvent, ParentInstance, Payload};
 pub use instance_id::{generated_instance_id, validate_instance_id, InstanceIdError};
-pub use replay::{Action, Applied, Completion, ExecutionState, NonDeterminism, TaskKey};
+pub use replay::{
+    Action, Applied, Completion, CriticalSection, ExecutionState, NonDeterminism, TaskKey,
+};
 pub use retry::{RetryOptions, RetryOptionsError};
 pub use status::RuntimeStatus;
 

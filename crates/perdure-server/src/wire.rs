@@ -201,6 +201,27 @@ pub fn history(events: &[HistoryEvent], show_output: bool) -> Vec<Value> {
                 o.insert("Reason".into(), json!(failure.error_type));
                 o.insert("Details".into(), json!(failure.message));
             }
+            EventKind::EntityLockRequested {
+                critical_section_id,
+                lock_set,
+                ..
+            } => {
+                o.insert("CriticalSectionId".into(), json!(critical_section_id));
+                o.insert("LockSet".into(), json!(lock_set));
+            }
+            EventKind::EntityLockGranted {
+                critical_section_id,
+            } => {
+                o.insert("CriticalSectionId".into(), json!(critical_section_id));
+            }
+            EventKind::EntityUnlockSent {
+                critical_section_id,
+                target,
+                ..
+            } => {
+                o.insert("CriticalSectionId".into(), json!(critical_section_id));
+                o.insert("InstanceId".into(), json!(target));
+            }
         }
         out.push(Value::Object(o));
     }

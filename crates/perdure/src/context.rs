@@ -2,6 +2,7 @@
 //! method is deterministic on replay: calls are matched against history,
 //! time is the turn's recorded time, GUIDs derive from the instance id.
 
+use crate::critical::LockedCall;
 use crate::error::{Failure, TaskError};
 use crate::retry::RetryPolicy;
 use crate::tasks::{DurableTask, EventTask, RawTask, Target, TimerTask};
@@ -183,6 +184,9 @@ impl OrchestrationContext {
                 return DurableTask::failed(TaskError::InvalidCall(e.to_string()), target(id));
             }
         }
+        if let Some(e) = self.lock_rules(LockedCall::SubOrchestration, None) {
+            return DurableTask::failed(e, target(instance_id.unwrap_or("")));
+        }
         let payload = match to_payload(&input, &format!("the input of sub-orchestration `{name}`"))
         {
             Ok(p) => p,
@@ -329,6 +333,9 @@ impl OrchestrationContext {
             Ok(p) => p,
             Err(e) => return DurableTask::failed(e, target),
         };
+        if let Some(e) = self.lock_rules(LockedCall::Call, Some(&entity.to_string())) {
+            return DurableTask::failed(e, target);
+        }
         let id = self.with(|e| e.call_entity(&entity.to_string(), operation, payload));
         DurableTask::new(
             RawTask::new(self.shared.clone(), TaskKey::Action(id)),
@@ -337,8 +344,14 @@ impl OrchestrationContext {
     }
 
     /// Signals an operation on an entity (one-way: nothing waits for it).
-    pub fn signal_entity(&self, entity: &EntityId, operation: &str, input: impl Serialize) {
-        self.signal_entity_at(entity, operation, input, None);
+    /// Refused for an entity this orchestration holds locked.
+    pub fn signal_entity(
+        &self,
+        entity: &EntityId,
+        operation: &str,
+        input: impl Serialize,
+    ) -> Result<(), TaskError> {
+        self.signal_entity_at(entity, operation, input, None)
     }
 
     /// Signals an operation on an entity, delivered no earlier than `at`
@@ -349,9 +362,14 @@ impl OrchestrationContext {
         operation: &str,
         input: impl Serialize,
         at: Option<DateTime<Utc>>,
-    ) {
-        let payload = serde_json::to_string(&input).ok();
+    ) -> Result<(), TaskError> {
+        if let Some(e) = self.lock_rules(LockedCall::Signal, Some(&entity.to_string())) {
+            return Err(e);
+        }
+        let what = format!("the input of operation `{operation}` of entity `{entity}`");
+        let payload = to_payload(&input, &what)?;
         self.with(|e| e.signal_entity(&entity.to_string(), operation, payload, at));
+        Ok(())
     }
 
     /// Waits for every task; the results come back in the order given.

@@ -81,6 +81,10 @@ pub enum TaskError {
         operation: String,
         failure: FailureDetails,
     },
+    /// A critical-section rule was broken (nested locks, a sub-orchestration,
+    /// a call to an unlocked entity or a signal to a locked one).
+    #[error("LockingRulesViolation: {0}")]
+    LockingRulesViolation(String),
     /// `wait_for_external_event_with_timeout` timed out.
     #[error("timed out waiting for external event `{0}`")]
     Timeout(String),
@@ -114,6 +118,7 @@ impl TaskError {
             TaskError::ActivityFailed { .. } => "ActivityFailed",
             TaskError::SubOrchestrationFailed { .. } => "SubOrchestrationFailed",
             TaskError::EntityOperationFailed { .. } => "EntityOperationFailed",
+            TaskError::LockingRulesViolation(_) => "LockingRulesViolation",
             TaskError::Timeout(_) => "Timeout",
             TaskError::Serialization { .. } => "Serialization",
             TaskError::InvalidCall(_) => "InvalidCall",

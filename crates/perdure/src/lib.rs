@@ -35,6 +35,7 @@
 mod activity;
 mod client;
 mod context;
+mod critical;
 pub mod dispatch;
 mod entity;
 mod error;
@@ -50,6 +51,7 @@ pub use client::{
     PurgeFilter, StartOptions, MAX_PAYLOAD_BYTES,
 };
 pub use context::OrchestrationContext;
+pub use critical::{EntityLock, LockTask};
 pub use entity::EntityContext;
 pub use error::{ClientError, Failure, Result, TaskError};
 pub use registry::Registry;

@@ -26,7 +26,7 @@ impl RawTask {
         }
     }
 
-    fn poll_raw(&mut self, cx: &mut Context<'_>) -> Poll<Option<Completion>> {
+    pub(crate) fn poll_raw(&mut self, cx: &mut Context<'_>) -> Poll<Option<Completion>> {
         let Some(key) = self.key else {
             return Poll::Ready(None);
         };

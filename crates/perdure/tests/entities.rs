@@ -58,7 +58,7 @@ fn registry() -> Registry {
     r.add_orchestrator("UseCounter", |ctx: OrchestrationContext| async move {
         let key: String = ctx.get_input()?;
         let c = EntityId::new("counter", &key).map_err(|e| Failure::new("BadId", e.to_string()))?;
-        ctx.signal_entity(&c, "add", 5);
+        ctx.signal_entity(&c, "add", 5)?;
         let after_add: i64 = ctx.call_entity(&c, "add", 10).await?;
         let failed = match ctx.call_entity::<Value>(&c, "fail", ()).await {
             Err(TaskError::EntityOperationFailed { failure, .. }) => failure.error_type,
@@ -77,7 +77,7 @@ fn registry() -> Registry {
     r.add_orchestrator("FillJournal", |ctx: OrchestrationContext| async move {
         let j = EntityId::new("Journal", "j1").map_err(|e| Failure::new("BadId", e.to_string()))?;
         for i in 1..=20 {
-            ctx.signal_entity(&j, "append", i);
+            ctx.signal_entity(&j, "append", i)?;
         }
         Ok(())
     });
@@ -209,6 +209,63 @@ async fn entities_run_operations_in_order_with_rollback() {
             "EntityNotFound",
             "{name}"
         );
+        worker.shutdown().await;
+    }
+}
+
+fn rules_registry() -> Registry {
+    let mut r = registry();
+    r.add_orchestrator("BreakRules", |ctx: OrchestrationContext| async move {
+        let a = EntityId::new("Counter", "rules-a").unwrap();
+        let b = EntityId::new("Counter", "rules-b").unwrap();
+        let outside = EntityId::new("Counter", "rules-c").unwrap();
+        let section = ctx.lock(&[b.clone(), a.clone()]).await?;
+        let kind = |e: TaskError| match e {
+            TaskError::LockingRulesViolation(_) => "LockingRulesViolation".to_string(),
+            other => format!("unexpected: {other}"),
+        };
+        let mut seen = Vec::new();
+        seen.push(kind(ctx.lock(std::slice::from_ref(&outside)).await.err().unwrap()));
+        seen.push(kind(
+            ctx.call_sub_orchestrator::<Value>("UseCounter", "x")
+                .await
+                .unwrap_err(),
+        ));
+        seen.push(kind(
+            ctx.call_entity::<i64>(&outside, "get", ())
+                .await
+                .unwrap_err(),
+        ));
+        seen.push(kind(ctx.signal_entity(&a, "add", 1).unwrap_err()));
+        // Locked entities can be called.
+        let got: i64 = ctx.call_entity(&b, "add", 2).await?;
+        let held = ctx.is_locked();
+        section.release();
+        // Released: the rules no longer apply.
+        ctx.signal_entity(&a, "add", 1)?;
+        Ok(json!({"violations": seen, "held": held, "got": got, "after": ctx.is_locked()}))
+    });
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn critical_section_rules_are_enforced() {
+    for (name, store, _dir) in stores().await {
+        let worker = Worker::start(store.clone(), rules_registry(), WorkerOptions::default());
+        let client = Client::new(store.clone());
+        let v = "LockingRulesViolation";
+        let id = client.start_new("BreakRules", None, ()).await.unwrap();
+        let st = client.wait_for_completion(&id, WAIT).await.unwrap();
+        assert_eq!(
+            st.output_as::<Value>().unwrap(),
+            json!({"violations": [v, v, v, v], "held": true, "got": 2, "after": false}),
+            "{name}: {st:?}"
+        );
+        let a = EntityId::new("Counter", "rules-a").unwrap();
+        until("the signal after the release", || async {
+            client.read_entity_state::<i64>(&a).await.unwrap() == Some(1)
+        })
+        .await;
         worker.shutdown().await;
     }
 }

@@ -58,6 +58,20 @@ pub enum Action {
         parent_instance_id: String,
         parent_execution_id: String,
     },
+    /// Locks entities (sorted, distinct instance ids) for a critical section.
+    LockEntities {
+        id: i64,
+        critical_section_id: String,
+        lock_set: Vec<String>,
+        parent_instance_id: String,
+    },
+    /// Releases one entity of a critical section.
+    UnlockEntity {
+        id: i64,
+        critical_section_id: String,
+        target: String,
+        parent_instance_id: String,
+    },
     /// A one-way entity operation, delivered at `scheduled_time` if given.
     SignalEntity {
         id: i64,
@@ -77,6 +91,8 @@ impl Action {
             | Action::CreateSubOrchestration { id, .. }
             | Action::SendEvent { id, .. }
             | Action::CallEntity { id, .. }
+            | Action::LockEntities { id, .. }
+            | Action::UnlockEntity { id, .. }
             | Action::SignalEntity { id, .. } => *id,
         }
     }
@@ -110,6 +126,10 @@ impl Action {
                 operation,
                 ..
             } => format!("SignalEntity `{operation}` to `{target}` (id {id})"),
+            Action::LockEntities { id, lock_set, .. } => {
+                format!("LockEntities {lock_set:?} (id {id})")
+            }
+            Action::UnlockEntity { id, target, .. } => format!("UnlockEntity `{target}` (id {id})"),
         }
     }
 
@@ -164,6 +184,27 @@ impl Action {
                 input,
                 parent_instance_id,
                 parent_execution_id,
+            },
+            Action::LockEntities {
+                critical_section_id,
+                lock_set,
+                parent_instance_id,
+                ..
+            } => EventKind::EntityLockRequested {
+                critical_section_id,
+                lock_set,
+                position: 0,
+                parent_instance_id,
+            },
+            Action::UnlockEntity {
+                critical_section_id,
+                target,
+                parent_instance_id,
+                ..
+            } => EventKind::EntityUnlockSent {
+                critical_section_id,
+                target,
+                parent_instance_id,
             },
             Action::SignalEntity {
                 request_id,
@@ -236,6 +277,14 @@ impl Action {
                     ..
                 },
             ) => target == t && operation == o,
+            (
+                Action::LockEntities { lock_set, .. },
+                EventKind::EntityLockRequested { lock_set: l, .. },
+            ) => lock_set == l,
+            (
+                Action::UnlockEntity { target, .. },
+                EventKind::EntityUnlockSent { target: t, .. },
+            ) => target == t,
             _ => false,
         }
     }
@@ -258,6 +307,10 @@ fn describe_action_event(event: &HistoryEvent) -> String {
         EventKind::EntityOperationSignaled {
             target, operation, ..
         } => format!("SignalEntity `{operation}` to `{target}` (id {id})"),
+        EventKind::EntityLockRequested { lock_set, .. } => {
+            format!("LockEntities {lock_set:?} (id {id})")
+        }
+        EventKind::EntityUnlockSent { target, .. } => format!("UnlockEntity `{target}` (id {id})"),
         other => other.type_name().to_string(),
     }
 }
@@ -330,6 +383,7 @@ enum OpenKind {
     Timer,
     SubOrchestration,
     EntityCall,
+    Lock,
 }
 
 /// A continue-as-new request made by the orchestrator.
@@ -362,6 +416,17 @@ pub struct ExecutionState {
     guid_counter: u64,
     /// Entity calls awaiting an answer: request id -> action id.
     entity_requests: HashMap<String, i64>,
+    /// The critical section this execution is in (from the lock request
+    /// until its release).
+    critical_section: Option<CriticalSection>,
+}
+
+/// A critical section: its id, the entities it locks, and its lock action.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CriticalSection {
+    pub id: String,
+    pub lock_set: Vec<String>,
+    pub action_id: i64,
 }
 
 impl ExecutionState {
@@ -386,6 +451,7 @@ impl ExecutionState {
             continue_as_new: None,
             guid_counter: 0,
             entity_requests: HashMap::new(),
+            critical_section: None,
         }
     }
 
@@ -503,6 +569,64 @@ impl ExecutionState {
         );
         self.entity_requests.insert(request_id, id);
         id
+    }
+
+    /// Requests locks on `entities` (instance ids) for a critical section;
+    /// returns the lock action's id. They are locked in sorted order, each
+    /// once. Refused (`None`) while already in a critical section.
+    pub fn lock_entities(&mut self, entities: &[String]) -> Option<i64> {
+        if self.critical_section.is_some() {
+            return None;
+        }
+        let mut lock_set = entities.to_vec();
+        lock_set.sort();
+        lock_set.dedup();
+        let critical_section_id = self.new_guid();
+        let parent_instance_id = self.instance_id.clone();
+        let (csid, set) = (critical_section_id.clone(), lock_set.clone());
+        let id = self.push_action(
+            |id| Action::LockEntities {
+                id,
+                critical_section_id: csid,
+                lock_set: set,
+                parent_instance_id,
+            },
+            Some(OpenKind::Lock),
+        );
+        self.entity_requests.insert(critical_section_id.clone(), id);
+        self.critical_section = Some(CriticalSection {
+            id: critical_section_id,
+            lock_set,
+            action_id: id,
+        });
+        Some(id)
+    }
+
+    /// The critical section this execution is in, if any.
+    pub fn critical_section(&self) -> Option<&CriticalSection> {
+        self.critical_section.as_ref()
+    }
+
+    /// Ends the critical section `id` (if it is the current one): every
+    /// entity of its set is sent an unlock.
+    pub fn unlock_entities(&mut self, id: &str) {
+        let Some(cs) = self.critical_section.take_if(|cs| cs.id == id) else {
+            return;
+        };
+        self.open.remove(&cs.action_id);
+        self.entity_requests.remove(&cs.id);
+        for target in cs.lock_set {
+            let (csid, parent_instance_id) = (cs.id.clone(), self.instance_id.clone());
+            self.push_action(
+                |id| Action::UnlockEntity {
+                    id,
+                    critical_section_id: csid,
+                    target,
+                    parent_instance_id,
+                },
+                None,
+            );
+        }
     }
 
     /// Signals an entity operation (one-way), now or at `scheduled_time`.
@@ -652,7 +776,9 @@ impl ExecutionState {
             | EventKind::SubOrchestrationInstanceCreated { .. }
             | EventKind::EventSent { .. }
             | EventKind::EntityOperationCalled { .. }
-            | EventKind::EntityOperationSignaled { .. } => match self.unmatched.front() {
+            | EventKind::EntityOperationSignaled { .. }
+            | EventKind::EntityLockRequested { .. }
+            | EventKind::EntityUnlockSent { .. } => match self.unmatched.front() {
                 None => Err(NonDeterminism {
                     code: "MissingAction",
                     expected: describe_action_event(event),
@@ -718,6 +844,12 @@ impl ExecutionState {
                 request_id,
                 failure,
             } => Ok(self.answer(request_id, Completion::Failed(failure.clone()))),
+            EventKind::EntityLockGranted {
+                critical_section_id,
+            } => Ok(match self.entity_requests.remove(critical_section_id) {
+                Some(id) => self.resolve(id, OpenKind::Lock, Completion::Ok(None)),
+                None => Applied::Ignored,
+            }),
             EventKind::EventRaised { name, input } => {
                 let waiter = self
                     .waiters

@@ -273,6 +273,31 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             request_id: request_id.clone(),
             failure_details: Some(failure(f)),
         }),
+        EventKind::EntityLockRequested {
+            critical_section_id,
+            lock_set,
+            position,
+            parent_instance_id,
+        } => T::EntityLockRequested(pb::EntityLockRequestedEvent {
+            critical_section_id: critical_section_id.clone(),
+            lock_set: lock_set.clone(),
+            position: i32::try_from(*position).unwrap_or(i32::MAX),
+            parent_instance_id: Some(parent_instance_id.clone()),
+        }),
+        EventKind::EntityLockGranted {
+            critical_section_id,
+        } => T::EntityLockGranted(pb::EntityLockGrantedEvent {
+            critical_section_id: critical_section_id.clone(),
+        }),
+        EventKind::EntityUnlockSent {
+            critical_section_id,
+            target,
+            parent_instance_id,
+        } => T::EntityUnlockSent(pb::EntityUnlockSentEvent {
+            critical_section_id: critical_section_id.clone(),
+            parent_instance_id: Some(parent_instance_id.clone()),
+            target_instance_id: Some(target.clone()),
+        }),
     };
     pb::HistoryEvent {
         event_id: e.event_id as i32,

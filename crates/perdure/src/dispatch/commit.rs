@@ -193,8 +193,22 @@ fn side_effects(
             event: HistoryEvent::new(now, EventKind::EventRaised { name, input }),
             visible_at: now,
         }),
+        // The first entity of the set gets the lock request; each passes it
+        // on once it has locked itself.
+        Action::LockEntities { ref lock_set, .. } => {
+            if let Some(first) = lock_set.first() {
+                commit.messages.push(InstanceMessage {
+                    instance_id: first.clone(),
+                    execution_id: None,
+                    event: HistoryEvent::new(now, action.to_event(now).kind),
+                    visible_at: now,
+                })
+            }
+        }
         // The entity's inbox gets the request the history records.
-        Action::CallEntity { ref target, .. } | Action::SignalEntity { ref target, .. } => {
+        Action::CallEntity { ref target, .. }
+        | Action::SignalEntity { ref target, .. }
+        | Action::UnlockEntity { ref target, .. } => {
             let visible_at = match action {
                 Action::SignalEntity {
                     scheduled_time: Some(at),
