@@ -39,6 +39,7 @@ fn check_history(id: &str, h: &[HistoryEvent]) {
     let mut scheduled = HashSet::new();
     let mut completed = HashSet::new();
     let mut fired = HashSet::new();
+    let mut completed_requests = HashSet::new();
     let mut turn_time = None;
     for e in h {
         match &e.kind {
@@ -74,6 +75,13 @@ fn check_history(id: &str, h: &[HistoryEvent]) {
                     "{id}: timer {timer_id} due {fire_at} fired early at {turn}"
                 );
             }
+            EventKind::EntityOperationCompleted { request_id, .. }
+            | EventKind::EntityOperationFailed { request_id, .. } => {
+                assert!(
+                    completed_requests.insert(request_id.clone()),
+                    "{id}: entity request {request_id} answered twice"
+                )
+            }
             EventKind::OrchestratorStarted => turn_time = Some(e.timestamp),
             _ => {}
         }
@@ -88,6 +96,8 @@ fn check_history(id: &str, h: &[HistoryEvent]) {
         .count();
     assert_eq!((starts, ends), (1, 1), "{id}: one start and one end");
 }
+
+const BANK_ACCOUNTS: u64 = 6;
 
 fn seed() -> u64 {
     std::time::SystemTime::now()
@@ -172,6 +182,28 @@ async fn start_workload(client: &Client, scale: u64) -> Vec<(String, Value)> {
             json!({ "round": 8, "rounds": 8, "interval_ms": 300, "cleaned": 84 }),
         ));
     }
+    // Bank transfers in critical sections over six accounts of 100 each
+    // (whether each goes through depends on the order they run in: `null`
+    // accepts any output; the money is checked after).
+    for a in 0..BANK_ACCOUNTS {
+        let e = perdure::EntityId::new("Account", &format!("acct-{a}")).unwrap();
+        client.signal_entity(&e, "deposit", 100).await.unwrap();
+    }
+    for i in 0..16 * scale {
+        let t = perdure_examples::bank::Transfer {
+            from: format!("acct-{}", i % BANK_ACCOUNTS),
+            to: format!("acct-{}", (i * 5 + 1) % BANK_ACCOUNTS),
+            amount: 25 + (i as i64 % 4) * 25,
+        };
+        if t.from == t.to {
+            continue;
+        }
+        let id = client
+            .start_new("BankTransfer", Some(&format!("bank-{i}")), &t)
+            .await
+            .unwrap();
+        expected.push((id, Value::Null));
+    }
     // Slow chains (50 ms per step) keep work in flight across every kill.
     for i in 0..24 * scale {
         let id = client
@@ -212,7 +244,9 @@ async fn verify(client: &Client, expected: &[(String, Value)], workers: &mut [Ch
             "{id}: {:?}",
             st.failure
         );
-        assert_eq!(&st.output_as::<Value>().unwrap(), want, "{id}");
+        if !want.is_null() {
+            assert_eq!(&st.output_as::<Value>().unwrap(), want, "{id}");
+        }
         let full = client.get_status(id, true).await.unwrap().unwrap();
         check_history(id, full.history.as_deref().unwrap_or_default());
     }
@@ -241,6 +275,19 @@ async fn crash_and_verify(url: &str, workers: usize, rounds: usize, scale: u64) 
         procs[victim] = spawn_worker(url);
     }
     verify(&client, &expected, &mut procs).await;
+    // Entity operations took effect exactly once: no money lost or made.
+    let mut total = 0;
+    for a in 0..BANK_ACCOUNTS {
+        let e = perdure::EntityId::new("Account", &format!("acct-{a}")).unwrap();
+        let balance: i64 = client.read_entity_state(&e).await.unwrap().unwrap_or(0);
+        assert!(balance >= 0, "acct-{a} went negative: {balance}");
+        total += balance;
+    }
+    assert_eq!(
+        total,
+        100 * BANK_ACCOUNTS as i64,
+        "money was lost or created"
+    );
     for mut p in procs {
         let _ = p.kill();
         let _ = p.wait();
@@ -303,6 +350,19 @@ async fn postgres_workers_recover_from_dropped_connections() {
     }
     // This process's own pool lost its connections too; it must recover as well.
     verify(&client, &expected, &mut procs).await;
+    // Entity operations took effect exactly once: no money lost or made.
+    let mut total = 0;
+    for a in 0..BANK_ACCOUNTS {
+        let e = perdure::EntityId::new("Account", &format!("acct-{a}")).unwrap();
+        let balance: i64 = client.read_entity_state(&e).await.unwrap().unwrap_or(0);
+        assert!(balance >= 0, "acct-{a} went negative: {balance}");
+        total += balance;
+    }
+    assert_eq!(
+        total,
+        100 * BANK_ACCOUNTS as i64,
+        "money was lost or created"
+    );
     for mut p in procs {
         let _ = p.kill();
         let _ = p.wait();

@@ -225,7 +225,12 @@ fn rules_registry() -> Registry {
             other => format!("unexpected: {other}"),
         };
         let mut seen = Vec::new();
-        seen.push(kind(ctx.lock(std::slice::from_ref(&outside)).await.err().unwrap()));
+        seen.push(kind(
+            ctx.lock(std::slice::from_ref(&outside))
+                .await
+                .err()
+                .unwrap(),
+        ));
         seen.push(kind(
             ctx.call_sub_orchestrator::<Value>("UseCounter", "x")
                 .await
