@@ -39,8 +39,13 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A registry with the built-in activities (durable HTTP).
     pub fn new() -> Self {
-        Self::default()
+        let mut r = Self::default();
+        r.add_activity(crate::http::HTTP_ACTIVITY, |_ctx, request| {
+            crate::http::http_activity(request)
+        });
+        r
     }
 
     /// Registers an orchestrator: an async function of the context returning
