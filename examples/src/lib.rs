@@ -12,6 +12,7 @@ pub mod error_handling;
 pub mod eternal;
 pub mod fan_out;
 pub mod monitor;
+pub mod site_monitor;
 
 use perdure::{Client, Registry};
 
@@ -28,6 +29,7 @@ pub fn registry(client: Client) -> Registry {
     eternal::register(&mut r);
     entities::register(&mut r);
     bank::register(&mut r);
+    site_monitor::register(&mut r);
     r
 }
 

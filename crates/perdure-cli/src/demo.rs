@@ -3,9 +3,10 @@
 
 use crate::table;
 use anyhow::{bail, Context, Result};
-use perdure::{Client, RuntimeStatus, Worker, WorkerOptions};
+use perdure::{Client, EntityId, RuntimeStatus, Worker, WorkerOptions};
 use perdure_examples::{
-    approval::ApprovalInput, error_handling::Transfer, eternal::CleanupState, monitor::MonitorInput,
+    approval::ApprovalInput, bank::Transfer as BankTransfer, error_handling::Transfer,
+    eternal::CleanupState, monitor::MonitorInput, site_monitor::SiteCheck,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -157,6 +158,68 @@ pub async fn run_demo(client: &Client) -> Result<()> {
     };
     let st = run_one(client, "PeriodicCleanup", serde_json::to_value(&s)?).await?;
     show("Eternal orchestration: 5 rounds of continue-as-new", &st);
+
+    bank_demo(client).await?;
+    site_monitor_demo(client).await?;
+    Ok(())
+}
+
+/// Critical sections: concurrent transfers between entity accounts.
+async fn bank_demo(client: &Client) -> Result<()> {
+    println!(
+        "
+== Critical sections: 12 concurrent transfers between 3 Account entities"
+    );
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let accounts: Vec<String> = (0..3).map(|i| format!("{}-{i}", &run[..8])).collect();
+    let id = |key: &str| EntityId::new("Account", key).context("account id");
+    for key in &accounts {
+        client.signal_entity(&id(key)?, "deposit", 100).await?;
+    }
+    let mut started = Vec::new();
+    for i in 0..12 {
+        let t = BankTransfer {
+            from: accounts[i % 3].clone(),
+            to: accounts[(i + 1) % 3].clone(),
+            amount: 40 + (i as i64 % 3) * 30,
+        };
+        started.push(client.start_new("BankTransfer", None, &t).await?);
+    }
+    let mut moved = 0;
+    for i in &started {
+        let st = client.wait_for_completion(i, WAIT).await?;
+        moved += usize::from(st.output_as::<bool>().unwrap_or(false));
+    }
+    let mut total = 0;
+    for key in &accounts {
+        let balance: i64 = client.read_entity_state(&id(key)?).await?.unwrap_or(0);
+        println!("   account {key}: {balance}");
+        total += balance;
+    }
+    println!("   {moved} of 12 transfers went through; total {total} (started with 300)");
+    if total != 300 {
+        bail!("money was lost or created: total {total}");
+    }
+    Ok(())
+}
+
+/// Durable HTTP: a monitor that checks a local endpoint on durable timers.
+async fn site_monitor_demo(client: &Client) -> Result<()> {
+    let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/health", listener.local_addr()?);
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let check = SiteCheck {
+        url: url.clone(),
+        checks: 3,
+        interval_ms: 200,
+    };
+    let st = run_one(client, "SiteMonitor", serde_json::to_value(&check)?).await;
+    server.abort();
+    show(
+        &format!("Durable HTTP: SiteMonitor checked {url} three times"),
+        &st?,
+    );
     Ok(())
 }
 
