@@ -88,12 +88,14 @@ def workers(server):
     the end of the test."""
     made = []
 
-    def make(orchestrators=(), activities=(), filters=False, versioning=None, concurrency=None):
+    def make(orchestrators=(), activities=(), filters=False, versioning=None, concurrency=None, entities=()):
         w = wk.TaskHubGrpcWorker(host_address=server, concurrency_options=concurrency)
         for o in orchestrators:
             w.add_orchestrator(o)
         for a in activities:
             w.add_activity(a)
+        for e in entities:
+            w.add_entity(e)
         if versioning is not None:
             w.use_versioning(versioning)
         if filters:

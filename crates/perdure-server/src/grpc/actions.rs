@@ -7,7 +7,9 @@
 use super::convert::{from_failure, from_ts};
 use super::proto as pb;
 use perdure::dispatch::{ExecutionInfo, Outcome};
-use perdure_core::{validate_instance_id, Action, EventKind, FailureDetails, HistoryEvent};
+use perdure_core::{
+    validate_instance_id, Action, EntityId, EventKind, FailureDetails, HistoryEvent,
+};
 use perdure_store::InstanceMessage;
 
 /// A response's actions, sorted.
@@ -125,13 +127,13 @@ pub fn map_actions(
                 m.new_version = c.new_version.clone();
                 break;
             }
-            A::SendEntityMessage(_) => {
-                m.outcome = Some(fail(
-                    "NotSupported",
-                    "entity operations are not served by Perdure yet".into(),
-                ));
-                break;
-            }
+            A::SendEntityMessage(msg) => match entity_action(instance_id, exec, id, msg) {
+                Ok(action) => m.actions.push(action),
+                Err(outcome) => {
+                    m.outcome = Some(outcome);
+                    break;
+                }
+            },
             A::RewindOrchestration(_) => {
                 m.outcome = Some(fail(
                     "NotSupported",
@@ -142,6 +144,68 @@ pub fn map_actions(
         }
     }
     m
+}
+
+/// An entity id as stores key it (`@name@key`, name lowercase).
+fn entity_target(raw: Option<&String>) -> Result<String, Outcome> {
+    let raw = raw.map(String::as_str).unwrap_or_default();
+    EntityId::parse(raw)
+        .map(|e| e.to_string())
+        .map_err(|e| fail("InvalidEntityId", e.to_string()))
+}
+
+fn entity_action(
+    instance_id: &str,
+    exec: &ExecutionInfo,
+    id: i64,
+    msg: &pb::SendEntityMessageAction,
+) -> Result<Action, Outcome> {
+    use pb::send_entity_message_action::EntityMessageType as M;
+    let Some(kind) = &msg.entity_message_type else {
+        return Err(fail(
+            "InvalidAction",
+            format!("entity action {id} carries no message"),
+        ));
+    };
+    Ok(match kind {
+        M::EntityOperationSignaled(e) => Action::SignalEntity {
+            id,
+            request_id: e.request_id.clone(),
+            target: entity_target(e.target_instance_id.as_ref())?,
+            operation: e.operation.clone(),
+            input: e.input.clone(),
+            scheduled_time: e.scheduled_time.as_ref().and_then(from_ts),
+        },
+        M::EntityOperationCalled(e) => Action::CallEntity {
+            id,
+            request_id: e.request_id.clone(),
+            target: entity_target(e.target_instance_id.as_ref())?,
+            operation: e.operation.clone(),
+            input: e.input.clone(),
+            parent_instance_id: instance_id.to_string(),
+            parent_execution_id: exec.execution_id.clone(),
+        },
+        M::EntityLockRequested(e) => {
+            let mut lock_set = Vec::with_capacity(e.lock_set.len());
+            for t in &e.lock_set {
+                lock_set.push(entity_target(Some(t))?);
+            }
+            lock_set.sort();
+            lock_set.dedup();
+            Action::LockEntities {
+                id,
+                critical_section_id: e.critical_section_id.clone(),
+                lock_set,
+                parent_instance_id: instance_id.to_string(),
+            }
+        }
+        M::EntityUnlockSent(e) => Action::UnlockEntity {
+            id,
+            critical_section_id: e.critical_section_id.clone(),
+            target: entity_target(e.target_instance_id.as_ref())?,
+            parent_instance_id: instance_id.to_string(),
+        },
+    })
 }
 
 fn completion(exec: &ExecutionInfo, c: &pb::CompleteOrchestrationAction) -> Outcome {

@@ -468,9 +468,10 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
 
     async fn complete_entity_task(
         &self,
-        _: Request<pb::EntityBatchResult>,
+        req: Request<pb::EntityBatchResult>,
     ) -> Result<Response<pb::CompleteTaskResponse>, Status> {
-        Err(not_yet("CompleteEntityTask"))
+        self.dispatcher.complete_entity(req.into_inner()).await?;
+        Ok(Response::new(pb::CompleteTaskResponse {}))
     }
 
     type StreamInstanceHistoryStream = Stream<pb::HistoryChunk>;
@@ -600,7 +601,7 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
         req: Request<pb::AbandonActivityTaskRequest>,
     ) -> Result<Response<pb::AbandonActivityTaskResponse>, Status> {
         self.dispatcher
-            .abandon_token(&req.into_inner().completion_token, false)
+            .abandon_token(&req.into_inner().completion_token, "an activity")
             .await?;
         Ok(Response::new(pb::AbandonActivityTaskResponse {}))
     }
@@ -610,16 +611,19 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
         req: Request<pb::AbandonOrchestrationTaskRequest>,
     ) -> Result<Response<pb::AbandonOrchestrationTaskResponse>, Status> {
         self.dispatcher
-            .abandon_token(&req.into_inner().completion_token, true)
+            .abandon_token(&req.into_inner().completion_token, "an orchestration")
             .await?;
         Ok(Response::new(pb::AbandonOrchestrationTaskResponse {}))
     }
 
     async fn abandon_task_entity_work_item(
         &self,
-        _: Request<pb::AbandonEntityTaskRequest>,
+        req: Request<pb::AbandonEntityTaskRequest>,
     ) -> Result<Response<pb::AbandonEntityTaskResponse>, Status> {
-        Err(not_yet("AbandonTaskEntityWorkItem"))
+        self.dispatcher
+            .abandon_token(&req.into_inner().completion_token, "an entity")
+            .await?;
+        Ok(Response::new(pb::AbandonEntityTaskResponse {}))
     }
 
     async fn skip_graceful_orchestration_terminations(

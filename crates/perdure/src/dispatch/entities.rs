@@ -64,18 +64,36 @@ pub struct EntityBatch {
     pub now: Timestamp,
 }
 
-/// Runs every request of `batch` with `run(operation, input, state)`, which
-/// gives the state after the operation and its result (on failure the state
-/// it was given), then commits.
-pub async fn run_entity_batch<F, Fut>(
-    store: &dyn Store,
-    batch: EntityBatch,
-    mut run: F,
-) -> Result<(), StoreError>
-where
-    F: FnMut(&EntityId, String, Payload, Payload) -> Fut,
-    Fut: Future<Output = (Payload, Result<Payload, FailureDetails>)>,
-{
+/// One operation to run, in order.
+#[derive(Clone, Debug)]
+pub struct EntityOperation {
+    pub operation: String,
+    pub input: Payload,
+    pub request_id: String,
+    /// The request as it arrived (signal or call).
+    pub event: HistoryEvent,
+    /// Where a call's answer goes: (instance, execution).
+    reply_to: Option<(String, String)>,
+}
+
+/// A batch sorted out: the operations that run now (the lock and queue
+/// decided which) and the lock messages to send.
+#[derive(Debug)]
+pub struct EntityPlan {
+    pub id: EntityId,
+    pub instance: InstanceRecord,
+    pub lock_token: String,
+    pub now: Timestamp,
+    pub operations: Vec<EntityOperation>,
+    consumed: Vec<i64>,
+    schedule: Schedule,
+    messages: Vec<InstanceMessage>,
+}
+
+/// Decides which of `batch`'s requests run now and in what order. Which
+/// ones run depends on the lock alone, never on an operation's result, so
+/// the whole batch can be planned before any of it runs.
+pub fn plan_entity_batch(batch: EntityBatch) -> Result<EntityPlan, StoreError> {
     let EntityBatch {
         instance,
         lock_token,
@@ -84,9 +102,9 @@ where
     } = batch;
     let id =
         EntityId::parse(&instance.instance_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let mut state = instance.output.clone();
     let mut schedule = Schedule::load(&instance.custom_status)?;
     let mut out = Vec::new();
+    let mut operations = Vec::new();
     let consumed = messages.iter().map(|m| m.seq).collect();
     let mut pending: VecDeque<HistoryEvent> = messages.into_iter().map(|m| m.event).collect();
     while let Some(event) = pending.pop_front() {
@@ -188,10 +206,121 @@ where
                 continue;
             }
         };
+        let request_id = match &event.kind {
+            EventKind::EntityOperationSignaled { request_id, .. }
+            | EventKind::EntityOperationCalled { request_id, .. } => request_id.clone(),
+            _ => String::new(),
+        };
+        operations.push(EntityOperation {
+            operation,
+            input,
+            request_id,
+            event,
+            reply_to: reply.map(|(_, parent, execution)| (parent, execution)),
+        });
+    }
+    Ok(EntityPlan {
+        id,
+        instance,
+        lock_token,
+        now,
+        operations,
+        consumed,
+        schedule,
+        messages: out,
+    })
+}
+
+/// The commit for a planned batch: `results` answer `plan.operations` in
+/// order, `state` is the state after them all, and `messages` are sent too
+/// (what the operations themselves sent).
+pub fn entity_commit(
+    plan: EntityPlan,
+    state: Payload,
+    results: Vec<Result<Payload, FailureDetails>>,
+    messages: Vec<InstanceMessage>,
+) -> OrchestrationCommit {
+    let EntityPlan {
+        instance,
+        lock_token,
+        now,
+        operations,
+        consumed,
+        schedule,
+        messages: mut out,
+        ..
+    } = plan;
+    for (op, result) in operations.into_iter().zip(results) {
+        let Some((parent, execution)) = op.reply_to else {
+            continue;
+        };
+        let request_id = op.request_id;
+        let kind = match result {
+            Ok(output) => EventKind::EntityOperationCompleted { request_id, output },
+            Err(failure) => EventKind::EntityOperationFailed {
+                request_id,
+                failure,
+            },
+        };
+        out.push(InstanceMessage {
+            instance_id: parent,
+            execution_id: Some(execution),
+            event: HistoryEvent::new(now, kind),
+            visible_at: now,
+        });
+    }
+    out.extend(messages);
+    let status = if state.is_some() {
+        RuntimeStatus::Running
+    } else {
+        RuntimeStatus::Completed
+    };
+    OrchestrationCommit {
+        instance_id: instance.instance_id.clone(),
+        lock_token,
+        replace_history: false,
+        expected_history_len: instance.history_len,
+        history: Vec::new(),
+        update: InstanceUpdate {
+            name: instance.name.clone(),
+            version: None,
+            status,
+            execution_id: instance.execution_id.clone(),
+            input: None,
+            output: state,
+            failure: None,
+            custom_status: schedule.save(),
+            parent_instance_id: None,
+        },
+        consumed,
+        activities: Vec::new(),
+        messages: out,
+        now,
+    }
+}
+
+/// Runs every request of `batch` with `run(operation, input, state)`, which
+/// gives the state after the operation and its result (on failure the state
+/// it was given), then commits.
+pub async fn run_entity_batch<F, Fut>(
+    store: &dyn Store,
+    batch: EntityBatch,
+    mut run: F,
+) -> Result<(), StoreError>
+where
+    F: FnMut(&EntityId, String, Payload, Payload) -> Fut,
+    Fut: Future<Output = (Payload, Result<Payload, FailureDetails>)>,
+{
+    let plan = plan_entity_batch(batch)?;
+    let id = plan.id.clone();
+    let mut state = plan.instance.output.clone();
+    let mut results = Vec::with_capacity(plan.operations.len());
+    for op in &plan.operations {
+        let operation = op.operation.clone();
         let span = tracing::info_span!("entity", otel.name = %format!("entity:{}", id.name), entity = %id, %operation);
         let (next, result) = {
             let _e = span.enter();
-            run(&id, operation, input, state.clone())
+            run(&id, operation, op.input.clone(), state.clone())
         }
         .await;
         match &result {
@@ -200,49 +329,9 @@ where
                 || tracing::info!(%failure, "entity operation failed; state rolled back"),
             ),
         }
-        if let Some((request_id, parent, execution)) = reply {
-            let kind = match result {
-                Ok(output) => EventKind::EntityOperationCompleted { request_id, output },
-                Err(failure) => EventKind::EntityOperationFailed {
-                    request_id,
-                    failure,
-                },
-            };
-            out.push(InstanceMessage {
-                instance_id: parent,
-                execution_id: Some(execution),
-                event: HistoryEvent::new(now, kind),
-                visible_at: now,
-            });
-        }
+        results.push(result);
     }
-    let status = if state.is_some() {
-        RuntimeStatus::Running
-    } else {
-        RuntimeStatus::Completed
-    };
     store
-        .commit_orchestration(OrchestrationCommit {
-            instance_id: instance.instance_id.clone(),
-            lock_token,
-            replace_history: false,
-            expected_history_len: instance.history_len,
-            history: Vec::new(),
-            update: InstanceUpdate {
-                name: instance.name.clone(),
-                version: None,
-                status,
-                execution_id: instance.execution_id.clone(),
-                input: None,
-                output: state,
-                failure: None,
-                custom_status: schedule.save(),
-                parent_instance_id: None,
-            },
-            consumed,
-            activities: Vec::new(),
-            messages: out,
-            now,
-        })
+        .commit_orchestration(entity_commit(plan, state, results, Vec::new()))
         .await
 }

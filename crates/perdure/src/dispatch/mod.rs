@@ -20,7 +20,9 @@ mod entities;
 mod rewind;
 
 pub use commit::{activity_result, build_commit};
-pub use entities::{run_entity_batch, EntityBatch};
+pub use entities::{
+    entity_commit, plan_entity_batch, run_entity_batch, EntityBatch, EntityOperation, EntityPlan,
+};
 
 use chrono::Utc;
 use perdure_core::{
