@@ -1,0 +1,298 @@
+//! Actions: what an orchestrator asks for during a turn (activities, timers,
+//! sub-orchestrations, events to others, entity calls, signals and locks),
+//! the history event that records each, and how replay matches them.
+
+use crate::{EventKind, HistoryEvent, Payload, Timestamp};
+
+/// Something an orchestrator asked for during a turn.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    ScheduleTask {
+        id: i64,
+        name: String,
+        version: Option<String>,
+        input: Payload,
+    },
+    CreateTimer {
+        id: i64,
+        fire_at: Timestamp,
+    },
+    CreateSubOrchestration {
+        id: i64,
+        name: String,
+        version: Option<String>,
+        instance_id: String,
+        input: Payload,
+    },
+    SendEvent {
+        id: i64,
+        instance_id: String,
+        name: String,
+        input: Payload,
+    },
+    /// A two-way entity operation; its answer resolves the task.
+    CallEntity {
+        id: i64,
+        request_id: String,
+        target: String,
+        operation: String,
+        input: Payload,
+        parent_instance_id: String,
+        parent_execution_id: String,
+    },
+    /// Locks entities (sorted, distinct instance ids) for a critical section.
+    LockEntities {
+        id: i64,
+        critical_section_id: String,
+        lock_set: Vec<String>,
+        parent_instance_id: String,
+    },
+    /// Releases one entity of a critical section.
+    UnlockEntity {
+        id: i64,
+        critical_section_id: String,
+        target: String,
+        parent_instance_id: String,
+    },
+    /// A one-way entity operation, delivered at `scheduled_time` if given.
+    SignalEntity {
+        id: i64,
+        request_id: String,
+        target: String,
+        operation: String,
+        input: Payload,
+        scheduled_time: Option<Timestamp>,
+    },
+}
+
+impl Action {
+    pub fn id(&self) -> i64 {
+        match self {
+            Action::ScheduleTask { id, .. }
+            | Action::CreateTimer { id, .. }
+            | Action::CreateSubOrchestration { id, .. }
+            | Action::SendEvent { id, .. }
+            | Action::CallEntity { id, .. }
+            | Action::LockEntities { id, .. }
+            | Action::UnlockEntity { id, .. }
+            | Action::SignalEntity { id, .. } => *id,
+        }
+    }
+
+    /// A short description used in non-determinism errors.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::ScheduleTask { id, name, .. } => format!("ScheduleTask `{name}` (id {id})"),
+            Action::CreateTimer { id, .. } => format!("CreateTimer (id {id})"),
+            Action::CreateSubOrchestration {
+                id,
+                name,
+                instance_id,
+                ..
+            } => format!("CreateSubOrchestration `{name}` as `{instance_id}` (id {id})"),
+            Action::SendEvent {
+                id,
+                instance_id,
+                name,
+                ..
+            } => format!("SendEvent `{name}` to `{instance_id}` (id {id})"),
+            Action::CallEntity {
+                id,
+                target,
+                operation,
+                ..
+            } => format!("CallEntity `{operation}` on `{target}` (id {id})"),
+            Action::SignalEntity {
+                id,
+                target,
+                operation,
+                ..
+            } => format!("SignalEntity `{operation}` to `{target}` (id {id})"),
+            Action::LockEntities { id, lock_set, .. } => {
+                format!("LockEntities {lock_set:?} (id {id})")
+            }
+            Action::UnlockEntity { id, target, .. } => format!("UnlockEntity `{target}` (id {id})"),
+        }
+    }
+
+    /// The history event that records this action.
+    pub fn to_event(&self, timestamp: Timestamp) -> HistoryEvent {
+        let kind = match self.clone() {
+            Action::ScheduleTask {
+                name,
+                version,
+                input,
+                ..
+            } => EventKind::TaskScheduled {
+                name,
+                version,
+                input,
+            },
+            Action::CreateTimer { fire_at, .. } => EventKind::TimerCreated { fire_at },
+            Action::CreateSubOrchestration {
+                name,
+                version,
+                instance_id,
+                input,
+                ..
+            } => EventKind::SubOrchestrationInstanceCreated {
+                name,
+                version,
+                instance_id,
+                input,
+            },
+            Action::SendEvent {
+                instance_id,
+                name,
+                input,
+                ..
+            } => EventKind::EventSent {
+                instance_id,
+                name,
+                input,
+            },
+            Action::CallEntity {
+                request_id,
+                target,
+                operation,
+                input,
+                parent_instance_id,
+                parent_execution_id,
+                ..
+            } => EventKind::EntityOperationCalled {
+                request_id,
+                target,
+                operation,
+                input,
+                parent_instance_id,
+                parent_execution_id,
+            },
+            Action::LockEntities {
+                critical_section_id,
+                lock_set,
+                parent_instance_id,
+                ..
+            } => EventKind::EntityLockRequested {
+                critical_section_id,
+                lock_set,
+                position: 0,
+                parent_instance_id,
+            },
+            Action::UnlockEntity {
+                critical_section_id,
+                target,
+                parent_instance_id,
+                ..
+            } => EventKind::EntityUnlockSent {
+                critical_section_id,
+                target,
+                parent_instance_id,
+            },
+            Action::SignalEntity {
+                request_id,
+                target,
+                operation,
+                input,
+                scheduled_time,
+                ..
+            } => EventKind::EntityOperationSignaled {
+                request_id,
+                target,
+                operation,
+                input,
+                scheduled_time,
+            },
+        };
+        HistoryEvent {
+            event_id: self.id(),
+            timestamp,
+            kind,
+        }
+    }
+
+    pub(super) fn matches(&self, event: &HistoryEvent) -> bool {
+        if event.event_id != self.id() {
+            return false;
+        }
+        match (self, &event.kind) {
+            (Action::ScheduleTask { name, .. }, EventKind::TaskScheduled { name: n, .. }) => {
+                name == n
+            }
+            (Action::CreateTimer { .. }, EventKind::TimerCreated { .. }) => true,
+            (
+                Action::CreateSubOrchestration {
+                    name, instance_id, ..
+                },
+                EventKind::SubOrchestrationInstanceCreated {
+                    name: n,
+                    instance_id: i,
+                    ..
+                },
+            ) => name == n && instance_id == i,
+            (
+                Action::SendEvent {
+                    name, instance_id, ..
+                },
+                EventKind::EventSent {
+                    name: n,
+                    instance_id: i,
+                    ..
+                },
+            ) => name == n && instance_id == i,
+            (
+                Action::CallEntity {
+                    target, operation, ..
+                },
+                EventKind::EntityOperationCalled {
+                    target: t,
+                    operation: o,
+                    ..
+                },
+            )
+            | (
+                Action::SignalEntity {
+                    target, operation, ..
+                },
+                EventKind::EntityOperationSignaled {
+                    target: t,
+                    operation: o,
+                    ..
+                },
+            ) => target == t && operation == o,
+            (
+                Action::LockEntities { lock_set, .. },
+                EventKind::EntityLockRequested { lock_set: l, .. },
+            ) => lock_set == l,
+            (
+                Action::UnlockEntity { target, .. },
+                EventKind::EntityUnlockSent { target: t, .. },
+            ) => target == t,
+            _ => false,
+        }
+    }
+}
+
+pub(super) fn describe_action_event(event: &HistoryEvent) -> String {
+    let id = event.event_id;
+    match &event.kind {
+        EventKind::TaskScheduled { name, .. } => format!("ScheduleTask `{name}` (id {id})"),
+        EventKind::TimerCreated { .. } => format!("CreateTimer (id {id})"),
+        EventKind::SubOrchestrationInstanceCreated {
+            name, instance_id, ..
+        } => format!("CreateSubOrchestration `{name}` as `{instance_id}` (id {id})"),
+        EventKind::EventSent {
+            name, instance_id, ..
+        } => format!("SendEvent `{name}` to `{instance_id}` (id {id})"),
+        EventKind::EntityOperationCalled {
+            target, operation, ..
+        } => format!("CallEntity `{operation}` on `{target}` (id {id})"),
+        EventKind::EntityOperationSignaled {
+            target, operation, ..
+        } => format!("SignalEntity `{operation}` to `{target}` (id {id})"),
+        EventKind::EntityLockRequested { lock_set, .. } => {
+            format!("LockEntities {lock_set:?} (id {id})")
+        }
+        EventKind::EntityUnlockSent { target, .. } => format!("UnlockEntity `{target}` (id {id})"),
+        other => other.type_name().to_string(),
+    }
+}
