@@ -19,6 +19,9 @@ def py_counter(ctx: entities.EntityContext, value):
         return n + value
     if ctx.operation == "get":
         return n
+    if ctx.operation == "reset":
+        ctx.set_state(None)
+        return None
     if ctx.operation == "fail":
         ctx.set_state(-1)
         raise ValueError("this operation always fails")
@@ -118,3 +121,19 @@ def test_critical_sections_keep_money(server, workers):
     balances = [state_of(c, entities.EntityInstanceId("PyAccount", a)) for a in accounts]
     assert all(b is not None and b >= 0 for b in balances), balances
     assert sum(balances) == 300, balances
+
+
+def test_clean_entity_storage(server, workers):
+    workers([], entities=[py_counter], filters=True)
+    c = dt.TaskHubGrpcClient(host_address=server)
+    e = entities.EntityInstanceId("py_counter", f"clean{time.time_ns()}")
+    c.signal_entity(e, "add", input=1)
+    until("the entity has state", lambda: state_of(c, e) == 1)
+    c.signal_entity(e, "reset")
+    until("the state is deleted", lambda: c.get_entity(e) is None)
+    deadline = time.time() + TIMEOUT
+    removed = 0
+    while removed == 0 and time.time() < deadline:
+        removed = c.clean_entity_storage().empty_entities_removed
+        time.sleep(0.1)
+    assert removed == 1

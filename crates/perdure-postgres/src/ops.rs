@@ -276,12 +276,45 @@ pub(crate) async fn create_instance(
     Ok(w)
 }
 
+/// Makes sure the entity's row exists and holds a share lock on it until
+/// the transaction ends, so that a purge of the (empty) entity either waits
+/// for the message to be committed and sees it, or finishes first and the
+/// row is created again here.
+async fn lock_entity_row(tx: &Transaction<'_>, id: &str, now: i64) -> Result<(), StoreError> {
+    let name = perdure_core::EntityId::parse(id)
+        .map(|e| e.instance_name())
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    for _ in 0..5 {
+        insert_instance(tx, id, &name, &None, "", &None, None, now).await?;
+        let locked = tx
+            .query_opt(
+                "SELECT 1 FROM instances WHERE instance_id = $1 FOR SHARE",
+                &[&id],
+            )
+            .await
+            .map_err(|e| backend("locking an entity", e))?;
+        if locked.is_some() {
+            return Ok(());
+        }
+    }
+    Err(StoreError::Backend(format!(
+        "entity `{id}` kept disappearing while a message was sent to it"
+    )))
+}
+
 pub(crate) async fn send_message(
     tx: &Transaction<'_>,
     channel: &str,
     m: InstanceMessage,
 ) -> Result<Woken, StoreError> {
     let now = now(&**tx).await?;
+    if perdure_core::is_entity_instance(&m.instance_id) {
+        lock_entity_row(tx, &m.instance_id, now).await?;
+        let mut w = Woken::default();
+        insert_messages(tx, &[m], now, &mut w).await?;
+        notify(tx, channel, &w).await?;
+        return Ok(w);
+    }
     let exists = tx
         .query_opt(
             "SELECT 1 FROM instances WHERE instance_id = $1",
@@ -483,7 +516,9 @@ pub(crate) async fn commit_orchestration(
         w.activities_now = true;
     }
     for m in &k.messages {
-        if let Some(new) = implicit_instance(m) {
+        if perdure_core::is_entity_instance(&m.instance_id) {
+            lock_entity_row(tx, &m.instance_id, k.now.timestamp_millis()).await?;
+        } else if let Some(new) = implicit_instance(m) {
             insert_instance(
                 tx,
                 &m.instance_id,
@@ -720,6 +755,22 @@ pub(crate) async fn purge_instance(tx: &Transaction<'_>, id: String) -> Result<b
         .ok_or_else(|| StoreError::Corrupt(format!("status code {code}")))?;
     if !status.is_terminal() {
         return Err(StoreError::NotFinished { id, status });
+    }
+    // An entity with requests waiting is not finished: they would be lost.
+    // The row lock above waited for any transaction that was sending it a
+    // message (those hold a share lock on the row, see `lock_entity_row`);
+    // this statement's fresh snapshot sees what they committed.
+    if perdure_core::is_entity_instance(&id) {
+        let waiting = tx
+            .query_opt("SELECT 1 FROM inbox WHERE instance_id = $1 LIMIT 1", &[&id])
+            .await
+            .map_err(|e| backend("purging an instance", e))?;
+        if waiting.is_some() {
+            return Err(StoreError::NotFinished {
+                id,
+                status: RuntimeStatus::Running,
+            });
+        }
     }
     for table in ["history", "inbox", "tasks", "instances"] {
         tx.execute(

@@ -344,12 +344,26 @@ async fn client_rpcs_manage_instances() {
         .into_inner();
     assert_eq!(listed.entities.len(), 1);
     assert_eq!(listed.entities[0].instance_id, "@counter@g1");
-    // Entity storage cleaning is not served yet: an honest UNIMPLEMENTED.
+    // Nothing to clean: the entity has state and no lock.
     let clean = g
-        .clean_entity_storage(pb::CleanEntityStorageRequest::default())
+        .clean_entity_storage(pb::CleanEntityStorageRequest {
+            remove_empty_entities: true,
+            release_orphaned_locks: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (clean.empty_entities_removed, clean.orphaned_locks_released),
+        (0, 0)
+    );
+    // The task-hub admin calls are not served: an honest UNIMPLEMENTED.
+    let hub = g
+        .create_task_hub(pb::CreateTaskHubRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(clean.code(), Code::Unimplemented);
+    assert_eq!(hub.code(), Code::Unimplemented);
     let _ = stop.send(());
     worker.shutdown().await;
 }

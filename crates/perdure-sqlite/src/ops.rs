@@ -693,6 +693,19 @@ pub(crate) fn purge_instance(c: &Connection, id: &str) -> Result<bool, StoreErro
             status,
         });
     }
+    // An entity with requests waiting is not finished: they would be lost.
+    if perdure_core::is_entity_instance(id) {
+        let waiting = c
+            .prepare_cached("SELECT 1 FROM inbox WHERE instance_id = ?1 LIMIT 1")
+            .and_then(|mut s| s.exists([id]))
+            .map_err(|e| backend("purging an instance", e))?;
+        if waiting {
+            return Err(StoreError::NotFinished {
+                id: id.to_string(),
+                status: RuntimeStatus::Running,
+            });
+        }
+    }
     for table in ["history", "inbox", "tasks", "instances"] {
         c.execute(&format!("DELETE FROM {table} WHERE instance_id = ?1"), [id])
             .map_err(|e| backend("purging an instance", e))?;

@@ -201,10 +201,16 @@ impl InstanceStore for MemoryStore {
         let Some(inst) = g.instances.get(instance_id) else {
             return Ok(false);
         };
-        if !inst.rec.status.is_terminal() {
+        let waiting = perdure_core::is_entity_instance(instance_id)
+            && g.inbox.values().any(|m| m.instance_id == instance_id);
+        if !inst.rec.status.is_terminal() || waiting {
             return Err(StoreError::NotFinished {
                 id: instance_id.to_string(),
-                status: inst.rec.status,
+                status: if waiting {
+                    RuntimeStatus::Running
+                } else {
+                    inst.rec.status
+                },
             });
         }
         g.instances.remove(instance_id);

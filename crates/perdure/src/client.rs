@@ -6,7 +6,7 @@ use crate::error::ClientError;
 
 mod entities;
 use chrono::{DateTime, Utc};
-pub use entities::{EntityMetadata, EntityPage, EntityQuery};
+pub use entities::{CleanEntityStorageResult, EntityMetadata, EntityPage, EntityQuery};
 use perdure_core::{
     generated_instance_id, validate_instance_id, EventKind, FailureDetails, HistoryEvent, Payload,
     RuntimeStatus,

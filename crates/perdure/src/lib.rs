@@ -48,8 +48,8 @@ mod worker;
 
 pub use activity::ActivityContext;
 pub use client::{
-    Client, EntityMetadata, EntityPage, EntityQuery, InstancePage, OrchestrationStatus,
-    PurgeFilter, StartOptions, MAX_PAYLOAD_BYTES,
+    CleanEntityStorageResult, Client, EntityMetadata, EntityPage, EntityQuery, InstancePage,
+    OrchestrationStatus, PurgeFilter, StartOptions, MAX_PAYLOAD_BYTES,
 };
 pub use context::OrchestrationContext;
 pub use critical::{EntityLock, LockTask};

@@ -274,3 +274,80 @@ async fn critical_section_rules_are_enforced() {
         worker.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entity_storage_is_cleaned() {
+    use perdure::{EventKind, HistoryEvent};
+    use perdure_store::InstanceMessage;
+    for (name, store, _dir) in stores().await {
+        let worker = Worker::start(store.clone(), registry(), WorkerOptions::default());
+        let client = Client::new(store.clone());
+        let empty = EntityId::new("counter", "empty").unwrap();
+        let kept = EntityId::new("counter", "kept").unwrap();
+        let held = EntityId::new("counter", "held").unwrap();
+        client.signal_entity(&empty, "add", 1).await.unwrap();
+        client.signal_entity(&empty, "reset", ()).await.unwrap();
+        client.signal_entity(&kept, "add", 1).await.unwrap();
+        // A lock held by an orchestration that no longer exists; a signal
+        // then waits behind it.
+        let now = chrono::Utc::now();
+        store
+            .send_message(InstanceMessage {
+                instance_id: held.to_string(),
+                execution_id: None,
+                event: HistoryEvent::new(
+                    now,
+                    EventKind::EntityLockRequested {
+                        critical_section_id: "cs-ghost".into(),
+                        lock_set: vec![held.to_string()],
+                        position: 0,
+                        parent_instance_id: "ghost".into(),
+                    },
+                ),
+                visible_at: now,
+            })
+            .await
+            .unwrap();
+        client.signal_entity(&held, "add", 5).await.unwrap();
+        until("entities settle", || async {
+            let e = store.get_instance(&empty.to_string()).await.unwrap();
+            let h = store.get_instance(&held.to_string()).await.unwrap();
+            e.is_some_and(|e| e.status == RuntimeStatus::Completed && e.output.is_none())
+                && h.is_some_and(|h| {
+                    perdure::dispatch::entity_lock_holder(&h.custom_status).is_some()
+                        && !perdure::dispatch::entity_schedule_is_empty(&h.custom_status)
+                        && h.status != RuntimeStatus::Pending
+                })
+                && client.read_entity_state::<i64>(&kept).await.unwrap() == Some(1)
+        })
+        .await;
+        assert_eq!(client.read_entity_state::<i64>(&held).await.unwrap(), None);
+        let done = client.clean_entity_storage(true, true).await.unwrap();
+        assert_eq!(
+            (done.empty_entities_removed, done.orphaned_locks_released),
+            (1, 1),
+            "{name}"
+        );
+        assert!(store
+            .get_instance(&empty.to_string())
+            .await
+            .unwrap()
+            .is_none());
+        until("the queued signal runs after the release", || async {
+            client.read_entity_state::<i64>(&held).await.unwrap() == Some(5)
+        })
+        .await;
+        assert_eq!(
+            client.read_entity_state::<i64>(&kept).await.unwrap(),
+            Some(1)
+        );
+        // An entity with requests waiting is never removed.
+        let again = client.clean_entity_storage(true, true).await.unwrap();
+        assert_eq!(
+            again,
+            perdure::CleanEntityStorageResult::default(),
+            "{name}"
+        );
+        worker.shutdown().await;
+    }
+}

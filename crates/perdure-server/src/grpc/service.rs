@@ -53,7 +53,7 @@ fn entity_metadata(e: perdure::EntityMetadata, include_state: bool) -> pb::Entit
         instance_id: e.id.to_string(),
         last_modified_time: Some(convert::ts(e.last_modified)),
         backlog_queue_size: 0,
-        locked_by: None,
+        locked_by: e.locked_by.clone(),
         serialized_state: if include_state { e.state } else { None },
     }
 }
@@ -591,9 +591,20 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
 
     async fn clean_entity_storage(
         &self,
-        _: Request<pb::CleanEntityStorageRequest>,
+        req: Request<pb::CleanEntityStorageRequest>,
     ) -> Result<Response<pb::CleanEntityStorageResponse>, Status> {
-        Err(not_yet("CleanEntityStorage (entities)"))
+        let r = req.into_inner();
+        let done = self
+            .client
+            .clean_entity_storage(r.remove_empty_entities, r.release_orphaned_locks)
+            .await
+            .map_err(status)?;
+        let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+        Ok(Response::new(pb::CleanEntityStorageResponse {
+            continuation_token: None,
+            empty_entities_removed: count(done.empty_entities_removed),
+            orphaned_locks_released: count(done.orphaned_locks_released),
+        }))
     }
 
     async fn abandon_task_activity_work_item(

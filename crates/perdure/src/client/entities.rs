@@ -16,6 +16,18 @@ pub struct EntityMetadata {
     /// The state as JSON text.
     pub state: Payload,
     pub last_modified: DateTime<Utc>,
+    /// The orchestration holding the entity's lock, if one does.
+    pub locked_by: Option<String>,
+}
+
+/// What [`Client::clean_entity_storage`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CleanEntityStorageResult {
+    /// Entities without state, lock or waiting requests that were deleted.
+    pub empty_entities_removed: usize,
+    /// Locks held by orchestrations that have finished or no longer exist,
+    /// released.
+    pub orphaned_locks_released: usize,
 }
 
 /// Which entities [`Client::list_entities`] returns.
@@ -103,6 +115,70 @@ impl Client {
         }
     }
 
+    /// Cleans entity storage: deletes entities that have no state, hold no
+    /// lock and have nothing waiting (`remove_empty`), and releases locks
+    /// held by orchestrations that finished or were purged
+    /// (`release_orphaned_locks`). Entities with requests in flight are
+    /// left alone.
+    pub async fn clean_entity_storage(
+        &self,
+        remove_empty: bool,
+        release_orphaned_locks: bool,
+    ) -> Result<CleanEntityStorageResult, ClientError> {
+        let mut result = CleanEntityStorageResult::default();
+        let mut query = InstanceQuery {
+            instance_id_prefix: Some("@".into()),
+            page_size: 500,
+            ..InstanceQuery::default()
+        };
+        loop {
+            let page = self.store.list_instances(&query).await?;
+            for r in &page.instances {
+                if release_orphaned_locks {
+                    if let Some((section, owner)) =
+                        crate::dispatch::entity_lock_holder(&r.custom_status)
+                    {
+                        let gone = match self.store.get_instance(&owner).await? {
+                            None => true,
+                            Some(o) => o.status.is_terminal(),
+                        };
+                        if gone {
+                            let now = Utc::now();
+                            let event = EventKind::EntityUnlockSent {
+                                critical_section_id: section,
+                                target: r.instance_id.clone(),
+                                parent_instance_id: owner,
+                            };
+                            self.store
+                                .send_message(InstanceMessage {
+                                    instance_id: r.instance_id.clone(),
+                                    execution_id: None,
+                                    event: HistoryEvent::new(now, event),
+                                    visible_at: now,
+                                })
+                                .await?;
+                            result.orphaned_locks_released += 1;
+                        }
+                    }
+                }
+                let empty = r.output.is_none()
+                    && r.status == RuntimeStatus::Completed
+                    && crate::dispatch::entity_schedule_is_empty(&r.custom_status);
+                if remove_empty && empty {
+                    match self.store.purge_instance(&r.instance_id).await {
+                        Ok(true) => result.empty_entities_removed += 1,
+                        Ok(false) | Err(perdure_store::StoreError::NotFinished { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            match page.continuation {
+                Some(t) => query.continuation = Some(t),
+                None => return Ok(result),
+            }
+        }
+    }
+
     /// Entities that have state, by name and key prefix, a page at a time.
     pub async fn list_entities(&self, query: &EntityQuery) -> Result<EntityPage, ClientError> {
         let prefix = if let Some(p) = &query.instance_id_prefix {
@@ -142,6 +218,8 @@ impl Client {
                 .filter_map(|r| {
                     Some(EntityMetadata {
                         id: EntityId::parse(&r.instance_id).ok()?,
+                        locked_by: crate::dispatch::entity_lock_holder(&r.custom_status)
+                            .map(|(_, owner)| owner),
                         state: r.output,
                         last_modified: r.updated_at,
                     })

@@ -55,6 +55,18 @@ impl Schedule {
     }
 }
 
+/// Who holds an entity's lock, from its instance row's `custom_status`:
+/// (critical section id, owning orchestration instance).
+pub fn entity_lock_holder(custom_status: &Payload) -> Option<(String, String)> {
+    let schedule = Schedule::load(custom_status).ok()?;
+    schedule.lock.map(|h| (h.critical_section_id, h.owner))
+}
+
+/// True if the entity's row records neither a lock nor waiting requests.
+pub fn entity_schedule_is_empty(custom_status: &Payload) -> bool {
+    Schedule::load(custom_status).is_ok_and(|s| s == Schedule::default())
+}
+
 /// A locked entity and its waiting requests.
 #[derive(Clone, Debug)]
 pub struct EntityBatch {

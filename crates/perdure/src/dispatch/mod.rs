@@ -21,7 +21,8 @@ mod rewind;
 
 pub use commit::{activity_result, build_commit};
 pub use entities::{
-    entity_commit, plan_entity_batch, run_entity_batch, EntityBatch, EntityOperation, EntityPlan,
+    entity_commit, entity_lock_holder, entity_schedule_is_empty, plan_entity_batch,
+    run_entity_batch, EntityBatch, EntityOperation, EntityPlan,
 };
 
 use chrono::Utc;
