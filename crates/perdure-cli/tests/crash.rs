@@ -99,6 +99,22 @@ fn check_history(id: &str, h: &[HistoryEvent]) {
 
 const BANK_ACCOUNTS: u64 = 6;
 
+/// Entity operations took effect exactly once: no money lost or made.
+async fn assert_money_conserved(client: &Client) {
+    let mut total = 0;
+    for a in 0..BANK_ACCOUNTS {
+        let e = perdure::EntityId::new("Account", &format!("acct-{a}")).unwrap();
+        let balance: i64 = client.read_entity_state(&e).await.unwrap().unwrap_or(0);
+        assert!(balance >= 0, "acct-{a} went negative: {balance}");
+        total += balance;
+    }
+    assert_eq!(
+        total,
+        100 * BANK_ACCOUNTS as i64,
+        "money was lost or created"
+    );
+}
+
 fn seed() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -275,19 +291,7 @@ async fn crash_and_verify(url: &str, workers: usize, rounds: usize, scale: u64) 
         procs[victim] = spawn_worker(url);
     }
     verify(&client, &expected, &mut procs).await;
-    // Entity operations took effect exactly once: no money lost or made.
-    let mut total = 0;
-    for a in 0..BANK_ACCOUNTS {
-        let e = perdure::EntityId::new("Account", &format!("acct-{a}")).unwrap();
-        let balance: i64 = client.read_entity_state(&e).await.unwrap().unwrap_or(0);
-        assert!(balance >= 0, "acct-{a} went negative: {balance}");
-        total += balance;
-    }
-    assert_eq!(
-        total,
-        100 * BANK_ACCOUNTS as i64,
-        "money was lost or created"
-    );
+    assert_money_conserved(&client).await;
     for mut p in procs {
         let _ = p.kill();
         let _ = p.wait();
@@ -350,19 +354,7 @@ async fn postgres_workers_recover_from_dropped_connections() {
     }
     // This process's own pool lost its connections too; it must recover as well.
     verify(&client, &expected, &mut procs).await;
-    // Entity operations took effect exactly once: no money lost or made.
-    let mut total = 0;
-    for a in 0..BANK_ACCOUNTS {
-        let e = perdure::EntityId::new("Account", &format!("acct-{a}")).unwrap();
-        let balance: i64 = client.read_entity_state(&e).await.unwrap().unwrap_or(0);
-        assert!(balance >= 0, "acct-{a} went negative: {balance}");
-        total += balance;
-    }
-    assert_eq!(
-        total,
-        100 * BANK_ACCOUNTS as i64,
-        "money was lost or created"
-    );
+    assert_money_conserved(&client).await;
     for mut p in procs {
         let _ = p.kill();
         let _ = p.wait();

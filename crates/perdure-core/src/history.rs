@@ -192,6 +192,27 @@ impl HistoryEvent {
         }
     }
 
+    /// For a result event (TaskCompleted/Failed, SubOrchestrationInstance
+    /// Completed/Failed, TimerFired), the id of the action it answers.
+    pub fn completion_id(&self) -> Option<i64> {
+        match &self.kind {
+            EventKind::TaskCompleted {
+                task_scheduled_id, ..
+            }
+            | EventKind::TaskFailed {
+                task_scheduled_id, ..
+            }
+            | EventKind::SubOrchestrationInstanceCompleted {
+                task_scheduled_id, ..
+            }
+            | EventKind::SubOrchestrationInstanceFailed {
+                task_scheduled_id, ..
+            } => Some(*task_scheduled_id),
+            EventKind::TimerFired { timer_id, .. } => Some(*timer_id),
+            _ => None,
+        }
+    }
+
     /// The input column of the history table.
     pub fn input(&self) -> Option<&str> {
         match &self.kind {

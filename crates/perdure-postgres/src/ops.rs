@@ -276,6 +276,26 @@ pub(crate) async fn create_instance(
     Ok(w)
 }
 
+/// Creates the instance a message brings into being (if it is not there).
+async fn insert_implicit(
+    tx: &Transaction<'_>,
+    id: &str,
+    new: &ImplicitInstance,
+    now: i64,
+) -> Result<bool, StoreError> {
+    insert_instance(
+        tx,
+        id,
+        &new.name,
+        &new.version,
+        &new.execution_id,
+        &new.input,
+        new.parent_instance_id.as_deref(),
+        now,
+    )
+    .await
+}
+
 /// Makes sure the entity's row exists and holds a share lock on it until
 /// the transaction ends, so that a purge of the (empty) entity either waits
 /// for the message to be committed and sees it, or finishes first and the
@@ -326,17 +346,7 @@ pub(crate) async fn send_message(
         let Some(new) = implicit_instance(&m) else {
             return Err(StoreError::NotFound(m.instance_id));
         };
-        insert_instance(
-            tx,
-            &m.instance_id,
-            &new.name,
-            &new.version,
-            &new.execution_id,
-            &new.input,
-            new.parent_instance_id.as_deref(),
-            now,
-        )
-        .await?;
+        insert_implicit(tx, &m.instance_id, &new, now).await?;
     }
     let mut w = Woken::default();
     insert_messages(tx, &[m], now, &mut w).await?;
@@ -519,17 +529,7 @@ pub(crate) async fn commit_orchestration(
         if perdure_core::is_entity_instance(&m.instance_id) {
             lock_entity_row(tx, &m.instance_id, k.now.timestamp_millis()).await?;
         } else if let Some(new) = implicit_instance(m) {
-            insert_instance(
-                tx,
-                &m.instance_id,
-                &new.name,
-                &new.version,
-                &new.execution_id,
-                &new.input,
-                new.parent_instance_id.as_deref(),
-                k.now.timestamp_millis(),
-            )
-            .await?;
+            insert_implicit(tx, &m.instance_id, &new, k.now.timestamp_millis()).await?;
         }
     }
     insert_messages(tx, &k.messages, now, &mut w).await?;

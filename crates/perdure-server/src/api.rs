@@ -287,13 +287,10 @@ async fn status(
 
 pub(crate) const CONTINUATION: &str = "x-ms-continuation-token";
 
-async fn list(
-    State(state): Shared,
-    Query(q): Params,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let top = match q.get("top") {
-        None => 100,
+/// The `top` parameter of a list: 1 to 10000, 100 when absent.
+pub(crate) fn page_size(q: &HashMap<String, String>) -> Result<usize, ApiError> {
+    match q.get("top") {
+        None => Ok(100),
         Some(v) => v
             .parse::<usize>()
             .ok()
@@ -304,8 +301,34 @@ async fn list(
                     "BadParameter",
                     format!("`top` must be a number from 1 to 10000, not `{v}`"),
                 )
-            })?,
-    };
+            }),
+    }
+}
+
+/// The continuation token a list request carries, if any.
+pub(crate) fn continuation(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(CONTINUATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// A page of a list: 200 with the items, the next token as a header.
+pub(crate) fn page_response(items: Vec<Value>, next: Option<String>) -> Response {
+    let mut resp = (StatusCode::OK, Json(Value::Array(items))).into_response();
+    if let Some(token) = next.and_then(|t| HeaderValue::from_str(&t).ok()) {
+        resp.headers_mut().insert(CONTINUATION, token);
+    }
+    resp
+}
+
+async fn list(
+    State(state): Shared,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let top = page_size(&q)?;
     let query = InstanceQuery {
         statuses: statuses(&q)?,
         created_from: timestamp(&q, "createdTimeFrom")?,
@@ -313,11 +336,7 @@ async fn list(
         instance_id_prefix: q.get("instanceIdPrefix").cloned(),
         parent_instance_id: None,
         page_size: top,
-        continuation: headers
-            .get(CONTINUATION)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-            .map(str::to_string),
+        continuation: continuation(&headers),
     };
     let show_input = flag(&q, "showInput", false)?;
     let page = state
@@ -330,14 +349,7 @@ async fn list(
         .iter()
         .map(|s| wire::status(s, show_input, false, false))
         .collect();
-    let mut resp = (StatusCode::OK, Json(Value::Array(body))).into_response();
-    if let Some(token) = page
-        .continuation_token
-        .and_then(|t| HeaderValue::from_str(&t).ok())
-    {
-        resp.headers_mut().insert(CONTINUATION, token);
-    }
-    Ok(resp)
+    Ok(page_response(body, page.continuation_token))
 }
 
 async fn purge_one(State(state): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {

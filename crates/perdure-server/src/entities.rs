@@ -2,12 +2,12 @@
 //! (`POST /entities/{name}/{key}?op=NAME`), read its state
 //! (`GET /entities/{name}/{key}`), list entities (`GET /entities[/{name}]`).
 
-use crate::api::{client_error, flag, json_body, CONTINUATION};
+use crate::api::{client_error, continuation, flag, json_body, page_response, page_size};
 use crate::wire::{error, ApiError};
 use crate::{AppState, BASE_PATH};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -94,30 +94,13 @@ async fn list(
     Query(q): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let top = match q.get("top") {
-        None => 100,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=10_000).contains(n))
-            .ok_or_else(|| {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    "BadParameter",
-                    format!("`top` must be a number from 1 to 10000, not `{v}`"),
-                )
-            })?,
-    };
+    let top = page_size(&q)?;
     let fetch_state = flag(&q, "fetchState", false)?;
     let query = EntityQuery {
         name,
         key_prefix: None,
         page_size: top,
-        continuation: headers
-            .get(CONTINUATION)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-            .map(str::to_string),
+        continuation: continuation(&headers),
         ..EntityQuery::default()
     };
     let page = state
@@ -143,12 +126,5 @@ async fn list(
             v
         })
         .collect();
-    let mut resp = (StatusCode::OK, Json(Value::Array(body))).into_response();
-    if let Some(token) = page
-        .continuation_token
-        .and_then(|t| HeaderValue::from_str(&t).ok())
-    {
-        resp.headers_mut().insert(CONTINUATION, token);
-    }
-    Ok(resp)
+    Ok(page_response(body, page.continuation_token))
 }

@@ -366,6 +366,21 @@ impl Dispatcher {
         }
     }
 
+    /// Sends a work item down its stream; a closed stream gives the item
+    /// back at once (false: the stream is gone).
+    async fn send(&self, tx: &Sender, work: pb::WorkItem, last_sent: &Mutex<Instant>) -> bool {
+        let token = work.completion_token.clone();
+        if tx.send(Ok(work)).await.is_err() {
+            let held = self.pending().remove(&token);
+            if let Some(p) = held {
+                self.abandon(p, Duration::ZERO).await;
+            }
+            return false;
+        }
+        mark(last_sent);
+        true
+    }
+
     async fn orchestration_loop(
         self: Arc<Self>,
         stream: u64,
@@ -401,15 +416,9 @@ impl Dispatcher {
             match self.orchestration_item(stream, item, permit).await {
                 Ok(None) => {}
                 Ok(Some(work)) => {
-                    let token = work.completion_token.clone();
-                    if tx.send(Ok(work)).await.is_err() {
-                        let held = self.pending().remove(&token);
-                        if let Some(p) = held {
-                            self.abandon(p, Duration::ZERO).await;
-                        }
+                    if !self.send(&tx, work, &last_sent).await {
                         return;
                     }
-                    mark(&last_sent);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, instance_id = %id, "could not prepare orchestration work; it will be retried");
@@ -542,14 +551,9 @@ impl Dispatcher {
                 request: Some(pb::work_item::Request::ActivityRequest(request)),
                 completion_token: token.clone(),
             };
-            if tx.send(Ok(work)).await.is_err() {
-                let held = self.pending().remove(&token);
-                if let Some(p) = held {
-                    self.abandon(p, Duration::ZERO).await;
-                }
+            if !self.send(&tx, work, &last_sent).await {
                 return;
             }
-            mark(&last_sent);
         }
     }
 
@@ -687,14 +691,14 @@ fn dedupe(past: &[HistoryEvent], turn: Vec<HistoryEvent>) -> Vec<HistoryEvent> {
                 *open.entry(e.event_id).or_default() += 1;
             }
             _ => {
-                if let Some(id) = completion_id(e) {
+                if let Some(id) = e.completion_id() {
                     *open.entry(id).or_default() -= 1;
                 }
             }
         }
     }
     turn.into_iter()
-        .filter(|e| match completion_id(e) {
+        .filter(|e| match e.completion_id() {
             None => true,
             Some(id) => {
                 let waiting = open.entry(id).or_default();
@@ -712,23 +716,4 @@ fn dedupe(past: &[HistoryEvent], turn: Vec<HistoryEvent>) -> Vec<HistoryEvent> {
             }
         })
         .collect()
-}
-
-fn completion_id(e: &HistoryEvent) -> Option<i64> {
-    match &e.kind {
-        EventKind::TaskCompleted {
-            task_scheduled_id, ..
-        }
-        | EventKind::TaskFailed {
-            task_scheduled_id, ..
-        }
-        | EventKind::SubOrchestrationInstanceCompleted {
-            task_scheduled_id, ..
-        }
-        | EventKind::SubOrchestrationInstanceFailed {
-            task_scheduled_id, ..
-        } => Some(*task_scheduled_id),
-        EventKind::TimerFired { timer_id, .. } => Some(*timer_id),
-        _ => None,
-    }
 }

@@ -18,25 +18,6 @@ fn is_failure(e: &HistoryEvent) -> bool {
     )
 }
 
-fn completion_id(e: &HistoryEvent) -> Option<i64> {
-    match &e.kind {
-        EventKind::TaskCompleted {
-            task_scheduled_id, ..
-        }
-        | EventKind::TaskFailed {
-            task_scheduled_id, ..
-        }
-        | EventKind::SubOrchestrationInstanceCompleted {
-            task_scheduled_id, ..
-        }
-        | EventKind::SubOrchestrationInstanceFailed {
-            task_scheduled_id, ..
-        } => Some(*task_scheduled_id),
-        EventKind::TimerFired { timer_id, .. } => Some(*timer_id),
-        _ => None,
-    }
-}
-
 pub(super) async fn rewind(
     store: &dyn Store,
     instance: &InstanceRecord,
@@ -68,7 +49,7 @@ pub(super) async fn rewind(
                 scheduled.insert(e.event_id, e);
             }
             _ => {
-                if let Some(done) = completion_id(e) {
+                if let Some(done) = e.completion_id() {
                     answered.insert(done);
                 }
             }
@@ -99,7 +80,7 @@ pub(super) async fn rewind(
             messages.push(to_self(e.clone(), now, None));
             continue;
         }
-        let Some(task) = completion_id(e) else {
+        let Some(task) = e.completion_id() else {
             continue;
         };
         let Some(origin) = scheduled.get(&task) else {
