@@ -4,6 +4,7 @@
 //! (`--store`) or through a running server (`--server`).
 
 mod backend;
+mod bench;
 mod demo;
 mod table;
 
@@ -64,6 +65,14 @@ enum Command {
     /// Runs every pattern of the seed documents and prints their results.
     Demo {
         #[arg(long, default_value = perdure::DEFAULT_STORE_URL)]
+        store: String,
+    },
+    /// Runs a named performance workload and reports its measures.
+    Bench(bench::BenchArgs),
+    /// A benchmark's worker process (started by `perdure bench --processes`).
+    #[command(hide = true)]
+    BenchWorker {
+        #[arg(long)]
         store: String,
     },
     /// Runs a worker with the sample orchestrations until interrupted.
@@ -315,6 +324,8 @@ async fn run() -> Result<()> {
             serve(&store, (http, grpc), samples, api_key, lease).await
         }
         Command::Demo { store } => demo::run(&store).await,
+        Command::Bench(args) => bench::run(args).await,
+        Command::BenchWorker { store } => bench::worker_process(&store).await,
         Command::Worker { store, lease_ms } => {
             let store = perdure::open_store(&store)
                 .await

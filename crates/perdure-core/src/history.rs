@@ -322,6 +322,34 @@ pub fn encode_event(event: &HistoryEvent) -> String {
     .unwrap_or_default()
 }
 
+/// Encodes a run of events as one JSON array of [`encode_event`] texts (a
+/// store may keep a whole turn in one row).
+pub fn encode_events(events: &[HistoryEvent]) -> String {
+    let mut out = String::from("[");
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&encode_event(e));
+    }
+    out.push(']');
+    out
+}
+
+/// Decodes what [`encode_events`] or [`encode_event`] wrote.
+pub fn decode_events(text: &str) -> Result<Vec<HistoryEvent>, CodecError> {
+    if !text.trim_start().starts_with('[') {
+        return decode_event(text).map(|e| vec![e]);
+    }
+    let all: Vec<Encoded> = serde_json::from_str(text)?;
+    all.into_iter()
+        .map(|e| match e.v {
+            HISTORY_FORMAT => Ok(e.event),
+            v => Err(CodecError::UnknownFormat(v)),
+        })
+        .collect()
+}
+
 /// Decodes a stored event written by [`encode_event`].
 pub fn decode_event(text: &str) -> Result<HistoryEvent, CodecError> {
     let e: Encoded = serde_json::from_str(text)?;
@@ -335,6 +363,20 @@ pub fn decode_event(text: &str) -> Result<HistoryEvent, CodecError> {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn runs_of_events_round_trip() {
+        let t = chrono::Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        let events = vec![
+            HistoryEvent::new(t, EventKind::OrchestratorStarted),
+            HistoryEvent::new(t, EventKind::OrchestratorCompleted),
+        ];
+        let text = encode_events(&events);
+        assert_eq!(decode_events(&text).unwrap(), events);
+        let one = encode_event(&events[0]);
+        assert_eq!(decode_events(&one).unwrap(), events[..1].to_vec());
+        assert!(decode_events("[{\"v\": 999}]").is_err());
+    }
 
     #[test]
     fn encoding_round_trips() {

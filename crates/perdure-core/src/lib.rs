@@ -17,7 +17,10 @@ pub mod status;
 
 pub use entity::{is_entity_instance, EntityId, EntityIdError};
 pub use failure::FailureDetails;
-pub use history::{decode_event, encode_event, EventKind, HistoryEvent, ParentInstance, Payload};
+pub use history::{
+    decode_event, decode_events, encode_event, encode_events, EventKind, HistoryEvent,
+    ParentInstance, Payload,
+};
 pub use instance_id::{generated_instance_id, validate_instance_id, InstanceIdError};
 pub use replay::{
     Action, Applied, Completion, CriticalSection, ExecutionState, NonDeterminism, TaskKey,

@@ -13,7 +13,10 @@
 //! transaction; times that decide leases come from the database's clock, so
 //! machines with skewed clocks cannot steal each other's leases.
 
+mod batch;
+mod fast;
 mod listen;
+mod notify;
 mod ops;
 mod schema;
 
@@ -52,6 +55,9 @@ pub struct PostgresStore {
     channel: String,
     hub: String,
     listener: tokio::task::JoinHandle<()>,
+    counters: Arc<perdure_store::stats::CommitCounters>,
+    notifier: notify::Notifier,
+    batch: batch::Batcher,
 }
 
 impl Drop for PostgresStore {
@@ -131,15 +137,19 @@ impl PostgresStore {
         let wake = Arc::new(WakeHub::default());
         let channel = schema.clone();
         let listener = tokio::spawn(listen::run(cfg, channel.clone(), wake.clone()));
+        let counters = Arc::new(perdure_store::stats::CommitCounters::default());
         let store = PostgresStore {
-            pool,
+            pool: pool.clone(),
             wake,
             channel,
             hub,
             listener,
+            batch: batch::Batcher::start(pool.clone(), counters.clone()),
+            counters,
+            notifier: notify::Notifier::start(pool.clone(), schema.clone()),
         };
         let pending = store.run(|tx, _| Box::pin(ops::pending_times(tx))).await?;
-        store.signal(pending);
+        store.wake.signal(pending);
         store.wake.notify(WorkKind::Orchestration);
         store.wake.notify(WorkKind::Activity);
         Ok(store)
@@ -163,8 +173,16 @@ impl PostgresStore {
             .map_err(|e| backend("dropping the hub", e))
     }
 
+    /// Wakes this process's dispatchers and announces `w` to the others.
     fn signal(&self, w: Woken) {
+        self.notifier.send(&w);
         self.wake.signal(w);
+    }
+
+    /// A pooled connection for a single-statement operation (its own
+    /// implicit transaction).
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|e| backend("connecting", e))
     }
 
     /// Runs `f` in one transaction and commits it.
@@ -186,8 +204,10 @@ impl PostgresStore {
             .transaction()
             .await
             .map_err(|e| backend("begin", e))?;
+        let began = std::time::Instant::now();
         let r = f(&tx, &self.channel).await?;
         tx.commit().await.map_err(|e| backend("commit", e))?;
+        self.counters.transaction(1, began.elapsed());
         Ok(r)
     }
 }
@@ -196,7 +216,7 @@ impl PostgresStore {
 impl InstanceStore for PostgresStore {
     async fn create_instance(&self, req: CreateInstance) -> Result<(), StoreError> {
         let w = self
-            .run(|tx, ch| Box::pin(ops::create_instance(tx, ch, req)))
+            .run(|tx, _| Box::pin(ops::create_instance(tx, req)))
             .await?;
         self.signal(w);
         Ok(())
@@ -213,7 +233,7 @@ impl InstanceStore for PostgresStore {
 
     async fn send_message(&self, msg: InstanceMessage) -> Result<(), StoreError> {
         let w = self
-            .run(|tx, ch| Box::pin(ops::send_message(tx, ch, msg)))
+            .run(|tx, _| Box::pin(ops::send_message(tx, msg)))
             .await?;
         self.signal(w);
         Ok(())
@@ -249,26 +269,42 @@ impl HistoryStore for PostgresStore {
 
 #[async_trait]
 impl OrchestrationQueue for PostgresStore {
-    async fn fetch_orchestration(
+    async fn fetch_orchestrations(
         &self,
         lease: Duration,
         max_messages: usize,
+        max_items: usize,
         filter: &WorkFilter,
-    ) -> Result<Option<OrchestrationItem>, StoreError> {
-        let lease = dur_ms(lease);
-        let filter = filter.clone();
-        self.run(move |tx, _| {
-            Box::pin(async move {
-                ops::fetch_orchestration(tx, lease, max_messages.max(1) as i64, &filter).await
-            })
-        })
+    ) -> Result<Vec<OrchestrationItem>, StoreError> {
+        let c = self.client().await?;
+        fast::fetch_orchestrations(
+            &c,
+            dur_ms(lease),
+            max_messages.max(1) as i64,
+            max_items,
+            filter,
+        )
         .await
     }
 
     async fn commit_orchestration(&self, commit: OrchestrationCommit) -> Result<(), StoreError> {
-        let w = self
-            .run(|tx, ch| Box::pin(ops::commit_orchestration(tx, ch, commit)))
-            .await?;
+        let (id, status) = (commit.instance_id.clone(), commit.update.status);
+        let w = if commit.messages.is_empty() && !commit.replace_history {
+            // The common turn: one guarded statement, group-committed with
+            // other workers' steps.
+            let (token, expected) = (commit.lock_token.clone(), commit.expected_history_len);
+            let (held, w) = self.batch.turn(commit).await?;
+            if !held {
+                let c = self.client().await?;
+                return Err(ops::lease_or_history_error(&c, &id, &token, expected).await);
+            }
+            w
+        } else {
+            self.run(|tx, _| Box::pin(ops::commit_orchestration(tx, commit)))
+                .await?
+        };
+        self.counters.step();
+        self.wake.instance_changed(&id, status);
         self.signal(w);
         Ok(())
     }
@@ -300,7 +336,7 @@ impl OrchestrationQueue for PostgresStore {
             dur_ms(retry_after),
         );
         let w = self
-            .run(|tx, ch| Box::pin(ops::abandon_orchestration(tx, ch, id, tok, after)))
+            .run(|tx, _| Box::pin(ops::abandon_orchestration(tx, id, tok, after)))
             .await?;
         self.signal(w);
         Ok(())
@@ -309,15 +345,17 @@ impl OrchestrationQueue for PostgresStore {
 
 #[async_trait]
 impl ActivityQueue for PostgresStore {
-    async fn fetch_activity(
+    async fn fetch_activities(
         &self,
         lease: Duration,
+        max_items: usize,
         filter: &WorkFilter,
-    ) -> Result<Option<ActivityItem>, StoreError> {
+    ) -> Result<Vec<ActivityItem>, StoreError> {
         let lease = dur_ms(lease);
         let filter = filter.clone();
+        let max = max_items.max(1) as i64;
         self.run(move |tx, _| {
-            Box::pin(async move { ops::fetch_activity(tx, lease, &filter).await })
+            Box::pin(async move { ops::fetch_activities(tx, lease, max, &filter).await })
         })
         .await
     }
@@ -327,12 +365,30 @@ impl ActivityQueue for PostgresStore {
         lock_token: &str,
         result: InstanceMessage,
     ) -> Result<(), StoreError> {
-        let tok = lock_token.to_string();
-        let w = self
-            .run(|tx, ch| Box::pin(ops::complete_activity(tx, ch, tok, result)))
-            .await?;
-        self.signal(w);
+        let done = self.batch.result(lock_token, result, None).await?;
+        self.counters.step();
+        self.signal(done.woken);
         Ok(())
+    }
+
+    async fn complete_activity_and_take(
+        &self,
+        lock_token: &str,
+        result: InstanceMessage,
+        lease: Duration,
+        max_messages: usize,
+        filter: &WorkFilter,
+    ) -> Result<Option<OrchestrationItem>, StoreError> {
+        let max = max_messages.max(1) as i64;
+        let take = Some((dur_ms(lease), max, filter.clone()));
+        let done = self.batch.result(lock_token, result, take).await?;
+        self.counters.step();
+        if done.taken.is_none() {
+            self.signal(done.woken);
+            return Ok(None);
+        }
+        let c = self.client().await?;
+        fast::taken_item(&c, &done, max).await
     }
 
     async fn renew_activity_lock(
@@ -352,7 +408,7 @@ impl ActivityQueue for PostgresStore {
     ) -> Result<(), StoreError> {
         let (tok, after) = (lock_token.to_string(), dur_ms(retry_after));
         let w = self
-            .run(|tx, ch| Box::pin(ops::abandon_activity(tx, ch, tok, after)))
+            .run(|tx, _| Box::pin(ops::abandon_activity(tx, tok, after)))
             .await?;
         self.signal(w);
         Ok(())
@@ -365,6 +421,16 @@ impl WakeSignal for PostgresStore {
         // NOTIFY wakes us for new work and announces future work, so the
         // poll is only a safety net (for leases that expired elsewhere).
         self.wake.wait(kind, max_wait.max(SAFETY_POLL)).await
+    }
+
+    fn watch_instance(&self, instance_id: &str) -> Option<InstanceWatch> {
+        self.wake.watch_instance(instance_id)
+    }
+}
+
+impl StoreStats for PostgresStore {
+    fn commit_stats(&self) -> CommitStats {
+        self.counters.snapshot()
     }
 }
 

@@ -36,13 +36,13 @@ fn ts(ms: i64) -> perdure_core::Timestamp {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-fn failure_text(f: &Option<FailureDetails>) -> Option<String> {
+pub(crate) fn failure_text(f: &Option<FailureDetails>) -> Option<String> {
     f.as_ref().and_then(|f| serde_json::to_string(f).ok())
 }
 
-const INSTANCE_COLS: &str = "instance_id, name, version, status, execution_id, input, output, failure, custom_status, created_at, updated_at, parent_instance_id, history_len";
+pub(crate) const INSTANCE_COLS: &str = "instance_id, name, version, status, execution_id, input, output, failure, custom_status, created_at, updated_at, parent_instance_id, history_len";
 
-fn record(r: &Row) -> Result<InstanceRecord, StoreError> {
+pub(crate) fn record(r: &Row) -> Result<InstanceRecord, StoreError> {
     let id: String = r.get(0);
     let code: i32 = r.get(3);
     let failure: Option<String> = r.get(7);
@@ -122,25 +122,6 @@ pub(crate) async fn pending_times(tx: &Transaction<'_>) -> Result<Woken, StoreEr
     })
 }
 
-/// Tells every listening process what became visible (delivered at commit).
-async fn notify(tx: &Transaction<'_>, channel: &str, w: &Woken) -> Result<(), StoreError> {
-    let mut payloads = Vec::new();
-    if w.orchestrations_now {
-        payloads.push("o".to_string());
-    }
-    if w.activities_now {
-        payloads.push("a".to_string());
-    }
-    payloads.extend(w.orchestrations_later.iter().map(|t| format!("o:{t}")));
-    payloads.extend(w.activities_later.iter().map(|t| format!("a:{t}")));
-    for p in payloads {
-        tx.execute("SELECT pg_notify($1, $2)", &[&channel, &p])
-            .await
-            .map_err(|e| backend("notify", e))?;
-    }
-    Ok(())
-}
-
 async fn insert_messages(
     tx: &Transaction<'_>,
     msgs: &[InstanceMessage],
@@ -176,11 +157,7 @@ async fn insert_messages(
         .await
         .map_err(|e| backend("enqueueing messages", e))?;
     for v in visible {
-        if v <= now {
-            w.orchestrations_now = true;
-        } else {
-            w.orchestrations_later.push(v);
-        }
+        w.orchestration_message(v, now);
     }
     Ok(())
 }
@@ -209,7 +186,6 @@ async fn insert_instance(
 
 pub(crate) async fn create_instance(
     tx: &Transaction<'_>,
-    channel: &str,
     req: CreateInstance,
 ) -> Result<Woken, StoreError> {
     let now = now(&**tx).await?;
@@ -272,7 +248,6 @@ pub(crate) async fn create_instance(
         visible_at: req.visible_at,
     };
     insert_messages(tx, &[msg], now, &mut w).await?;
-    notify(tx, channel, &w).await?;
     Ok(w)
 }
 
@@ -324,7 +299,6 @@ async fn lock_entity_row(tx: &Transaction<'_>, id: &str, now: i64) -> Result<(),
 
 pub(crate) async fn send_message(
     tx: &Transaction<'_>,
-    channel: &str,
     m: InstanceMessage,
 ) -> Result<Woken, StoreError> {
     let now = now(&**tx).await?;
@@ -332,7 +306,6 @@ pub(crate) async fn send_message(
         lock_entity_row(tx, &m.instance_id, now).await?;
         let mut w = Woken::default();
         insert_messages(tx, &[m], now, &mut w).await?;
-        notify(tx, channel, &w).await?;
         return Ok(w);
     }
     let exists = tx
@@ -350,13 +323,12 @@ pub(crate) async fn send_message(
     }
     let mut w = Woken::default();
     insert_messages(tx, &[m], now, &mut w).await?;
-    notify(tx, channel, &w).await?;
     Ok(w)
 }
 
 /// The SQL condition for [`WorkFilter`] on a name and a version column,
 /// with the filter's mode and JSON in parameters `${p}` and `${p+1}`.
-fn filter_sql(name: &str, version: &str, p: usize) -> String {
+pub(crate) fn filter_sql(name: &str, version: &str, p: usize) -> String {
     let (m, j) = (p, p + 1);
     format!(
         "(${m}::int = 0
@@ -368,67 +340,36 @@ fn filter_sql(name: &str, version: &str, p: usize) -> String {
     )
 }
 
-pub(crate) async fn fetch_orchestration(
-    tx: &Transaction<'_>,
-    lease: i64,
-    max: i64,
-    filter: &WorkFilter,
-) -> Result<Option<OrchestrationItem>, StoreError> {
-    let now = now_lease_only(tx).await?;
-    let (mode, json) = filter.to_sql();
-    let sql = format!(
-        "SELECT i.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
-         WHERE m.visible_at <= $1 AND i.lock_expiry <= $1 AND (i.status <> $2 OR m.control)
-           AND {}
-         ORDER BY m.visible_at, m.seq LIMIT 1 FOR UPDATE OF i SKIP LOCKED",
-        filter_sql("i.name", "i.version", 3)
-    );
-    let stmt = tx
-        .prepare_cached(&sql)
-        .await
-        .map_err(|e| backend("finding orchestration work", e))?;
-    let Some(row) = tx
+/// Why a turn's guarded update changed nothing: the lease, or the history.
+pub(crate) async fn lease_or_history_error<C: deadpool_postgres::GenericClient + Sync>(
+    c: &C,
+    instance_id: &str,
+    lock_token: &str,
+    expected_history_len: u64,
+) -> StoreError {
+    let row = c
         .query_opt(
-            &stmt,
-            &[&now, &RuntimeStatus::Suspended.code(), &mode, &json],
+            &format!("SELECT lock_token, lock_expiry, history_len, ({}) FROM instances WHERE instance_id = $1", &NOW["SELECT ".len()..]),
+            &[&instance_id],
         )
-        .await
-        .map_err(|e| backend("finding orchestration work", e))?
-    else {
-        return Ok(None);
-    };
-    let id: String = row.get(0);
-    let token = new_lock_token();
-    tx.execute(
-        "UPDATE instances SET lock_token = $1, lock_expiry = $2 WHERE instance_id = $3",
-        &[&token, &(now + lease), &id],
-    )
-    .await
-    .map_err(|e| backend("locking an instance", e))?;
-    let instance = get_instance(&**tx, &id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(id.clone()))?;
-    let only_control = instance.status == RuntimeStatus::Suspended;
-    let rows = tx
-        .query(
-            "SELECT seq, execution_id, event FROM inbox WHERE instance_id = $1 AND visible_at <= $2 AND (control OR NOT $4) ORDER BY seq LIMIT $3",
-            &[&id, &now, &max, &only_control],
-        )
-        .await
-        .map_err(|e| backend("reading an inbox", e))?;
-    let mut messages = Vec::with_capacity(rows.len());
-    for r in rows {
-        messages.push(InboxMessage {
-            seq: r.get(0),
-            execution_id: r.get(1),
-            event: decode_event(r.get(2))?,
-        });
+        .await;
+    match row {
+        Err(e) => backend("checking a lease", e),
+        Ok(None) => StoreError::NotFound(instance_id.to_string()),
+        Ok(Some(r)) => {
+            let (token, expiry, len, now): (Option<String>, i64, i64, i64) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
+            if token.as_deref() != Some(lock_token) || expiry <= now {
+                StoreError::LockLost(format!("instance `{instance_id}`"))
+            } else {
+                StoreError::HistoryConflict {
+                    id: instance_id.to_string(),
+                    expected: expected_history_len,
+                    actual: len as u64,
+                }
+            }
+        }
     }
-    Ok(Some(OrchestrationItem {
-        instance,
-        messages,
-        lock_token: token,
-    }))
 }
 
 async fn check_lock(
@@ -454,22 +395,15 @@ async fn check_lock(
     }
 }
 
+/// A turn with messages to instances, or one that replaces the history:
+/// [`crate::fast::commit_turn`] and the messages in one transaction.
 pub(crate) async fn commit_orchestration(
     tx: &Transaction<'_>,
-    channel: &str,
     k: OrchestrationCommit,
 ) -> Result<Woken, StoreError> {
-    let now = now(&**tx).await?;
-    let len = check_lock(tx, &k.instance_id, &k.lock_token, now).await?;
-    let base = if k.replace_history { 0 } else { len };
-    if base != k.expected_history_len {
-        return Err(StoreError::HistoryConflict {
-            id: k.instance_id.clone(),
-            expected: k.expected_history_len,
-            actual: base,
-        });
-    }
     if k.replace_history {
+        let now = now(&**tx).await?;
+        check_lock(tx, &k.instance_id, &k.lock_token, now).await?;
         tx.execute(
             "DELETE FROM history WHERE instance_id = $1",
             &[&k.instance_id],
@@ -477,53 +411,16 @@ pub(crate) async fn commit_orchestration(
         .await
         .map_err(|e| backend("dropping history", e))?;
     }
-    if !k.history.is_empty() {
-        let seqs: Vec<i64> = (0..k.history.len())
-            .map(|i| (base + i as u64) as i64)
-            .collect();
-        let events: Vec<String> = k.history.iter().map(encode_event).collect();
-        tx.execute(
-            "INSERT INTO history (instance_id, seq, event) SELECT $1, s, e FROM unnest($2::bigint[], $3::text[]) AS t(s, e)",
-            &[&k.instance_id, &seqs, &events],
-        )
-        .await
-        .map_err(|e| backend("appending history", e))?;
-    }
-    let u = &k.update;
-    tx.execute(
-        "UPDATE instances SET name = $2, version = $3, status = $4, execution_id = $5, input = $6, output = $7, failure = $8,
-         custom_status = $9, parent_instance_id = $10, updated_at = $11, history_len = $12, lock_token = NULL, lock_expiry = 0
-         WHERE instance_id = $1",
-        &[
-            &k.instance_id, &u.name, &u.version, &u.status.code(), &u.execution_id, &u.input, &u.output,
-            &failure_text(&u.failure), &u.custom_status, &u.parent_instance_id, &k.now.timestamp_millis(),
-            &((base + k.history.len() as u64) as i64),
-        ],
-    )
-    .await
-    .map_err(|e| backend("updating an instance", e))?;
-    if !k.consumed.is_empty() {
-        tx.execute("DELETE FROM inbox WHERE seq = ANY($1)", &[&k.consumed])
-            .await
-            .map_err(|e| backend("consuming messages", e))?;
-    }
     let mut w = Woken::default();
-    if !k.activities.is_empty() {
-        let a = &k.activities;
-        let iids: Vec<&str> = a.iter().map(|x| x.instance_id.as_str()).collect();
-        let eids: Vec<&str> = a.iter().map(|x| x.execution_id.as_str()).collect();
-        let tids: Vec<i64> = a.iter().map(|x| x.task_id).collect();
-        let names: Vec<&str> = a.iter().map(|x| x.name.as_str()).collect();
-        let versions: Vec<Option<&str>> = a.iter().map(|x| x.version.as_deref()).collect();
-        let inputs: Vec<Option<&str>> = a.iter().map(|x| x.input.as_deref()).collect();
-        tx.execute(
-            "INSERT INTO tasks (instance_id, execution_id, task_id, name, version, input, visible_at)
-             SELECT t.i, t.e, t.k, t.n, t.v, t.p, $7 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[]) AS t(i, e, k, n, v, p)",
-            &[&iids, &eids, &tids, &names, &versions, &inputs, &now],
+    let (held, now) = crate::fast::commit_turn(tx, &k, &mut w).await?;
+    if !held {
+        return Err(lease_or_history_error(
+            tx,
+            &k.instance_id,
+            &k.lock_token,
+            k.expected_history_len,
         )
-        .await
-        .map_err(|e| backend("enqueueing activities", e))?;
-        w.activities_now = true;
+        .await);
     }
     for m in &k.messages {
         if perdure_core::is_entity_instance(&m.instance_id) {
@@ -533,7 +430,6 @@ pub(crate) async fn commit_orchestration(
         }
     }
     insert_messages(tx, &k.messages, now, &mut w).await?;
-    notify(tx, channel, &w).await?;
     Ok(w)
 }
 
@@ -556,7 +452,6 @@ pub(crate) async fn renew_orchestration(
 
 pub(crate) async fn abandon_orchestration(
     tx: &Transaction<'_>,
-    channel: &str,
     id: String,
     token: String,
     after: i64,
@@ -576,45 +471,51 @@ pub(crate) async fn abandon_orchestration(
     } else {
         w.orchestrations_now = true;
     }
-    notify(tx, channel, &w).await?;
     Ok(w)
 }
 
-pub(crate) async fn fetch_activity(
+pub(crate) async fn fetch_activities(
     tx: &Transaction<'_>,
     lease: i64,
+    max: i64,
     filter: &WorkFilter,
-) -> Result<Option<ActivityItem>, StoreError> {
+) -> Result<Vec<ActivityItem>, StoreError> {
     let now = now_lease_only(tx).await?;
-    let token = new_lock_token();
     let (mode, json) = filter.to_sql();
     let sql = format!(
-        "UPDATE tasks SET lock_token = $2, lock_expiry = $1 + $3, dequeue_count = dequeue_count + 1
-         WHERE seq = (SELECT seq FROM tasks WHERE visible_at <= $1 AND lock_expiry <= $1 AND {}
-                      ORDER BY visible_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING instance_id, execution_id, task_id, name, version, input, dequeue_count",
+        "UPDATE tasks t SET lock_token = replace(gen_random_uuid()::text, '-', ''),
+                lock_expiry = $1 + $2, dequeue_count = t.dequeue_count + 1
+         FROM (SELECT seq FROM tasks WHERE visible_at <= $1 AND lock_expiry <= $1 AND {}
+               ORDER BY visible_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED) picked
+         WHERE t.seq = picked.seq
+         RETURNING t.seq, t.instance_id, t.execution_id, t.task_id, t.name, t.version, t.input,
+                   t.dequeue_count, t.lock_token",
         filter_sql("name", "version", 4)
     );
     let stmt = tx
         .prepare_cached(&sql)
         .await
         .map_err(|e| backend("finding activity work", e))?;
-    let row = tx
-        .query_opt(&stmt, &[&now, &token, &lease, &mode, &json])
+    let mut rows = tx
+        .query(&stmt, &[&now, &lease, &max, &mode, &json])
         .await
-        .map_err(|e| backend("taking an activity", e))?;
-    Ok(row.map(|r| ActivityItem {
-        activity: NewActivity {
-            instance_id: r.get(0),
-            execution_id: r.get(1),
-            task_id: r.get(2),
-            name: r.get(3),
-            version: r.get(4),
-            input: r.get(5),
-        },
-        lock_token: token.clone(),
-        dequeue_count: r.get::<_, i32>(6) as u32,
-    }))
+        .map_err(|e| backend("taking activities", e))?;
+    rows.sort_by_key(|r| r.get::<_, i64>(0));
+    Ok(rows
+        .into_iter()
+        .map(|r| ActivityItem {
+            activity: NewActivity {
+                instance_id: r.get(1),
+                execution_id: r.get(2),
+                task_id: r.get(3),
+                name: r.get(4),
+                version: r.get(5),
+                input: r.get(6),
+            },
+            dequeue_count: r.get::<_, i32>(7) as u32,
+            lock_token: r.get(8),
+        })
+        .collect())
 }
 
 async fn locked_task(tx: &Transaction<'_>, token: &str, now: i64) -> Result<i64, StoreError> {
@@ -626,23 +527,6 @@ async fn locked_task(tx: &Transaction<'_>, token: &str, now: i64) -> Result<i64,
     .map_err(|e| backend("checking an activity lease", e))?
     .map(|r| r.get(0))
     .ok_or_else(|| StoreError::LockLost("activity task".into()))
-}
-
-pub(crate) async fn complete_activity(
-    tx: &Transaction<'_>,
-    channel: &str,
-    token: String,
-    result: InstanceMessage,
-) -> Result<Woken, StoreError> {
-    let now = now(&**tx).await?;
-    let seq = locked_task(tx, &token, now).await?;
-    tx.execute("DELETE FROM tasks WHERE seq = $1", &[&seq])
-        .await
-        .map_err(|e| backend("completing an activity", e))?;
-    let mut w = Woken::default();
-    insert_messages(tx, &[result], now, &mut w).await?;
-    notify(tx, channel, &w).await?;
-    Ok(w)
 }
 
 pub(crate) async fn renew_activity(
@@ -663,7 +547,6 @@ pub(crate) async fn renew_activity(
 
 pub(crate) async fn abandon_activity(
     tx: &Transaction<'_>,
-    channel: &str,
     token: String,
     after: i64,
 ) -> Result<Woken, StoreError> {
@@ -682,7 +565,6 @@ pub(crate) async fn abandon_activity(
     } else {
         w.activities_now = true;
     }
-    notify(tx, channel, &w).await?;
     Ok(w)
 }
 

@@ -176,34 +176,38 @@ impl HistoryStore for SqliteStore {
 
 #[async_trait]
 impl OrchestrationQueue for SqliteStore {
-    async fn fetch_orchestration(
+    async fn fetch_orchestrations(
         &self,
         lease: Duration,
         max_messages: usize,
+        max_items: usize,
         filter: &WorkFilter,
-    ) -> Result<Option<OrchestrationItem>, StoreError> {
+    ) -> Result<Vec<OrchestrationItem>, StoreError> {
         let filter = filter.clone();
-        let r = self
+        let items = self
             .writer
-            .write(move |c| {
-                ops::fetch_orchestration(c, dur_ms(lease), max_messages.max(1), &filter)
+            .lease(move |c| {
+                ops::fetch_orchestrations(c, dur_ms(lease), max_messages.max(1), max_items, &filter)
             })
             .await?;
-        if let Some(item) = &r {
-            // Wake whoever should take it should this worker die.
+        if !items.is_empty() {
+            // Wake whoever should take them should this worker die.
             if let Some(t) = chrono::DateTime::from_timestamp_millis(now_ms() + dur_ms(lease)) {
                 self.wake.schedule(WorkKind::Orchestration, t);
             }
-            let _ = item;
         }
-        Ok(r)
+        Ok(items)
     }
 
     async fn commit_orchestration(&self, commit: OrchestrationCommit) -> Result<(), StoreError> {
+        let (id, status) = (commit.instance_id.clone(), commit.update.status);
+        let commit = ops::EncodedCommit::new(commit);
         let w = self
             .writer
             .write(move |c| ops::commit_orchestration(c, &commit))
             .await?;
+        self.writer.counters.step();
+        self.wake.instance_changed(&id, status);
         self.signal(w);
         Ok(())
     }
@@ -216,7 +220,7 @@ impl OrchestrationQueue for SqliteStore {
     ) -> Result<(), StoreError> {
         let (id, tok) = (instance_id.to_string(), lock_token.to_string());
         self.writer
-            .write(move |c| ops::renew_orchestration(c, &id, &tok, dur_ms(lease)))
+            .lease(move |c| ops::renew_orchestration(c, &id, &tok, dur_ms(lease)))
             .await
     }
 
@@ -238,14 +242,15 @@ impl OrchestrationQueue for SqliteStore {
 
 #[async_trait]
 impl ActivityQueue for SqliteStore {
-    async fn fetch_activity(
+    async fn fetch_activities(
         &self,
         lease: Duration,
+        max_items: usize,
         filter: &WorkFilter,
-    ) -> Result<Option<ActivityItem>, StoreError> {
+    ) -> Result<Vec<ActivityItem>, StoreError> {
         let filter = filter.clone();
         self.writer
-            .write(move |c| ops::fetch_activity(c, dur_ms(lease), &filter))
+            .lease(move |c| ops::fetch_activities(c, dur_ms(lease), max_items, &filter))
             .await
     }
 
@@ -255,12 +260,42 @@ impl ActivityQueue for SqliteStore {
         result: InstanceMessage,
     ) -> Result<(), StoreError> {
         let tok = lock_token.to_string();
+        let event = perdure_core::encode_event(&result.event);
         let w = self
             .writer
-            .write(move |c| ops::complete_activity(c, &tok, &result))
+            .write(move |c| ops::complete_activity(c, &tok, &result, &event))
             .await?;
+        self.writer.counters.step();
         self.signal(w);
         Ok(())
+    }
+
+    async fn complete_activity_and_take(
+        &self,
+        lock_token: &str,
+        result: InstanceMessage,
+        lease: Duration,
+        max_messages: usize,
+        filter: &WorkFilter,
+    ) -> Result<Option<OrchestrationItem>, StoreError> {
+        let (tok, filter) = (lock_token.to_string(), filter.clone());
+        let id = result.instance_id.clone();
+        let event = perdure_core::encode_event(&result.event);
+        let (w, item) = self
+            .writer
+            .write(move |c| {
+                let w = ops::complete_activity(c, &tok, &result, &event)?;
+                let item = ops::take_instance(c, &id, dur_ms(lease), max_messages.max(1), &filter)?;
+                Ok((w, item))
+            })
+            .await?;
+        self.writer.counters.step();
+        if item.is_none() {
+            self.signal(w);
+        } else if let Some(t) = chrono::DateTime::from_timestamp_millis(now_ms() + dur_ms(lease)) {
+            self.wake.schedule(WorkKind::Orchestration, t);
+        }
+        Ok(item)
     }
 
     async fn renew_activity_lock(
@@ -270,7 +305,7 @@ impl ActivityQueue for SqliteStore {
     ) -> Result<(), StoreError> {
         let tok = lock_token.to_string();
         self.writer
-            .write(move |c| ops::renew_activity(c, &tok, dur_ms(lease)))
+            .lease(move |c| ops::renew_activity(c, &tok, dur_ms(lease)))
             .await
     }
 
@@ -293,5 +328,15 @@ impl ActivityQueue for SqliteStore {
 impl WakeSignal for SqliteStore {
     async fn wait_for_work(&self, kind: WorkKind, max_wait: Duration) {
         self.wake.wait(kind, max_wait).await
+    }
+
+    fn watch_instance(&self, instance_id: &str) -> Option<InstanceWatch> {
+        self.wake.watch_instance(instance_id)
+    }
+}
+
+impl StoreStats for SqliteStore {
+    fn commit_stats(&self) -> CommitStats {
+        self.writer.counters.snapshot()
     }
 }

@@ -3,10 +3,20 @@
 
 use crate::{backend, now_ms, Woken};
 use perdure_core::{
-    decode_event, encode_event, EventKind, FailureDetails, HistoryEvent, RuntimeStatus,
+    decode_event, decode_events, encode_event, EventKind, FailureDetails, HistoryEvent,
+    RuntimeStatus,
 };
 use perdure_store::*;
 use rusqlite::{params, Connection, OptionalExtension, Row};
+
+/// Runs a statement through the connection's statement cache.
+fn exec_cached<P: rusqlite::Params>(
+    c: &Connection,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(params)
+}
 
 fn ts(ms: i64) -> perdure_core::Timestamp {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
@@ -62,12 +72,10 @@ fn finish_record(
 
 pub(crate) fn get_instance(c: &Connection, id: &str) -> Result<Option<InstanceRecord>, StoreError> {
     let row = c
-        .query_row(
-            &format!("SELECT {INSTANCE_COLS} FROM instances WHERE instance_id = ?1"),
-            [id],
-            instance_row,
-        )
-        .optional()
+        .prepare_cached(&format!(
+            "SELECT {INSTANCE_COLS} FROM instances WHERE instance_id = ?1"
+        ))
+        .and_then(|mut s| s.query_row([id], instance_row).optional())
         .map_err(|e| backend("reading an instance", e))?;
     row.map(finish_record).transpose()
 }
@@ -81,7 +89,7 @@ pub(crate) fn read_history(c: &Connection, id: &str) -> Result<Vec<HistoryEvent>
         .map_err(|e| backend("reading history", e))?;
     let mut out = Vec::new();
     for text in rows {
-        out.push(decode_event(
+        out.extend(decode_events(
             &text.map_err(|e| backend("reading history", e))?,
         )?);
     }
@@ -123,6 +131,7 @@ pub(crate) fn pending_times(c: &Connection, now: i64) -> Result<Woken, StoreErro
 fn insert_message(
     c: &Connection,
     m: &InstanceMessage,
+    event: &str,
     w: &mut Woken,
     now: i64,
 ) -> Result<(), StoreError> {
@@ -134,17 +143,13 @@ fn insert_message(
         s.execute(params![
             m.instance_id,
             m.execution_id,
-            encode_event(&m.event),
+            event,
             visible,
             is_control(&m.event)
         ])
     })
     .map_err(|e| backend("enqueueing a message", e))?;
-    if visible <= now {
-        w.orchestrations_now = true;
-    } else {
-        w.orchestrations_later.push(visible);
-    }
+    w.orchestration_message(visible, now);
     Ok(())
 }
 
@@ -165,7 +170,7 @@ fn insert_instance(
     parent: Option<&str>,
     now: i64,
 ) -> Result<(), StoreError> {
-    c.execute(
+    exec_cached(c,
         "INSERT OR REPLACE INTO instances (instance_id, name, version, status, execution_id, input, output, failure, custom_status, created_at, updated_at, parent_instance_id, history_len, lock_token, lock_expiry)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL, NULL, ?7, ?7, ?8, 0, NULL, 0)",
         params![id, name, version, RuntimeStatus::Pending.code(), execution_id, input, now, parent],
@@ -177,12 +182,8 @@ fn insert_instance(
 pub(crate) fn create_instance(c: &Connection, req: &CreateInstance) -> Result<Woken, StoreError> {
     let now = now_ms();
     let existing: Option<i64> = c
-        .query_row(
-            "SELECT status FROM instances WHERE instance_id = ?1",
-            [&req.instance_id],
-            |r| r.get(0),
-        )
-        .optional()
+        .prepare_cached("SELECT status FROM instances WHERE instance_id = ?1")
+        .and_then(|mut s| s.query_row([&req.instance_id], |r| r.get(0)).optional())
         .map_err(|e| backend("looking up an instance", e))?;
     if let Some(code) = existing {
         let status = RuntimeStatus::from_code(code as i32)
@@ -194,7 +195,8 @@ pub(crate) fn create_instance(c: &Connection, req: &CreateInstance) -> Result<Wo
             });
         }
         for table in ["history", "inbox", "tasks"] {
-            c.execute(
+            exec_cached(
+                c,
                 &format!("DELETE FROM {table} WHERE instance_id = ?1"),
                 [&req.instance_id],
             )
@@ -226,6 +228,7 @@ pub(crate) fn create_instance(c: &Connection, req: &CreateInstance) -> Result<Wo
             event: req.start_event.clone(),
             visible_at: req.visible_at,
         },
+        &encode_event(&req.start_event),
         &mut w,
         now,
     )?;
@@ -258,7 +261,7 @@ pub(crate) fn send_message(c: &Connection, m: &InstanceMessage) -> Result<Woken,
         create_implicit(c, &m.instance_id, &new, now_ms())?;
     }
     let mut w = Woken::default();
-    insert_message(c, m, &mut w, now_ms())?;
+    insert_message(c, m, &encode_event(&m.event), &mut w, now_ms())?;
     Ok(w)
 }
 
@@ -278,39 +281,87 @@ fn filter_sql(name: &str, version: &str, p: usize) -> String {
     )
 }
 
-pub(crate) fn fetch_orchestration(
+/// Takes up to `max_items` instances with work, oldest work first: one
+/// scan for candidates (the instances of the oldest visible messages), then
+/// one lock-and-read per instance.
+pub(crate) fn fetch_orchestrations(
     c: &Connection,
     lease: i64,
     max: usize,
+    max_items: usize,
     filter: &WorkFilter,
-) -> Result<Option<OrchestrationItem>, StoreError> {
+) -> Result<Vec<OrchestrationItem>, StoreError> {
     let now = now_ms();
     let (mode, json) = filter.to_sql();
     let sql = format!(
         "SELECT m.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
          WHERE m.visible_at <= ?1 AND i.lock_expiry <= ?1 AND (i.status != ?2 OR m.control = 1)
            AND {}
-         ORDER BY m.visible_at, m.seq LIMIT 1",
+         ORDER BY m.visible_at, m.seq LIMIT ?5",
         filter_sql("i.name", "i.version", 3)
     );
-    let id: Option<String> = c
-        .prepare_cached(&sql)
-        .and_then(|mut s| {
-            s.query_row(
-                params![now, RuntimeStatus::Suspended.code(), mode, json],
-                |r| r.get(0),
+    // Several messages may belong to one instance: look a little further.
+    let scan = (max_items.max(1) * 4) as i64;
+    let mut ids: Vec<String> = Vec::new();
+    {
+        let mut stmt = c
+            .prepare_cached(&sql)
+            .map_err(|e| backend("finding orchestration work", e))?;
+        let rows = stmt
+            .query_map(
+                params![now, RuntimeStatus::Suspended.code(), mode, json, scan],
+                |r| r.get::<_, String>(0),
             )
-            .optional()
-        })
-        .map_err(|e| backend("finding orchestration work", e))?;
-    let Some(id) = id else { return Ok(None) };
+            .map_err(|e| backend("finding orchestration work", e))?;
+        for id in rows {
+            let id = id.map_err(|e| backend("finding orchestration work", e))?;
+            if !ids.contains(&id) {
+                ids.push(id);
+                if ids.len() >= max_items.max(1) {
+                    break;
+                }
+            }
+        }
+    }
+    ids.iter()
+        .map(|id| lock_and_read(c, id, now, lease, max))
+        .collect()
+}
+
+/// Locks instance `id` for `lease` and reads its visible messages.
+fn lock_and_read(
+    c: &Connection,
+    id: &str,
+    now: i64,
+    lease: i64,
+    max: usize,
+) -> Result<OrchestrationItem, StoreError> {
     let token = new_lock_token();
-    c.prepare_cached(
-        "UPDATE instances SET lock_token = ?1, lock_expiry = ?2 WHERE instance_id = ?3",
-    )
-    .and_then(|mut s| s.execute(params![token, now + lease, id]))
-    .map_err(|e| backend("locking an instance", e))?;
-    let instance = get_instance(c, &id)?.ok_or_else(|| StoreError::NotFound(id.clone()))?;
+    let instance = c
+        .prepare_cached(&format!(
+            "UPDATE instances SET lock_token = ?1, lock_expiry = ?2 WHERE instance_id = ?3
+             RETURNING {INSTANCE_COLS}"
+        ))
+        .and_then(|mut s| {
+            s.query_row(params![token, now + lease, id], instance_row)
+                .optional()
+        })
+        .map_err(|e| backend("locking an instance", e))?
+        .map(finish_record)
+        .transpose()?
+        .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+    read_inbox(c, id, now, max, instance, token)
+}
+
+/// The visible messages of instance `id` just locked under `token`.
+fn read_inbox(
+    c: &Connection,
+    id: &str,
+    now: i64,
+    max: usize,
+    instance: InstanceRecord,
+    token: String,
+) -> Result<OrchestrationItem, StoreError> {
     let mut stmt = c
         .prepare_cached("SELECT seq, execution_id, event FROM inbox WHERE instance_id = ?1 AND visible_at <= ?2 AND control >= ?4 ORDER BY seq LIMIT ?3")
         .map_err(|e| backend("reading an inbox", e))?;
@@ -333,11 +384,58 @@ pub(crate) fn fetch_orchestration(
             event: decode_event(&text)?,
         });
     }
-    Ok(Some(OrchestrationItem {
+    Ok(OrchestrationItem {
         instance,
         messages,
         lock_token: token,
-    }))
+    })
+}
+
+/// Takes instance `id` the way a fetch would, if it is free: no live
+/// lease, passes `filter`, and has a visible message it may run now.
+pub(crate) fn take_instance(
+    c: &Connection,
+    id: &str,
+    lease: i64,
+    max: usize,
+    filter: &WorkFilter,
+) -> Result<Option<OrchestrationItem>, StoreError> {
+    let now = now_ms();
+    let token = new_lock_token();
+    let (mode, json) = filter.to_sql();
+    let sql = format!(
+        "UPDATE instances SET lock_token = ?1, lock_expiry = ?2
+         WHERE instance_id = ?3 AND lock_expiry <= ?4
+           AND EXISTS (SELECT 1 FROM inbox m WHERE m.instance_id = ?3 AND m.visible_at <= ?4
+                       AND (instances.status != ?5 OR m.control = 1))
+           AND {}
+         RETURNING {INSTANCE_COLS}",
+        filter_sql("name", "version", 6)
+    );
+    let instance = c
+        .prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    token,
+                    now + lease,
+                    id,
+                    now,
+                    RuntimeStatus::Suspended.code(),
+                    mode,
+                    json
+                ],
+                instance_row,
+            )
+            .optional()
+        })
+        .map_err(|e| backend("taking an instance", e))?
+        .map(finish_record)
+        .transpose()?;
+    match instance {
+        Some(instance) => read_inbox(c, id, now, max, instance, token).map(Some),
+        None => Ok(None),
+    }
 }
 
 fn check_instance_lock(c: &Connection, id: &str, token: &str, now: i64) -> Result<u64, StoreError> {
@@ -357,54 +455,77 @@ fn check_instance_lock(c: &Connection, id: &str, token: &str, now: i64) -> Resul
     }
 }
 
-pub(crate) fn commit_orchestration(
-    c: &Connection,
-    k: &OrchestrationCommit,
-) -> Result<Woken, StoreError> {
+/// A commit with its history run and messages encoded, off the writer
+/// thread.
+pub(crate) struct EncodedCommit {
+    pub commit: OrchestrationCommit,
+    history: String,
+    messages: Vec<String>,
+}
+
+impl EncodedCommit {
+    pub fn new(commit: OrchestrationCommit) -> Self {
+        EncodedCommit {
+            history: perdure_core::encode_events(&commit.history),
+            messages: commit
+                .messages
+                .iter()
+                .map(|m| encode_event(&m.event))
+                .collect(),
+            commit,
+        }
+    }
+}
+
+pub(crate) fn commit_orchestration(c: &Connection, e: &EncodedCommit) -> Result<Woken, StoreError> {
+    let k = &e.commit;
     let now = now_ms();
-    let len = check_instance_lock(c, &k.instance_id, &k.lock_token, now)?;
-    let base = if k.replace_history { 0 } else { len };
-    if base != k.expected_history_len {
+    let base = if k.replace_history {
+        0
+    } else {
+        k.expected_history_len
+    };
+    let u = &k.update;
+    // The lease and the history length are checked by the update itself.
+    let updated = c
+        .prepare_cached(
+            "UPDATE instances SET name = ?2, version = ?3, status = ?4, execution_id = ?5, input = ?6, output = ?7, failure = ?8,
+             custom_status = ?9, parent_instance_id = ?10, updated_at = ?11, history_len = ?12, lock_token = NULL, lock_expiry = 0
+             WHERE instance_id = ?1 AND lock_token = ?13 AND lock_expiry > ?14 AND (?15 OR history_len = ?16)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                k.instance_id, u.name, u.version, u.status.code(), u.execution_id, u.input, u.output,
+                failure_text(&u.failure), u.custom_status, u.parent_instance_id, k.now.timestamp_millis(),
+                (base + k.history.len() as u64) as i64, k.lock_token, now, k.replace_history,
+                k.expected_history_len as i64
+            ])
+        })
+        .map_err(|e| backend("updating an instance", e))?;
+    if updated == 0 {
+        let len = check_instance_lock(c, &k.instance_id, &k.lock_token, now)?;
         return Err(StoreError::HistoryConflict {
             id: k.instance_id.clone(),
             expected: k.expected_history_len,
-            actual: base,
+            actual: len,
         });
     }
     if k.replace_history {
-        c.execute(
+        exec_cached(
+            c,
             "DELETE FROM history WHERE instance_id = ?1",
             [&k.instance_id],
         )
         .map_err(|e| backend("dropping history", e))?;
     }
-    {
-        let mut stmt = c
-            .prepare_cached("INSERT INTO history (instance_id, seq, event) VALUES (?1, ?2, ?3)")
-            .map_err(|e| backend("appending history", e))?;
-        for (i, e) in k.history.iter().enumerate() {
-            stmt.execute(params![
-                k.instance_id,
-                (base + i as u64) as i64,
-                encode_event(e)
-            ])
-            .map_err(|e| backend("appending history", e))?;
-        }
+    if !k.history.is_empty() {
+        exec_cached(
+            c,
+            "INSERT INTO history (instance_id, seq, event) VALUES (?1, ?2, ?3)",
+            params![k.instance_id, base as i64, e.history],
+        )
+        .map_err(|e| backend("appending history", e))?;
     }
-    let u = &k.update;
-    c.prepare_cached(
-        "UPDATE instances SET name = ?2, version = ?3, status = ?4, execution_id = ?5, input = ?6, output = ?7, failure = ?8,
-         custom_status = ?9, parent_instance_id = ?10, updated_at = ?11, history_len = ?12, lock_token = NULL, lock_expiry = 0
-         WHERE instance_id = ?1",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            k.instance_id, u.name, u.version, u.status.code(), u.execution_id, u.input, u.output,
-            failure_text(&u.failure), u.custom_status, u.parent_instance_id, k.now.timestamp_millis(),
-            (base + k.history.len() as u64) as i64
-        ])
-    })
-    .map_err(|e| backend("updating an instance", e))?;
     {
         let mut del = c
             .prepare_cached("DELETE FROM inbox WHERE seq = ?1")
@@ -417,9 +538,10 @@ pub(crate) fn commit_orchestration(
     let mut w = Woken::default();
     {
         let mut ins = c
-            .prepare_cached("INSERT INTO tasks (instance_id, execution_id, task_id, name, version, input, visible_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+            .prepare_cached("INSERT INTO tasks (instance_id, execution_id, task_id, name, version, input, visible_at, lock_token, lock_expiry, dequeue_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
             .map_err(|e| backend("enqueueing activities", e))?;
-        for a in &k.activities {
+        for (i, a) in k.activities.iter().enumerate() {
+            let (token, expiry) = k.claims.lock(i, now);
             ins.execute(params![
                 a.instance_id,
                 a.execution_id,
@@ -427,20 +549,27 @@ pub(crate) fn commit_orchestration(
                 a.name,
                 a.version,
                 a.input,
-                now
+                now,
+                token,
+                expiry,
+                token.is_some() as i64
             ])
             .map_err(|e| backend("enqueueing activities", e))?;
-            w.activities_now = true;
+            if token.is_none() {
+                w.activities_now = true;
+            } else {
+                w.activities_later.push(expiry);
+            }
         }
     }
-    for m in &k.messages {
+    for (m, text) in k.messages.iter().zip(&e.messages) {
         if !exists(c, &m.instance_id)? {
             let Some(new) = implicit_instance(m) else {
                 continue; // undeliverable: dropped
             };
             create_implicit(c, &m.instance_id, &new, k.now.timestamp_millis())?;
         }
-        insert_message(c, m, &mut w, now)?;
+        insert_message(c, m, text, &mut w, now)?;
     }
     Ok(w)
 }
@@ -453,7 +582,8 @@ pub(crate) fn renew_orchestration(
 ) -> Result<(), StoreError> {
     let now = now_ms();
     check_instance_lock(c, id, token, now)?;
-    c.execute(
+    exec_cached(
+        c,
         "UPDATE instances SET lock_expiry = ?2 WHERE instance_id = ?1",
         params![id, now + lease],
     )
@@ -469,7 +599,8 @@ pub(crate) fn abandon_orchestration(
 ) -> Result<Woken, StoreError> {
     let now = now_ms();
     check_instance_lock(c, id, token, now)?;
-    c.execute(
+    exec_cached(
+        c,
         "UPDATE instances SET lock_token = NULL, lock_expiry = ?2 WHERE instance_id = ?1",
         params![
             id,
@@ -490,34 +621,41 @@ pub(crate) fn abandon_orchestration(
     Ok(w)
 }
 
-pub(crate) fn fetch_activity(
+/// Takes up to `max_items` visible tasks, oldest first, in one scan.
+pub(crate) fn fetch_activities(
     c: &Connection,
     lease: i64,
+    max_items: usize,
     filter: &WorkFilter,
-) -> Result<Option<ActivityItem>, StoreError> {
+) -> Result<Vec<ActivityItem>, StoreError> {
     let now = now_ms();
     let (mode, json) = filter.to_sql();
     let sql = format!(
         "SELECT seq FROM tasks WHERE visible_at <= ?1 AND lock_expiry <= ?1 AND {}
-         ORDER BY visible_at, seq LIMIT 1",
+         ORDER BY visible_at, seq LIMIT ?4",
         filter_sql("name", "version", 2)
     );
-    let seq: Option<i64> = c
+    let seqs: Vec<i64> = c
         .prepare_cached(&sql)
         .and_then(|mut s| {
-            s.query_row(params![now, mode, json], |r| r.get(0))
-                .optional()
+            s.query_map(params![now, mode, json, max_items.max(1) as i64], |r| {
+                r.get(0)
+            })?
+            .collect()
         })
         .map_err(|e| backend("finding activity work", e))?;
-    let Some(seq) = seq else { return Ok(None) };
-    let token = new_lock_token();
-    c.prepare_cached("UPDATE tasks SET lock_token = ?1, lock_expiry = ?2, dequeue_count = dequeue_count + 1 WHERE seq = ?3")
-        .and_then(|mut s| s.execute(params![token, now + lease, seq]))
+    let mut lock = c
+        .prepare_cached(
+            "UPDATE tasks SET lock_token = ?1, lock_expiry = ?2, dequeue_count = dequeue_count + 1
+             WHERE seq = ?3
+             RETURNING instance_id, execution_id, task_id, name, version, input, dequeue_count",
+        )
         .map_err(|e| backend("locking an activity", e))?;
-    let item = c
-        .prepare_cached("SELECT instance_id, execution_id, task_id, name, version, input, dequeue_count FROM tasks WHERE seq = ?1")
-        .and_then(|mut s| {
-            s.query_row([seq], |r| {
+    let mut items = Vec::with_capacity(seqs.len());
+    for seq in seqs {
+        let token = new_lock_token();
+        let item = lock
+            .query_row(params![token, now + lease, seq], |r| {
                 Ok(ActivityItem {
                     activity: NewActivity {
                         instance_id: r.get(0)?,
@@ -531,9 +669,10 @@ pub(crate) fn fetch_activity(
                     dequeue_count: r.get::<_, i64>(6)? as u32,
                 })
             })
-        })
-        .map_err(|e| backend("reading an activity", e))?;
-    Ok(Some(item))
+            .map_err(|e| backend("locking an activity", e))?;
+        items.push(item);
+    }
+    Ok(items)
 }
 
 fn locked_task(c: &Connection, token: &str, now: i64) -> Result<i64, StoreError> {
@@ -543,18 +682,35 @@ fn locked_task(c: &Connection, token: &str, now: i64) -> Result<i64, StoreError>
         .ok_or_else(|| StoreError::LockLost("activity task".into()))
 }
 
+/// Deletes the task leased under `token` and records its result in the
+/// instance's inbox (dropped if the instance is gone), in two statements.
 pub(crate) fn complete_activity(
     c: &Connection,
     token: &str,
     result: &InstanceMessage,
+    event: &str,
 ) -> Result<Woken, StoreError> {
     let now = now_ms();
-    let seq = locked_task(c, token, now)?;
-    c.execute("DELETE FROM tasks WHERE seq = ?1", [seq])
+    let deleted: Option<i64> = c
+        .prepare_cached(
+            "DELETE FROM tasks WHERE lock_token = ?1 AND lock_expiry > ?2 RETURNING seq",
+        )
+        .and_then(|mut s| s.query_row(params![token, now], |r| r.get(0)).optional())
         .map_err(|e| backend("completing an activity", e))?;
+    if deleted.is_none() {
+        return Err(StoreError::LockLost("activity task".into()));
+    }
+    let visible = ceil_millis(result.visible_at);
+    let inserted = c
+        .prepare_cached(
+            "INSERT INTO inbox (instance_id, execution_id, event, visible_at, control)
+             SELECT ?1, ?2, ?3, ?4, 0 WHERE EXISTS (SELECT 1 FROM instances WHERE instance_id = ?1)",
+        )
+        .and_then(|mut s| s.execute(params![result.instance_id, result.execution_id, event, visible]))
+        .map_err(|e| backend("recording an activity result", e))?;
     let mut w = Woken::default();
-    if exists(c, &result.instance_id)? {
-        insert_message(c, result, &mut w, now)?;
+    if inserted > 0 {
+        w.orchestration_message(visible, now);
     }
     Ok(w)
 }
@@ -562,7 +718,8 @@ pub(crate) fn complete_activity(
 pub(crate) fn renew_activity(c: &Connection, token: &str, lease: i64) -> Result<(), StoreError> {
     let now = now_ms();
     let seq = locked_task(c, token, now)?;
-    c.execute(
+    exec_cached(
+        c,
         "UPDATE tasks SET lock_expiry = ?2 WHERE seq = ?1",
         params![seq, now + lease],
     )
@@ -577,7 +734,8 @@ pub(crate) fn abandon_activity(
 ) -> Result<Woken, StoreError> {
     let now = now_ms();
     let seq = locked_task(c, token, now)?;
-    c.execute(
+    exec_cached(
+        c,
         "UPDATE tasks SET lock_token = NULL, lock_expiry = 0, visible_at = ?2 WHERE seq = ?1",
         params![seq, now + retry_after.max(0)],
     )
@@ -707,8 +865,12 @@ pub(crate) fn purge_instance(c: &Connection, id: &str) -> Result<bool, StoreErro
         }
     }
     for table in ["history", "inbox", "tasks", "instances"] {
-        c.execute(&format!("DELETE FROM {table} WHERE instance_id = ?1"), [id])
-            .map_err(|e| backend("purging an instance", e))?;
+        exec_cached(
+            c,
+            &format!("DELETE FROM {table} WHERE instance_id = ?1"),
+            [id],
+        )
+        .map_err(|e| backend("purging an instance", e))?;
     }
     Ok(true)
 }

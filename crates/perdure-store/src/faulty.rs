@@ -96,13 +96,16 @@ impl<S: Store> HistoryStore for FaultyStore<S> {
 
 #[async_trait]
 impl<S: Store> OrchestrationQueue for FaultyStore<S> {
-    async fn fetch_orchestration(
+    async fn fetch_orchestrations(
         &self,
         lease: Duration,
         max: usize,
+        max_items: usize,
         filter: &WorkFilter,
-    ) -> Result<Option<OrchestrationItem>, StoreError> {
-        self.inner.fetch_orchestration(lease, max, filter).await
+    ) -> Result<Vec<OrchestrationItem>, StoreError> {
+        self.inner
+            .fetch_orchestrations(lease, max, max_items, filter)
+            .await
     }
     async fn commit_orchestration(&self, commit: OrchestrationCommit) -> Result<(), StoreError> {
         self.guarded(self.inner.commit_orchestration(commit)).await
@@ -129,12 +132,13 @@ impl<S: Store> OrchestrationQueue for FaultyStore<S> {
 
 #[async_trait]
 impl<S: Store> ActivityQueue for FaultyStore<S> {
-    async fn fetch_activity(
+    async fn fetch_activities(
         &self,
         lease: Duration,
+        max_items: usize,
         filter: &WorkFilter,
-    ) -> Result<Option<ActivityItem>, StoreError> {
-        self.inner.fetch_activity(lease, filter).await
+    ) -> Result<Vec<ActivityItem>, StoreError> {
+        self.inner.fetch_activities(lease, max_items, filter).await
     }
     async fn complete_activity(
         &self,
@@ -156,5 +160,15 @@ impl<S: Store> ActivityQueue for FaultyStore<S> {
 impl<S: Store> WakeSignal for FaultyStore<S> {
     async fn wait_for_work(&self, kind: WorkKind, max_wait: Duration) {
         self.inner.wait_for_work(kind, max_wait).await
+    }
+
+    fn watch_instance(&self, instance_id: &str) -> Option<crate::InstanceWatch> {
+        self.inner.watch_instance(instance_id)
+    }
+}
+
+impl<S: Store> crate::StoreStats for FaultyStore<S> {
+    fn commit_stats(&self) -> crate::CommitStats {
+        self.inner.commit_stats()
     }
 }

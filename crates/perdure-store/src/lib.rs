@@ -17,6 +17,7 @@ pub mod instances;
 pub mod memory;
 pub mod orchestrations;
 pub mod records;
+pub mod stats;
 pub mod wake;
 
 pub use activities::ActivityQueue;
@@ -26,7 +27,8 @@ pub use instances::InstanceStore;
 pub use memory::MemoryStore;
 pub use orchestrations::OrchestrationQueue;
 pub use records::*;
-pub use wake::{WakeSignal, WorkKind};
+pub use stats::{CommitStats, StoreStats};
+pub use wake::{InstanceWatch, WakeSignal, WorkKind};
 
 /// Everything the engine needs from a store.
 pub trait Store:
@@ -35,6 +37,7 @@ pub trait Store:
     + OrchestrationQueue
     + ActivityQueue
     + WakeSignal
+    + StoreStats
     + Send
     + Sync
     + 'static
@@ -47,6 +50,7 @@ impl<T> Store for T where
         + OrchestrationQueue
         + ActivityQueue
         + WakeSignal
+        + StoreStats
         + Send
         + Sync
         + 'static

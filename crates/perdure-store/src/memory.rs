@@ -272,20 +272,22 @@ impl HistoryStore for MemoryStore {
     }
 }
 
-#[async_trait]
-impl OrchestrationQueue for MemoryStore {
-    async fn fetch_orchestration(
+impl MemoryStore {
+    /// Locks the instance with the oldest visible message it may run now
+    /// (only instance `only`, when given).
+    fn take_one(
         &self,
         lease: Duration,
         max_messages: usize,
         filter: &WorkFilter,
+        only: Option<&str>,
     ) -> Result<Option<OrchestrationItem>, StoreError> {
         let now = now_ms();
         let mut g = self.lock()?;
         let inner = &mut *g;
         let mut chosen: Option<String> = None;
         for m in inner.inbox.values() {
-            if m.visible_at > now {
+            if m.visible_at > now || only.is_some_and(|id| id != m.instance_id) {
                 continue;
             }
             match inner.instances.get(&m.instance_id) {
@@ -330,6 +332,26 @@ impl OrchestrationQueue for MemoryStore {
             lock_token: token,
         }))
     }
+}
+
+#[async_trait]
+impl OrchestrationQueue for MemoryStore {
+    async fn fetch_orchestrations(
+        &self,
+        lease: Duration,
+        max_messages: usize,
+        max_items: usize,
+        filter: &WorkFilter,
+    ) -> Result<Vec<OrchestrationItem>, StoreError> {
+        let mut out = Vec::new();
+        while out.len() < max_items.max(1) {
+            match self.take_one(lease, max_messages, filter, None)? {
+                Some(item) => out.push(item),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
 
     async fn commit_orchestration(&self, c: OrchestrationCommit) -> Result<(), StoreError> {
         let now = now_ms();
@@ -366,6 +388,7 @@ impl OrchestrationQueue for MemoryStore {
         }
         inst.history.extend(c.history.iter().cloned());
         let u = c.update;
+        let status = u.status;
         inst.rec.name = u.name;
         inst.rec.version = u.version;
         inst.rec.status = u.status;
@@ -381,17 +404,18 @@ impl OrchestrationQueue for MemoryStore {
         for seq in &c.consumed {
             inner.inbox.remove(seq);
         }
-        let has_activities = !c.activities.is_empty();
-        for a in c.activities {
+        let has_activities = c.activities.len() > c.claims.tokens.len();
+        for (i, a) in c.activities.into_iter().enumerate() {
             inner.next_seq += 1;
             let seq = inner.next_seq;
+            let (token, expiry) = c.claims.lock(i, now);
             inner.tasks.insert(
                 seq,
                 Task {
                     activity: a,
                     visible_at: now,
-                    lock: None,
-                    dequeue_count: 0,
+                    lock: token.map(|t| (t.to_string(), expiry)),
+                    dequeue_count: token.is_some() as u32,
                 },
             );
         }
@@ -421,6 +445,7 @@ impl OrchestrationQueue for MemoryStore {
             inner.push_msg(m);
         }
         drop(g);
+        self.wake.instance_changed(&c.instance_id, status);
         if wake_now {
             self.wake.notify(WorkKind::Orchestration);
         }
@@ -486,28 +511,43 @@ impl OrchestrationQueue for MemoryStore {
 
 #[async_trait]
 impl ActivityQueue for MemoryStore {
-    async fn fetch_activity(
+    async fn fetch_activities(
         &self,
         lease: Duration,
+        max_items: usize,
         filter: &WorkFilter,
-    ) -> Result<Option<ActivityItem>, StoreError> {
-        let now = now_ms();
-        let mut g = self.lock()?;
-        let Some(task) = g.tasks.values_mut().find(|t| {
-            t.visible_at <= now
-                && !live(&t.lock, now)
-                && filter.matches(&t.activity.name, t.activity.version.as_deref())
-        }) else {
-            return Ok(None);
-        };
-        let token = new_lock_token();
-        task.lock = Some((token.clone(), now + lease_ms(lease)));
-        task.dequeue_count += 1;
-        Ok(Some(ActivityItem {
-            activity: task.activity.clone(),
-            lock_token: token,
-            dequeue_count: task.dequeue_count,
-        }))
+    ) -> Result<Vec<ActivityItem>, StoreError> {
+        fn one(
+            this: &MemoryStore,
+            lease: Duration,
+            filter: &WorkFilter,
+        ) -> Result<Option<ActivityItem>, StoreError> {
+            let now = now_ms();
+            let mut g = this.lock()?;
+            let Some(task) = g.tasks.values_mut().find(|t| {
+                t.visible_at <= now
+                    && !live(&t.lock, now)
+                    && filter.matches(&t.activity.name, t.activity.version.as_deref())
+            }) else {
+                return Ok(None);
+            };
+            let token = new_lock_token();
+            task.lock = Some((token.clone(), now + lease_ms(lease)));
+            task.dequeue_count += 1;
+            Ok(Some(ActivityItem {
+                activity: task.activity.clone(),
+                lock_token: token,
+                dequeue_count: task.dequeue_count,
+            }))
+        }
+        let mut out = Vec::new();
+        while out.len() < max_items.max(1) {
+            match one(self, lease, filter)? {
+                Some(item) => out.push(item),
+                None => break,
+            }
+        }
+        Ok(out)
     }
 
     async fn complete_activity(
@@ -530,6 +570,19 @@ impl ActivityQueue for MemoryStore {
             self.wake.notify(WorkKind::Orchestration);
         }
         Ok(())
+    }
+
+    async fn complete_activity_and_take(
+        &self,
+        lock_token: &str,
+        result: InstanceMessage,
+        lease: Duration,
+        max_messages: usize,
+        filter: &WorkFilter,
+    ) -> Result<Option<OrchestrationItem>, StoreError> {
+        let id = result.instance_id.clone();
+        self.complete_activity(lock_token, result).await?;
+        self.take_one(lease, max_messages, filter, Some(&id))
     }
 
     async fn renew_activity_lock(
@@ -587,4 +640,10 @@ impl WakeSignal for MemoryStore {
     async fn wait_for_work(&self, kind: WorkKind, max_wait: Duration) {
         self.wake.wait(kind, max_wait).await
     }
+
+    fn watch_instance(&self, instance_id: &str) -> Option<crate::InstanceWatch> {
+        self.wake.watch_instance(instance_id)
+    }
 }
+
+impl crate::StoreStats for MemoryStore {}

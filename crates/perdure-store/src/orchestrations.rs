@@ -7,21 +7,33 @@ use std::time::Duration;
 
 #[async_trait]
 pub trait OrchestrationQueue {
-    /// Locks an instance that has visible inbox messages and no live lease,
-    /// for `lease`, and returns it with its visible messages in sequence
-    /// order (at most `max_messages`). Only instances whose name and version
-    /// pass `filter` are taken. `None` when there is no such work.
+    /// Locks up to `max_items` instances that have visible inbox messages
+    /// and no live lease, each for `lease`, and returns them (oldest work
+    /// first) with their visible messages in sequence order (at most
+    /// `max_messages` each), in one transaction. Only instances whose name
+    /// and version pass `filter` are taken. Empty when there is no such work.
+    async fn fetch_orchestrations(
+        &self,
+        lease: Duration,
+        max_messages: usize,
+        max_items: usize,
+        filter: &WorkFilter,
+    ) -> Result<Vec<OrchestrationItem>, StoreError>;
+
+    /// Takes one instance: [`OrchestrationQueue::fetch_orchestrations`] with
+    /// `max_items` 1.
     async fn fetch_orchestration(
         &self,
         lease: Duration,
         max_messages: usize,
         filter: &WorkFilter,
-    ) -> Result<Option<OrchestrationItem>, StoreError>;
+    ) -> Result<Option<OrchestrationItem>, StoreError> {
+        Ok(self
+            .fetch_orchestrations(lease, max_messages, 1, filter)
+            .await?
+            .pop())
+    }
 
-    /// Commits a turn atomically: history appended (after checking its
-    /// length), instance row updated, activities and messages enqueued,
-    /// consumed messages deleted, lease released. A stale lock token gives
-    /// [`StoreError::LockLost`] and changes nothing.
     async fn commit_orchestration(&self, commit: OrchestrationCommit) -> Result<(), StoreError>;
 
     /// Extends a held lease by `lease` from now.

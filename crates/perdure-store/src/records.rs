@@ -118,6 +118,32 @@ pub struct OrchestrationCommit {
     /// other message for an unknown instance is dropped.
     pub messages: Vec<InstanceMessage>,
     pub now: Timestamp,
+    /// Activities the committing worker runs itself, stored already leased
+    /// to it so that it need not fetch them.
+    pub claims: ActivityClaims,
+}
+
+/// The first `tokens.len()` activities of a commit are stored leased for
+/// `lease`, activity `i` under `tokens[i]`, as if fetched once (dequeue
+/// count 1). When the lease runs out they become visible like any other.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ActivityClaims {
+    pub tokens: Vec<String>,
+    pub lease: std::time::Duration,
+}
+
+impl ActivityClaims {
+    /// The lock token and expiry (ms) of activity `i`, if it is claimed.
+    pub fn lock(&self, i: usize, now_ms: i64) -> (Option<&str>, i64) {
+        match self.tokens.get(i) {
+            Some(t) => (
+                Some(t.as_str()),
+                now_ms
+                    .saturating_add(i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX / 4)),
+            ),
+            None => (None, 0),
+        }
+    }
 }
 
 /// A filter over instances for [`crate::InstanceStore::list_instances`].

@@ -19,9 +19,21 @@ pub trait WakeSignal {
     /// enqueued since the last call, when the earliest known future work
     /// becomes due, or after `max_wait` at the latest (the safety net).
     async fn wait_for_work(&self, kind: WorkKind, max_wait: Duration);
+
+    /// A receiver that sees the instance's status after each commit this
+    /// process makes to its row (a turn, a status change), so that a waiting
+    /// client need not poll; `None` when the store cannot tell (callers then
+    /// poll). Commits made by other processes are not seen: callers keep a
+    /// polling safety net.
+    fn watch_instance(&self, _instance_id: &str) -> Option<InstanceWatch> {
+        None
+    }
 }
 
-use perdure_core::Timestamp;
+/// See [`WakeSignal::watch_instance`].
+pub type InstanceWatch = tokio::sync::watch::Receiver<Option<RuntimeStatus>>;
+
+use perdure_core::{RuntimeStatus, Timestamp};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,12 +61,22 @@ impl KindState {
 /// for work visible later.
 pub struct WakeHub {
     kinds: [KindState; 2],
+    watchers: Mutex<Watchers>,
+}
+
+/// Instances someone waits on, each with a counter bumped on every commit.
+#[derive(Default)]
+struct Watchers {
+    by_id: std::collections::HashMap<String, tokio::sync::watch::Sender<Option<RuntimeStatus>>>,
+    /// Size at which entries nobody listens to any more are dropped.
+    sweep_at: usize,
 }
 
 impl Default for WakeHub {
     fn default() -> Self {
         WakeHub {
             kinds: [KindState::new(), KindState::new()],
+            watchers: Mutex::new(Watchers::default()),
         }
     }
 }
@@ -82,6 +104,35 @@ impl WakeHub {
         }
         // Sleeping waiters recompute their deadline.
         k.notify.notify_waiters();
+    }
+
+    /// See [`WakeSignal::watch_instance`].
+    pub fn watch_instance(&self, instance_id: &str) -> Option<InstanceWatch> {
+        let mut w = self.watchers.lock().ok()?;
+        if w.by_id.len() >= w.sweep_at {
+            w.by_id.retain(|_, s| s.receiver_count() > 0);
+            w.sweep_at = (w.by_id.len() * 2).max(64);
+        }
+        Some(
+            w.by_id
+                .entry(instance_id.to_string())
+                .or_insert_with(|| tokio::sync::watch::channel(None).0)
+                .subscribe(),
+        )
+    }
+
+    /// A commit left the instance with `status`: wake whoever watches it.
+    pub fn instance_changed(&self, instance_id: &str, status: RuntimeStatus) {
+        let Ok(mut w) = self.watchers.lock() else {
+            return;
+        };
+        if let Some(s) = w.by_id.get(instance_id) {
+            if s.receiver_count() == 0 {
+                w.by_id.remove(instance_id);
+            } else {
+                s.send_replace(Some(status));
+            }
+        }
     }
 
     /// See [`WakeSignal::wait_for_work`].
@@ -123,6 +174,18 @@ pub struct Visible {
     pub orchestrations_later: Vec<i64>,
     pub activities_now: bool,
     pub activities_later: Vec<i64>,
+}
+
+impl Visible {
+    /// A message to an instance became visible at `visible` (ms): now, or
+    /// later.
+    pub fn orchestration_message(&mut self, visible: i64, now: i64) {
+        if visible <= now {
+            self.orchestrations_now = true;
+        } else {
+            self.orchestrations_later.push(visible);
+        }
+    }
 }
 
 impl WakeHub {

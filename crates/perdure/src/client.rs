@@ -245,6 +245,7 @@ impl Client {
     ) -> Result<OrchestrationStatus, ClientError> {
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_millis(2);
+        let mut watch = self.store.watch_instance(instance_id);
         loop {
             let rec = self
                 .store
@@ -258,7 +259,30 @@ impl Client {
             if now >= deadline {
                 return Err(ClientError::Timeout(timeout, instance_id.to_string()));
             }
-            tokio::time::sleep(pause.min(deadline - now)).await;
+            match watch.as_mut() {
+                // Commits in this process say when the instance finished at
+                // once; the poll covers commits made by other processes.
+                Some(w) => loop {
+                    let wait = (now + pause)
+                        .min(deadline)
+                        .saturating_duration_since(Instant::now());
+                    if wait.is_zero() {
+                        break;
+                    }
+                    match tokio::time::timeout(wait, w.changed()).await {
+                        Ok(Ok(())) if w.borrow_and_update().is_some_and(|s| s.is_terminal()) => {
+                            break
+                        }
+                        Ok(Ok(())) => continue,
+                        Ok(Err(_)) => {
+                            watch = None;
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                },
+                None => tokio::time::sleep(pause.min(deadline - now)).await,
+            }
             pause = (pause * 2).min(Duration::from_millis(100));
         }
     }

@@ -57,6 +57,7 @@ pub fn build_commit(
         activities: Vec::new(),
         messages,
         now,
+        claims: Default::default(),
     };
     let nothing_new =
         result.accepted.len() <= 1 && result.actions.is_empty() && result.outcome.is_none();

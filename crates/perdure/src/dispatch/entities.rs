@@ -308,6 +308,7 @@ pub fn entity_commit(
         activities: Vec::new(),
         messages: out,
         now,
+        claims: Default::default(),
     }
 }
 

@@ -301,6 +301,7 @@ async fn commit_discard(
             activities: Vec::new(),
             messages: Vec::new(),
             now,
+            claims: Default::default(),
         })
         .await
 }

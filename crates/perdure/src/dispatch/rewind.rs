@@ -202,6 +202,7 @@ pub(super) async fn rewind(
             activities,
             messages,
             now,
+            claims: Default::default(),
         })
         .await
 }

@@ -7,18 +7,22 @@ use super::Shared;
 use crate::activity::ActivityContext;
 use crate::executor::panic_failure;
 use perdure_core::FailureDetails;
-use perdure_store::StoreError;
+use perdure_store::{ActivityItem, StoreError};
+use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
-pub(super) async fn step(shared: &Shared) -> Result<bool, StoreError> {
+/// Runs a taken activity in its own task, holding its slot until its
+/// result is recorded.
+pub(super) fn spawn(shared: Arc<Shared>, item: ActivityItem, permit: OwnedSemaphorePermit) {
+    tokio::spawn(async move {
+        run(&shared, item).await;
+        drop(permit);
+    });
+}
+
+async fn run(shared: &Arc<Shared>, item: ActivityItem) {
     let lease = shared.options.lease;
-    let Some(item) = shared
-        .store
-        .fetch_activity(lease, &shared.activity_filter)
-        .await?
-    else {
-        return Ok(false);
-    };
     let a = &item.activity;
     let span = tracing::info_span!(
         "activity",
@@ -67,12 +71,33 @@ pub(super) async fn step(shared: &Shared) -> Result<bool, StoreError> {
         span.in_scope(|| tracing::info!(%failure, "activity failed"));
     }
     let msg = crate::dispatch::activity_result(a, outcome);
-    match shared.store.complete_activity(&item.lock_token, msg).await {
-        Ok(()) => Ok(true),
+    // With a free turn slot, take the instance in the same transaction and
+    // run the turn that consumes this result at once.
+    let recorded = match shared.orchestration_slots.clone().try_acquire_owned() {
+        Ok(slot) => shared
+            .store
+            .complete_activity_and_take(
+                &item.lock_token,
+                msg,
+                lease,
+                shared.options.max_batch,
+                &shared.orchestration_filter,
+            )
+            .await
+            .map(|taken| {
+                if let Some(next) = taken {
+                    super::orchestrations::spawn(shared.clone(), next, slot);
+                }
+            }),
+        Err(_) => shared.store.complete_activity(&item.lock_token, msg).await,
+    };
+    match recorded {
+        Ok(()) => {}
         Err(StoreError::LockLost(what)) => {
             tracing::warn!(%what, "activity result discarded: lease lost; another worker runs it");
-            Ok(true)
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "recording an activity result failed; it runs again when its lease ends");
+        }
     }
 }

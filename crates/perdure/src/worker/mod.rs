@@ -9,15 +9,18 @@ use crate::registry::Registry;
 use perdure_store::{Store, WorkFilter, WorkKind};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 /// How a worker runs.
 #[derive(Clone, Debug)]
 pub struct WorkerOptions {
-    /// Orchestration turns run at once.
+    /// Orchestration turns run at once. Turns mostly wait on their commit,
+    /// and every waiting commit shares one transaction, so more turns in
+    /// flight means more steps per fsync.
     pub orchestration_concurrency: usize,
-    /// Activities run at once.
+    /// Activities run at once (taken from the store, or claimed by this
+    /// worker's own turns when they schedule them).
     pub activity_concurrency: usize,
     /// How long a taken work item stays locked to this worker; a worker that
     /// dies loses its work to others once this passes. Long activities renew it.
@@ -41,8 +44,8 @@ pub struct WorkerOptions {
 impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
-            orchestration_concurrency: 4,
-            activity_concurrency: 16,
+            orchestration_concurrency: 256,
+            activity_concurrency: 256,
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_millis(500),
             max_batch: 1000,
@@ -59,17 +62,24 @@ pub(crate) struct Shared {
     pub cache: Mutex<lru::LruCache<String, crate::executor::OrchestrationRun>>,
     pub orchestration_filter: WorkFilter,
     pub activity_filter: WorkFilter,
+    /// One permit per orchestration turn in progress.
+    pub orchestration_slots: Arc<Semaphore>,
+    /// One permit per activity running (fetched or claimed at commit).
+    pub activity_slots: Arc<Semaphore>,
 }
 
+/// Most work items taken in one fetch.
+const MAX_FETCH: usize = 128;
+
 /// A running worker. Dropping it without [`Worker::shutdown`] leaves its
-/// loops running until the runtime stops.
+/// dispatchers running until the runtime stops.
 pub struct Worker {
     stop: watch::Sender<bool>,
     loops: Vec<JoinHandle<()>>,
 }
 
 impl Worker {
-    /// Starts dispatch loops on the current tokio runtime.
+    /// Starts its dispatchers on the current tokio runtime.
     pub fn start(store: Arc<dyn Store>, registry: Registry, options: WorkerOptions) -> Worker {
         let cap = std::num::NonZeroUsize::new(options.cache_capacity.max(1))
             .unwrap_or(std::num::NonZeroUsize::MIN);
@@ -92,22 +102,18 @@ impl Worker {
             orchestration_filter,
             activity_filter,
             cache: Mutex::new(lru::LruCache::new(cap)),
+            orchestration_slots: Arc::new(Semaphore::new(options.orchestration_concurrency.max(1))),
+            activity_slots: Arc::new(Semaphore::new(options.activity_concurrency.max(1))),
             options: options.clone(),
         });
         let (stop, stop_rx) = watch::channel(false);
-        let mut loops = Vec::new();
-        for _ in 0..options.orchestration_concurrency.max(1) {
-            let (s, rx) = (shared.clone(), stop_rx.clone());
-            loops.push(tokio::spawn(async move {
-                dispatch_loop(s, rx, WorkKind::Orchestration).await
-            }));
-        }
-        for _ in 0..options.activity_concurrency.max(1) {
-            let (s, rx) = (shared.clone(), stop_rx.clone());
-            loops.push(tokio::spawn(async move {
-                dispatch_loop(s, rx, WorkKind::Activity).await
-            }));
-        }
+        let loops = [WorkKind::Orchestration, WorkKind::Activity]
+            .into_iter()
+            .map(|kind| {
+                let (s, rx) = (shared.clone(), stop_rx.clone());
+                tokio::spawn(async move { dispatcher(s, rx, kind).await })
+            })
+            .collect();
         Worker { stop, loops }
     }
 
@@ -120,35 +126,86 @@ impl Worker {
     }
 }
 
-async fn dispatch_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, kind: WorkKind) {
+/// One dispatcher per kind of work: it takes as many items as it has free
+/// slots in one fetch, runs each in its own task, and sleeps only when a
+/// fetch found nothing (until a wake-up, a due time or the poll interval).
+async fn dispatcher(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, kind: WorkKind) {
+    let slots = match kind {
+        WorkKind::Orchestration => shared.orchestration_slots.clone(),
+        WorkKind::Activity => shared.activity_slots.clone(),
+    };
     let mut backoff = Duration::from_millis(50);
     loop {
         if *stop.borrow() {
-            return;
+            break;
         }
-        let did = match kind {
-            WorkKind::Orchestration => orchestrations::step(&shared).await,
-            WorkKind::Activity => activities::step(&shared).await,
+        let first = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = stop.changed() => break,
         };
-        match did {
-            Ok(true) => {
-                backoff = Duration::from_millis(50);
-                continue;
+        let mut permits = vec![first];
+        while permits.len() < MAX_FETCH {
+            match slots.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
             }
-            Ok(false) => {
+        }
+        let taken = match kind {
+            WorkKind::Orchestration => shared
+                .store
+                .fetch_orchestrations(
+                    shared.options.lease,
+                    shared.options.max_batch,
+                    permits.len(),
+                    &shared.orchestration_filter,
+                )
+                .await
+                .map(|items| {
+                    let n = items.len();
+                    for item in items {
+                        let Some(permit) = permits.pop() else { break };
+                        orchestrations::spawn(shared.clone(), item, permit);
+                    }
+                    n
+                }),
+            WorkKind::Activity => shared
+                .store
+                .fetch_activities(shared.options.lease, permits.len(), &shared.activity_filter)
+                .await
+                .map(|items| {
+                    let n = items.len();
+                    for item in items {
+                        let Some(permit) = permits.pop() else { break };
+                        activities::spawn(shared.clone(), item, permit);
+                    }
+                    n
+                }),
+        };
+        drop(permits);
+        match taken {
+            Ok(0) => {
+                backoff = Duration::from_millis(50);
                 tokio::select! {
                     _ = shared.store.wait_for_work(kind, shared.options.poll_interval) => {}
-                    _ = stop.changed() => return,
+                    _ = stop.changed() => break,
                 }
             }
+            Ok(_) => backoff = Duration::from_millis(50),
             Err(e) => {
                 tracing::warn!(error = %e, ?kind, "store error in dispatch loop; backing off");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.changed() => return,
+                    _ = stop.changed() => break,
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
+    // Wait for the work in hand, then refuse new claims.
+    let all = match kind {
+        WorkKind::Orchestration => shared.options.orchestration_concurrency,
+        WorkKind::Activity => shared.options.activity_concurrency,
+    };
+    let _ = slots.acquire_many(all.max(1) as u32).await;
+    slots.close();
 }

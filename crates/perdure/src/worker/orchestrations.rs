@@ -8,21 +8,22 @@ use crate::dispatch::{self, ExecutionInfo, Outcome, Prepared, TurnResult};
 use crate::executor::{OrchestrationRun, Turn};
 use chrono::Utc;
 use perdure_core::{EventKind, FailureDetails, Payload};
-use perdure_store::{InstanceRecord, OrchestrationItem, StoreError};
+use perdure_store::{ActivityItem, InstanceRecord, OrchestrationItem, StoreError};
+use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
-pub(super) async fn step(shared: &Shared) -> Result<bool, StoreError> {
-    let Some(item) = shared
-        .store
-        .fetch_orchestration(
-            shared.options.lease,
-            shared.options.max_batch,
-            &shared.orchestration_filter,
-        )
-        .await?
-    else {
-        return Ok(false);
-    };
+/// Runs a taken instance's turn in its own task, holding its slot.
+pub(super) fn spawn(shared: Arc<Shared>, item: OrchestrationItem, permit: OwnedSemaphorePermit) {
+    tokio::spawn(async move {
+        run(&shared, item).await;
+        drop(permit);
+    });
+}
+
+/// Runs one taken instance's turn and commits it; errors are logged (the
+/// lease then runs out and the work is taken again).
+async fn run(shared: &Arc<Shared>, item: OrchestrationItem) {
     let id = item.instance.instance_id.clone();
     let span = tracing::info_span!(
         "orchestration",
@@ -51,15 +52,14 @@ pub(super) async fn step(shared: &Shared) -> Result<bool, StoreError> {
     renewer.abort();
     let _enter = span.enter();
     match result {
-        Ok(()) => Ok(true),
+        Ok(()) => {}
         Err(StoreError::LockLost(what)) | Err(StoreError::HistoryConflict { id: what, .. }) => {
             drop_cached(shared, &id);
             tracing::warn!(%what, "turn discarded: lease lost or history moved; it will be redone");
-            Ok(true)
         }
         Err(e) => {
             drop_cached(shared, &id);
-            Err(e)
+            tracing::warn!(error = %e, "store error in an orchestration turn; it will be redone when its lease ends");
         }
     }
 }
@@ -70,7 +70,7 @@ fn drop_cached(shared: &Shared, id: &str) {
     }
 }
 
-async fn process(shared: &Shared, item: OrchestrationItem) -> Result<(), StoreError> {
+async fn process(shared: &Arc<Shared>, item: OrchestrationItem) -> Result<(), StoreError> {
     let plan = match dispatch::prepare(shared.store.as_ref(), item).await? {
         Prepared::Handled => return Ok(()),
         Prepared::Entity(batch) => return run_entity(shared, *batch).await,
@@ -108,7 +108,7 @@ async fn process(shared: &Shared, item: OrchestrationItem) -> Result<(), StoreEr
         },
     };
     let new_execution = plan.new_execution;
-    let commit = dispatch::build_commit(
+    let mut commit = dispatch::build_commit(
         plan,
         &exec,
         TurnResult {
@@ -121,7 +121,11 @@ async fn process(shared: &Shared, item: OrchestrationItem) -> Result<(), StoreEr
     );
     let appended = commit.history.len() as u64;
     let finished = run.outcome.is_some();
+    let claimed = claim_activities(shared, &mut commit);
     shared.store.commit_orchestration(commit).await?;
+    for (item, permit) in claimed {
+        super::activities::spawn(shared.clone(), item, permit);
+    }
     if finished || shared.options.cache_capacity == 0 {
         drop_cached(shared, &id);
     } else {
@@ -131,6 +135,44 @@ async fn process(shared: &Shared, item: OrchestrationItem) -> Result<(), StoreEr
         }
     }
     Ok(())
+}
+
+/// Claims the commit's activities that this worker runs and has free slots
+/// for: they are stored already leased to it and run as soon as the commit
+/// is durable, without a fetch. The rest wait in the store for any worker.
+fn claim_activities(
+    shared: &Shared,
+    commit: &mut perdure_store::OrchestrationCommit,
+) -> Vec<(ActivityItem, OwnedSemaphorePermit)> {
+    let mut mine = Vec::new();
+    let mut others = Vec::new();
+    for a in std::mem::take(&mut commit.activities) {
+        let permit = match shared.registry.activity(&a.name) {
+            Some(_) => shared.activity_slots.clone().try_acquire_owned().ok(),
+            None => None,
+        };
+        match permit {
+            Some(p) => mine.push((a, p)),
+            None => others.push(a),
+        }
+    }
+    let mut claimed = Vec::with_capacity(mine.len());
+    for (a, permit) in mine {
+        let token = perdure_store::new_lock_token();
+        commit.claims.tokens.push(token.clone());
+        commit.activities.push(a.clone());
+        claimed.push((
+            ActivityItem {
+                activity: a,
+                lock_token: token,
+                dequeue_count: 1,
+            },
+            permit,
+        ));
+    }
+    commit.claims.lease = shared.options.lease;
+    commit.activities.extend(others);
+    claimed
 }
 
 /// Runs an entity's waiting operations with the registered entity function

@@ -2,6 +2,10 @@
 //! that panic with a message naming the broken rule. Each store's tests run
 //! [`run_all`] against fresh stores.
 
+mod batch;
+
+pub use batch::{check_batched_fetch, check_claims, check_complete_and_take};
+
 use crate::*;
 use perdure_core::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
 use std::future::Future;
@@ -77,7 +81,21 @@ fn commit_for(item: &OrchestrationItem, history: Vec<HistoryEvent>) -> Orchestra
         activities: Vec::new(),
         messages: Vec::new(),
         now: now(),
+        claims: Default::default(),
     }
+}
+
+/// Creates instance `id`, takes it, and starts a turn's commit for it.
+async fn begin_turn<S: Store>(s: &S, id: &str) -> (OrchestrationItem, OrchestrationCommit) {
+    s.create_instance(create(id)).await.expect("create");
+    let item = fetch_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("work");
+    let k = commit_for(
+        &item,
+        vec![HistoryEvent::new(now(), EventKind::OrchestratorStarted)],
+    );
+    (item, k)
 }
 
 async fn fetch_until<S: Store>(
@@ -334,14 +352,7 @@ pub async fn check_commit<S: Store>(s: &S) {
 
 /// Activities: exclusive, at least once, results land in the inbox.
 pub async fn check_activities<S: Store>(s: &S) {
-    s.create_instance(create("t")).await.expect("create");
-    let item = fetch_until(s, LEASE, Duration::from_secs(5))
-        .await
-        .expect("work");
-    let mut k = commit_for(
-        &item,
-        vec![HistoryEvent::new(now(), EventKind::OrchestratorStarted)],
-    );
+    let (_, mut k) = begin_turn(s, "t").await;
     k.activities.push(NewActivity {
         instance_id: "t".into(),
         execution_id: "t-e1".into(),
@@ -419,14 +430,7 @@ pub async fn check_activities<S: Store>(s: &S) {
 
 /// Abandoned activities come back after the delay.
 pub async fn check_abandon_activity<S: Store>(s: &S) {
-    s.create_instance(create("b")).await.expect("create");
-    let item = fetch_until(s, LEASE, Duration::from_secs(5))
-        .await
-        .expect("work");
-    let mut k = commit_for(
-        &item,
-        vec![HistoryEvent::new(now(), EventKind::OrchestratorStarted)],
-    );
+    let (_, mut k) = begin_turn(s, "b").await;
     k.activities.push(NewActivity {
         instance_id: "b".into(),
         execution_id: "b-e1".into(),
@@ -456,14 +460,7 @@ pub async fn check_abandon_activity<S: Store>(s: &S) {
 
 /// Finished instances can be replaced; wake-ups come promptly.
 pub async fn check_replace_and_wake<S: Store>(s: &S) {
-    s.create_instance(create("r")).await.expect("create");
-    let item = fetch_until(s, LEASE, Duration::from_secs(5))
-        .await
-        .expect("work");
-    let mut k = commit_for(
-        &item,
-        vec![HistoryEvent::new(now(), EventKind::OrchestratorStarted)],
-    );
+    let (_, mut k) = begin_turn(s, "r").await;
     k.update.status = RuntimeStatus::Completed;
     s.commit_orchestration(k).await.expect("commit");
     s.create_instance(create("r"))
@@ -732,14 +729,7 @@ pub async fn check_filters<S: Store>(s: &S) {
 /// Messages one commit sends arrive in the order sent (FIFO per sender),
 /// and a message to an entity id creates the entity.
 pub async fn check_message_order<S: Store>(s: &S) {
-    s.create_instance(create("m1")).await.expect("create");
-    let item = fetch_until(s, LEASE, Duration::from_secs(5))
-        .await
-        .expect("work");
-    let mut k = commit_for(
-        &item,
-        vec![HistoryEvent::new(now(), EventKind::OrchestratorStarted)],
-    );
+    let (_, mut k) = begin_turn(s, "m1").await;
     let names: Vec<String> = (0..12).map(|i| format!("e{i}")).collect();
     for n in &names {
         k.messages.push(raised("m1", n, Duration::ZERO));
@@ -783,6 +773,9 @@ where
     check_list_purge_suspend(&make().await).await;
     check_filters(&make().await).await;
     check_message_order(&make().await).await;
+    check_batched_fetch(&make().await).await;
+    check_claims(&make().await).await;
+    check_complete_and_take(&make().await).await;
 }
 
 #[cfg(test)]

@@ -1,0 +1,422 @@
+//! `perdure bench`: the named performance workloads (hello-seq5,
+//! latency-seq3, fanout, events, timers, idle-instances, long-history) run
+//! against a fresh task hub, each reporting its measures beside the
+//! machine's fsync'd-commit rate, the durable steps per transaction and the
+//! peak memory of the worker. Workers run in this process, or in child
+//! processes (`--processes N`, `perdure bench-worker`) to measure scale-out.
+
+mod probe;
+mod workloads;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use perdure::{Client, Registry, Store, Worker, WorkerOptions};
+use perdure_store::CommitStats;
+use serde_json::{json, Map, Value};
+use std::io::{BufRead, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// N orchestrations (default 10,000) of 5 sequential no-op activities,
+    /// started at once: orchestrations/s and p50/p99 start-to-finish.
+    #[value(name = "hello-seq5")]
+    HelloSeq5,
+    /// One client, one at a time, N (default 500) orchestrations of 3
+    /// activities: p50/p99/max end-to-end latency.
+    #[value(name = "latency-seq3")]
+    LatencySeq3,
+    /// One orchestration fanning out N (default 10,000) activities and
+    /// summing them: wall time.
+    Fanout,
+    /// One instance receiving N (default 10,000) events one by one (raised
+    /// by 64 clients at once), then N instances each receiving one:
+    /// events/s and raise-to-observe latency.
+    Events,
+    /// N (default 10,000) orchestrations each on a 1 s durable timer: how
+    /// late the timers fire.
+    Timers,
+    /// N (default 100,000) instances waiting on an event: peak worker memory.
+    #[value(name = "idle-instances")]
+    IdleInstances,
+    /// One orchestration of N (default 10,000) sequential activities: time
+    /// per step over the first and the last 1,000.
+    #[value(name = "long-history")]
+    LongHistory,
+}
+
+impl Workload {
+    fn default_size(self) -> usize {
+        match self {
+            Workload::LatencySeq3 => 500,
+            Workload::IdleInstances => 100_000,
+            _ => 10_000,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Workload::HelloSeq5 => "hello-seq5",
+            Workload::LatencySeq3 => "latency-seq3",
+            Workload::Fanout => "fanout",
+            Workload::Events => "events",
+            Workload::Timers => "timers",
+            Workload::IdleInstances => "idle-instances",
+            Workload::LongHistory => "long-history",
+        }
+    }
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct BenchArgs {
+    pub workload: Workload,
+    /// Store URL. Default: a fresh SQLite file in a temporary directory.
+    /// With postgres:// a fresh task hub is created and dropped afterwards.
+    #[arg(long)]
+    pub store: Option<String>,
+    /// Workload size (instances, activities or events; see each workload).
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Print one JSON line with every measure instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Run the workers in this many child processes instead of in this one.
+    #[arg(long, default_value_t = 0)]
+    pub processes: usize,
+}
+
+/// One measure of a run.
+pub struct Metric {
+    pub key: String,
+    pub value: f64,
+    pub unit: &'static str,
+}
+
+impl Metric {
+    fn new(key: &str, value: f64, unit: &'static str) -> Self {
+        Metric {
+            key: key.to_string(),
+            value,
+            unit,
+        }
+    }
+    pub fn ms(key: &str, v: f64) -> Self {
+        Self::new(key, v, "ms")
+    }
+    pub fn secs(key: &str, v: f64) -> Self {
+        Self::new(key, v, "s")
+    }
+    pub fn rate(key: &str, v: f64) -> Self {
+        Self::new(key, v, "/s")
+    }
+    pub fn count(key: &str, v: f64) -> Self {
+        Self::new(key, v, "")
+    }
+}
+
+/// What a workload runs with.
+pub struct Run {
+    pub client: Client,
+    pub size: usize,
+    pub progress: ProgressBar,
+}
+
+/// The `q` quantile of sorted values (nearest rank).
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// The worker settings benchmarks run with (and `bench-worker` children).
+pub fn worker_options() -> WorkerOptions {
+    WorkerOptions::default()
+}
+
+pub fn registry() -> Registry {
+    let mut r = Registry::new();
+    workloads::register(&mut r);
+    r
+}
+
+/// Where the run's store lives, and how to clean it up.
+struct Hub {
+    url: String,
+    kind: &'static str,
+    _dir: Option<tempfile::TempDir>,
+    scratch: std::path::PathBuf,
+}
+
+fn fresh_hub(url: Option<&str>) -> Result<Hub> {
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    match url {
+        None => {
+            let dir = tempfile::Builder::new().prefix("perdure-bench").tempdir()?;
+            let scratch = dir.path().to_path_buf();
+            Ok(Hub {
+                url: format!("sqlite://{}", dir.path().join("bench.db").display()),
+                kind: "sqlite",
+                _dir: Some(dir),
+                scratch,
+            })
+        }
+        Some(u) if u.starts_with("sqlite://") => {
+            let path = std::path::PathBuf::from(&u["sqlite://".len()..]);
+            if path.exists() {
+                bail!("{} exists: benchmarks run on a fresh store", path.display());
+            }
+            let scratch = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|p| p.to_path_buf())
+                .unwrap_or_else(|| ".".into());
+            Ok(Hub {
+                url: u.to_string(),
+                kind: "sqlite",
+                _dir: None,
+                scratch,
+            })
+        }
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+            // Keep the caller's parameters (pool_size) but use a fresh hub.
+            let (base, query) = u.split_once('?').unwrap_or((u, ""));
+            let mut params: Vec<&str> = query
+                .split('&')
+                .filter(|p| !p.is_empty() && !p.starts_with("hub="))
+                .collect();
+            let hub = format!("hub=bench_{tag}");
+            params.push(&hub);
+            Ok(Hub {
+                url: format!("{base}?{}", params.join("&")),
+                kind: "postgres",
+                _dir: None,
+                scratch: std::env::temp_dir(),
+            })
+        }
+        Some(u) => bail!("benchmarks run on sqlite:// or postgres:// stores, not {u}"),
+    }
+}
+
+/// Worker child processes; each prints its store's commit counters and its
+/// peak memory as one JSON line when its stdin closes.
+struct Children(Vec<Child>);
+
+impl Children {
+    fn spawn(n: usize, url: &str) -> Result<Self> {
+        let exe = std::env::current_exe().context("finding the perdure binary")?;
+        let mut kids = Vec::new();
+        for _ in 0..n {
+            kids.push(
+                Command::new(&exe)
+                    .args(["bench-worker", "--store", url])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .context("starting a bench-worker process")?,
+            );
+        }
+        Ok(Children(kids))
+    }
+
+    fn finish(mut self) -> Result<(CommitStats, u64)> {
+        let mut stats = CommitStats::default();
+        let mut peak = 0u64;
+        for kid in &mut self.0 {
+            drop(kid.stdin.take());
+            let out = kid.stdout.take().context("bench-worker stdout")?;
+            let mut line = String::new();
+            std::io::BufReader::new(out).read_line(&mut line)?;
+            let _ = kid.wait();
+            let v: Value = serde_json::from_str(&line)
+                .with_context(|| format!("bench-worker reported {line:?}"))?;
+            let n = |k: &str| v[k].as_u64().unwrap_or(0);
+            stats.transactions += n("transactions");
+            stats.writes += n("writes");
+            stats.steps += n("steps");
+            stats.commit_micros += n("commit_micros");
+            peak = peak.max(n("peak_memory"));
+        }
+        Ok((stats, peak))
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for k in &mut self.0 {
+            let _ = k.kill();
+        }
+    }
+}
+
+/// `perdure bench-worker`: runs the benchmark orchestrations until stdin
+/// closes, then prints its commit counters and peak memory.
+pub async fn worker_process(url: &str) -> Result<()> {
+    let store = perdure::open_store(url).await?;
+    let worker = Worker::start(store.clone(), registry(), worker_options());
+    tokio::task::spawn_blocking(|| {
+        let mut sink = String::new();
+        while std::io::stdin().read_line(&mut sink).unwrap_or(0) > 0 {}
+    })
+    .await?;
+    worker.shutdown().await;
+    let s = store.commit_stats();
+    let line = json!({
+        "transactions": s.transactions, "writes": s.writes, "steps": s.steps,
+        "commit_micros": s.commit_micros,
+        "peak_memory": probe::peak_memory(std::process::id()).unwrap_or(0),
+    });
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
+}
+
+pub async fn run(args: BenchArgs) -> Result<()> {
+    let size = args.size.unwrap_or(args.workload.default_size()).max(1);
+    let hub = fresh_hub(args.store.as_deref())?;
+    let fsync_rate = match hub.kind {
+        "postgres" => probe::postgres_commit_rate(&hub.url).await?,
+        _ => {
+            let dir = hub.scratch.clone();
+            tokio::task::spawn_blocking(move || probe::sqlite_commit_rate(&dir)).await??
+        }
+    };
+    let store: Arc<dyn Store> = perdure::open_store(&hub.url)
+        .await
+        .with_context(|| format!("opening {}", hub.url))?;
+    let client = Client::new(store.clone());
+    let (worker, children) = if args.processes == 0 {
+        (
+            Some(Worker::start(store.clone(), registry(), worker_options())),
+            None,
+        )
+    } else {
+        (None, Some(Children::spawn(args.processes, &hub.url)?))
+    };
+    let progress = if args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(size as u64)
+    };
+    progress.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} {per_sec} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    progress.set_prefix(args.workload.name());
+    let run = Run {
+        client,
+        size,
+        progress,
+    };
+    let before = store.commit_stats();
+    let began = Instant::now();
+    let metrics = match args.workload {
+        Workload::HelloSeq5 => workloads::hello_seq5(&run).await,
+        Workload::LatencySeq3 => workloads::latency_seq3(&run).await,
+        Workload::Fanout => workloads::fanout(&run).await,
+        Workload::Events => workloads::events(&run).await,
+        Workload::Timers => workloads::timers(&run).await,
+        Workload::IdleInstances => workloads::idle_instances(&run).await,
+        Workload::LongHistory => workloads::long_history(&run).await,
+    };
+    let elapsed = began.elapsed().as_secs_f64();
+    run.progress.finish_and_clear();
+    let (stats, peak) = match (worker, children) {
+        (Some(w), _) => {
+            w.shutdown().await;
+            (
+                store.commit_stats().since(&before),
+                probe::peak_memory(std::process::id()).unwrap_or(0),
+            )
+        }
+        (None, Some(kids)) => kids.finish()?,
+        (None, None) => (CommitStats::default(), 0),
+    };
+    if hub.kind == "postgres" {
+        drop(store);
+        drop_pg_hub(&hub.url).await;
+    }
+    let metrics = metrics?;
+    report(
+        &args, &hub, size, elapsed, fsync_rate, stats, peak, &metrics,
+    )
+}
+
+async fn drop_pg_hub(url: &str) {
+    if let Ok(s) = perdure_postgres::PostgresStore::open(url).await {
+        if let Err(e) = s.drop_hub().await {
+            eprintln!("perdure bench: could not drop the benchmark hub: {e}");
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    args: &BenchArgs,
+    hub: &Hub,
+    size: usize,
+    elapsed: f64,
+    fsync_rate: f64,
+    stats: CommitStats,
+    peak: u64,
+    metrics: &[Metric],
+) -> Result<()> {
+    let peak_mb = peak as f64 / (1024.0 * 1024.0);
+    let per_txn = stats.steps_per_transaction();
+    let avg_commit_ms = if stats.transactions > 0 {
+        stats.commit_micros as f64 / stats.transactions as f64 / 1000.0
+    } else {
+        0.0
+    };
+    if args.json {
+        let mut m = Map::new();
+        m.insert("workload".into(), json!(args.workload.name()));
+        m.insert("store".into(), json!(hub.kind));
+        m.insert("size".into(), json!(size));
+        m.insert("processes".into(), json!(args.processes));
+        for x in metrics {
+            m.insert(x.key.clone(), json!(round(x.value)));
+        }
+        m.insert("elapsed_s".into(), json!(round(elapsed)));
+        m.insert("fsync_commits_per_s".into(), json!(round(fsync_rate)));
+        m.insert("durable_steps".into(), json!(stats.steps));
+        m.insert("transactions".into(), json!(stats.transactions));
+        m.insert("steps_per_fsync".into(), json!(round(per_txn)));
+        m.insert("avg_commit_ms".into(), json!(round(avg_commit_ms)));
+        m.insert("peak_memory_mb".into(), json!(round(peak_mb)));
+        println!("{}", Value::Object(m));
+        return Ok(());
+    }
+    let procs = match args.processes {
+        0 => "worker in this process".to_string(),
+        n => format!("{n} worker processes"),
+    };
+    println!(
+        "{} on {} ({procs}), size {size}, {elapsed:.2} s",
+        args.workload.name(),
+        hub.kind
+    );
+    for x in metrics {
+        println!("  {:<32} {:>12.2} {}", x.key, x.value, x.unit);
+    }
+    println!(
+        "  {:<32} {:>12.0} /s",
+        "machine fsync'd commits", fsync_rate
+    );
+    println!(
+        "  {:<32} {:>12.2}   ({} steps in {} transactions, {avg_commit_ms:.2} ms each)",
+        "durable steps per fsync", per_txn, stats.steps, stats.transactions
+    );
+    println!("  {:<32} {:>12.1} MB", "peak worker memory", peak_mb);
+    Ok(())
+}
+
+fn round(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}

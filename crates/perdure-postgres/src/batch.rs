@@ -1,0 +1,212 @@
+//! Group commit for PostgreSQL: the single-statement hot paths (a turn
+//! without messages, an activity result) of concurrent workers in this
+//! process are gathered and run together in one transaction, their
+//! statements pipelined on one connection, so that one WAL flush makes many
+//! steps durable. Each statement is guarded by its own lease check, so one
+//! stale step changes nothing and fails nothing else; if the transaction as
+//! a whole fails, every step in it is run again on its own.
+
+use crate::fast::{self, Completed, Take};
+use crate::{backend, Woken};
+use deadpool_postgres::Pool;
+use perdure_store::stats::CommitCounters;
+use perdure_store::{InstanceMessage, OrchestrationCommit, StoreError};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// Most steps in one transaction.
+const MAX_BATCH: usize = 64;
+/// Transactions in flight at once (each on its own connection).
+const COMMITTERS: usize = 4;
+
+enum Op {
+    Turn {
+        commit: OrchestrationCommit,
+        reply: oneshot::Sender<Result<(bool, Woken), StoreError>>,
+    },
+    Result {
+        token: String,
+        result: InstanceMessage,
+        take: Option<Take>,
+        reply: oneshot::Sender<Result<Completed, StoreError>>,
+    },
+}
+
+enum Done {
+    Turn(Result<(bool, Woken), StoreError>),
+    Result(Result<Completed, StoreError>),
+}
+
+impl Op {
+    async fn run<C: deadpool_postgres::GenericClient + Sync>(&self, c: &C) -> Done {
+        match self {
+            Op::Turn { commit, .. } => {
+                let mut w = Woken::default();
+                Done::Turn(
+                    fast::commit_turn(c, commit, &mut w)
+                        .await
+                        .map(|(held, _)| (held, w)),
+                )
+            }
+            Op::Result {
+                token,
+                result,
+                take,
+                ..
+            } => Done::Result(fast::complete_activity(c, token, result, take.as_ref()).await),
+        }
+    }
+
+    fn answer(self, done: Done) {
+        match (self, done) {
+            (Op::Turn { reply, .. }, Done::Turn(r)) => {
+                let _ = reply.send(r);
+            }
+            (Op::Result { reply, .. }, Done::Result(r)) => {
+                let _ = reply.send(r);
+            }
+            (op, _) => op.fail(StoreError::Backend(
+                "group commit mixed up its answers".into(),
+            )),
+        }
+    }
+
+    fn fail(self, e: StoreError) {
+        match self {
+            Op::Turn { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Op::Result { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+}
+
+pub(crate) struct Batcher {
+    tx: mpsc::UnboundedSender<Op>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Batcher {
+    pub fn start(pool: Pool, counters: Arc<CommitCounters>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let rx = Arc::new(Mutex::new(rx));
+        let tasks = (0..COMMITTERS)
+            .map(|_| tokio::spawn(committer(pool.clone(), rx.clone(), counters.clone())))
+            .collect();
+        Batcher { tx, tasks }
+    }
+
+    /// Commits a turn without messages; false when its lease or history
+    /// check failed (nothing was changed).
+    pub async fn turn(&self, commit: OrchestrationCommit) -> Result<(bool, Woken), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Op::Turn { commit, reply })
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Records an activity result (taking its instance when asked).
+    pub async fn result(
+        &self,
+        token: &str,
+        result: InstanceMessage,
+        take: Option<Take>,
+    ) -> Result<Completed, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Op::Result {
+                token: token.to_string(),
+                result,
+                take,
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl Drop for Batcher {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn committer(
+    pool: Pool,
+    rx: Arc<Mutex<mpsc::UnboundedReceiver<Op>>>,
+    counters: Arc<CommitCounters>,
+) {
+    loop {
+        let mut ops = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            match rx.recv().await {
+                Some(op) => ops.push(op),
+                None => return,
+            }
+            while ops.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(op) => ops.push(op),
+                    Err(_) => break,
+                }
+            }
+        }
+        run_batch(&pool, ops, &counters).await;
+    }
+}
+
+async fn run_batch(pool: &Pool, ops: Vec<Op>, counters: &CommitCounters) {
+    let began = std::time::Instant::now();
+    let mut client = match pool.get().await {
+        Ok(c) => c,
+        Err(e) => {
+            let e = backend("connecting", e);
+            for op in ops {
+                op.fail(StoreError::Backend(e.to_string()));
+            }
+            return;
+        }
+    };
+    let together = async {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| backend("begin", e))?;
+        let done = futures::future::join_all(ops.iter().map(|op| op.run(&tx))).await;
+        let failed = done.iter().any(|d| match d {
+            Done::Turn(r) => r.is_err(),
+            Done::Result(r) => r
+                .as_ref()
+                .is_err_and(|e| !matches!(e, StoreError::LockLost(_))),
+        });
+        if failed {
+            return Ok(None); // rolled back when `tx` drops
+        }
+        tx.commit().await.map_err(|e| backend("commit", e))?;
+        Ok::<_, StoreError>(Some(done))
+    }
+    .await;
+    match together {
+        Ok(Some(done)) => {
+            counters.transaction(ops.len(), began.elapsed());
+            for (op, d) in ops.into_iter().zip(done) {
+                op.answer(d);
+            }
+        }
+        // One step failed (or the transaction did): run each on its own so
+        // that only the failing one fails.
+        _ => {
+            for op in ops {
+                let began = std::time::Instant::now();
+                let d = op.run(&client).await;
+                counters.transaction(1, began.elapsed());
+                op.answer(d);
+            }
+        }
+    }
+}

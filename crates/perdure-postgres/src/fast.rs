@@ -1,0 +1,347 @@
+//! The dispatch hot paths in as few round trips as PostgreSQL allows: each
+//! is one statement (data-modifying CTEs guarded by the lease check), run as
+//! its own implicit transaction, and a read of the taken instances' inboxes
+//! after it. Times come from the database clock (one `clock` CTE), so
+//! machines with skewed clocks cannot steal each other's leases.
+
+use crate::ops::{failure_text, filter_sql, record, INSTANCE_COLS};
+use crate::{backend, Woken};
+use deadpool_postgres::GenericClient;
+use perdure_core::{decode_event, encode_event, RuntimeStatus};
+use perdure_store::*;
+use std::collections::HashMap;
+use tokio_postgres::Row;
+
+/// The database clock in milliseconds, read once per statement. Lease-only
+/// statements also turn off the wait for the WAL flush (`lease_only`).
+fn clock(lease_only: bool) -> &'static str {
+    if lease_only {
+        "clock AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now,
+                          set_config('synchronous_commit', 'off', true) AS cfg)"
+    } else {
+        "clock AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now)"
+    }
+}
+
+fn returning_instance(alias: &str) -> String {
+    INSTANCE_COLS
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Takes up to `max_items` instances with work, oldest work first: one
+/// statement finds and leases them, one reads their inboxes.
+pub(crate) async fn fetch_orchestrations<C: GenericClient + Sync>(
+    c: &C,
+    lease: i64,
+    max: i64,
+    max_items: usize,
+    filter: &WorkFilter,
+) -> Result<Vec<OrchestrationItem>, StoreError> {
+    let (mode, json) = filter.to_sql();
+    let sql = format!(
+        "WITH {clock},
+         cand AS (
+             SELECT i.instance_id, m.visible_at, m.seq FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
+             WHERE m.visible_at <= (SELECT now FROM clock) AND i.lock_expiry <= (SELECT now FROM clock)
+               AND (i.status <> $1 OR m.control) AND {filter}
+             ORDER BY m.visible_at, m.seq LIMIT $4 FOR UPDATE OF i SKIP LOCKED),
+         picked AS (
+             SELECT instance_id, min(visible_at) AS v, min(seq) AS s FROM cand
+             GROUP BY instance_id ORDER BY v, s LIMIT $5),
+         upd AS (
+             UPDATE instances i SET lock_token = replace(gen_random_uuid()::text, '-', ''),
+                                    lock_expiry = (SELECT now FROM clock) + $6
+             FROM picked WHERE i.instance_id = picked.instance_id
+             RETURNING {cols}, i.lock_token, picked.v, picked.s)
+         SELECT upd.*, (SELECT now FROM clock) FROM upd ORDER BY v, s",
+        clock = clock(true),
+        filter = filter_sql("i.name", "i.version", 2),
+        cols = returning_instance("i"),
+    );
+    let stmt = c
+        .prepare_cached(&sql)
+        .await
+        .map_err(|e| backend("taking orchestration work", e))?;
+    let scan = (max_items.max(1) * 4) as i64;
+    let rows = c
+        .query(
+            &stmt,
+            &[
+                &RuntimeStatus::Suspended.code(),
+                &mode,
+                &json,
+                &scan,
+                &(max_items.max(1) as i64),
+                &lease,
+            ],
+        )
+        .await
+        .map_err(|e| backend("taking orchestration work", e))?;
+    let now = rows.first().map(|r| r.get::<_, i64>(16)).unwrap_or(0);
+    with_inboxes(c, &rows, now, max).await
+}
+
+/// Builds the items for instances just leased (rows: instance columns, then
+/// the lock token) with their visible messages, read in one statement.
+async fn with_inboxes<C: GenericClient + Sync>(
+    c: &C,
+    rows: &[Row],
+    now: i64,
+    max: i64,
+) -> Result<Vec<OrchestrationItem>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut leased = Vec::with_capacity(rows.len());
+    for r in rows {
+        leased.push((record(r)?, r.get::<_, String>(13)));
+    }
+    let ids: Vec<&str> = leased.iter().map(|(i, _)| i.instance_id.as_str()).collect();
+    let suspended: Vec<&str> = leased
+        .iter()
+        .filter(|(i, _)| i.status == RuntimeStatus::Suspended)
+        .map(|(i, _)| i.instance_id.as_str())
+        .collect();
+    let stmt = c
+        .prepare_cached(
+            "SELECT instance_id, seq, execution_id, event FROM (
+                 SELECT instance_id, seq, execution_id, event,
+                        row_number() OVER (PARTITION BY instance_id ORDER BY seq) AS n
+                 FROM inbox
+                 WHERE instance_id = ANY($1) AND visible_at <= $2
+                   AND (control OR NOT instance_id = ANY($3))) m
+             WHERE n <= $4 ORDER BY instance_id, seq",
+        )
+        .await
+        .map_err(|e| backend("reading inboxes", e))?;
+    let messages = c
+        .query(&stmt, &[&ids, &now, &suspended, &max])
+        .await
+        .map_err(|e| backend("reading inboxes", e))?;
+    let mut by_id: HashMap<String, Vec<InboxMessage>> = HashMap::new();
+    for r in messages {
+        by_id.entry(r.get(0)).or_default().push(InboxMessage {
+            seq: r.get(1),
+            execution_id: r.get(2),
+            event: decode_event(r.get(3))?,
+        });
+    }
+    Ok(leased
+        .into_iter()
+        .map(|(instance, lock_token)| OrchestrationItem {
+            messages: by_id.remove(&instance.instance_id).unwrap_or_default(),
+            instance,
+            lock_token,
+        })
+        .collect())
+}
+
+/// What recording an activity result did.
+pub(crate) struct Completed {
+    pub woken: Woken,
+    /// The instance leased to the caller, as a row of instance columns and
+    /// its lock token: [`taken_item`] reads its inbox.
+    pub taken: Option<Row>,
+    /// The database time of the statement.
+    pub now: i64,
+}
+
+/// How to take the instance a result goes to: lease (ms), most messages,
+/// and the worker's filter.
+pub(crate) type Take = (i64, i64, WorkFilter);
+
+/// Records an activity's result (deleting its task, checking the lease)
+/// and, when `take` is given, leases the instance it went to if it is free
+/// and passes the filter, in one statement.
+pub(crate) async fn complete_activity<C: GenericClient + Sync>(
+    c: &C,
+    token: &str,
+    result: &InstanceMessage,
+    take: Option<&Take>,
+) -> Result<Completed, StoreError> {
+    let any = WorkFilter::Any;
+    let (lease, filter) = take.map_or((0, &any), |(l, _, f)| (*l, f));
+    let (mode, json) = filter.to_sql();
+    let sql = format!(
+        "WITH {clock},
+         del AS (
+             DELETE FROM tasks WHERE lock_token = $1 AND lock_expiry > (SELECT now FROM clock)
+             RETURNING seq),
+         ins AS (
+             INSERT INTO inbox (instance_id, execution_id, event, visible_at, control)
+             SELECT $2, $3, $4, $5, false
+             WHERE EXISTS (SELECT 1 FROM del)
+               AND EXISTS (SELECT 1 FROM instances WHERE instance_id = $2)
+             RETURNING seq),
+         cand AS (
+             SELECT instance_id FROM instances
+             WHERE $6 AND instance_id = $2 AND EXISTS (SELECT 1 FROM ins)
+               AND $5 <= (SELECT now FROM clock) AND lock_expiry <= (SELECT now FROM clock)
+               AND status <> $7 AND {filter}
+             FOR UPDATE SKIP LOCKED),
+         upd AS (
+             UPDATE instances i SET lock_token = replace(gen_random_uuid()::text, '-', ''),
+                                    lock_expiry = (SELECT now FROM clock) + $10
+             FROM cand WHERE i.instance_id = cand.instance_id
+             RETURNING {cols}, i.lock_token)
+         SELECT upd.*, (SELECT count(*) FROM del), (SELECT count(*) FROM ins), (SELECT now FROM clock)
+         FROM (SELECT 1) AS one LEFT JOIN upd ON true",
+        clock = clock(false),
+        filter = filter_sql("name", "version", 8),
+        cols = returning_instance("i"),
+    );
+    let stmt = c
+        .prepare_cached(&sql)
+        .await
+        .map_err(|e| backend("completing an activity", e))?;
+    let visible = ceil_millis(result.visible_at).max(0);
+    let row = c
+        .query_one(
+            &stmt,
+            &[
+                &token,
+                &result.instance_id,
+                &result.execution_id,
+                &encode_event(&result.event),
+                &visible,
+                &take.is_some(),
+                &RuntimeStatus::Suspended.code(),
+                &mode,
+                &json,
+                &lease,
+            ],
+        )
+        .await
+        .map_err(|e| backend("completing an activity", e))?;
+    let (deleted, inserted, now): (i64, i64, i64) = (row.get(14), row.get(15), row.get(16));
+    if deleted == 0 {
+        return Err(StoreError::LockLost("activity task".into()));
+    }
+    let mut w = Woken::default();
+    if inserted > 0 {
+        w.orchestration_message(visible, now);
+    }
+    let taken = row.get::<_, Option<String>>(0).is_some().then_some(row);
+    Ok(Completed {
+        woken: w,
+        taken,
+        now,
+    })
+}
+
+/// The item for an instance [`complete_activity`] leased, with its inbox.
+pub(crate) async fn taken_item<C: GenericClient + Sync>(
+    c: &C,
+    done: &Completed,
+    max: i64,
+) -> Result<Option<OrchestrationItem>, StoreError> {
+    match &done.taken {
+        Some(row) => Ok(with_inboxes(c, std::slice::from_ref(row), done.now, max)
+            .await?
+            .pop()),
+        None => Ok(None),
+    }
+}
+
+/// A turn's lease check, history, consumed messages and new tasks in one
+/// statement; messages to instances are the caller's (in the same
+/// transaction, when there are any). Returns whether the lease held, and
+/// the database time.
+pub(crate) async fn commit_turn<C: GenericClient + Sync>(
+    c: &C,
+    k: &OrchestrationCommit,
+    w: &mut Woken,
+) -> Result<(bool, i64), StoreError> {
+    let base = if k.replace_history {
+        0
+    } else {
+        k.expected_history_len
+    };
+    let seqs: Vec<i64> = (0..k.history.len())
+        .map(|i| (base + i as u64) as i64)
+        .collect();
+    let events: Vec<String> = k.history.iter().map(encode_event).collect();
+    let a = &k.activities;
+    let iids: Vec<&str> = a.iter().map(|x| x.instance_id.as_str()).collect();
+    let eids: Vec<&str> = a.iter().map(|x| x.execution_id.as_str()).collect();
+    let tids: Vec<i64> = a.iter().map(|x| x.task_id).collect();
+    let names: Vec<&str> = a.iter().map(|x| x.name.as_str()).collect();
+    let versions: Vec<Option<&str>> = a.iter().map(|x| x.version.as_deref()).collect();
+    let inputs: Vec<Option<&str>> = a.iter().map(|x| x.input.as_deref()).collect();
+    let tokens: Vec<Option<&str>> = (0..a.len())
+        .map(|i| k.claims.tokens.get(i).map(String::as_str))
+        .collect();
+    if tokens.iter().any(Option::is_none) {
+        w.activities_now = true;
+    }
+    let claim_lease = i64::try_from(k.claims.lease.as_millis()).unwrap_or(i64::MAX / 4);
+    let stmt = c
+        .prepare_cached(&format!(
+            "WITH {clock},
+             upd AS (
+                 UPDATE instances SET name = $2, version = $3, status = $4, execution_id = $5, input = $6,
+                     output = $7, failure = $8, custom_status = $9, parent_instance_id = $10, updated_at = $11,
+                     history_len = $12, lock_token = NULL, lock_expiry = 0
+                 WHERE instance_id = $1 AND lock_token = $13 AND lock_expiry > (SELECT now FROM clock)
+                   AND ($14 OR history_len = $15)
+                 RETURNING instance_id),
+             hist AS (
+                 INSERT INTO history (instance_id, seq, event)
+                 SELECT $1, s, e FROM unnest($16::bigint[], $17::text[]) AS t(s, e)
+                 WHERE EXISTS (SELECT 1 FROM upd)),
+             consumed AS (
+                 DELETE FROM inbox WHERE seq = ANY($18) AND EXISTS (SELECT 1 FROM upd)),
+             tasks AS (
+                 INSERT INTO tasks (instance_id, execution_id, task_id, name, version, input, visible_at,
+                                    lock_token, lock_expiry, dequeue_count)
+                 SELECT t.i, t.e, t.k, t.n, t.v, t.p, (SELECT now FROM clock), t.l,
+                        CASE WHEN t.l IS NULL THEN 0 ELSE (SELECT now FROM clock) + $26 END,
+                        CASE WHEN t.l IS NULL THEN 0 ELSE 1 END
+                 FROM unnest($19::text[], $20::text[], $21::bigint[], $22::text[], $23::text[], $24::text[],
+                             $25::text[]) AS t(i, e, k, n, v, p, l)
+                 WHERE EXISTS (SELECT 1 FROM upd))
+             SELECT (SELECT count(*) FROM upd), (SELECT now FROM clock)",
+            clock = clock(false)
+        ))
+        .await
+        .map_err(|e| backend("committing a turn", e))?;
+    let u = &k.update;
+    let row = c
+        .query_one(
+            &stmt,
+            &[
+                &k.instance_id,
+                &u.name,
+                &u.version,
+                &u.status.code(),
+                &u.execution_id,
+                &u.input,
+                &u.output,
+                &failure_text(&u.failure),
+                &u.custom_status,
+                &u.parent_instance_id,
+                &k.now.timestamp_millis(),
+                &((base + k.history.len() as u64) as i64),
+                &k.lock_token,
+                &k.replace_history,
+                &(k.expected_history_len as i64),
+                &seqs,
+                &events,
+                &k.consumed,
+                &iids,
+                &eids,
+                &tids,
+                &names,
+                &versions,
+                &inputs,
+                &tokens,
+                &claim_lease,
+            ],
+        )
+        .await
+        .map_err(|e| backend("committing a turn", e))?;
+    Ok((row.get::<_, i64>(0) > 0, row.get(1)))
+}

@@ -1,0 +1,213 @@
+//! Conformance checks for the dispatch fast paths: fetching many work items
+//! in one round trip, activities claimed by the committing worker, and an
+//! activity result that hands its instance to the worker that ran it.
+
+use super::{begin_turn, commit_for, create, fetch_activity_until, fetch_until, now, LEASE};
+use crate::*;
+use perdure_core::{EventKind, HistoryEvent};
+use std::collections::HashSet;
+use std::time::Duration;
+
+fn activity(id: &str, task_id: i64) -> NewActivity {
+    NewActivity {
+        instance_id: id.into(),
+        execution_id: format!("{id}-e1"),
+        task_id,
+        name: "Work".into(),
+        version: None,
+        input: None,
+    }
+}
+
+fn result(id: &str, task_id: i64) -> InstanceMessage {
+    InstanceMessage {
+        instance_id: id.into(),
+        execution_id: Some(format!("{id}-e1")),
+        event: HistoryEvent::new(
+            now(),
+            EventKind::TaskCompleted {
+                task_scheduled_id: task_id,
+                result: Some(task_id.to_string()),
+            },
+        ),
+        visible_at: now(),
+    }
+}
+
+/// Batched fetches: distinct instances, at most the number asked for,
+/// every instance once; activities the same.
+pub async fn check_batched_fetch<S: Store>(s: &S) {
+    for id in ["b1", "b2", "b3"] {
+        s.create_instance(create(id)).await.expect("create");
+    }
+    let first = s
+        .fetch_orchestrations(LEASE, 100, 2, &WorkFilter::Any)
+        .await
+        .expect("fetch");
+    assert_eq!(first.len(), 2, "a batch holds at most what was asked");
+    let rest = s
+        .fetch_orchestrations(LEASE, 100, 10, &WorkFilter::Any)
+        .await
+        .expect("fetch");
+    let ids: HashSet<String> = first
+        .iter()
+        .chain(&rest)
+        .map(|i| i.instance.instance_id.clone())
+        .collect();
+    assert_eq!(rest.len(), 1, "locked instances are not handed out again");
+    assert_eq!(ids.len(), 3, "each instance once");
+    assert!(s
+        .fetch_orchestrations(LEASE, 100, 10, &WorkFilter::Any)
+        .await
+        .expect("fetch")
+        .is_empty());
+    let item = &first[0];
+    let mut k = commit_for(
+        item,
+        vec![HistoryEvent::new(now(), EventKind::OrchestratorStarted)],
+    );
+    let id = item.instance.instance_id.clone();
+    k.activities = (1..=3).map(|t| activity(&id, t)).collect();
+    s.commit_orchestration(k).await.expect("commit");
+    let tasks = s
+        .fetch_activities(LEASE, 2, &WorkFilter::Any)
+        .await
+        .expect("fetch activities");
+    let more = s
+        .fetch_activities(LEASE, 5, &WorkFilter::Any)
+        .await
+        .expect("fetch activities");
+    let ids: Vec<i64> = tasks
+        .iter()
+        .chain(&more)
+        .map(|t| t.activity.task_id)
+        .collect();
+    assert_eq!(ids, vec![1, 2, 3], "activities in order, each once");
+    let tokens: HashSet<&str> = tasks
+        .iter()
+        .chain(&more)
+        .map(|t| t.lock_token.as_str())
+        .collect();
+    assert_eq!(tokens.len(), 3, "each task has its own lease token");
+}
+
+/// Claimed activities are stored leased to the committing worker: nobody
+/// else takes them while the lease lasts, its token completes them, and
+/// they are delivered again when the lease runs out.
+pub async fn check_claims<S: Store>(s: &S) {
+    let (_, mut k) = begin_turn(s, "cl").await;
+    k.activities = vec![activity("cl", 1), activity("cl", 2), activity("cl", 3)];
+    k.claims = ActivityClaims {
+        tokens: vec!["claim-1".into(), "claim-2".into()],
+        lease: Duration::from_millis(300),
+    };
+    s.commit_orchestration(k).await.expect("commit");
+    let free = s
+        .fetch_activities(LEASE, 10, &WorkFilter::Any)
+        .await
+        .expect("fetch");
+    assert_eq!(
+        free.iter().map(|t| t.activity.task_id).collect::<Vec<_>>(),
+        vec![3],
+        "claimed activities are not handed out while their lease lasts"
+    );
+    s.complete_activity("claim-1", result("cl", 1))
+        .await
+        .expect("the claim's token completes its activity");
+    let again = fetch_activity_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("an expired claim is delivered again");
+    assert_eq!(
+        (again.activity.task_id, again.dequeue_count),
+        (2, 2),
+        "a claim counts as the first delivery"
+    );
+    assert!(matches!(
+        s.complete_activity("claim-2", result("cl", 2)).await,
+        Err(StoreError::LockLost(_))
+    ));
+}
+
+/// Completing an activity can take its instance in the same transaction,
+/// with the result among its messages, unless the instance is leased.
+pub async fn check_complete_and_take<S: Store>(s: &S) {
+    let (_, mut k) = begin_turn(s, "ct").await;
+    k.activities = vec![activity("ct", 1), activity("ct", 2)];
+    s.commit_orchestration(k).await.expect("commit");
+    let tasks = s
+        .fetch_activities(LEASE, 2, &WorkFilter::Any)
+        .await
+        .expect("fetch");
+    assert_eq!(tasks.len(), 2);
+    let other = WorkFilter::names(["SomethingElse".to_string()]);
+    let taken = s
+        .complete_activity_and_take(&tasks[0].lock_token, result("ct", 1), LEASE, 100, &other)
+        .await
+        .expect("complete");
+    assert!(
+        taken.is_none(),
+        "an instance the filter refuses is not taken"
+    );
+    let taken = s
+        .complete_activity_and_take(
+            &tasks[1].lock_token,
+            result("ct", 2),
+            LEASE,
+            100,
+            &WorkFilter::Any,
+        )
+        .await
+        .expect("complete")
+        .expect("a free instance is taken with the result");
+    assert_eq!(taken.instance.instance_id, "ct");
+    assert_eq!(taken.messages.len(), 2, "both results are its messages");
+    assert!(
+        s.fetch_orchestration(LEASE, 100, &WorkFilter::Any)
+            .await
+            .expect("fetch")
+            .is_none(),
+        "the taken instance is leased"
+    );
+    // While the instance is leased, a result is only recorded.
+    let mut k = commit_for(
+        &taken,
+        vec![HistoryEvent::new(now(), EventKind::OrchestratorStarted)],
+    );
+    k.activities = vec![activity("ct", 3)];
+    s.commit_orchestration(k).await.expect("commit");
+    let task = fetch_activity_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("task");
+    let held = fetch_until(s, LEASE, Duration::from_secs(5));
+    assert!(held.await.is_none(), "no message yet");
+    s.send_message(super::raised("ct", "e", Duration::ZERO))
+        .await
+        .expect("send");
+    let holder = fetch_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("the event makes it runnable");
+    let taken = s
+        .complete_activity_and_take(
+            &task.lock_token,
+            result("ct", 3),
+            LEASE,
+            100,
+            &WorkFilter::Any,
+        )
+        .await
+        .expect("complete");
+    assert!(taken.is_none(), "a leased instance is not taken");
+    let mut k = commit_for(&holder, Vec::new());
+    k.consumed.clear();
+    s.commit_orchestration(k).await.expect("release");
+    let next = fetch_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("the result waits in the inbox");
+    assert!(next.messages.iter().any(|m| matches!(
+        m.event.kind,
+        EventKind::TaskCompleted {
+            task_scheduled_id: 3,
+            ..
+        }
+    )));
+}
