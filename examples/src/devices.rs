@@ -2,7 +2,8 @@
 //! DeviceProvisioningOrchestration each, every one waiting for its device's
 //! DownloadCompletedAck event.
 
-use perdure::{Client, OrchestrationContext, Registry};
+use perdure::{Client, Failure, OrchestrationContext, Registry, RetryPolicy};
+use std::time::Duration;
 
 pub fn register(r: &mut Registry, client: Client) {
     r.add_activity("GetNewDeviceIds", |_ctx, count: u32| async move {
@@ -32,7 +33,7 @@ pub fn register(r: &mut Registry, client: Client) {
                 client
                     .raise_event(&instance_id, "DownloadCompletedAck", true)
                     .await
-                    .map_err(|e| perdure::Failure::new("DeviceUnreachable", e.to_string()))?;
+                    .map_err(|e| Failure::new("DeviceUnreachable", e.to_string()))?;
                 Ok(format!("package URL sent to {device_id}"))
             }
         },
@@ -47,11 +48,20 @@ pub fn register(r: &mut Registry, client: Client) {
             let url: String = ctx
                 .call_activity("CreateInstallationPackage", &device_id)
                 .await?;
-            ctx.call_activity::<String>("SendPackageUrlToDevice", (&device_id, &url))
-                .await?;
+            // Reaching a device is a network call that can fail for a
+            // moment; a few retries ride out a blip.
+            let retry = RetryPolicy::new(Duration::from_millis(100), 5)
+                .map_err(|e| Failure::new("BadRetryPolicy", e.to_string()))?
+                .with_handle(|f| f.error_type == "DeviceUnreachable");
+            ctx.call_activity_with_retry::<String>(
+                "SendPackageUrlToDevice",
+                &retry,
+                (&device_id, &url),
+            )
+            .await?;
             let acked: bool = ctx.wait_for_external_event("DownloadCompletedAck").await?;
             if !acked {
-                return Err(perdure::Failure::new(
+                return Err(Failure::new(
                     "DeviceRejected",
                     format!("{device_id} refused the package"),
                 ));
