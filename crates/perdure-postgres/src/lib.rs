@@ -428,9 +428,15 @@ impl WakeSignal for PostgresStore {
     }
 }
 
+#[async_trait]
 impl StoreStats for PostgresStore {
     fn commit_stats(&self) -> CommitStats {
         self.counters.snapshot()
+    }
+
+    async fn queue_depths(&self) -> Result<perdure_store::QueueDepths, StoreError> {
+        let c = self.client().await?;
+        ops::queue_depths(&c).await
     }
 }
 

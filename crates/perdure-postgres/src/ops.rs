@@ -664,3 +664,38 @@ pub(crate) async fn purge_instance(tx: &Transaction<'_>, id: String) -> Result<b
     }
     Ok(true)
 }
+
+/// Counts the queues now, by the database's clock (see
+/// [`perdure_store::QueueDepths`]).
+pub(crate) async fn queue_depths(
+    c: &impl deadpool_postgres::GenericClient,
+) -> Result<perdure_store::QueueDepths, StoreError> {
+    let row = c
+        .query_one(
+            r#"WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS t)
+            SELECT
+              (SELECT count(*) FROM inbox, now WHERE visible_at <= now.t),
+              (SELECT count(*) FROM inbox, now WHERE visible_at > now.t),
+              (SELECT count(*) FROM inbox, now WHERE visible_at <= now.t AND event LIKE '%"type":"TimerFired"%'),
+              (SELECT count(*) FROM inbox, now WHERE visible_at > now.t AND event LIKE '%"type":"TimerFired"%'),
+              (SELECT count(*) FROM tasks, now WHERE visible_at <= now.t AND lock_expiry <= now.t),
+              (SELECT count(*) FROM tasks, now WHERE lock_expiry > now.t),
+              (SELECT count(*) FROM tasks, now WHERE visible_at > now.t AND lock_expiry <= now.t)"#,
+            &[],
+        )
+        .await
+        .map_err(|e| backend("counting the queues", e))?;
+    let n = |i: usize| row.try_get::<_, i64>(i).map(|v| v.max(0) as u64);
+    let get = || -> Result<perdure_store::QueueDepths, tokio_postgres::Error> {
+        Ok(perdure_store::QueueDepths {
+            messages_ready: n(0)?,
+            messages_scheduled: n(1)?,
+            timers_due: n(2)?,
+            timers_scheduled: n(3)?,
+            activities_ready: n(4)?,
+            activities_running: n(5)?,
+            activities_delayed: n(6)?,
+        })
+    };
+    get().map_err(|e| backend("counting the queues", e))
+}

@@ -1,7 +1,7 @@
 //! `perdure-server` owns Perdure's network faces: Durable Functions' HTTP
 //! management API under `/runtime/webhooks/durabletask/` (its paths, query
 //! parameters, JSON fields, status codes and headers), its OpenAPI document,
-//! and API-key checks. It converts between wire shapes and the Rust client
+//! Prometheus metrics at `/metrics`, and API-key checks. It converts between wire shapes and the Rust client
 //! by hand.
 //!
 //! Architecture invariant: only this crate knows HTTP; everything it does
@@ -60,6 +60,7 @@ pub fn router(client: Client, config: ServerConfig) -> Router {
     api::routes()
         .merge(entities::routes())
         .route("/openapi.json", axum::routing::get(openapi::document))
+        .route("/metrics", axum::routing::get(metrics))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -69,6 +70,24 @@ pub fn router(client: Client, config: ServerConfig) -> Router {
             perdure::MAX_PAYLOAD_BYTES,
         ))
         .with_state(state)
+}
+
+/// `GET /metrics`: the process's metrics and the store's queues, in the text
+/// format Prometheus scrapes.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    match perdure::metrics::render(state.client.store().as_ref()).await {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, perdure::metrics::CONTENT_TYPE)],
+            text,
+        )
+            .into_response(),
+        Err(e) => wire::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "StoreUnavailable",
+            format!("cannot read the store's queues: {e}"),
+        )
+        .into_response(),
+    }
 }
 
 async fn check_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {

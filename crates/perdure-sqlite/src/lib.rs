@@ -335,8 +335,13 @@ impl WakeSignal for SqliteStore {
     }
 }
 
+#[async_trait]
 impl StoreStats for SqliteStore {
     fn commit_stats(&self) -> CommitStats {
         self.writer.counters.snapshot()
+    }
+
+    async fn queue_depths(&self) -> Result<perdure_store::QueueDepths, StoreError> {
+        self.read(ops::queue_depths).await
     }
 }

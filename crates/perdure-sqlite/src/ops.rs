@@ -874,3 +874,32 @@ pub(crate) fn purge_instance(c: &Connection, id: &str) -> Result<bool, StoreErro
     }
     Ok(true)
 }
+
+/// Counts the queues now (see [`perdure_store::QueueDepths`]).
+pub(crate) fn queue_depths(c: &Connection) -> Result<perdure_store::QueueDepths, StoreError> {
+    let n = |r: &rusqlite::Row, i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+    c.prepare_cached(QUEUE_DEPTHS_SQL)
+        .and_then(|mut s| {
+            s.query_row(params![now_ms()], |r| {
+                Ok(perdure_store::QueueDepths {
+                    messages_ready: n(r, 0)?,
+                    messages_scheduled: n(r, 1)?,
+                    timers_due: n(r, 2)?,
+                    timers_scheduled: n(r, 3)?,
+                    activities_ready: n(r, 4)?,
+                    activities_running: n(r, 5)?,
+                    activities_delayed: n(r, 6)?,
+                })
+            })
+        })
+        .map_err(|e| backend("counting the queues", e))
+}
+
+const QUEUE_DEPTHS_SQL: &str = r#"SELECT
+    (SELECT count(*) FROM inbox WHERE visible_at <= ?1),
+    (SELECT count(*) FROM inbox WHERE visible_at > ?1),
+    (SELECT count(*) FROM inbox WHERE visible_at <= ?1 AND event LIKE '%"type":"TimerFired"%'),
+    (SELECT count(*) FROM inbox WHERE visible_at > ?1 AND event LIKE '%"type":"TimerFired"%'),
+    (SELECT count(*) FROM tasks WHERE visible_at <= ?1 AND lock_expiry <= ?1),
+    (SELECT count(*) FROM tasks WHERE lock_expiry > ?1),
+    (SELECT count(*) FROM tasks WHERE visible_at > ?1 AND lock_expiry <= ?1)"#;

@@ -167,8 +167,13 @@ impl<S: Store> WakeSignal for FaultyStore<S> {
     }
 }
 
+#[async_trait]
 impl<S: Store> crate::StoreStats for FaultyStore<S> {
     fn commit_stats(&self) -> crate::CommitStats {
         self.inner.commit_stats()
+    }
+
+    async fn queue_depths(&self) -> Result<crate::QueueDepths, StoreError> {
+        self.inner.queue_depths().await
     }
 }

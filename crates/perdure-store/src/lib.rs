@@ -27,7 +27,7 @@ pub use instances::InstanceStore;
 pub use memory::MemoryStore;
 pub use orchestrations::OrchestrationQueue;
 pub use records::*;
-pub use stats::{CommitStats, StoreStats};
+pub use stats::{CommitStats, QueueDepths, StoreStats};
 pub use wake::{InstanceWatch, WakeSignal, WorkKind};
 
 /// Everything the engine needs from a store.

@@ -646,4 +646,31 @@ impl WakeSignal for MemoryStore {
     }
 }
 
-impl crate::StoreStats for MemoryStore {}
+#[async_trait]
+impl crate::StoreStats for MemoryStore {
+    async fn queue_depths(&self) -> Result<crate::QueueDepths, StoreError> {
+        let g = self.lock()?;
+        let now = now_ms();
+        let mut d = crate::QueueDepths::default();
+        for m in g.inbox.values() {
+            let timer = matches!(m.event.kind, EventKind::TimerFired { .. });
+            if m.visible_at <= now {
+                d.messages_ready += 1;
+                d.timers_due += u64::from(timer);
+            } else {
+                d.messages_scheduled += 1;
+                d.timers_scheduled += u64::from(timer);
+            }
+        }
+        for t in g.tasks.values() {
+            if live(&t.lock, now) {
+                d.activities_running += 1;
+            } else if t.visible_at > now {
+                d.activities_delayed += 1;
+            } else {
+                d.activities_ready += 1;
+            }
+        }
+        Ok(d)
+    }
+}

@@ -41,6 +41,7 @@ mod entity;
 mod error;
 mod executor;
 mod http;
+pub mod metrics;
 mod registry;
 mod retry;
 mod tasks;

@@ -70,6 +70,8 @@ enum Pending {
     Activity {
         item: ActivityItem,
         stream: u64,
+        /// When it was handed to the worker (its duration, for metrics).
+        sent: Instant,
         _permit: OwnedSemaphorePermit,
     },
     Entity {
@@ -265,6 +267,7 @@ impl Dispatcher {
         let last_sent = Arc::new(Mutex::new(Instant::now()));
         let d = self.clone();
         tokio::spawn(async move {
+            let _counted = perdure::metrics::global().grpc_worker_connected();
             let orchestrations = d.clone().orchestration_loop(
                 stream,
                 orch_filter,
@@ -544,6 +547,7 @@ impl Dispatcher {
                 Pending::Activity {
                     item,
                     stream,
+                    sent: Instant::now(),
                     _permit: permit,
                 },
             );
@@ -616,8 +620,12 @@ impl Dispatcher {
             },
         );
         commit.messages.extend(mapped.messages);
+        let summary = perdure::metrics::TurnSummary::of(&commit);
         match self.store.commit_orchestration(commit).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                perdure::metrics::global().turn_committed(&summary);
+                Ok(())
+            }
             Err(StoreError::LockLost(what)) | Err(StoreError::HistoryConflict { id: what, .. }) => {
                 Err(Status::aborted(format!(
                     "the lease on `{what}` was lost; the turn will be redone"
@@ -642,10 +650,16 @@ impl Dispatcher {
 
     /// Records a remote activity's result.
     pub async fn complete_activity(&self, r: pb::ActivityResponse) -> Result<(), Status> {
-        let Pending::Activity { item, .. } = self.take_kind(&r.completion_token, "an activity")?
+        let Pending::Activity { item, sent, .. } =
+            self.take_kind(&r.completion_token, "an activity")?
         else {
             return Err(Status::internal("pending work changed kind"));
         };
+        perdure::metrics::global().activity_finished(
+            &item.activity.name,
+            r.failure_details.is_none(),
+            Some(sent.elapsed()),
+        );
         let result = match &r.failure_details {
             Some(f) => Err(convert::from_failure(f)),
             None => Ok(r.result.clone()),

@@ -1,6 +1,7 @@
 //! Conformance checks for the dispatch fast paths: fetching many work items
 //! in one round trip, activities claimed by the committing worker, and an
-//! activity result that hands its instance to the worker that ran it.
+//! activity result that hands its instance to the worker that ran it; and
+//! the queue counts that metrics export.
 
 use super::{begin_turn, commit_for, create, fetch_activity_until, fetch_until, now, LEASE};
 use crate::*;
@@ -210,4 +211,58 @@ pub async fn check_complete_and_take<S: Store>(s: &S) {
             ..
         }
     )));
+}
+
+/// Queue depths count ready and scheduled messages, due and scheduled
+/// timers, and ready, running and delayed activities.
+pub async fn check_queue_depths<S: Store>(s: &S) {
+    assert_eq!(
+        s.queue_depths().await.expect("depths"),
+        QueueDepths::default(),
+        "an empty store counts nothing"
+    );
+    let (_, mut k) = begin_turn(s, "qd").await;
+    k.activities = vec![activity("qd", 1), activity("qd", 2), activity("qd", 3)];
+    let timer = |id: i64, at| InstanceMessage {
+        instance_id: "qd".into(),
+        execution_id: Some("qd-e1".into()),
+        event: HistoryEvent::new(
+            now(),
+            EventKind::TimerFired {
+                timer_id: id,
+                fire_at: at,
+            },
+        ),
+        visible_at: at,
+    };
+    let later = now() + chrono::Duration::hours(1);
+    k.messages = vec![timer(10, later), timer(11, now())];
+    s.commit_orchestration(k).await.expect("commit");
+    s.create_instance(create("qd-other")).await.expect("create");
+    let running = s
+        .fetch_activities(LEASE, 1, &WorkFilter::Any)
+        .await
+        .expect("fetch");
+    assert_eq!(running.len(), 1);
+    let delayed = s
+        .fetch_activities(LEASE, 1, &WorkFilter::Any)
+        .await
+        .expect("fetch");
+    s.abandon_activity(&delayed[0].lock_token, Duration::from_secs(3600))
+        .await
+        .expect("abandon");
+    let d = s.queue_depths().await.expect("depths");
+    assert_eq!(
+        d,
+        QueueDepths {
+            // The due timer and qd-other's start.
+            messages_ready: 2,
+            messages_scheduled: 1,
+            timers_due: 1,
+            timers_scheduled: 1,
+            activities_ready: 1,
+            activities_running: 1,
+            activities_delayed: 1,
+        }
+    );
 }

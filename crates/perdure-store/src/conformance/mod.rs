@@ -4,7 +4,7 @@
 
 mod batch;
 
-pub use batch::{check_batched_fetch, check_claims, check_complete_and_take};
+pub use batch::{check_batched_fetch, check_claims, check_complete_and_take, check_queue_depths};
 
 use crate::*;
 use perdure_core::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
@@ -776,6 +776,7 @@ where
     check_batched_fetch(&make().await).await;
     check_claims(&make().await).await;
     check_complete_and_take(&make().await).await;
+    check_queue_depths(&make().await).await;
 }
 
 #[cfg(test)]

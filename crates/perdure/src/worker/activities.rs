@@ -31,6 +31,7 @@ async fn run(shared: &Arc<Shared>, item: ActivityItem) {
         task_id = a.task_id,
         attempt = item.dequeue_count,
     );
+    let began = std::time::Instant::now();
     let outcome = async {
         let Some(f) = shared.registry.activity(&a.name) else {
             return Err(FailureDetails::new(
@@ -70,6 +71,7 @@ async fn run(shared: &Arc<Shared>, item: ActivityItem) {
     if let Err(failure) = &outcome {
         span.in_scope(|| tracing::info!(%failure, "activity failed"));
     }
+    crate::metrics::global().activity_finished(&a.name, outcome.is_ok(), Some(began.elapsed()));
     let msg = crate::dispatch::activity_result(a, outcome);
     // With a free turn slot, take the instance in the same transaction and
     // run the turn that consumes this result at once.

@@ -122,7 +122,9 @@ async fn process(shared: &Arc<Shared>, item: OrchestrationItem) -> Result<(), St
     let appended = commit.history.len() as u64;
     let finished = run.outcome.is_some();
     let claimed = claim_activities(shared, &mut commit);
+    let summary = crate::metrics::TurnSummary::of(&commit);
     shared.store.commit_orchestration(commit).await?;
+    crate::metrics::global().turn_committed(&summary);
     for (item, permit) in claimed {
         super::activities::spawn(shared.clone(), item, permit);
     }
@@ -216,9 +218,11 @@ async fn load_run(
     let cached = shared.cache.lock().ok().and_then(|mut c| c.pop(id));
     if let Some(run) = cached {
         if run.history_len == instance.history_len && run.execution_id() == instance.execution_id {
+            crate::metrics::global().replay_cache(true);
             return Ok(run);
         }
     }
+    crate::metrics::global().replay_cache(false);
     let history = shared.store.read_history(id).await?;
     let orchestrator = shared.registry.orchestrator(&instance.name);
     let mut run = OrchestrationRun::new(id, orchestrator, Utc::now());
