@@ -601,9 +601,10 @@ pub(crate) async fn list_instances<C: GenericClient + Sync>(
                    AND ($2::bigint IS NULL OR created_at >= $2) AND ($3::bigint IS NULL OR created_at <= $3)
                    AND ($4::text IS NULL OR instance_id LIKE $4) AND ($5::text IS NULL OR parent_instance_id = $5)
                    AND ($6::bigint IS NULL OR (created_at, instance_id) > ($6, $7::text))
+                   AND ($9::text IS NULL OR name = $9)
                  ORDER BY created_at, instance_id LIMIT $8"
             ),
-            &[&codes, &from, &to, &prefix, &q.parent_instance_id, &after_ms, &after_id, &(size + 1)],
+            &[&codes, &from, &to, &prefix, &q.parent_instance_id, &after_ms, &after_id, &(size + 1), &q.name],
         )
         .await
         .map_err(|e| backend("listing instances", e))?;

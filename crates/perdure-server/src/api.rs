@@ -334,6 +334,8 @@ async fn list(
         created_from: timestamp(&q, "createdTimeFrom")?,
         created_to: timestamp(&q, "createdTimeTo")?,
         instance_id_prefix: q.get("instanceIdPrefix").cloned(),
+        // A Perdure extension (Durable Functions' API has no name filter).
+        name: q.get("name").filter(|n| !n.is_empty()).cloned(),
         parent_instance_id: None,
         page_size: top,
         continuation: continuation(&headers),

@@ -1,7 +1,8 @@
 //! `perdure-server` owns Perdure's network faces: Durable Functions' HTTP
 //! management API under `/runtime/webhooks/durabletask/` (its paths, query
 //! parameters, JSON fields, status codes and headers), its OpenAPI document,
-//! Prometheus metrics at `/metrics`, and API-key checks. It converts between wire shapes and the Rust client
+//! Prometheus metrics at `/metrics`, the web dashboard at `/`, and API-key
+//! checks. It converts between wire shapes and the Rust client
 //! by hand.
 //!
 //! Architecture invariant: only this crate knows HTTP; everything it does
@@ -9,6 +10,7 @@
 //! instances the Rust client and workers see.
 
 mod api;
+mod dashboard;
 mod entities;
 pub mod grpc;
 mod openapi;
@@ -59,6 +61,7 @@ pub fn router(client: Client, config: ServerConfig) -> Router {
     let state = Arc::new(AppState { client, config });
     api::routes()
         .merge(entities::routes())
+        .merge(dashboard::page())
         .route("/openapi.json", axum::routing::get(openapi::document))
         .route("/metrics", axum::routing::get(metrics))
         .fallback(api::not_found)
@@ -66,6 +69,7 @@ pub fn router(client: Client, config: ServerConfig) -> Router {
             state.clone(),
             check_key,
         ))
+        .merge(dashboard::assets())
         .layer(axum::extract::DefaultBodyLimit::max(
             perdure::MAX_PAYLOAD_BYTES,
         ))

@@ -53,6 +53,11 @@ pub fn status(
         "createdTime": time(st.created_time),
         "lastUpdatedTime": time(st.last_updated_time),
     });
+    // Perdure extensions to Durable Functions' status: the structured
+    // failure (the dashboard shows its type and message apart).
+    if let Some(f) = &st.failure {
+        o["failureDetails"] = json!({ "errorType": f.error_type, "errorMessage": f.message });
+    }
     if show_history {
         o["historyEvents"] = Value::Array(history(
             st.history.as_deref().unwrap_or_default(),
@@ -90,8 +95,11 @@ pub fn history(events: &[HistoryEvent], show_output: bool) -> Vec<Value> {
             // As in the seed documents' table: turn ends shown, turn starts not.
             EventKind::OrchestratorStarted => continue,
             EventKind::OrchestratorCompleted => {}
-            EventKind::ExecutionStarted { name, .. } => {
+            EventKind::ExecutionStarted { name, parent, .. } => {
                 o.insert("FunctionName".into(), json!(name));
+                if let Some(p) = parent {
+                    o.insert("ParentInstanceId".into(), json!(p.instance_id));
+                }
             }
             EventKind::TaskScheduled { name, .. }
             | EventKind::SubOrchestrationInstanceCreated { name, .. } => {

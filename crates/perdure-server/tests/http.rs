@@ -541,3 +541,39 @@ async fn entities_are_signalled_read_and_listed() {
     assert_eq!(listed[0]["entityId"]["name"], "counter");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_and_metrics_follow_the_api_key_rule() {
+    let s = Server::start(Some("sesame")).await;
+    let root = s.base.trim_end_matches(BASE_PATH).to_string();
+    let get = |path: &str| s.http.get(format!("{root}{path}")).send();
+    assert_eq!(get("/").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get("/metrics").await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let page = get("/?code=sesame").await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page.text().await.unwrap().contains("dashboard/app.js"));
+    // The page's static assets hold no data and need no key.
+    for (path, ct) in [
+        ("/dashboard/app.js", "text/javascript"),
+        ("/dashboard/style.css", "text/css"),
+    ] {
+        let r = get(path).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with(ct));
+    }
+    assert_eq!(
+        get("/metrics?code=sesame").await.unwrap().status(),
+        StatusCode::OK
+    );
+    s.stop().await;
+}

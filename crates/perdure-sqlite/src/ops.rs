@@ -794,6 +794,9 @@ pub(crate) fn list_instances(
     if let Some(p) = &q.parent_instance_id {
         push(" AND parent_instance_id = ?", p.clone().into(), &mut sql);
     }
+    if let Some(n) = &q.name {
+        push(" AND name = ?", n.clone().into(), &mut sql);
+    }
     if let Some((ms, id)) = after {
         args.push(ms.into());
         args.push(id.into());

@@ -157,6 +157,8 @@ pub struct InstanceQuery {
     pub created_to: Option<Timestamp>,
     /// Instance ids starting with this.
     pub instance_id_prefix: Option<String>,
+    /// Only instances of this orchestrator (exact name).
+    pub name: Option<String>,
     /// Only sub-orchestrations of this instance.
     pub parent_instance_id: Option<String>,
     /// Most instances in one page (at least 1).
@@ -196,6 +198,7 @@ pub fn query_matches(q: &InstanceQuery, r: &InstanceRecord) -> bool {
         && q.parent_instance_id
             .as_deref()
             .is_none_or(|p| r.parent_instance_id.as_deref() == Some(p))
+        && q.name.as_deref().is_none_or(|n| r.name == n)
 }
 
 /// Messages a Suspended instance still takes: resume and terminate. Every

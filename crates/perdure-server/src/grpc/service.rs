@@ -317,6 +317,7 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
             created_from: q.created_time_from.as_ref().and_then(convert::from_ts),
             created_to: q.created_time_to.as_ref().and_then(convert::from_ts),
             instance_id_prefix: q.instance_id_prefix.clone(),
+            name: None,
             parent_instance_id: None,
             page_size: if q.max_instance_count > 0 {
                 q.max_instance_count as usize

@@ -529,6 +529,15 @@ pub async fn check_list_purge_suspend<S: Store>(s: &S) {
         ..InstanceQuery::default()
     };
     assert_eq!(s.list_instances(&q).await.expect("list").instances.len(), 2);
+    for (name, want) in [("Orch", 5), ("Other", 0)] {
+        let q = InstanceQuery {
+            name: Some(name.into()),
+            page_size: 10,
+            ..InstanceQuery::default()
+        };
+        let got = s.list_instances(&q).await.expect("list").instances.len();
+        assert_eq!(got, want, "instances named {name}");
+    }
     let q = InstanceQuery {
         statuses: vec![RuntimeStatus::Completed],
         page_size: 10,
