@@ -38,9 +38,9 @@ def new_store(kind: str) -> str:
     return f"{base}{sep}hub=py_{uuid.uuid4().hex[:12]}"
 
 
-def start_server(store: str, port: int, samples: bool = True, extra=()) -> subprocess.Popen:
+def start_server(store: str, port: int, samples: bool = True, extra=(), http_port: int = 0) -> subprocess.Popen:
     """Starts `perdure serve` and waits until its gRPC port accepts."""
-    args = [BIN, "serve", "--store", store, "--http", "127.0.0.1:0", "--grpc", f"127.0.0.1:{port}", *extra]
+    args = [BIN, "serve", "--store", store, "--http", f"127.0.0.1:{http_port}", "--grpc", f"127.0.0.1:{port}", *extra]
     if samples:
         args.append("--samples")
     # The server's log goes to a file (a pipe nobody reads would fill up and
