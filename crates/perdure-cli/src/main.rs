@@ -280,9 +280,9 @@ async fn serve(
     let grpc_listener = tokio::net::TcpListener::bind(grpc)
         .await
         .with_context(|| format!("cannot listen on {grpc}"))?;
+    let http_addr = listener.local_addr()?;
     eprintln!(
-        "perdure serve: HTTP API on http://{}{}, gRPC on {} (store {store}{})",
-        listener.local_addr()?,
+        "perdure serve: HTTP API on http://{http_addr}{}, dashboard on http://{http_addr}/, metrics on http://{http_addr}/metrics, gRPC on {} (store {store}{})",
         perdure_server::BASE_PATH,
         grpc_listener.local_addr()?,
         if samples { ", samples loaded" } else { "" }
