@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use perdure::{Client, Worker, WorkerOptions};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -61,6 +62,11 @@ enum Command {
         /// died goes to others once it runs out.
         #[arg(long, default_value_t = 30_000)]
         lease_ms: u64,
+        /// Export spans over OTLP/gRPC to this endpoint (e.g.
+        /// http://127.0.0.1:4317); the standard OTEL_EXPORTER_OTLP_ENDPOINT
+        /// is read when this is not given.
+        #[arg(long)]
+        otlp_endpoint: Option<String>,
     },
     /// Runs every pattern of the seed documents and prints their results.
     Demo {
@@ -82,6 +88,11 @@ enum Command {
         /// Lease on taken work, in milliseconds.
         #[arg(long, default_value_t = 30_000)]
         lease_ms: u64,
+        /// Export spans over OTLP/gRPC to this endpoint (e.g.
+        /// http://127.0.0.1:4317); the standard OTEL_EXPORTER_OTLP_ENDPOINT
+        /// is read when this is not given.
+        #[arg(long)]
+        otlp_endpoint: Option<String>,
     },
     /// Starts an orchestration instance and prints its id.
     Start {
@@ -225,6 +236,23 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+/// Installs OTLP span export when an endpoint is configured.
+fn export_spans(flag: Option<&str>) -> Result<Option<Arc<perdure_server::telemetry::OtlpSpans>>> {
+    let Some(endpoint) = perdure_server::telemetry::configured_endpoint(flag) else {
+        return Ok(None);
+    };
+    let spans = perdure_server::telemetry::install_otlp(&endpoint)?;
+    eprintln!("perdure: exporting spans over OTLP to {endpoint}");
+    Ok(Some(spans))
+}
+
+/// Sends the spans still queued before the process ends.
+async fn stop_spans(spans: Option<Arc<perdure_server::telemetry::OtlpSpans>>) {
+    if let Some(s) = spans {
+        let _ = tokio::task::spawn_blocking(move || s.shutdown()).await;
+    }
+}
+
 async fn serve(
     store: &str,
     (http, grpc): (SocketAddr, SocketAddr),
@@ -319,14 +347,23 @@ async fn run() -> Result<()> {
             samples,
             api_key,
             lease_ms,
+            otlp_endpoint,
         } => {
             let lease = Duration::from_millis(lease_ms.max(100));
-            serve(&store, (http, grpc), samples, api_key, lease).await
+            let spans = export_spans(otlp_endpoint.as_deref())?;
+            let served = serve(&store, (http, grpc), samples, api_key, lease).await;
+            stop_spans(spans).await;
+            served
         }
         Command::Demo { store } => demo::run(&store).await,
         Command::Bench(args) => bench::run(args).await,
         Command::BenchWorker { store } => bench::worker_process(&store).await,
-        Command::Worker { store, lease_ms } => {
+        Command::Worker {
+            store,
+            lease_ms,
+            otlp_endpoint,
+        } => {
+            let spans = export_spans(otlp_endpoint.as_deref())?;
             let store = perdure::open_store(&store)
                 .await
                 .with_context(|| format!("opening store {store}"))?;
@@ -342,6 +379,7 @@ async fn run() -> Result<()> {
             eprintln!("perdure worker running; Ctrl-C to stop");
             shutdown_signal().await;
             worker.shutdown().await;
+            stop_spans(spans).await;
             Ok(())
         }
         Command::Start {

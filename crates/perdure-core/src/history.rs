@@ -2,7 +2,7 @@
 //! of, following Durable Task's event list, and their versioned stored
 //! encoding.
 
-use crate::{FailureDetails, RuntimeStatus, Timestamp};
+use crate::{FailureDetails, RuntimeStatus, Timestamp, TraceContext};
 use serde::{Deserialize, Serialize};
 
 /// A payload is JSON text carried as it is; `None` means no value.
@@ -42,6 +42,10 @@ pub enum EventKind {
         execution_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         parent: Option<ParentInstance>,
+        /// The span this execution continues: the client's start span, or
+        /// the parent's client span for a sub-orchestration.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace_context: Option<TraceContext>,
     },
     ExecutionCompleted {
         status: RuntimeStatus,
@@ -66,6 +70,9 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         version: Option<String>,
         input: Payload,
+        /// The activity's client span, which its execution continues.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace_context: Option<TraceContext>,
     },
     TaskCompleted {
         task_scheduled_id: i64,
@@ -81,6 +88,9 @@ pub enum EventKind {
         version: Option<String>,
         instance_id: String,
         input: Payload,
+        /// The sub-orchestration's client span, which the child continues.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace_context: Option<TraceContext>,
     },
     SubOrchestrationInstanceCompleted {
         task_scheduled_id: i64,
@@ -387,6 +397,7 @@ mod tests {
             HistoryEvent::new(
                 ts,
                 EventKind::ExecutionStarted {
+                    trace_context: None,
                     name: "HelloCities".into(),
                     version: None,
                     input: None,
@@ -398,6 +409,7 @@ mod tests {
                 event_id: 0,
                 timestamp: ts,
                 kind: EventKind::TaskScheduled {
+                    trace_context: None,
                     name: "SayHello".into(),
                     version: None,
                     input: Some("\"Tokyo\"".into()),

@@ -14,6 +14,7 @@ pub mod instance_id;
 pub mod replay;
 pub mod retry;
 pub mod status;
+pub mod trace;
 
 pub use entity::{is_entity_instance, EntityId, EntityIdError};
 pub use failure::FailureDetails;
@@ -27,6 +28,7 @@ pub use replay::{
 };
 pub use retry::{RetryOptions, RetryOptionsError};
 pub use status::RuntimeStatus;
+pub use trace::{TraceContext, TraceParent};
 
 /// Timestamps everywhere in Perdure are UTC.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -271,6 +271,7 @@ pub(crate) async fn commit_turn<C: GenericClient + Sync>(
     let names: Vec<&str> = a.iter().map(|x| x.name.as_str()).collect();
     let versions: Vec<Option<&str>> = a.iter().map(|x| x.version.as_deref()).collect();
     let inputs: Vec<Option<&str>> = a.iter().map(|x| x.input.as_deref()).collect();
+    let traces: Vec<Option<String>> = a.iter().map(|x| encode_trace(&x.trace_context)).collect();
     let tokens: Vec<Option<&str>> = (0..a.len())
         .map(|i| k.claims.tokens.get(i).map(String::as_str))
         .collect();
@@ -296,12 +297,12 @@ pub(crate) async fn commit_turn<C: GenericClient + Sync>(
                  DELETE FROM inbox WHERE seq = ANY($18) AND EXISTS (SELECT 1 FROM upd)),
              tasks AS (
                  INSERT INTO tasks (instance_id, execution_id, task_id, name, version, input, visible_at,
-                                    lock_token, lock_expiry, dequeue_count)
+                                    lock_token, lock_expiry, dequeue_count, trace)
                  SELECT t.i, t.e, t.k, t.n, t.v, t.p, (SELECT now FROM clock), t.l,
                         CASE WHEN t.l IS NULL THEN 0 ELSE (SELECT now FROM clock) + $26 END,
-                        CASE WHEN t.l IS NULL THEN 0 ELSE 1 END
+                        CASE WHEN t.l IS NULL THEN 0 ELSE 1 END, t.tr
                  FROM unnest($19::text[], $20::text[], $21::bigint[], $22::text[], $23::text[], $24::text[],
-                             $25::text[]) AS t(i, e, k, n, v, p, l)
+                             $25::text[], $27::text[]) AS t(i, e, k, n, v, p, l, tr)
                  WHERE EXISTS (SELECT 1 FROM upd))
              SELECT (SELECT count(*) FROM upd), (SELECT now FROM clock)",
             clock = clock(false)
@@ -339,6 +340,7 @@ pub(crate) async fn commit_turn<C: GenericClient + Sync>(
                 &inputs,
                 &tokens,
                 &claim_lease,
+                &traces,
             ],
         )
         .await

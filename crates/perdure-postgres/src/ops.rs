@@ -489,7 +489,7 @@ pub(crate) async fn fetch_activities(
                ORDER BY visible_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED) picked
          WHERE t.seq = picked.seq
          RETURNING t.seq, t.instance_id, t.execution_id, t.task_id, t.name, t.version, t.input,
-                   t.dequeue_count, t.lock_token",
+                   t.dequeue_count, t.lock_token, t.trace",
         filter_sql("name", "version", 4)
     );
     let stmt = tx
@@ -505,6 +505,7 @@ pub(crate) async fn fetch_activities(
         .into_iter()
         .map(|r| ActivityItem {
             activity: NewActivity {
+                trace_context: decode_trace(r.get(9)),
                 instance_id: r.get(1),
                 execution_id: r.get(2),
                 task_id: r.get(3),

@@ -4,7 +4,8 @@
 use crate::backend;
 use perdure_store::StoreError;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE instances (
     instance_id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -56,7 +57,11 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_visible ON tasks(visible_at, seq);
 CREATE INDEX tasks_token ON tasks(lock_token);
 CREATE INDEX tasks_instance ON tasks(instance_id);
-"#];
+"#,
+    r#"
+ALTER TABLE tasks ADD COLUMN trace TEXT;
+"#,
+];
 
 pub(crate) async fn migrate(cfg: &tokio_postgres::Config, schema: &str) -> Result<(), StoreError> {
     let (mut client, conn) = cfg

@@ -211,8 +211,7 @@ async fn start_instance(
     let interval = seconds(&q, "pollingInterval")?
         .unwrap_or(Duration::from_secs(1))
         .max(Duration::from_millis(10));
-    let id = state
-        .client
+    let id = traced(&state.client, &headers)
         .start_new(&name, id.as_deref(), input)
         .await
         .map_err(client_error)?;
@@ -398,6 +397,20 @@ async fn purge_many(State(state): Shared, Query(q): Params) -> Result<Response, 
     }
 }
 
+/// The client, continuing the request's W3C trace context (`traceparent`,
+/// `tracestate`) when it carries a valid one.
+fn traced(client: &perdure::Client, headers: &HeaderMap) -> perdure::Client {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let parent = text("traceparent").map(|tp| perdure::TraceContext {
+        traceparent: tp.trim().to_string(),
+        tracestate: text("tracestate").map(str::to_string),
+    });
+    match parent.filter(|p| p.parse().is_some()) {
+        Some(p) => client.with_trace_parent(p),
+        None => client.clone(),
+    }
+}
+
 fn accepted() -> Response {
     StatusCode::ACCEPTED.into_response()
 }
@@ -405,11 +418,11 @@ fn accepted() -> Response {
 async fn raise_event(
     State(state): Shared,
     Path((id, event)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let data = json_body(&body)?;
-    state
-        .client
+    traced(&state.client, &headers)
         .raise_event(&id, &event, data)
         .await
         .map_err(client_error)?;
@@ -476,8 +489,7 @@ async fn restart(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let new_id = flag(&q, "restartWithNewInstanceId", false)?;
-    let id = state
-        .client
+    let id = traced(&state.client, &headers)
         .restart(&id, new_id)
         .await
         .map_err(|e| match e {

@@ -14,6 +14,7 @@ mod dashboard;
 mod entities;
 pub mod grpc;
 mod openapi;
+pub mod telemetry;
 pub mod wire;
 
 use axum::extract::{Request, State};

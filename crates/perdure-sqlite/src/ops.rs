@@ -538,7 +538,7 @@ pub(crate) fn commit_orchestration(c: &Connection, e: &EncodedCommit) -> Result<
     let mut w = Woken::default();
     {
         let mut ins = c
-            .prepare_cached("INSERT INTO tasks (instance_id, execution_id, task_id, name, version, input, visible_at, lock_token, lock_expiry, dequeue_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
+            .prepare_cached("INSERT INTO tasks (instance_id, execution_id, task_id, name, version, input, visible_at, lock_token, lock_expiry, dequeue_count, trace) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
             .map_err(|e| backend("enqueueing activities", e))?;
         for (i, a) in k.activities.iter().enumerate() {
             let (token, expiry) = k.claims.lock(i, now);
@@ -552,7 +552,8 @@ pub(crate) fn commit_orchestration(c: &Connection, e: &EncodedCommit) -> Result<
                 now,
                 token,
                 expiry,
-                token.is_some() as i64
+                token.is_some() as i64,
+                encode_trace(&a.trace_context)
             ])
             .map_err(|e| backend("enqueueing activities", e))?;
             if token.is_none() {
@@ -648,7 +649,7 @@ pub(crate) fn fetch_activities(
         .prepare_cached(
             "UPDATE tasks SET lock_token = ?1, lock_expiry = ?2, dequeue_count = dequeue_count + 1
              WHERE seq = ?3
-             RETURNING instance_id, execution_id, task_id, name, version, input, dequeue_count",
+             RETURNING instance_id, execution_id, task_id, name, version, input, dequeue_count, trace",
         )
         .map_err(|e| backend("locking an activity", e))?;
     let mut items = Vec::with_capacity(seqs.len());
@@ -658,6 +659,7 @@ pub(crate) fn fetch_activities(
             .query_row(params![token, now + lease, seq], |r| {
                 Ok(ActivityItem {
                     activity: NewActivity {
+                        trace_context: decode_trace(r.get(7)?),
                         instance_id: r.get(0)?,
                         execution_id: r.get(1)?,
                         task_id: r.get(2)?,

@@ -61,6 +61,9 @@ CREATE INDEX tasks_instance ON tasks(instance_id);
 ALTER TABLE inbox ADD COLUMN control INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX instances_parent ON instances(parent_instance_id);
 "#,
+    r#"
+ALTER TABLE tasks ADD COLUMN trace TEXT;
+"#,
 ];
 
 /// Brings the schema up to date, in one transaction per step.

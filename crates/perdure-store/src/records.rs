@@ -1,6 +1,6 @@
 //! The records stores exchange with the engine.
 
-use perdure_core::{FailureDetails, HistoryEvent, Payload, RuntimeStatus, Timestamp};
+use perdure_core::{FailureDetails, HistoryEvent, Payload, RuntimeStatus, Timestamp, TraceContext};
 
 /// The row that describes an instance.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,6 +73,9 @@ pub struct NewActivity {
     pub name: String,
     pub version: Option<String>,
     pub input: Payload,
+    /// The orchestration's client span for this task, which the
+    /// activity's execution continues.
+    pub trace_context: Option<TraceContext>,
 }
 
 /// Locked activity work.
@@ -306,6 +309,7 @@ pub struct ImplicitInstance {
 /// `None`: a message to an unknown instance that is dropped.
 pub fn implicit_instance(m: &InstanceMessage) -> Option<ImplicitInstance> {
     if let perdure_core::EventKind::ExecutionStarted {
+        trace_context: _,
         name,
         version,
         input,
@@ -329,4 +333,15 @@ pub fn implicit_instance(m: &InstanceMessage) -> Option<ImplicitInstance> {
         input: None,
         parent_instance_id: None,
     })
+}
+
+/// A task's trace context as stores keep it (a JSON text column).
+pub fn encode_trace(trace: &Option<TraceContext>) -> Option<String> {
+    trace.as_ref().and_then(|t| serde_json::to_string(t).ok())
+}
+
+/// The stored trace column read back; an unreadable value reads as none
+/// (trace context never decides what runs).
+pub fn decode_trace(text: Option<String>) -> Option<TraceContext> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 pub use entities::{CleanEntityStorageResult, EntityMetadata, EntityPage, EntityQuery};
 use perdure_core::{
     generated_instance_id, validate_instance_id, EventKind, FailureDetails, HistoryEvent, Payload,
-    RuntimeStatus,
+    RuntimeStatus, TraceContext,
 };
 use perdure_store::{CreateInstance, InstanceMessage, InstanceQuery, InstanceRecord, Store};
 use serde::de::DeserializeOwned;
@@ -47,6 +47,11 @@ pub struct StartOptions {
     pub start_at: Option<DateTime<Utc>>,
     /// The orchestration's version.
     pub version: Option<String>,
+    /// The trace context the new execution continues, taken as it is: the
+    /// caller has recorded its own start span (an SDK client does). Without
+    /// it, the client records a `create_orchestration:{name}` span when
+    /// spans are exported, under [`Client::with_trace_parent`] if given.
+    pub trace_context: Option<TraceContext>,
 }
 
 fn parse<T: DeserializeOwned>(p: &Payload) -> Result<T, ClientError> {
@@ -108,6 +113,9 @@ pub struct PurgeFilter {
 #[derive(Clone)]
 pub struct Client {
     store: Arc<dyn Store>,
+    /// The span this client's starts and raises continue (a W3C
+    /// `traceparent` the caller received), when tracing.
+    trace_parent: Option<TraceContext>,
 }
 
 /// The largest input, event or reason a client accepts, in bytes of JSON.
@@ -126,7 +134,21 @@ fn payload(v: &impl Serialize) -> Result<Payload, ClientError> {
 
 impl Client {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Client { store }
+        Client {
+            store,
+            trace_parent: None,
+        }
+    }
+
+    /// This client, its starts and raises continuing `parent` (the W3C
+    /// trace context of the request being served, say): their
+    /// `create_orchestration` and `orchestration_event` spans are its
+    /// children, and so is everything the started instance does.
+    pub fn with_trace_parent(&self, parent: TraceContext) -> Client {
+        Client {
+            store: self.store.clone(),
+            trace_parent: Some(parent),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -158,6 +180,7 @@ impl Client {
             instance_id: instance_id.map(str::to_string),
             start_at,
             version: None,
+            trace_context: None,
         };
         self.start_new_with(name, input, options).await
     }
@@ -175,6 +198,7 @@ impl Client {
             instance_id,
             start_at,
             version,
+            trace_context,
         } = options;
         let instance_id = instance_id.as_deref();
         if name.trim().is_empty() {
@@ -192,9 +216,21 @@ impl Client {
         let input = payload(&input)?;
         let now = Utc::now();
         let execution_id = uuid::Uuid::new_v4().simple().to_string();
+        let span = match trace_context {
+            Some(_) => None,
+            None => crate::telemetry::begin_create(
+                name,
+                version.as_deref(),
+                &id,
+                &execution_id,
+                self.trace_parent.as_ref(),
+            ),
+        };
+        let trace_context = trace_context.or_else(|| span.as_ref().map(|s| s.context()));
         let start_event = HistoryEvent::new(
             now,
             EventKind::ExecutionStarted {
+                trace_context,
                 name: name.to_string(),
                 version: version.clone(),
                 input: input.clone(),
@@ -202,7 +238,8 @@ impl Client {
                 parent: None,
             },
         );
-        self.store
+        let created = self
+            .store
             .create_instance(CreateInstance {
                 instance_id: id.clone(),
                 name: name.to_string(),
@@ -213,7 +250,11 @@ impl Client {
                 visible_at: start_at.unwrap_or(now).max(now),
                 now,
             })
-            .await?;
+            .await;
+        if let Some(span) = span {
+            span.end(created.as_ref().err().map(|e| e.to_string()));
+        }
+        created?;
         tracing::debug!(instance_id = %id, name, "instance started");
         Ok(id)
     }
@@ -331,14 +372,21 @@ impl Client {
         }
         self.running(instance_id).await?;
         let input = payload(&data)?;
-        self.send(
-            instance_id,
-            EventKind::EventRaised {
-                name: event_name.to_string(),
-                input,
-            },
-        )
-        .await
+        let span =
+            crate::telemetry::begin_raise(event_name, instance_id, self.trace_parent.as_ref());
+        let sent = self
+            .send(
+                instance_id,
+                EventKind::EventRaised {
+                    name: event_name.to_string(),
+                    input,
+                },
+            )
+            .await;
+        if let Some(span) = span {
+            span.end(sent.as_ref().err().map(|e| e.to_string()));
+        }
+        sent
     }
 
     /// Terminates a running instance with `reason`.
@@ -479,6 +527,7 @@ impl Client {
             instance_id: (!new_instance_id).then(|| instance_id.to_string()),
             start_at: None,
             version: rec.version.clone(),
+            trace_context: None,
         };
         self.start_new_with(&rec.name, input, options).await
     }

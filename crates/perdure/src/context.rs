@@ -74,6 +74,11 @@ impl OrchestrationContext {
         self.with(|e| e.execution_id.clone())
     }
 
+    /// The span this execution continues (its trace context).
+    pub(crate) fn trace_context(&self) -> Option<perdure_core::TraceContext> {
+        self.with(|e| e.trace_context.clone())
+    }
+
     /// The parent orchestration, when this is a sub-orchestration.
     pub fn parent(&self) -> Option<ParentInstance> {
         self.with(|e| e.parent.clone())

@@ -52,6 +52,8 @@ pub(crate) struct OrchestrationRun {
     pub outcome: Option<Outcome>,
     /// Events in the stored history this run has seen.
     pub history_len: u64,
+    /// What the execution has open, for the spans later turns emit.
+    pub steps: crate::telemetry::OpenSteps,
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -85,6 +87,7 @@ impl OrchestrationRun {
             flag,
             outcome: None,
             history_len: 0,
+            steps: Default::default(),
         }
     }
 

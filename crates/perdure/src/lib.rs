@@ -45,6 +45,7 @@ pub mod metrics;
 mod registry;
 mod retry;
 mod tasks;
+pub mod telemetry;
 mod worker;
 
 pub use activity::ActivityContext;
@@ -64,6 +65,7 @@ pub use worker::{Worker, WorkerOptions};
 
 pub use perdure_core::{
     EntityId, EventKind, FailureDetails, HistoryEvent, ParentInstance, RetryOptions, RuntimeStatus,
+    TraceContext,
 };
 pub use perdure_store::{InstanceQuery, Store, StoreError};
 

@@ -2,7 +2,7 @@
 //! sub-orchestrations, events to others, entity calls, signals and locks),
 //! the history event that records each, and how replay matches them.
 
-use crate::{EventKind, HistoryEvent, Payload, Timestamp};
+use crate::{EventKind, HistoryEvent, Payload, Timestamp, TraceContext};
 
 /// Something an orchestrator asked for during a turn.
 #[derive(Clone, Debug, PartialEq)]
@@ -12,6 +12,9 @@ pub enum Action {
         name: String,
         version: Option<String>,
         input: Payload,
+        /// The activity's client span, when the runner chose it (an SDK
+        /// worker does); otherwise the commit derives it.
+        trace_context: Option<TraceContext>,
     },
     CreateTimer {
         id: i64,
@@ -23,6 +26,8 @@ pub enum Action {
         version: Option<String>,
         instance_id: String,
         input: Payload,
+        /// As for [`Action::ScheduleTask`].
+        trace_context: Option<TraceContext>,
     },
     SendEvent {
         id: i64,
@@ -122,11 +127,13 @@ impl Action {
                 name,
                 version,
                 input,
+                trace_context,
                 ..
             } => EventKind::TaskScheduled {
                 name,
                 version,
                 input,
+                trace_context,
             },
             Action::CreateTimer { fire_at, .. } => EventKind::TimerCreated { fire_at },
             Action::CreateSubOrchestration {
@@ -134,12 +141,14 @@ impl Action {
                 version,
                 instance_id,
                 input,
+                trace_context,
                 ..
             } => EventKind::SubOrchestrationInstanceCreated {
                 name,
                 version,
                 instance_id,
                 input,
+                trace_context,
             },
             Action::SendEvent {
                 instance_id,

@@ -10,7 +10,9 @@
 //! in between, so the orchestrator schedules the same actions; every action
 //! it scheduled by the end of a turn must appear in that turn's history.
 
-use crate::{EventKind, FailureDetails, HistoryEvent, ParentInstance, Payload, Timestamp};
+use crate::{
+    EventKind, FailureDetails, HistoryEvent, ParentInstance, Payload, Timestamp, TraceContext,
+};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 
@@ -113,6 +115,8 @@ pub struct ExecutionState {
     pub version: Option<String>,
     pub input: Payload,
     pub parent: Option<ParentInstance>,
+    /// The span this execution continues (from its ExecutionStarted).
+    pub trace_context: Option<TraceContext>,
     current_time: Timestamp,
     replaying: bool,
     next_action_id: i64,
@@ -149,6 +153,7 @@ impl ExecutionState {
             version: None,
             input: None,
             parent: None,
+            trace_context: None,
             current_time: now,
             replaying: false,
             next_action_id: 0,
@@ -194,6 +199,7 @@ impl ExecutionState {
         let name = name.to_string();
         self.push_action(
             |id| Action::ScheduleTask {
+                trace_context: None,
                 id,
                 name,
                 version,
@@ -233,6 +239,7 @@ impl ExecutionState {
         let child2 = child.clone();
         let id = self.push_action(
             |id| Action::CreateSubOrchestration {
+                trace_context: None,
                 id,
                 name,
                 version,
@@ -474,7 +481,9 @@ impl ExecutionState {
                 input,
                 execution_id,
                 parent,
+                trace_context,
             } => {
+                self.trace_context = trace_context.clone();
                 self.name = name.clone();
                 self.version = version.clone();
                 self.input = input.clone();

@@ -22,6 +22,7 @@ fn started() -> HistoryEvent {
     ev(
         -1,
         EventKind::ExecutionStarted {
+            trace_context: None,
             name: "O".into(),
             version: None,
             input: None,
@@ -35,6 +36,7 @@ fn sched(id: i64, name: &str) -> HistoryEvent {
     ev(
         id,
         EventKind::TaskScheduled {
+            trace_context: None,
             name: name.into(),
             version: None,
             input: None,

@@ -4,7 +4,7 @@
 //! engine cannot carry out fail the orchestration with a named error rather
 //! than being dropped.
 
-use super::convert::{from_failure, from_ts};
+use super::convert::{self, from_failure, from_ts};
 use super::proto as pb;
 use perdure::dispatch::{ExecutionInfo, Outcome};
 use perdure_core::{
@@ -55,6 +55,7 @@ pub fn map_actions(
             // orchestration's version, so version filters route it to the
             // workers that run that version.
             A::ScheduleTask(t) => m.actions.push(Action::ScheduleTask {
+                trace_context: convert::trace_from_pb(t.parent_trace_context.as_ref()),
                 id,
                 name: t.name.clone(),
                 version: sv(&t.version).or_else(|| exec.version.clone()),
@@ -81,6 +82,7 @@ pub fn map_actions(
                     break;
                 }
                 m.actions.push(Action::CreateSubOrchestration {
+                    trace_context: convert::trace_from_pb(s.parent_trace_context.as_ref()),
                     id,
                     name: s.name.clone(),
                     version: sv(&s.version),

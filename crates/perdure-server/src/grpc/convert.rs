@@ -2,7 +2,9 @@
 
 use super::proto as pb;
 use perdure::ParentInstance;
+use perdure::TraceContext;
 use perdure::{EventKind, FailureDetails, HistoryEvent, OrchestrationStatus, RuntimeStatus};
+use perdure_core::trace::orchestration_span_id;
 
 pub fn ts(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -108,12 +110,33 @@ fn parent(p: &ParentInstance) -> pb::ParentInstanceInfo {
     }
 }
 
+/// A trace context in the protocol's form.
+pub fn trace_to_pb(t: &TraceContext) -> pb::TraceContext {
+    pb::TraceContext {
+        trace_parent: t.traceparent.clone(),
+        trace_state: t.tracestate.clone(),
+        ..Default::default()
+    }
+}
+
+/// A trace context from the protocol; one whose `traceParent` is not a
+/// valid W3C header is ignored, as W3C asks (it never decides what runs).
+pub fn trace_from_pb(t: Option<&pb::TraceContext>) -> Option<TraceContext> {
+    let t = t?;
+    let tc = TraceContext {
+        traceparent: t.trace_parent.trim().to_string(),
+        tracestate: t.trace_state.clone().filter(|s| !s.is_empty()),
+    };
+    tc.parse().map(|_| tc)
+}
+
 /// A history event in the protocol's form; `instance_id` names the
 /// instance whose history it is.
 pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
     use pb::history_event::EventType as T;
     let kind = match &e.kind {
         EventKind::ExecutionStarted {
+            trace_context,
             name,
             version,
             input,
@@ -125,6 +148,10 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             input: input.clone(),
             orchestration_instance: Some(instance(instance_id, Some(execution_id))),
             parent_instance: p.as_ref().map(parent),
+            parent_trace_context: trace_context.as_ref().map(trace_to_pb),
+            orchestration_span_id: trace_context
+                .as_ref()
+                .map(|_| format!("{:016x}", orchestration_span_id(instance_id, execution_id))),
             ..Default::default()
         }),
         EventKind::ExecutionCompleted {
@@ -155,6 +182,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             ..Default::default()
         }),
         EventKind::TaskScheduled {
+            trace_context,
             name,
             version,
             input,
@@ -162,6 +190,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             name: name.clone(),
             version: version.clone(),
             input: input.clone(),
+            parent_trace_context: trace_context.as_ref().map(trace_to_pb),
             ..Default::default()
         }),
         EventKind::TaskCompleted {
@@ -179,6 +208,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             failure_details: Some(failure(f)),
         }),
         EventKind::SubOrchestrationInstanceCreated {
+            trace_context,
             name,
             version,
             instance_id: child,
@@ -188,6 +218,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             name: name.clone(),
             version: version.clone(),
             input: input.clone(),
+            parent_trace_context: trace_context.as_ref().map(trace_to_pb),
             ..Default::default()
         }),
         EventKind::SubOrchestrationInstanceCompleted {

@@ -157,6 +157,7 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
                 .map_err(|e| Status::invalid_argument(format!("input is not valid JSON: {e}")))?,
         };
         let options = perdure::StartOptions {
+            trace_context: convert::trace_from_pb(r.parent_trace_context.as_ref()),
             instance_id: id.map(str::to_string),
             start_at,
             version: r.version.clone().filter(|v| !v.is_empty()),

@@ -485,6 +485,7 @@ impl Dispatcher {
             execution_id: Some(exec.execution_id.clone()),
             past_events: past.iter().map(|e| event(&id, e)).collect(),
             new_events: accepted.iter().map(|e| event(&id, e)).collect(),
+            orchestration_trace_context: orchestration_trace(&id, &exec, &past, &accepted),
             ..Default::default()
         };
         let token = format!("o-{}", uuid::Uuid::new_v4().simple());
@@ -539,6 +540,7 @@ impl Dispatcher {
                     execution_id: Some(a.execution_id.clone()),
                 }),
                 task_id: a.task_id as i32,
+                parent_trace_context: a.trace_context.as_ref().map(convert::trace_to_pb),
                 ..Default::default()
             };
             let token = format!("a-{}", uuid::Uuid::new_v4().simple());
@@ -730,4 +732,26 @@ fn dedupe(past: &[HistoryEvent], turn: Vec<HistoryEvent>) -> Vec<HistoryEvent> {
             }
         })
         .collect()
+}
+
+/// The execution's span as an SDK worker records it: the id every turn
+/// uses (derived from instance and execution, so SDK-emitted child spans
+/// nest under it however many turns and processes run it) and its start,
+/// the ExecutionStarted time. `None` for an execution without a trace.
+fn orchestration_trace(
+    id: &str,
+    exec: &ExecutionInfo,
+    past: &[HistoryEvent],
+    accepted: &[HistoryEvent],
+) -> Option<pb::OrchestrationTraceContext> {
+    exec.trace_context.as_ref()?;
+    let started = past
+        .iter()
+        .chain(accepted)
+        .find(|e| matches!(e.kind, EventKind::ExecutionStarted { .. }))?;
+    let span = perdure_core::trace::orchestration_span_id(id, &exec.execution_id);
+    Some(pb::OrchestrationTraceContext {
+        span_id: Some(format!("{span:016x}")),
+        span_start_time: Some(convert::ts(started.timestamp)),
+    })
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 fn activity(id: &str, task_id: i64) -> NewActivity {
     NewActivity {
+        trace_context: None,
         instance_id: id.into(),
         execution_id: format!("{id}-e1"),
         task_id,

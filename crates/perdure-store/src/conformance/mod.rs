@@ -19,6 +19,7 @@ fn start_event(name: &str, exec: &str) -> HistoryEvent {
     HistoryEvent::new(
         now(),
         EventKind::ExecutionStarted {
+            trace_context: None,
             name: name.into(),
             version: None,
             input: Some("1".into()),
@@ -240,6 +241,7 @@ pub async fn check_commit<S: Store>(s: &S) {
             event_id: 0,
             timestamp: now(),
             kind: EventKind::TaskScheduled {
+                trace_context: None,
                 name: "A".into(),
                 version: None,
                 input: None,
@@ -256,7 +258,9 @@ pub async fn check_commit<S: Store>(s: &S) {
     ));
     assert!(s.read_history("c").await.expect("h").is_empty());
     let mut k = commit_for(&item, h.clone());
+    let task_trace = perdure_core::TraceContext::new(0xfeed, 0xbeef, 1, Some("k=v".into()));
     k.activities.push(NewActivity {
+        trace_context: Some(task_trace.clone()),
         instance_id: "c".into(),
         execution_id: "c-e1".into(),
         task_id: 0,
@@ -267,6 +271,7 @@ pub async fn check_commit<S: Store>(s: &S) {
     let child_start = HistoryEvent::new(
         now(),
         EventKind::ExecutionStarted {
+            trace_context: None,
             name: "Child".into(),
             version: None,
             input: None,
@@ -319,6 +324,11 @@ pub async fn check_commit<S: Store>(s: &S) {
         ),
         ("A", Some("2"), 1)
     );
+    assert_eq!(
+        act.activity.trace_context,
+        Some(task_trace),
+        "a task keeps its trace context"
+    );
     let mut seen_child = false;
     while let Some(item) = s
         .fetch_orchestration(LEASE, 100, &WorkFilter::Any)
@@ -354,6 +364,7 @@ pub async fn check_commit<S: Store>(s: &S) {
 pub async fn check_activities<S: Store>(s: &S) {
     let (_, mut k) = begin_turn(s, "t").await;
     k.activities.push(NewActivity {
+        trace_context: None,
         instance_id: "t".into(),
         execution_id: "t-e1".into(),
         task_id: 3,
@@ -432,6 +443,7 @@ pub async fn check_activities<S: Store>(s: &S) {
 pub async fn check_abandon_activity<S: Store>(s: &S) {
     let (_, mut k) = begin_turn(s, "b").await;
     k.activities.push(NewActivity {
+        trace_context: None,
         instance_id: "b".into(),
         execution_id: "b-e1".into(),
         task_id: 0,
@@ -713,6 +725,7 @@ pub async fn check_filters<S: Store>(s: &S) {
     );
     for (task_id, (name, version)) in [("A", None), ("B", Some("v1"))].into_iter().enumerate() {
         k.activities.push(NewActivity {
+            trace_context: None,
             instance_id: "w1".into(),
             execution_id: item.instance.execution_id.clone(),
             task_id: task_id as i64,

@@ -67,7 +67,9 @@ pub fn build_commit(
         return commit;
     }
     commit.history = result.accepted;
-    for action in &result.actions {
+    let mut actions = result.actions;
+    crate::telemetry::assign_task_contexts(&id, exec, &mut actions);
+    for action in &actions {
         commit.history.push(action.to_event(now));
         side_effects(exec, action, now, &mut commit);
     }
@@ -129,11 +131,13 @@ fn side_effects(
     let exec_id = &exec.execution_id;
     match action.clone() {
         Action::ScheduleTask {
+            trace_context,
             id: task_id,
             name,
             version,
             input,
         } => commit.activities.push(NewActivity {
+            trace_context,
             instance_id: id.clone(),
             execution_id: exec_id.clone(),
             task_id,
@@ -155,6 +159,7 @@ fn side_effects(
             })
         }
         Action::CreateSubOrchestration {
+            trace_context,
             id: task_id,
             name,
             version,
@@ -168,6 +173,7 @@ fn side_effects(
                 event: HistoryEvent::new(
                     now,
                     EventKind::ExecutionStarted {
+                        trace_context,
                         name,
                         version,
                         input,
@@ -315,6 +321,7 @@ fn finish(
             commit.update.execution_id = new_exec.clone();
             commit.update.input = input.clone();
             let start = EventKind::ExecutionStarted {
+                trace_context: exec.trace_context.clone(),
                 name: exec.name.clone(),
                 version: exec.version.clone(),
                 input,

@@ -28,7 +28,7 @@ pub use entities::{
 use chrono::Utc;
 use perdure_core::{
     Action, EventKind, FailureDetails, HistoryEvent, ParentInstance, Payload, RuntimeStatus,
-    Timestamp,
+    Timestamp, TraceContext,
 };
 use perdure_store::{
     InboxMessage, InstanceMessage, InstanceRecord, InstanceUpdate, OrchestrationCommit,
@@ -57,6 +57,8 @@ pub struct ExecutionInfo {
     pub execution_id: String,
     pub input: Payload,
     pub parent: Option<ParentInstance>,
+    /// The span the execution continues.
+    pub trace_context: Option<TraceContext>,
 }
 
 impl ExecutionInfo {
@@ -64,12 +66,14 @@ impl ExecutionInfo {
     pub fn from_start(e: &HistoryEvent) -> Option<Self> {
         match &e.kind {
             EventKind::ExecutionStarted {
+                trace_context,
                 name,
                 version,
                 input,
                 execution_id,
                 parent,
             } => Some(ExecutionInfo {
+                trace_context: trace_context.clone(),
                 name: name.clone(),
                 version: version.clone(),
                 execution_id: execution_id.clone(),

@@ -93,11 +93,13 @@ pub(super) async fn rewind(
             (
                 EventKind::TaskFailed { .. },
                 EventKind::TaskScheduled {
+                    trace_context,
                     name,
                     version,
                     input,
                 },
             ) => activities.push(NewActivity {
+                trace_context: trace_context.clone(),
                 instance_id: id.clone(),
                 execution_id: exec.clone(),
                 task_id: task,
@@ -120,10 +122,12 @@ pub(super) async fn rewind(
         }
         match &origin.kind {
             EventKind::TaskScheduled {
+                trace_context,
                 name,
                 version,
                 input,
             } => activities.push(NewActivity {
+                trace_context: trace_context.clone(),
                 instance_id: id.clone(),
                 execution_id: exec.clone(),
                 task_id: *task,

@@ -32,6 +32,7 @@ async fn run(shared: &Arc<Shared>, item: ActivityItem) {
         attempt = item.dequeue_count,
     );
     let began = std::time::Instant::now();
+    let began_at = std::time::SystemTime::now();
     let outcome = async {
         let Some(f) = shared.registry.activity(&a.name) else {
             return Err(FailureDetails::new(
@@ -72,6 +73,7 @@ async fn run(shared: &Arc<Shared>, item: ActivityItem) {
         span.in_scope(|| tracing::info!(%failure, "activity failed"));
     }
     crate::metrics::global().activity_finished(&a.name, outcome.is_ok(), Some(began.elapsed()));
+    let span_outcome = outcome.as_ref().map(|_| ()).map_err(|f| f.to_string());
     let msg = crate::dispatch::activity_result(a, outcome);
     // With a free turn slot, take the instance in the same transaction and
     // run the turn that consumes this result at once.
@@ -94,7 +96,7 @@ async fn run(shared: &Arc<Shared>, item: ActivityItem) {
         Err(_) => shared.store.complete_activity(&item.lock_token, msg).await,
     };
     match recorded {
-        Ok(()) => {}
+        Ok(()) => crate::telemetry::activity_span(a, began_at, span_outcome),
         Err(StoreError::LockLost(what)) => {
             tracing::warn!(%what, "activity result discarded: lease lost; another worker runs it");
         }

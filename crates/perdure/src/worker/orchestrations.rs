@@ -105,9 +105,22 @@ async fn process(shared: &Arc<Shared>, item: OrchestrationItem) -> Result<(), St
             execution_id: run.execution_id(),
             input: current_input(&run),
             parent: run.ctx.parent(),
+            trace_context: run.ctx.trace_context(),
         },
     };
     let new_execution = plan.new_execution;
+    let spans = if crate::telemetry::enabled() {
+        run.steps.turn(crate::telemetry::TurnSpans {
+            instance_id: &id,
+            exec: &exec,
+            now: plan.now,
+            accepted: &accepted,
+            actions: &actions,
+            outcome: run.outcome.as_ref(),
+        })
+    } else {
+        Vec::new()
+    };
     let mut commit = dispatch::build_commit(
         plan,
         &exec,
@@ -125,6 +138,7 @@ async fn process(shared: &Arc<Shared>, item: OrchestrationItem) -> Result<(), St
     let summary = crate::metrics::TurnSummary::of(&commit);
     shared.store.commit_orchestration(commit).await?;
     crate::metrics::global().turn_committed(&summary);
+    crate::telemetry::export_turn(spans);
     for (item, permit) in claimed {
         super::activities::spawn(shared.clone(), item, permit);
     }
@@ -231,6 +245,9 @@ async fn load_run(
         run.outcome = Some(Outcome::Failed(nd.to_failure()));
     }
     run.history_len = history.len() as u64;
+    if crate::telemetry::enabled() {
+        run.steps.replay(&history);
+    }
     Ok(run)
 }
 

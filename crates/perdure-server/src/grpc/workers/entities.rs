@@ -159,6 +159,9 @@ fn entity_actions(
                     event: HistoryEvent::new(
                         now,
                         EventKind::ExecutionStarted {
+                            trace_context: convert::trace_from_pb(
+                                start.parent_trace_context.as_ref(),
+                            ),
                             name: start.name.clone(),
                             version: start.version.clone(),
                             input: start.input.clone(),
