@@ -324,8 +324,9 @@ pub(crate) fn activity_span(
 
 #[derive(Clone, Debug)]
 enum Step {
-    Activity(String),
-    SubOrchestration(String),
+    /// An activity (`"activity"`) or a sub-orchestration
+    /// (`"orchestration"`), by name.
+    Task(&'static str, String),
     Timer,
 }
 
@@ -351,12 +352,12 @@ impl OpenSteps {
                 None
             }
             EventKind::TaskScheduled { name, .. } => {
-                let step = Step::Activity(name.clone());
+                let step = Step::Task("activity", name.clone());
                 self.steps.insert(e.event_id, (step, e.timestamp));
                 None
             }
             EventKind::SubOrchestrationInstanceCreated { name, .. } => {
-                let step = Step::SubOrchestration(name.clone());
+                let step = Step::Task("orchestration", name.clone());
                 self.steps.insert(e.event_id, (step, e.timestamp));
                 None
             }
@@ -427,27 +428,15 @@ impl OpenSteps {
             };
             let task_span = task_span_id(t.instance_id, &t.exec.execution_id, id);
             let mut rec = match step {
-                Step::Activity(n) => {
+                Step::Task(kind, n) => {
                     let mut r = span(
-                        format!("activity:{n}"),
+                        format!("{kind}:{n}"),
                         SpanKind::Client,
                         task_span,
                         at,
                         e.timestamp,
                     );
-                    r.attributes.push((attr::TYPE, s("activity")));
-                    r.attributes.push((attr::NAME, s(n)));
-                    r
-                }
-                Step::SubOrchestration(n) => {
-                    let mut r = span(
-                        format!("orchestration:{n}"),
-                        SpanKind::Client,
-                        task_span,
-                        at,
-                        e.timestamp,
-                    );
-                    r.attributes.push((attr::TYPE, s("orchestration")));
+                    r.attributes.push((attr::TYPE, s(kind)));
                     r.attributes.push((attr::NAME, s(n)));
                     r
                 }
@@ -485,11 +474,12 @@ impl OpenSteps {
             let at = t.now;
             match a {
                 Action::ScheduleTask { id, name, .. } => {
-                    self.steps.insert(*id, (Step::Activity(name.clone()), at));
+                    self.steps
+                        .insert(*id, (Step::Task("activity", name.clone()), at));
                 }
                 Action::CreateSubOrchestration { id, name, .. } => {
                     self.steps
-                        .insert(*id, (Step::SubOrchestration(name.clone()), at));
+                        .insert(*id, (Step::Task("orchestration", name.clone()), at));
                 }
                 Action::CreateTimer { id, .. } => {
                     self.steps.insert(*id, (Step::Timer, at));
