@@ -55,8 +55,15 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: writer::Writer,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// One permit per reader connection: a read waits for a pooled
+    /// connection rather than opening (and then closing) one of its own.
+    reader_slots: Arc<tokio::sync::Semaphore>,
     wake: WakeHub,
 }
+
+/// Reader connections kept open (reads run concurrently with the writer
+/// and with each other in WAL mode).
+const READERS: usize = 8;
 
 impl SqliteStore {
     /// Opens (creating if needed) the store in the file at `path`.
@@ -72,6 +79,7 @@ impl SqliteStore {
         let store = SqliteStore {
             writer: writer::Writer::start(conn)?,
             readers: Arc::new(Mutex::new(Vec::new())),
+            reader_slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
             wake: WakeHub::default(),
             path,
         };
@@ -106,7 +114,14 @@ impl SqliteStore {
     ) -> Result<R, StoreError> {
         let readers = self.readers.clone();
         let path = self.path.clone();
+        let slot = self
+            .reader_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Backend("reader pool closed".into()))?;
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let conn = readers
                 .lock()
                 .map_err(|_| StoreError::Backend("reader pool poisoned".into()))?
@@ -117,9 +132,7 @@ impl SqliteStore {
             };
             let r = f(&conn);
             if let Ok(mut pool) = readers.lock() {
-                if pool.len() < 8 {
-                    pool.push(conn);
-                }
+                pool.push(conn);
             }
             r
         })
