@@ -142,11 +142,9 @@ async fn with_inboxes<C: GenericClient + Sync>(
 /// What recording an activity result did.
 pub(crate) struct Completed {
     pub woken: Woken,
-    /// The instance leased to the caller, as a row of instance columns and
-    /// its lock token: [`taken_item`] reads its inbox.
+    /// The instance leased to the caller, as a row of instance columns, its
+    /// lock token and its inbox: [`taken_item`] makes the item of it.
     pub taken: Option<Row>,
-    /// The database time of the statement.
-    pub now: i64,
 }
 
 /// How to take the instance a result goes to: lease (ms), most messages,
@@ -186,8 +184,17 @@ pub(crate) async fn complete_activity<C: GenericClient + Sync>(
              UPDATE instances i SET lock_token = replace(gen_random_uuid()::text, '-', ''),
                                     lock_expiry = (SELECT now FROM clock) + $10
              FROM cand WHERE i.instance_id = cand.instance_id
-             RETURNING {cols}, i.lock_token)
-         SELECT upd.*, (SELECT count(*) FROM del), (SELECT count(*) FROM ins), (SELECT now FROM clock)
+             RETURNING {cols}, i.lock_token),
+         msgs AS (
+             (SELECT m.seq, m.execution_id, m.event FROM inbox m
+              WHERE m.instance_id = (SELECT instance_id FROM upd)
+                AND m.visible_at <= (SELECT now FROM clock)
+              ORDER BY m.seq LIMIT $11)
+             UNION ALL
+             SELECT seq, $3, $4 FROM ins WHERE EXISTS (SELECT 1 FROM upd))
+         SELECT upd.*, (SELECT count(*) FROM del), (SELECT count(*) FROM ins), (SELECT now FROM clock),
+                (SELECT json_agg(json_build_array(m.seq, m.execution_id, m.event) ORDER BY m.seq)::text
+                 FROM (SELECT * FROM msgs ORDER BY seq LIMIT $11) m)
          FROM (SELECT 1) AS one LEFT JOIN upd ON true",
         clock = clock(false),
         filter = filter_sql("name", "version", 8),
@@ -212,6 +219,7 @@ pub(crate) async fn complete_activity<C: GenericClient + Sync>(
                 &mode,
                 &json,
                 &lease,
+                &take.map_or(1, |(_, max, _)| *max),
             ],
         )
         .await
@@ -225,25 +233,34 @@ pub(crate) async fn complete_activity<C: GenericClient + Sync>(
         w.orchestration_message(visible, now);
     }
     let taken = row.get::<_, Option<String>>(0).is_some().then_some(row);
-    Ok(Completed {
-        woken: w,
-        taken,
-        now,
-    })
+    Ok(Completed { woken: w, taken })
 }
 
-/// The item for an instance [`complete_activity`] leased, with its inbox.
-pub(crate) async fn taken_item<C: GenericClient + Sync>(
-    c: &C,
-    done: &Completed,
-    max: i64,
-) -> Result<Option<OrchestrationItem>, StoreError> {
-    match &done.taken {
-        Some(row) => Ok(with_inboxes(c, std::slice::from_ref(row), done.now, max)
-            .await?
-            .pop()),
-        None => Ok(None),
+/// The item for an instance [`complete_activity`] leased, with the inbox
+/// the same statement read (its visible messages, the result among them).
+pub(crate) fn taken_item(done: &Completed) -> Result<Option<OrchestrationItem>, StoreError> {
+    let Some(row) = &done.taken else {
+        return Ok(None);
+    };
+    let text: Option<String> = row.get(17);
+    let listed: Vec<(i64, Option<String>, String)> = match text {
+        Some(t) => serde_json::from_str(&t)
+            .map_err(|e| StoreError::Corrupt(format!("inbox of a taken instance: {e}")))?,
+        None => Vec::new(),
+    };
+    let mut messages = Vec::with_capacity(listed.len());
+    for (seq, execution_id, event) in listed {
+        messages.push(InboxMessage {
+            seq,
+            execution_id,
+            event: decode_event(&event)?,
+        });
     }
+    Ok(Some(OrchestrationItem {
+        instance: record(row)?,
+        lock_token: row.get(13),
+        messages,
+    }))
 }
 
 /// A turn's lease check, history, consumed messages and new tasks in one

@@ -387,8 +387,7 @@ impl ActivityQueue for PostgresStore {
             self.signal(done.woken);
             return Ok(None);
         }
-        let c = self.client().await?;
-        fast::taken_item(&c, &done, max).await
+        fast::taken_item(&done)
     }
 
     async fn renew_activity_lock(
