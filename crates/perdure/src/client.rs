@@ -226,7 +226,11 @@ impl Client {
                 self.trace_parent.as_ref(),
             ),
         };
-        let trace_context = trace_context.or_else(|| span.as_ref().map(|s| s.context()));
+        // Without spans exported here, the caller's context is kept as it
+        // is, so a worker process that exports still continues its trace.
+        let trace_context = trace_context
+            .or_else(|| span.as_ref().map(|s| s.context()))
+            .or_else(|| self.trace_parent.clone());
         let start_event = HistoryEvent::new(
             now,
             EventKind::ExecutionStarted {

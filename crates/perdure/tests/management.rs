@@ -362,3 +362,49 @@ async fn list_purge_and_scheduled_start() {
         w.shutdown().await;
     }
 }
+
+/// A process that exports no spans keeps the caller's trace context as it
+/// is, so the worker that runs the instance (and may export) continues it;
+/// the activities it schedules carry that trace too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callers_trace_context_is_kept_without_an_exporter() {
+    let store = perdure::open_store("memory://").await.expect("store");
+    let parent = perdure::TraceContext {
+        traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+        tracestate: Some("k=v".into()),
+    };
+    let client = Client::new(store.clone()).with_trace_parent(parent.clone());
+    let mut r = Registry::new();
+    r.add_activity("Echo", |_ctx, x: u32| async move { Ok(x) });
+    r.add_orchestrator("Traced", |ctx: OrchestrationContext| async move {
+        Ok(ctx.call_activity::<u32>("Echo", 7).await?)
+    });
+    let worker = Worker::start(store, r, WorkerOptions::default());
+    let id = client.start_new("Traced", None, ()).await.expect("start");
+    client.wait_for_completion(&id, WAIT).await.expect("done");
+    let history = client
+        .get_status(&id, true)
+        .await
+        .expect("status")
+        .expect("exists")
+        .history
+        .expect("history");
+    let started = history.iter().find_map(|e| match &e.kind {
+        perdure::EventKind::ExecutionStarted { trace_context, .. } => trace_context.clone(),
+        _ => None,
+    });
+    assert_eq!(started, Some(parent));
+    let task = history.iter().find_map(|e| match &e.kind {
+        perdure::EventKind::TaskScheduled { trace_context, .. } => trace_context.clone(),
+        _ => None,
+    });
+    let task = task
+        .expect("the activity carries the trace")
+        .parse()
+        .expect("valid");
+    assert_eq!(
+        format!("{:032x}", task.trace_id),
+        "0af7651916cd43dd8448eb211c80319c"
+    );
+    worker.shutdown().await;
+}
