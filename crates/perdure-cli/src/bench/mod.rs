@@ -86,6 +86,10 @@ pub struct BenchArgs {
     /// Run the workers in this many child processes instead of in this one.
     #[arg(long, default_value_t = 0)]
     pub processes: usize,
+    /// Export this process's spans over OTLP/gRPC to this endpoint while
+    /// the workload runs (the cost of tracing; in-process workers only).
+    #[arg(long)]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// One measure of a run.
@@ -289,6 +293,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let store: Arc<dyn Store> = perdure::open_store(&hub.url)
         .await
         .with_context(|| format!("opening {}", hub.url))?;
+    let spans = match &args.otlp_endpoint {
+        Some(endpoint) => Some(perdure_server::telemetry::install_otlp(endpoint)?),
+        None => None,
+    };
     let client = Client::new(store.clone());
     let (worker, children) = if args.processes == 0 {
         (
@@ -327,6 +335,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     };
     let elapsed = began.elapsed().as_secs_f64();
     run.progress.finish_and_clear();
+    if let Some(s) = spans {
+        let _ = tokio::task::spawn_blocking(move || s.shutdown()).await;
+    }
     let (stats, peak) = match (worker, children) {
         (Some(w), _) => {
             w.shutdown().await;
