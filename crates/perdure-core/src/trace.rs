@@ -33,6 +33,20 @@ impl TraceContext {
         }
     }
 
+    /// A context from the W3C header values, or `None` when `traceparent`
+    /// is not valid (W3C asks receivers to ignore it then); an empty
+    /// `tracestate` counts as none.
+    pub fn from_w3c(traceparent: &str, tracestate: Option<&str>) -> Option<Self> {
+        let tc = TraceContext {
+            traceparent: traceparent.trim().to_string(),
+            tracestate: tracestate
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        };
+        tc.parse().map(|_| tc)
+    }
+
     /// Parses the `traceparent`; `None` when it is not a valid version-00
     /// header (all-zero ids are invalid).
     pub fn parse(&self) -> Option<TraceParent> {

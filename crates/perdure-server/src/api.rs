@@ -401,11 +401,9 @@ async fn purge_many(State(state): Shared, Query(q): Params) -> Result<Response, 
 /// `tracestate`) when it carries a valid one.
 fn traced(client: &perdure::Client, headers: &HeaderMap) -> perdure::Client {
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    let parent = text("traceparent").map(|tp| perdure::TraceContext {
-        traceparent: tp.trim().to_string(),
-        tracestate: text("tracestate").map(str::to_string),
-    });
-    match parent.filter(|p| p.parse().is_some()) {
+    let parent =
+        text("traceparent").and_then(|tp| perdure::TraceContext::from_w3c(tp, text("tracestate")));
+    match parent {
         Some(p) => client.with_trace_parent(p),
         None => client.clone(),
     }

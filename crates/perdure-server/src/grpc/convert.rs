@@ -123,11 +123,7 @@ pub fn trace_to_pb(t: &TraceContext) -> pb::TraceContext {
 /// valid W3C header is ignored, as W3C asks (it never decides what runs).
 pub fn trace_from_pb(t: Option<&pb::TraceContext>) -> Option<TraceContext> {
     let t = t?;
-    let tc = TraceContext {
-        traceparent: t.trace_parent.trim().to_string(),
-        tracestate: t.trace_state.clone().filter(|s| !s.is_empty()),
-    };
-    tc.parse().map(|_| tc)
+    TraceContext::from_w3c(&t.trace_parent, t.trace_state.as_deref())
 }
 
 /// A history event in the protocol's form; `instance_id` names the
