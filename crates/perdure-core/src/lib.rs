@@ -24,7 +24,8 @@ pub use history::{
 };
 pub use instance_id::{generated_instance_id, validate_instance_id, InstanceIdError};
 pub use replay::{
-    Action, Applied, Completion, CriticalSection, ExecutionState, NonDeterminism, TaskKey,
+    release_held_locks, Action, Applied, Completion, CriticalSection, ExecutionState,
+    NonDeterminism, TaskKey,
 };
 pub use retry::{RetryOptions, RetryOptionsError};
 pub use status::RuntimeStatus;

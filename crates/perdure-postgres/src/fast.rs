@@ -108,12 +108,16 @@ async fn with_inboxes<C: GenericClient + Sync>(
     let stmt = c
         .prepare_cached(
             "SELECT instance_id, seq, execution_id, event FROM (
-                 SELECT instance_id, seq, execution_id, event,
-                        row_number() OVER (PARTITION BY instance_id ORDER BY seq) AS n
-                 FROM inbox
-                 WHERE instance_id = ANY($1) AND visible_at <= $2
-                   AND (control OR NOT instance_id = ANY($3))) m
-             WHERE n <= $4 ORDER BY instance_id, seq",
+                 SELECT m.instance_id, m.seq, m.execution_id, m.event,
+                        row_number() OVER (
+                            PARTITION BY m.instance_id
+                            ORDER BY (i.history_len = 0
+                                      AND m.execution_id IS NOT DISTINCT FROM i.execution_id) DESC,
+                                     m.seq) AS n
+                 FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
+                 WHERE m.instance_id = ANY($1) AND m.visible_at <= $2
+                   AND (m.control OR NOT m.instance_id = ANY($3))) x
+             WHERE n <= $4 ORDER BY instance_id, n",
         )
         .await
         .map_err(|e| backend("reading inboxes", e))?;
@@ -135,8 +139,14 @@ async fn with_inboxes<C: GenericClient + Sync>(
             messages: by_id.remove(&instance.instance_id).unwrap_or_default(),
             instance,
             lock_token,
+            now: db_time(now),
         })
         .collect())
+}
+
+/// The database's time (ms) as a timestamp: the turn's time.
+fn db_time(ms: i64) -> perdure_core::Timestamp {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_else(chrono::Utc::now)
 }
 
 /// What recording an activity result did.
@@ -178,7 +188,7 @@ pub(crate) async fn complete_activity<C: GenericClient + Sync>(
              SELECT instance_id FROM instances
              WHERE $6 AND instance_id = $2 AND EXISTS (SELECT 1 FROM ins)
                AND $5 <= (SELECT now FROM clock) AND lock_expiry <= (SELECT now FROM clock)
-               AND status <> $7 AND {filter}
+               AND status <> $7 AND history_len > 0 AND {filter}
              FOR UPDATE SKIP LOCKED),
          upd AS (
              UPDATE instances i SET lock_token = replace(gen_random_uuid()::text, '-', ''),
@@ -260,6 +270,7 @@ pub(crate) fn taken_item(done: &Completed) -> Result<Option<OrchestrationItem>, 
         instance: record(row)?,
         lock_token: row.get(13),
         messages,
+        now: db_time(row.get::<_, i64>(16)),
     }))
 }
 

@@ -360,6 +360,26 @@ impl ActivityQueue for PostgresStore {
         .await
     }
 
+    async fn pending_tasks(
+        &self,
+        instance_id: &str,
+        execution_id: &str,
+    ) -> Result<Vec<i64>, StoreError> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| backend("connecting", e))?;
+        let rows = client
+            .query(
+                "SELECT task_id FROM tasks WHERE instance_id = $1 AND execution_id = $2",
+                &[&instance_id, &execution_id],
+            )
+            .await
+            .map_err(|e| backend("reading pending tasks", e))?;
+        Ok(rows.iter().map(|r| r.get::<_, i64>(0)).collect())
+    }
+
     async fn complete_activity(
         &self,
         lock_token: &str,

@@ -267,6 +267,15 @@ impl ActivityQueue for SqliteStore {
             .await
     }
 
+    async fn pending_tasks(
+        &self,
+        instance_id: &str,
+        execution_id: &str,
+    ) -> Result<Vec<i64>, StoreError> {
+        let (id, exec) = (instance_id.to_string(), execution_id.to_string());
+        self.read(move |c| ops::pending_tasks(c, &id, &exec)).await
+    }
+
     async fn complete_activity(
         &self,
         lock_token: &str,

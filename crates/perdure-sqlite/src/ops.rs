@@ -363,17 +363,33 @@ fn read_inbox(
     token: String,
 ) -> Result<OrchestrationItem, StoreError> {
     let mut stmt = c
-        .prepare_cached("SELECT seq, execution_id, event FROM inbox WHERE instance_id = ?1 AND visible_at <= ?2 AND control >= ?4 ORDER BY seq LIMIT ?3")
+        .prepare_cached(
+            "SELECT seq, execution_id, event FROM inbox
+             WHERE instance_id = ?1 AND visible_at <= ?2 AND control >= ?4
+             ORDER BY (?5 AND execution_id IS ?6) DESC, seq LIMIT ?3",
+        )
         .map_err(|e| backend("reading an inbox", e))?;
     let only_control = instance.status == RuntimeStatus::Suspended;
+    // While no execution runs, the one about to start comes first.
+    let no_execution = instance.history_len == 0;
     let rows = stmt
-        .query_map(params![id, now, max as i64, only_control], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })
+        .query_map(
+            params![
+                id,
+                now,
+                max as i64,
+                only_control,
+                no_execution,
+                instance.execution_id
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
+        )
         .map_err(|e| backend("reading an inbox", e))?;
     let mut messages = Vec::new();
     for row in rows {
@@ -388,6 +404,7 @@ fn read_inbox(
         instance,
         messages,
         lock_token: token,
+        now: chrono::DateTime::from_timestamp_millis(now).unwrap_or_else(chrono::Utc::now),
     })
 }
 
@@ -908,3 +925,19 @@ const QUEUE_DEPTHS_SQL: &str = r#"SELECT
     (SELECT count(*) FROM tasks WHERE visible_at <= ?1 AND lock_expiry <= ?1),
     (SELECT count(*) FROM tasks WHERE lock_expiry > ?1),
     (SELECT count(*) FROM tasks WHERE visible_at > ?1 AND lock_expiry <= ?1)"#;
+
+/// Task ids of one execution whose tasks are still queued or running.
+pub(crate) fn pending_tasks(
+    c: &Connection,
+    instance_id: &str,
+    execution_id: &str,
+) -> Result<Vec<i64>, StoreError> {
+    let mut stmt = c
+        .prepare_cached("SELECT task_id FROM tasks WHERE instance_id = ?1 AND execution_id = ?2")
+        .map_err(|e| backend("reading pending tasks", e))?;
+    let rows = stmt
+        .query_map(params![instance_id, execution_id], |r| r.get::<_, i64>(0))
+        .map_err(|e| backend("reading pending tasks", e))?;
+    rows.map(|r| r.map_err(|e| backend("reading pending tasks", e)))
+        .collect()
+}

@@ -63,4 +63,12 @@ pub trait ActivityQueue {
         lock_token: &str,
         retry_after: Duration,
     ) -> Result<(), StoreError>;
+
+    /// The task ids of execution `execution_id` of `instance_id` that are
+    /// still queued or running (their results not yet recorded).
+    async fn pending_tasks(
+        &self,
+        instance_id: &str,
+        execution_id: &str,
+    ) -> Result<Vec<i64>, StoreError>;
 }

@@ -151,6 +151,10 @@ impl<S: Store> ActivityQueue for FaultyStore<S> {
     async fn renew_activity_lock(&self, token: &str, lease: Duration) -> Result<(), StoreError> {
         self.inner.renew_activity_lock(token, lease).await
     }
+    async fn pending_tasks(&self, id: &str, execution_id: &str) -> Result<Vec<i64>, StoreError> {
+        self.inner.pending_tasks(id, execution_id).await
+    }
+
     async fn abandon_activity(&self, token: &str, retry_after: Duration) -> Result<(), StoreError> {
         self.inner.abandon_activity(token, retry_after).await
     }

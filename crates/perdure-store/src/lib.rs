@@ -9,6 +9,7 @@
 //! commit carrying a stale lock token changes nothing.
 
 pub mod activities;
+pub mod clock;
 pub mod conformance;
 pub mod error;
 pub mod faulty;
@@ -21,6 +22,7 @@ pub mod stats;
 pub mod wake;
 
 pub use activities::ActivityQueue;
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StoreError;
 pub use history::HistoryStore;
 pub use instances::InstanceStore;

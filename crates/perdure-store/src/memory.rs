@@ -37,19 +37,22 @@ struct Inner {
     next_seq: i64,
 }
 
-/// A store kept in memory (`memory`).
-#[derive(Default)]
+/// A store kept in memory (`memory`), on the wall clock or on a clock of
+/// the caller's ([`MemoryStore::with_clock`]: simulations and tests).
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     wake: WakeHub,
+    clock: std::sync::Arc<dyn Clock>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_clock(std::sync::Arc::new(SystemClock))
+    }
 }
 
 fn ms(t: Timestamp) -> i64 {
     crate::ceil_millis(t)
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 fn lease_ms(d: Duration) -> i64 {
@@ -63,6 +66,19 @@ fn live(lock: &Option<(String, i64)>, now: i64) -> bool {
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store whose leases, visibility times and turn times follow `clock`.
+    pub fn with_clock(clock: std::sync::Arc<dyn Clock>) -> Self {
+        MemoryStore {
+            inner: Mutex::new(Inner::default()),
+            wake: WakeHub::default(),
+            clock,
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
@@ -224,7 +240,7 @@ impl InstanceStore for MemoryStore {
             let Some(new) = implicit_instance(&msg) else {
                 return Err(StoreError::NotFound(msg.instance_id));
             };
-            let rec = new_record(&msg.instance_id, new, chrono::Utc::now());
+            let rec = new_record(&msg.instance_id, new, self.clock.now());
             g.instances.insert(
                 msg.instance_id.clone(),
                 Inst {
@@ -237,7 +253,7 @@ impl InstanceStore for MemoryStore {
         let visible = ms(msg.visible_at);
         g.push_msg(msg);
         drop(g);
-        self.signal_message(visible, now_ms());
+        self.signal_message(visible, self.now_ms());
         Ok(())
     }
 }
@@ -282,7 +298,7 @@ impl MemoryStore {
         filter: &WorkFilter,
         only: Option<&str>,
     ) -> Result<Option<OrchestrationItem>, StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut g = self.lock()?;
         let inner = &mut *g;
         let mut chosen: Option<String> = None;
@@ -308,11 +324,21 @@ impl MemoryStore {
             .instances
             .get(&id)
             .is_some_and(|i| i.rec.status == RuntimeStatus::Suspended);
-        let messages: Vec<InboxMessage> = inner
+        let rec = inner
+            .instances
+            .get(&id)
+            .map(|i| i.rec.clone())
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        let mut visible: Vec<(&i64, &Msg)> = inner
             .inbox
             .iter()
             .filter(|(_, m)| m.instance_id == id && m.visible_at <= now)
             .filter(|(_, m)| !suspended || is_control(&m.event))
+            .collect();
+        // Stable: by sequence within each group.
+        visible.sort_by_key(|(_, m)| !start_first(&rec, m.execution_id.as_deref()));
+        let messages: Vec<InboxMessage> = visible
+            .into_iter()
             .take(max_messages.max(1))
             .map(|(seq, m)| InboxMessage {
                 seq: *seq,
@@ -330,6 +356,7 @@ impl MemoryStore {
             instance: inst.rec.clone(),
             messages,
             lock_token: token,
+            now: chrono::DateTime::from_timestamp_millis(now).unwrap_or_else(|| self.clock.now()),
         }))
     }
 }
@@ -354,7 +381,7 @@ impl OrchestrationQueue for MemoryStore {
     }
 
     async fn commit_orchestration(&self, c: OrchestrationCommit) -> Result<(), StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut g = self.lock()?;
         let inner = &mut *g;
         let inst = inner
@@ -464,7 +491,7 @@ impl OrchestrationQueue for MemoryStore {
         lock_token: &str,
         lease: Duration,
     ) -> Result<(), StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut g = self.lock()?;
         match g.instances.get_mut(instance_id) {
             Some(inst) => match &mut inst.lock {
@@ -484,7 +511,7 @@ impl OrchestrationQueue for MemoryStore {
         lock_token: &str,
         retry_after: Duration,
     ) -> Result<(), StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut g = self.lock()?;
         let inst = g
             .instances
@@ -522,7 +549,7 @@ impl ActivityQueue for MemoryStore {
             lease: Duration,
             filter: &WorkFilter,
         ) -> Result<Option<ActivityItem>, StoreError> {
-            let now = now_ms();
+            let now = this.now_ms();
             let mut g = this.lock()?;
             let Some(task) = g.tasks.values_mut().find(|t| {
                 t.visible_at <= now
@@ -555,7 +582,7 @@ impl ActivityQueue for MemoryStore {
         lock_token: &str,
         result: InstanceMessage,
     ) -> Result<(), StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut g = self.lock()?;
         let seq = g
             .tasks
@@ -590,7 +617,7 @@ impl ActivityQueue for MemoryStore {
         lock_token: &str,
         lease: Duration,
     ) -> Result<(), StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut g = self.lock()?;
         match g
             .tasks
@@ -610,7 +637,7 @@ impl ActivityQueue for MemoryStore {
         lock_token: &str,
         retry_after: Duration,
     ) -> Result<(), StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut g = self.lock()?;
         match g
             .tasks
@@ -633,6 +660,22 @@ impl ActivityQueue for MemoryStore {
             None => Err(StoreError::LockLost("activity task".into())),
         }
     }
+
+    async fn pending_tasks(
+        &self,
+        instance_id: &str,
+        execution_id: &str,
+    ) -> Result<Vec<i64>, StoreError> {
+        Ok(self
+            .lock()?
+            .tasks
+            .values()
+            .filter(|t| {
+                t.activity.instance_id == instance_id && t.activity.execution_id == execution_id
+            })
+            .map(|t| t.activity.task_id)
+            .collect())
+    }
 }
 
 #[async_trait]
@@ -650,7 +693,7 @@ impl WakeSignal for MemoryStore {
 impl crate::StoreStats for MemoryStore {
     async fn queue_depths(&self) -> Result<crate::QueueDepths, StoreError> {
         let g = self.lock()?;
-        let now = now_ms();
+        let now = self.now_ms();
         let mut d = crate::QueueDepths::default();
         for m in g.inbox.values() {
             let timer = matches!(m.event.kind, EventKind::TimerFired { .. });

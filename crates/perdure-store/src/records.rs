@@ -57,11 +57,27 @@ pub struct InboxMessage {
 }
 
 /// Locked orchestration work: one instance and its visible messages in order.
+/// While the instance has no execution (a start not yet run, or after a
+/// continue-as-new), the messages of the execution it is about to start
+/// (its ExecutionStarted, then the events carried to it) come first.
 #[derive(Clone, Debug)]
 pub struct OrchestrationItem {
     pub instance: InstanceRecord,
     pub messages: Vec<InboxMessage>,
     pub lock_token: String,
+    /// The store's time when the item was taken: the turn's time. One clock
+    /// decides both when a timer is visible and what the orchestration sees
+    /// as now, so a worker whose clock is behind never sees a timer early.
+    pub now: Timestamp,
+}
+
+/// The order in which a taken instance's messages are handed out: by
+/// sequence, except that while the instance has no running execution
+/// (`history_len` 0) the messages tagged with the execution it is about to
+/// start come first (continue-as-new queues the new start behind whatever
+/// the old execution left unconsumed).
+pub fn start_first(instance: &InstanceRecord, execution_id: Option<&str>) -> bool {
+    instance.history_len == 0 && execution_id == Some(instance.execution_id.as_str())
 }
 
 /// An activity to run.

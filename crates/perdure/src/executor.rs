@@ -54,6 +54,9 @@ pub(crate) struct OrchestrationRun {
     pub history_len: u64,
     /// What the execution has open, for the spans later turns emit.
     pub steps: crate::telemetry::OpenSteps,
+    /// Set when replay found the code changed: the unlocks of the critical
+    /// sections the history holds, the only actions the failing turn sends.
+    nondeterministic: Option<Vec<Action>>,
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -88,6 +91,7 @@ impl OrchestrationRun {
             outcome: None,
             history_len: 0,
             steps: Default::default(),
+            nondeterministic: None,
         }
     }
 
@@ -110,9 +114,31 @@ impl OrchestrationRun {
         Ok(())
     }
 
+    /// Ends the execution Failed because its code no longer matches
+    /// `history`. The next turn then commits nothing the changed code asked
+    /// for (no activities, children, events or entity calls): only the
+    /// failure, and the unlocks of the critical sections `history` holds.
+    pub fn fail_nondeterministic(&mut self, nd: NonDeterminism, history: &[HistoryEvent]) {
+        self.finish(Outcome::Failed(nd.to_failure()));
+        self.nondeterministic = Some(perdure_core::release_held_locks(history));
+    }
+
     /// Applies a live turn's new events. A non-determinism found here ends
     /// the execution Failed.
     pub fn run_turn(&mut self, events: Vec<HistoryEvent>) -> Turn {
+        if let Some(release) = self.nondeterministic.take() {
+            // Discard what the changed code scheduled while replaying.
+            drop(lock(&self.ctx.shared).exec.take_new_actions());
+            let started = events
+                .into_iter()
+                .filter(|e| matches!(e.kind, perdure_core::EventKind::OrchestratorStarted))
+                .collect();
+            return Turn {
+                accepted: started,
+                actions: release,
+                leftover: Vec::new(),
+            };
+        }
         let mut accepted = Vec::with_capacity(events.len());
         let mut leftover = Vec::new();
         for event in events {

@@ -61,7 +61,7 @@ pub use http::{DurableHttpRequest, DurableHttpResponse, HTTP_ACTIVITY};
 pub use registry::Registry;
 pub use retry::RetryPolicy;
 pub use tasks::{DurableTask, EventTask, TimerTask};
-pub use worker::{Worker, WorkerOptions};
+pub use worker::{Engine, Worker, WorkerOptions};
 
 pub use perdure_core::{
     EntityId, EventKind, FailureDetails, HistoryEvent, ParentInstance, RetryOptions, RuntimeStatus,

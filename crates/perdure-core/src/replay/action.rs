@@ -305,3 +305,45 @@ pub(super) fn describe_action_event(event: &HistoryEvent) -> String {
         other => other.type_name().to_string(),
     }
 }
+
+/// The unlocks that release every critical section `history` still holds
+/// (a lock requested and not yet released, granted or not), numbered from
+/// the first action id the history has not used. An execution that ends
+/// without running its code (terminated, or failed on non-determinism)
+/// sends these so that no entity stays locked by it.
+pub fn release_held_locks(history: &[HistoryEvent]) -> Vec<Action> {
+    let mut next_id = history.iter().map(|e| e.event_id).max().unwrap_or(-1) + 1;
+    let mut held: Vec<(String, Vec<String>, String)> = Vec::new();
+    for e in history {
+        match &e.kind {
+            EventKind::EntityLockRequested {
+                critical_section_id,
+                lock_set,
+                parent_instance_id,
+                ..
+            } => held.push((
+                critical_section_id.clone(),
+                lock_set.clone(),
+                parent_instance_id.clone(),
+            )),
+            EventKind::EntityUnlockSent {
+                critical_section_id,
+                ..
+            } => held.retain(|(id, _, _)| id != critical_section_id),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (critical_section_id, lock_set, parent_instance_id) in held {
+        for target in lock_set {
+            out.push(Action::UnlockEntity {
+                id: next_id,
+                critical_section_id: critical_section_id.clone(),
+                target,
+                parent_instance_id: parent_instance_id.clone(),
+            });
+            next_id += 1;
+        }
+    }
+    out
+}

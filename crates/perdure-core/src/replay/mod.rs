@@ -26,7 +26,7 @@ pub enum TaskKey {
 
 mod action;
 use action::describe_action_event;
-pub use action::Action;
+pub use action::{release_held_locks, Action};
 
 /// The outcome of a durable task.
 #[derive(Clone, Debug, PartialEq)]

@@ -7,8 +7,13 @@
 //! orchestration that holds the lock; everything else (signals, others'
 //! calls, other lock requests) waits in the entity's queue, in order, until
 //! the unlock. A lock request travels the sorted lock set entity by entity;
-//! the last one grants it. The lock and the queue are kept, with the state,
-//! in the entity's instance row (`custom_status`, as JSON).
+//! the last one grants it. An unlock can overtake its lock request (the
+//! orchestration dropped the request before the grant, and sent unlocks to
+//! the whole set): an entity that gets the unlock first remembers it, and
+//! passes the request on without locking when it arrives; a request still
+//! queued is taken out and passed on. So a dropped request never leaves an
+//! entity locked. The lock, the queue and those releases are kept, with the
+//! state, in the entity's instance row (`custom_status`, as JSON).
 
 use perdure_core::{
     EntityId, EventKind, FailureDetails, HistoryEvent, Payload, RuntimeStatus, Timestamp,
@@ -35,6 +40,11 @@ struct Schedule {
     lock: Option<Held>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     queue: Vec<HistoryEvent>,
+    /// Critical sections released before their lock request reached this
+    /// entity (the orchestration dropped the request before it was
+    /// granted): when the request arrives it is passed on without locking.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    released: Vec<Held>,
 }
 
 impl Schedule {
@@ -123,50 +133,39 @@ pub fn plan_entity_batch(batch: EntityBatch) -> Result<EntityPlan, StoreError> {
         let (operation, input, reply) = match &event.kind {
             EventKind::EntityLockRequested {
                 critical_section_id,
-                lock_set,
-                position,
                 parent_instance_id,
+                ..
             } => {
-                match &schedule.lock {
-                    Some(h) if h.critical_section_id == *critical_section_id => {}
-                    Some(_) => schedule.queue.push(event.clone()),
-                    None => {
+                let released = schedule
+                    .released
+                    .iter()
+                    .position(|h| h.critical_section_id == *critical_section_id);
+                match (&schedule.lock, released) {
+                    (_, Some(i)) => {
+                        // Its unlock came first: pass it on, unlocked.
+                        schedule.released.remove(i);
+                        out.extend(pass_on(&event, now));
+                    }
+                    (Some(h), None) if h.critical_section_id == *critical_section_id => {}
+                    (Some(_), None) => schedule.queue.push(event.clone()),
+                    (None, None) => {
                         schedule.lock = Some(Held {
                             critical_section_id: critical_section_id.clone(),
                             owner: parent_instance_id.clone(),
                         });
-                        let next = position + 1;
-                        let (to, kind) = match lock_set.get(next) {
-                            Some(entity) => (
-                                entity.clone(),
-                                EventKind::EntityLockRequested {
-                                    critical_section_id: critical_section_id.clone(),
-                                    lock_set: lock_set.clone(),
-                                    position: next,
-                                    parent_instance_id: parent_instance_id.clone(),
-                                },
-                            ),
-                            None => (
-                                parent_instance_id.clone(),
-                                EventKind::EntityLockGranted {
-                                    critical_section_id: critical_section_id.clone(),
-                                },
-                            ),
-                        };
-                        out.push(InstanceMessage {
-                            instance_id: to,
-                            execution_id: None,
-                            event: HistoryEvent::new(now, kind),
-                            visible_at: now,
-                        });
+                        out.extend(pass_on(&event, now));
                     }
                 }
                 continue;
             }
             EventKind::EntityUnlockSent {
                 critical_section_id,
+                parent_instance_id,
                 ..
             } => {
+                let queued = schedule.queue.iter().position(|e| {
+                    matches!(&e.kind, EventKind::EntityLockRequested { critical_section_id: c, .. } if c == critical_section_id)
+                });
                 if schedule
                     .lock
                     .as_ref()
@@ -177,6 +176,15 @@ pub fn plan_entity_batch(batch: EntityBatch) -> Result<EntityPlan, StoreError> {
                     for e in std::mem::take(&mut schedule.queue).into_iter().rev() {
                         pending.push_front(e);
                     }
+                } else if let Some(i) = queued {
+                    // Released while waiting here: it never locks this one.
+                    let request = schedule.queue.remove(i);
+                    out.extend(pass_on(&request, now));
+                } else {
+                    schedule.released.push(Held {
+                        critical_section_id: critical_section_id.clone(),
+                        owner: parent_instance_id.clone(),
+                    });
                 }
                 continue;
             }
@@ -240,6 +248,44 @@ pub fn plan_entity_batch(batch: EntityBatch) -> Result<EntityPlan, StoreError> {
         consumed,
         schedule,
         messages: out,
+    })
+}
+
+/// A lock request passed to the next entity of its set, or, from the last,
+/// the grant to the orchestration.
+fn pass_on(request: &HistoryEvent, now: Timestamp) -> Option<InstanceMessage> {
+    let EventKind::EntityLockRequested {
+        critical_section_id,
+        lock_set,
+        position,
+        parent_instance_id,
+    } = &request.kind
+    else {
+        return None;
+    };
+    let next = position + 1;
+    let (to, kind) = match lock_set.get(next) {
+        Some(entity) => (
+            entity.clone(),
+            EventKind::EntityLockRequested {
+                critical_section_id: critical_section_id.clone(),
+                lock_set: lock_set.clone(),
+                position: next,
+                parent_instance_id: parent_instance_id.clone(),
+            },
+        ),
+        None => (
+            parent_instance_id.clone(),
+            EventKind::EntityLockGranted {
+                critical_section_id: critical_section_id.clone(),
+            },
+        ),
+    };
+    Some(InstanceMessage {
+        instance_id: to,
+        execution_id: None,
+        event: HistoryEvent::new(now, kind),
+        visible_at: now,
     })
 }
 

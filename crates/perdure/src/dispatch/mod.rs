@@ -16,6 +16,7 @@
 //!    sub-orchestration starts, events to others, replies to the parent.
 
 mod commit;
+mod control;
 mod entities;
 mod rewind;
 
@@ -25,14 +26,13 @@ pub use entities::{
     run_entity_batch, EntityBatch, EntityOperation, EntityPlan,
 };
 
-use chrono::Utc;
 use perdure_core::{
     Action, EventKind, FailureDetails, HistoryEvent, ParentInstance, Payload, RuntimeStatus,
     Timestamp, TraceContext,
 };
 use perdure_store::{
-    InboxMessage, InstanceMessage, InstanceRecord, InstanceUpdate, OrchestrationCommit,
-    OrchestrationItem, Store, StoreError,
+    InboxMessage, InstanceMessage, InstanceRecord, InstanceUpdate, OrchestrationItem, Store,
+    StoreError,
 };
 use std::time::Duration;
 
@@ -151,14 +151,49 @@ fn is_start(m: &InboxMessage) -> bool {
     matches!(m.event.kind, EventKind::ExecutionStarted { .. })
 }
 
-/// Sorts a locked item's messages into a turn, or deals with it.
+/// What a batch's control messages (terminate, suspend, resume) decide,
+/// applied before any orchestrator code runs.
+struct Control {
+    /// The first terminate for this execution, if any: it ends the
+    /// execution without running code.
+    terminate: Option<HistoryEvent>,
+    /// Suspended after the batch's suspends and resumes, in order.
+    suspended: bool,
+}
+
+fn control(messages: &[InboxMessage], exec: Option<&str>, suspended: bool) -> Control {
+    let mut c = Control {
+        terminate: None,
+        suspended,
+    };
+    for m in messages {
+        if m.execution_id.as_deref().is_some_and(|e| Some(e) != exec) {
+            continue;
+        }
+        match &m.event.kind {
+            EventKind::ExecutionTerminated { .. } if c.terminate.is_none() => {
+                c.terminate = Some(m.event.clone())
+            }
+            EventKind::ExecutionSuspended { .. } => c.suspended = true,
+            EventKind::ExecutionResumed { .. } => c.suspended = false,
+            _ => {}
+        }
+    }
+    c
+}
+
+/// Sorts a locked item's messages into a turn, or deals with it. Control
+/// messages apply first: a terminate in the batch ends the execution
+/// without running orchestrator code (its other messages are moot), and a
+/// batch that leaves the instance suspended applies only its suspends and
+/// resumes (the other messages wait in the inbox for the resume).
 pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepared, StoreError> {
     let OrchestrationItem {
         instance,
         messages,
         lock_token,
+        now,
     } = item;
-    let now = Utc::now();
     if perdure_core::is_entity_instance(&instance.instance_id) {
         return Ok(Prepared::Entity(Box::new(EntityBatch {
             instance,
@@ -168,7 +203,7 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
         })));
     }
     let id = instance.instance_id.clone();
-    let mut suspended = instance.status == RuntimeStatus::Suspended;
+    let was_suspended = instance.status == RuntimeStatus::Suspended;
     let has_execution = instance.history_len > 0 && !instance.status.is_terminal();
 
     if has_execution {
@@ -194,18 +229,30 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
             }
         }
         let exec = instance.execution_id.clone();
-        // While suspended only resume and terminate apply; the rest stays in
-        // the inbox for after the resume.
+        let ctl = control(&messages, Some(&exec), was_suspended);
+        if let Some(terminate) = ctl.terminate {
+            let consumed = messages.iter().map(|m| m.seq).collect();
+            control::terminate_running(
+                store,
+                &instance,
+                control::Handled {
+                    lock_token,
+                    consumed,
+                    messages: refusals,
+                    now,
+                },
+                terminate,
+            )
+            .await?;
+            return Ok(Prepared::Handled);
+        }
         let mut consumed = Vec::new();
         let mut events = Vec::new();
         for m in messages {
             let stale = is_start(&m) || m.execution_id.as_ref().is_some_and(|e| *e != exec);
-            match &m.event.kind {
-                _ if stale => {}
-                EventKind::ExecutionSuspended { .. } => suspended = true,
-                EventKind::ExecutionResumed { .. } => suspended = false,
-                _ if suspended && !perdure_store::is_control(&m.event) => continue,
-                _ => {}
+            if !stale && ctl.suspended && !is_control(&m.event) {
+                // Waits in the inbox until the instance is resumed.
+                continue;
             }
             consumed.push(m.seq);
             if !stale {
@@ -216,7 +263,7 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
             instance,
             lock_token,
             consumed,
-            suspended,
+            suspended: ctl.suspended,
             new_execution: false,
             events,
             messages: refusals,
@@ -225,24 +272,68 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
     }
 
     let consumed: Vec<i64> = messages.iter().map(|m| m.seq).collect();
-    let Some(start_pos) = messages.iter().position(is_start) else {
+    let start_pos = messages.iter().position(|m| {
+        is_start(m)
+            // A start the instance was terminated before it ran is void.
+            && !(instance.status.is_terminal()
+                && instance.history_len == 0
+                && m.execution_id.as_deref() == Some(instance.execution_id.as_str()))
+    });
+    let Some(start_pos) = start_pos else {
+        let handled = control::Handled {
+            lock_token,
+            consumed,
+            messages: Vec::new(),
+            now,
+        };
         if instance.status == RuntimeStatus::Failed {
             if let Some(reason) = messages.iter().find_map(|m| match &m.event.kind {
                 EventKind::ExecutionRewound { reason } => Some(reason.clone()),
                 _ => None,
             }) {
-                rewind::rewind(store, &instance, lock_token, consumed, reason, now).await?;
+                rewind::rewind(store, &instance, handled, &messages, reason).await?;
                 return Ok(Prepared::Handled);
             }
         }
         if instance.status.is_terminal() {
             // Late messages for a finished instance: drop them.
-            commit_discard(store, &instance, lock_token, consumed, now).await?;
+            control::commit_status(store, &instance, handled, instance.status, None).await?;
+            return Ok(Prepared::Handled);
+        }
+        // No execution yet (a scheduled start not due, or one held back by
+        // a suspend): control messages still apply.
+        let ctl = control(&messages, Some(&instance.execution_id), was_suspended);
+        if let Some(terminate) = ctl.terminate {
+            let reason = match terminate.kind {
+                EventKind::ExecutionTerminated { reason } => reason,
+                _ => None,
+            };
+            control::commit_status(
+                store,
+                &instance,
+                handled,
+                RuntimeStatus::Terminated,
+                Some(reason),
+            )
+            .await?;
+            return Ok(Prepared::Handled);
+        }
+        if ctl.suspended != was_suspended {
+            let status = if ctl.suspended {
+                RuntimeStatus::Suspended
+            } else {
+                RuntimeStatus::Pending
+            };
+            let handled = control::Handled {
+                consumed: control_seqs(&messages),
+                ..handled
+            };
+            control::commit_status(store, &instance, handled, status, None).await?;
             return Ok(Prepared::Handled);
         }
         // A scheduled start is not due yet: try again later.
         store
-            .abandon_orchestration(&id, &lock_token, Duration::from_secs(1))
+            .abandon_orchestration(&id, &handled.lock_token, Duration::from_secs(1))
             .await?;
         return Ok(Prepared::Handled);
     };
@@ -252,6 +343,36 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
         return Err(StoreError::Corrupt("start message changed kind".into()));
     };
     let exec = execution_id.clone();
+    let ctl = control(&messages, Some(&exec), was_suspended);
+    if let Some(terminate) = ctl.terminate {
+        // Terminated before its first turn: nothing of its code runs.
+        control::terminate_unstarted(
+            store,
+            &instance,
+            control::Handled {
+                lock_token,
+                consumed,
+                messages: Vec::new(),
+                now,
+            },
+            start.event,
+            terminate,
+        )
+        .await?;
+        return Ok(Prepared::Handled);
+    }
+    if ctl.suspended {
+        // Suspended before its first turn: the start waits for the resume.
+        messages.push(start);
+        let handled = control::Handled {
+            lock_token,
+            consumed: control_seqs(&messages),
+            messages: Vec::new(),
+            now,
+        };
+        control::commit_status(store, &instance, handled, RuntimeStatus::Suspended, None).await?;
+        return Ok(Prepared::Handled);
+    }
     // The start, then messages carried for this execution, then events.
     let mut events = vec![start.event];
     let (own, rest): (Vec<_>, Vec<_>) = messages
@@ -268,12 +389,28 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
         instance,
         lock_token,
         consumed,
-        suspended,
+        suspended: false,
         new_execution: true,
         events,
         messages: Vec::new(),
         now,
     })))
+}
+
+/// Terminate, suspend and resume: what applies while suspended.
+fn is_control(e: &HistoryEvent) -> bool {
+    perdure_store::is_control(e) || matches!(e.kind, EventKind::ExecutionSuspended { .. })
+}
+
+fn control_seqs(messages: &[InboxMessage]) -> Vec<i64> {
+    messages
+        .iter()
+        .filter(|m| {
+            perdure_store::is_control(&m.event)
+                || matches!(m.event.kind, EventKind::ExecutionSuspended { .. })
+        })
+        .map(|m| m.seq)
+        .collect()
 }
 
 pub(crate) fn to_parent(p: &ParentInstance, kind: EventKind, now: Timestamp) -> InstanceMessage {
@@ -283,31 +420,6 @@ pub(crate) fn to_parent(p: &ParentInstance, kind: EventKind, now: Timestamp) -> 
         event: HistoryEvent::new(now, kind),
         visible_at: now,
     }
-}
-
-/// Consumes messages without changing the instance.
-async fn commit_discard(
-    store: &dyn Store,
-    instance: &InstanceRecord,
-    lock_token: String,
-    consumed: Vec<i64>,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    store
-        .commit_orchestration(OrchestrationCommit {
-            instance_id: instance.instance_id.clone(),
-            lock_token,
-            replace_history: false,
-            expected_history_len: instance.history_len,
-            history: Vec::new(),
-            update: unchanged(instance),
-            consumed,
-            activities: Vec::new(),
-            messages: Vec::new(),
-            now,
-            claims: Default::default(),
-        })
-        .await
 }
 
 /// The instance row as it is.

@@ -1,13 +1,18 @@
-//! Rewind of a Failed instance: its history is cut at the first failure, the
-//! failed steps are scheduled again, results recorded after the cut for
-//! steps scheduled before it are delivered again (so completed steps are not
-//! re-run), failed sub-orchestrations are rewound too, and the instance runs
-//! on from there.
+//! Rewind of a Failed instance: its history is cut at the first failure
+//! (moved back to the lock request when the failure fell inside a critical
+//! section, so the section runs again under its locks), the failed steps
+//! are scheduled again, results recorded after the cut for steps scheduled
+//! before it are delivered again (so completed steps are not re-run), steps
+//! whose work is still queued or running are left to finish, unanswered
+//! entity calls are sent again, failed sub-orchestrations are rewound (or
+//! re-created from their SubOrchestrationInstanceCreated event when they
+//! were purged), and the instance runs on from there.
 
-use perdure_core::{EventKind, HistoryEvent, Payload, RuntimeStatus, Timestamp};
+use super::control::Handled;
+use perdure_core::{EventKind, HistoryEvent, ParentInstance, Payload, RuntimeStatus, Timestamp};
 use perdure_store::{
-    InstanceMessage, InstanceRecord, InstanceUpdate, NewActivity, OrchestrationCommit, Store,
-    StoreError,
+    InboxMessage, InstanceMessage, InstanceRecord, InstanceUpdate, NewActivity,
+    OrchestrationCommit, Store, StoreError,
 };
 use std::collections::{BTreeMap, HashSet};
 
@@ -18,17 +23,10 @@ fn is_failure(e: &HistoryEvent) -> bool {
     )
 }
 
-pub(super) async fn rewind(
-    store: &dyn Store,
-    instance: &InstanceRecord,
-    lock_token: String,
-    consumed: Vec<i64>,
-    reason: Payload,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    let id = &instance.instance_id;
-    let exec = instance.execution_id.clone();
-    let history = store.read_history(id).await?;
+/// Where the history is cut: at its first failure (or its completion), but
+/// never inside a critical section: a cut there moves to the section's lock
+/// request, whose locks the failed execution released.
+fn cut_point(history: &[HistoryEvent]) -> usize {
     let cut = history
         .iter()
         .position(is_failure)
@@ -38,23 +36,76 @@ pub(super) async fn rewind(
                 .position(|e| matches!(e.kind, EventKind::ExecutionCompleted { .. }))
         })
         .unwrap_or(history.len());
-    let (prefix, rest) = history.split_at(cut);
-    let mut scheduled: BTreeMap<i64, &HistoryEvent> = BTreeMap::new();
-    let mut answered: HashSet<i64> = HashSet::new();
-    for e in prefix {
-        match e.kind {
-            EventKind::TaskScheduled { .. }
-            | EventKind::TimerCreated { .. }
-            | EventKind::SubOrchestrationInstanceCreated { .. } => {
-                scheduled.insert(e.event_id, e);
-            }
-            _ => {
-                if let Some(done) = e.completion_id() {
-                    answered.insert(done);
-                }
-            }
+    let mut open: Option<(usize, &str)> = None;
+    for (i, e) in history[..cut].iter().enumerate() {
+        match &e.kind {
+            EventKind::EntityLockRequested {
+                critical_section_id,
+                ..
+            } => open = Some((i, critical_section_id)),
+            EventKind::EntityUnlockSent {
+                critical_section_id,
+                ..
+            } if open.is_some_and(|(_, id)| id == critical_section_id) => open = None,
+            _ => {}
         }
     }
+    open.map_or(cut, |(i, _)| i)
+}
+
+/// The answer an event carries to a step of the execution: a task, timer
+/// or child by its id, or an entity call by its request id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Step {
+    Task(i64),
+    Entity(String),
+}
+
+fn answers(e: &HistoryEvent) -> Option<Step> {
+    match &e.kind {
+        EventKind::EntityOperationCompleted { request_id, .. }
+        | EventKind::EntityOperationFailed { request_id, .. } => {
+            Some(Step::Entity(request_id.clone()))
+        }
+        _ => e.completion_id().map(Step::Task),
+    }
+}
+
+fn schedules(e: &HistoryEvent) -> Option<Step> {
+    match &e.kind {
+        EventKind::TaskScheduled { .. }
+        | EventKind::TimerCreated { .. }
+        | EventKind::SubOrchestrationInstanceCreated { .. } => Some(Step::Task(e.event_id)),
+        EventKind::EntityOperationCalled { request_id, .. } => {
+            Some(Step::Entity(request_id.clone()))
+        }
+        _ => None,
+    }
+}
+
+pub(super) async fn rewind(
+    store: &dyn Store,
+    instance: &InstanceRecord,
+    h: Handled,
+    batch: &[InboxMessage],
+    reason: Payload,
+) -> Result<(), StoreError> {
+    let now = h.now;
+    let id = &instance.instance_id;
+    let exec = instance.execution_id.clone();
+    let history = store.read_history(id).await?;
+    let cut = cut_point(&history);
+    let (prefix, rest) = history.split_at(cut);
+    let mut scheduled: BTreeMap<Step, &HistoryEvent> = BTreeMap::new();
+    let mut answered: HashSet<Step> = HashSet::new();
+    for e in prefix {
+        if let Some(step) = schedules(e) {
+            scheduled.insert(step, e);
+        } else if let Some(done) = answers(e) {
+            answered.insert(done);
+        }
+    }
+    let running: HashSet<i64> = store.pending_tasks(id, &exec).await?.into_iter().collect();
     let to_self =
         |event: HistoryEvent, visible_at: Timestamp, execution: Option<String>| InstanceMessage {
             instance_id: id.clone(),
@@ -74,72 +125,92 @@ pub(super) async fn rewind(
         Some(exec.clone()),
     )];
     let mut activities = Vec::new();
-    let mut rewind_children = Vec::new();
-    for e in rest {
+    let mut rewind_children: Vec<(String, &HistoryEvent, i64)> = Vec::new();
+    let activity = |task: i64, origin: &HistoryEvent| match &origin.kind {
+        EventKind::TaskScheduled {
+            trace_context,
+            name,
+            version,
+            input,
+        } => Some(NewActivity {
+            trace_context: trace_context.clone(),
+            instance_id: id.clone(),
+            execution_id: exec.clone(),
+            task_id: task,
+            name: name.clone(),
+            version: version.clone(),
+            input: input.clone(),
+        }),
+        _ => None,
+    };
+    // Results recorded after the cut, then those that arrived with the
+    // rewind (while Failed, nothing else would have applied them).
+    let arrived = batch
+        .iter()
+        .filter(|m| m.execution_id.as_ref().is_none_or(|e| *e == exec))
+        .map(|m| &m.event)
+        .filter(|e| answers(e).is_some());
+    for e in rest.iter().chain(arrived) {
         if let EventKind::EventRaised { .. } = e.kind {
             messages.push(to_self(e.clone(), now, None));
             continue;
         }
-        let Some(task) = e.completion_id() else {
+        let Some(step) = answers(e) else {
             continue;
         };
-        let Some(origin) = scheduled.get(&task) else {
+        let Some(origin) = scheduled.get(&step) else {
             continue;
         };
-        if !answered.insert(task) {
+        if !answered.insert(step.clone()) {
             continue;
         }
-        match (&e.kind, &origin.kind) {
-            (
-                EventKind::TaskFailed { .. },
-                EventKind::TaskScheduled {
-                    trace_context,
-                    name,
-                    version,
-                    input,
-                },
-            ) => activities.push(NewActivity {
-                trace_context: trace_context.clone(),
-                instance_id: id.clone(),
-                execution_id: exec.clone(),
-                task_id: task,
-                name: name.clone(),
-                version: version.clone(),
-                input: input.clone(),
-            }),
+        match (&e.kind, &origin.kind, &step) {
+            (EventKind::TaskFailed { .. }, EventKind::TaskScheduled { .. }, Step::Task(task)) => {
+                if running.contains(task) {
+                    // Tried again already and still running: its result comes.
+                    continue;
+                }
+                activities.extend(activity(*task, origin));
+            }
             (
                 EventKind::SubOrchestrationInstanceFailed { .. },
                 EventKind::SubOrchestrationInstanceCreated { instance_id, .. },
-            ) => rewind_children.push(instance_id.clone()),
+                Step::Task(task),
+            ) => rewind_children.push((instance_id.clone(), origin, *task)),
             _ => messages.push(to_self(e.clone(), now, Some(exec.clone()))),
         }
     }
     // Steps scheduled before the cut whose results never arrived (or were
-    // dropped while the instance was Failed) are picked up again.
-    for (task, origin) in &scheduled {
-        if answered.contains(task) {
+    // dropped while the instance was Failed) are picked up again, unless
+    // their work is still queued or running.
+    for (step, origin) in &scheduled {
+        if answered.contains(step) {
             continue;
         }
+        let task = match step {
+            Step::Task(task) => *task,
+            Step::Entity(_) => {
+                // The entity's answer was lost while Failed: ask again.
+                if let EventKind::EntityOperationCalled { target, .. } = &origin.kind {
+                    messages.push(InstanceMessage {
+                        instance_id: target.clone(),
+                        execution_id: None,
+                        event: HistoryEvent::new(now, origin.kind.clone()),
+                        visible_at: now,
+                    });
+                }
+                continue;
+            }
+        };
         match &origin.kind {
-            EventKind::TaskScheduled {
-                trace_context,
-                name,
-                version,
-                input,
-            } => activities.push(NewActivity {
-                trace_context: trace_context.clone(),
-                instance_id: id.clone(),
-                execution_id: exec.clone(),
-                task_id: *task,
-                name: name.clone(),
-                version: version.clone(),
-                input: input.clone(),
-            }),
+            EventKind::TaskScheduled { .. } if !running.contains(&task) => {
+                activities.extend(activity(task, origin))
+            }
             EventKind::TimerCreated { fire_at } => messages.push(to_self(
                 HistoryEvent::new(
                     *fire_at,
                     EventKind::TimerFired {
-                        timer_id: *task,
+                        timer_id: task,
                         fire_at: *fire_at,
                     },
                 ),
@@ -153,7 +224,7 @@ pub(super) async fn rewind(
                             HistoryEvent::new(
                                 now,
                                 EventKind::SubOrchestrationInstanceCompleted {
-                                    task_scheduled_id: *task,
+                                    task_scheduled_id: task,
                                     result: child.output,
                                 },
                             ),
@@ -162,24 +233,55 @@ pub(super) async fn rewind(
                         ))
                     }
                     Some(child) if child.status == RuntimeStatus::Failed => {
-                        rewind_children.push(instance_id.clone())
+                        rewind_children.push((instance_id.clone(), origin, task))
                     }
+                    None => rewind_children.push((instance_id.clone(), origin, task)),
                     _ => {}
                 }
             }
             _ => {}
         }
     }
-    for child in rewind_children {
+    for (child, origin, task) in rewind_children {
+        let exists = store.get_instance(&child).await?.is_some();
+        let event = if exists {
+            EventKind::ExecutionRewound {
+                reason: reason.clone(),
+            }
+        } else {
+            // Purged: started again as it was first created.
+            let EventKind::SubOrchestrationInstanceCreated {
+                name,
+                version,
+                input,
+                trace_context,
+                ..
+            } = &origin.kind
+            else {
+                continue;
+            };
+            EventKind::ExecutionStarted {
+                trace_context: trace_context.clone(),
+                name: name.clone(),
+                version: version.clone(),
+                input: input.clone(),
+                execution_id: uuid::Uuid::new_v4().simple().to_string(),
+                parent: Some(ParentInstance {
+                    name: instance.name.clone(),
+                    instance_id: id.clone(),
+                    execution_id: exec.clone(),
+                    task_scheduled_id: task,
+                }),
+            }
+        };
+        let execution_id = match &event {
+            EventKind::ExecutionStarted { execution_id, .. } => Some(execution_id.clone()),
+            _ => None,
+        };
         messages.push(InstanceMessage {
             instance_id: child,
-            execution_id: None,
-            event: HistoryEvent::new(
-                now,
-                EventKind::ExecutionRewound {
-                    reason: reason.clone(),
-                },
-            ),
+            execution_id,
+            event: HistoryEvent::new(now, event),
             visible_at: now,
         });
     }
@@ -187,7 +289,7 @@ pub(super) async fn rewind(
     store
         .commit_orchestration(OrchestrationCommit {
             instance_id: id.clone(),
-            lock_token,
+            lock_token: h.lock_token,
             replace_history: true,
             expected_history_len: 0,
             history: prefix.to_vec(),
@@ -202,7 +304,7 @@ pub(super) async fn rewind(
                 custom_status: instance.custom_status.clone(),
                 parent_instance_id: instance.parent_instance_id.clone(),
             },
-            consumed,
+            consumed: h.consumed,
             activities,
             messages,
             now,

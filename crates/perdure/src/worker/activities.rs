@@ -7,7 +7,7 @@ use super::Shared;
 use crate::activity::ActivityContext;
 use crate::executor::panic_failure;
 use perdure_core::FailureDetails;
-use perdure_store::{ActivityItem, StoreError};
+use perdure_store::{ActivityItem, OrchestrationItem, StoreError};
 use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
@@ -16,12 +16,21 @@ use tracing::Instrument;
 /// result is recorded.
 pub(super) fn spawn(shared: Arc<Shared>, item: ActivityItem, permit: OwnedSemaphorePermit) {
     tokio::spawn(async move {
-        run(&shared, item).await;
+        let next = run(&shared, item).await;
         drop(permit);
+        if let Ok(Some((next, slot))) = next {
+            super::orchestrations::spawn(shared, next, slot);
+        }
     });
 }
 
-async fn run(shared: &Arc<Shared>, item: ActivityItem) {
+/// Runs a taken activity and records its result. With a free turn slot the
+/// instance the result went to is taken in the same transaction and
+/// returned, with its slot, for the turn that consumes the result.
+pub(super) async fn run(
+    shared: &Arc<Shared>,
+    item: ActivityItem,
+) -> Result<Option<(OrchestrationItem, OwnedSemaphorePermit)>, StoreError> {
     let lease = shared.options.lease;
     let a = &item.activity;
     let span = tracing::info_span!(
@@ -88,15 +97,15 @@ async fn run(shared: &Arc<Shared>, item: ActivityItem) {
                 &shared.orchestration_filter,
             )
             .await
-            .map(|taken| {
-                if let Some(next) = taken {
-                    super::orchestrations::spawn(shared.clone(), next, slot);
-                }
-            }),
-        Err(_) => shared.store.complete_activity(&item.lock_token, msg).await,
+            .map(|taken| taken.map(|next| (next, slot))),
+        Err(_) => shared
+            .store
+            .complete_activity(&item.lock_token, msg)
+            .await
+            .map(|()| None),
     };
-    match recorded {
-        Ok(()) => crate::telemetry::activity_span(a, began_at, span_outcome),
+    match &recorded {
+        Ok(_) => crate::telemetry::activity_span(a, began_at, span_outcome),
         Err(StoreError::LockLost(what)) => {
             tracing::warn!(%what, "activity result discarded: lease lost; another worker runs it");
         }
@@ -104,4 +113,5 @@ async fn run(shared: &Arc<Shared>, item: ActivityItem) {
             tracing::warn!(error = %e, "recording an activity result failed; it runs again when its lease ends");
         }
     }
+    recorded
 }

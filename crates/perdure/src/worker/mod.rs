@@ -78,34 +78,38 @@ pub struct Worker {
     loops: Vec<JoinHandle<()>>,
 }
 
+fn shared(store: Arc<dyn Store>, registry: Registry, options: WorkerOptions) -> Arc<Shared> {
+    let cap = std::num::NonZeroUsize::new(options.cache_capacity.max(1))
+        .unwrap_or(std::num::NonZeroUsize::MIN);
+    let (orchestration_filter, activity_filter) = if options.take_unknown_names {
+        (WorkFilter::Any, WorkFilter::Any)
+    } else {
+        (
+            WorkFilter::names(
+                registry
+                    .orchestrator_names()
+                    .into_iter()
+                    .chain(registry.entity_instance_names()),
+            ),
+            WorkFilter::names(registry.activity_names()),
+        )
+    };
+    Arc::new(Shared {
+        store,
+        registry,
+        orchestration_filter,
+        activity_filter,
+        cache: Mutex::new(lru::LruCache::new(cap)),
+        orchestration_slots: Arc::new(Semaphore::new(options.orchestration_concurrency.max(1))),
+        activity_slots: Arc::new(Semaphore::new(options.activity_concurrency.max(1))),
+        options: options.clone(),
+    })
+}
+
 impl Worker {
     /// Starts its dispatchers on the current tokio runtime.
     pub fn start(store: Arc<dyn Store>, registry: Registry, options: WorkerOptions) -> Worker {
-        let cap = std::num::NonZeroUsize::new(options.cache_capacity.max(1))
-            .unwrap_or(std::num::NonZeroUsize::MIN);
-        let (orchestration_filter, activity_filter) = if options.take_unknown_names {
-            (WorkFilter::Any, WorkFilter::Any)
-        } else {
-            (
-                WorkFilter::names(
-                    registry
-                        .orchestrator_names()
-                        .into_iter()
-                        .chain(registry.entity_instance_names()),
-                ),
-                WorkFilter::names(registry.activity_names()),
-            )
-        };
-        let shared = Arc::new(Shared {
-            store,
-            registry,
-            orchestration_filter,
-            activity_filter,
-            cache: Mutex::new(lru::LruCache::new(cap)),
-            orchestration_slots: Arc::new(Semaphore::new(options.orchestration_concurrency.max(1))),
-            activity_slots: Arc::new(Semaphore::new(options.activity_concurrency.max(1))),
-            options: options.clone(),
-        });
+        let shared = shared(store, registry, options);
         let (stop, stop_rx) = watch::channel(false);
         let loops = [WorkKind::Orchestration, WorkKind::Activity]
             .into_iter()
@@ -123,6 +127,53 @@ impl Worker {
         for l in self.loops {
             let _ = l.await;
         }
+    }
+}
+
+/// A worker's decisions without its dispatch loops: the caller takes work
+/// from the store and hands it over one item at a time, deciding the order
+/// in which turns and activities happen. A deterministic simulation drives
+/// the engine through this; the [`Worker`] runs exactly the same code.
+/// Dropping an engine is a crash: its cache is gone and the leases it held
+/// run out.
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, registry: Registry, options: WorkerOptions) -> Engine {
+        Engine {
+            shared: shared(store, registry, options),
+        }
+    }
+
+    /// The fetch filters this engine's worker would use (orchestrations,
+    /// activities).
+    pub fn filters(&self) -> (&WorkFilter, &WorkFilter) {
+        (
+            &self.shared.orchestration_filter,
+            &self.shared.activity_filter,
+        )
+    }
+
+    /// Runs one taken instance's turn and commits it; returns the activities
+    /// the commit claimed for this engine, already leased to it.
+    pub async fn run_orchestration(
+        &self,
+        item: perdure_store::OrchestrationItem,
+    ) -> Result<Vec<perdure_store::ActivityItem>, perdure_store::StoreError> {
+        let claimed = orchestrations::turn(&self.shared, item).await?;
+        Ok(claimed.into_iter().map(|(item, _)| item).collect())
+    }
+
+    /// Runs one taken activity and records its result; returns the instance
+    /// the result went to when it was taken in the same transaction.
+    pub async fn run_activity(
+        &self,
+        item: perdure_store::ActivityItem,
+    ) -> Result<Option<perdure_store::OrchestrationItem>, perdure_store::StoreError> {
+        let next = activities::run(&self.shared, item).await?;
+        Ok(next.map(|(item, _)| item))
     }
 }
 

@@ -4,9 +4,8 @@
 //! history, status, new activities, timers and messages in one transaction.
 
 use super::Shared;
-use crate::dispatch::{self, ExecutionInfo, Outcome, Prepared, TurnResult};
+use crate::dispatch::{self, ExecutionInfo, Prepared, TurnResult};
 use crate::executor::{OrchestrationRun, Turn};
-use chrono::Utc;
 use perdure_core::{EventKind, FailureDetails, Payload};
 use perdure_store::{ActivityItem, InstanceRecord, OrchestrationItem, StoreError};
 use std::sync::Arc;
@@ -48,11 +47,24 @@ async fn run(shared: &Arc<Shared>, item: OrchestrationItem) {
             }
         })
     };
-    let result = process(shared, item).instrument(span.clone()).await;
+    let result = turn(shared, item).instrument(span.clone()).await;
     renewer.abort();
-    let _enter = span.enter();
-    match result {
-        Ok(()) => {}
+    for (item, permit) in result.unwrap_or_default() {
+        super::activities::spawn(shared.clone(), item, permit);
+    }
+}
+
+/// Runs one taken instance's turn and commits it. Returns the activities
+/// the commit claimed for this worker (to run now). On an error the turn is
+/// discarded and logged; the lease then runs out and the work is taken again.
+pub(super) async fn turn(
+    shared: &Arc<Shared>,
+    item: OrchestrationItem,
+) -> Result<Vec<(ActivityItem, OwnedSemaphorePermit)>, StoreError> {
+    let id = item.instance.instance_id.clone();
+    let result = process(shared, item).await;
+    match &result {
+        Ok(_) => {}
         Err(StoreError::LockLost(what)) | Err(StoreError::HistoryConflict { id: what, .. }) => {
             drop_cached(shared, &id);
             tracing::warn!(%what, "turn discarded: lease lost or history moved; it will be redone");
@@ -62,6 +74,7 @@ async fn run(shared: &Arc<Shared>, item: OrchestrationItem) {
             tracing::warn!(error = %e, "store error in an orchestration turn; it will be redone when its lease ends");
         }
     }
+    result
 }
 
 fn drop_cached(shared: &Shared, id: &str) {
@@ -70,10 +83,12 @@ fn drop_cached(shared: &Shared, id: &str) {
     }
 }
 
-async fn process(shared: &Arc<Shared>, item: OrchestrationItem) -> Result<(), StoreError> {
+type Claimed = Vec<(ActivityItem, OwnedSemaphorePermit)>;
+
+async fn process(shared: &Arc<Shared>, item: OrchestrationItem) -> Result<Claimed, StoreError> {
     let plan = match dispatch::prepare(shared.store.as_ref(), item).await? {
-        Prepared::Handled => return Ok(()),
-        Prepared::Entity(batch) => return run_entity(shared, *batch).await,
+        Prepared::Handled => return Ok(Vec::new()),
+        Prepared::Entity(batch) => return run_entity(shared, *batch).await.map(|_| Vec::new()),
         Prepared::Turn(plan) => *plan,
     };
     let id = plan.instance.instance_id.clone();
@@ -83,7 +98,7 @@ async fn process(shared: &Arc<Shared>, item: OrchestrationItem) -> Result<(), St
             let orchestrator = shared.registry.orchestrator(&start.name);
             OrchestrationRun::new(&id, orchestrator, plan.now)
         }
-        _ => load_run(shared, &plan.instance).await?,
+        _ => load_run(shared, &plan.instance, plan.now).await?,
     };
     for e in &plan.events {
         if let EventKind::TimerFired { timer_id, fire_at } = &e.kind {
@@ -139,9 +154,6 @@ async fn process(shared: &Arc<Shared>, item: OrchestrationItem) -> Result<(), St
     shared.store.commit_orchestration(commit).await?;
     crate::metrics::global().turn_committed(&summary);
     crate::telemetry::export_turn(spans);
-    for (item, permit) in claimed {
-        super::activities::spawn(shared.clone(), item, permit);
-    }
     if finished || shared.options.cache_capacity == 0 {
         drop_cached(shared, &id);
     } else {
@@ -150,7 +162,7 @@ async fn process(shared: &Arc<Shared>, item: OrchestrationItem) -> Result<(), St
             c.put(id, run);
         }
     }
-    Ok(())
+    Ok(claimed)
 }
 
 /// Claims the commit's activities that this worker runs and has free slots
@@ -227,6 +239,7 @@ async fn run_entity(shared: &Shared, batch: dispatch::EntityBatch) -> Result<(),
 async fn load_run(
     shared: &Shared,
     instance: &InstanceRecord,
+    now: perdure_core::Timestamp,
 ) -> Result<OrchestrationRun, StoreError> {
     let id = &instance.instance_id;
     let cached = shared.cache.lock().ok().and_then(|mut c| c.pop(id));
@@ -239,10 +252,10 @@ async fn load_run(
     crate::metrics::global().replay_cache(false);
     let history = shared.store.read_history(id).await?;
     let orchestrator = shared.registry.orchestrator(&instance.name);
-    let mut run = OrchestrationRun::new(id, orchestrator, Utc::now());
+    let mut run = OrchestrationRun::new(id, orchestrator, now);
     if let Err(nd) = run.replay(&history) {
         tracing::error!(error = %nd, "non-deterministic orchestration");
-        run.outcome = Some(Outcome::Failed(nd.to_failure()));
+        run.fail_nondeterministic(nd, &history);
     }
     run.history_len = history.len() as u64;
     if crate::telemetry::enabled() {

@@ -1,0 +1,140 @@
+//! Control messages decided before any orchestrator code runs: a terminate
+//! ends the execution at once (its held entity locks released, its parent
+//! told), and status changes of an instance that has no execution yet
+//! (suspended, resumed or terminated before its first turn) are committed
+//! without a turn.
+
+use super::{build_commit, ExecutionInfo, Outcome, TurnPlan, TurnResult};
+use perdure_core::{EventKind, HistoryEvent, Payload, RuntimeStatus, Timestamp};
+use perdure_store::{InstanceMessage, InstanceRecord, OrchestrationCommit, Store, StoreError};
+
+/// What a commit made here takes over from the locked item.
+pub(super) struct Handled {
+    pub lock_token: String,
+    /// Inbox messages the commit removes.
+    pub consumed: Vec<i64>,
+    /// Messages it sends (refusals of starts).
+    pub messages: Vec<InstanceMessage>,
+    pub now: Timestamp,
+}
+
+fn reason(terminate: &HistoryEvent) -> Payload {
+    match &terminate.kind {
+        EventKind::ExecutionTerminated { reason } => reason.clone(),
+        _ => None,
+    }
+}
+
+async fn commit_counted(store: &dyn Store, commit: OrchestrationCommit) -> Result<(), StoreError> {
+    let summary = crate::metrics::TurnSummary::of(&commit);
+    store.commit_orchestration(commit).await?;
+    crate::metrics::global().turn_committed(&summary);
+    Ok(())
+}
+
+/// Ends a running execution: OrchestratorStarted, the terminate, an unlock
+/// for every entity of a critical section it still holds, and its
+/// completion; nothing else of the batch is applied.
+pub(super) async fn terminate_running(
+    store: &dyn Store,
+    instance: &InstanceRecord,
+    h: Handled,
+    terminate: HistoryEvent,
+) -> Result<(), StoreError> {
+    let history = store.read_history(&instance.instance_id).await?;
+    let exec = ExecutionInfo::from_history(&history).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "instance `{}` has no ExecutionStarted event",
+            instance.instance_id
+        ))
+    })?;
+    let outcome = Outcome::Terminated(reason(&terminate));
+    let plan = TurnPlan {
+        instance: instance.clone(),
+        lock_token: h.lock_token,
+        consumed: h.consumed,
+        suspended: false,
+        new_execution: false,
+        events: Vec::new(),
+        messages: h.messages,
+        now: h.now,
+    };
+    let result = TurnResult {
+        accepted: vec![
+            HistoryEvent::new(h.now, EventKind::OrchestratorStarted),
+            terminate,
+        ],
+        actions: perdure_core::release_held_locks(&history),
+        outcome: Some(outcome),
+        custom_status: instance.custom_status.clone(),
+        leftover: Vec::new(),
+    };
+    commit_counted(store, build_commit(plan, &exec, result)).await
+}
+
+/// Ends an execution whose start and terminate arrived together: it is
+/// recorded as started and terminated, and its code never runs.
+pub(super) async fn terminate_unstarted(
+    store: &dyn Store,
+    instance: &InstanceRecord,
+    h: Handled,
+    start: HistoryEvent,
+    terminate: HistoryEvent,
+) -> Result<(), StoreError> {
+    let exec = ExecutionInfo::from_start(&start)
+        .ok_or_else(|| StoreError::Corrupt("start message changed kind".into()))?;
+    let outcome = Outcome::Terminated(reason(&terminate));
+    let plan = TurnPlan {
+        instance: instance.clone(),
+        lock_token: h.lock_token,
+        consumed: h.consumed,
+        suspended: false,
+        new_execution: true,
+        events: Vec::new(),
+        messages: h.messages,
+        now: h.now,
+    };
+    let result = TurnResult {
+        accepted: vec![
+            HistoryEvent::new(h.now, EventKind::OrchestratorStarted),
+            start,
+            terminate,
+        ],
+        actions: Vec::new(),
+        outcome: Some(outcome),
+        custom_status: None,
+        leftover: Vec::new(),
+    };
+    commit_counted(store, build_commit(plan, &exec, result)).await
+}
+
+/// Consumes messages and sets the instance's status (and, given, its
+/// output) without touching its history.
+pub(super) async fn commit_status(
+    store: &dyn Store,
+    instance: &InstanceRecord,
+    h: Handled,
+    status: RuntimeStatus,
+    output: Option<Payload>,
+) -> Result<(), StoreError> {
+    let mut update = super::unchanged(instance);
+    update.status = status;
+    if let Some(output) = output {
+        update.output = output;
+    }
+    store
+        .commit_orchestration(OrchestrationCommit {
+            instance_id: instance.instance_id.clone(),
+            lock_token: h.lock_token,
+            replace_history: false,
+            expected_history_len: instance.history_len,
+            history: Vec::new(),
+            update,
+            consumed: h.consumed,
+            activities: Vec::new(),
+            messages: h.messages,
+            now: h.now,
+            claims: Default::default(),
+        })
+        .await
+}
