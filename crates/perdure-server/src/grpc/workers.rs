@@ -7,6 +7,13 @@
 //! given back at once when the stream closes. A server that dies simply
 //! stops renewing, and the leases run out.
 //!
+//! A closing stream stops its fetch loops cooperatively: they can be
+//! interrupted only while they wait (for a concurrency slot, for work, in a
+//! backoff, for room in the stream), never between taking work from the
+//! store and either making it pending or giving it back, so no lease is
+//! left to run out with nobody holding it. Then the stream's pending work
+//! is given back.
+//!
 //! An orchestration work item carries the committed history (`pastEvents`)
 //! and the turn prepared by [`perdure::dispatch::prepare`] (`newEvents`,
 //! OrchestratorStarted first); its completion goes through
@@ -268,12 +275,14 @@ impl Dispatcher {
         let d = self.clone();
         tokio::spawn(async move {
             let _counted = perdure::metrics::global().grpc_worker_connected();
+            let (stop_loops, stop) = watch::channel(false);
             let orchestrations = d.clone().orchestration_loop(
                 stream,
                 orch_filter,
                 orch_slots,
                 tx.clone(),
                 last_sent.clone(),
+                stop.clone(),
             );
             let activities = d.clone().activity_loop(
                 stream,
@@ -281,18 +290,30 @@ impl Dispatcher {
                 act_slots,
                 tx.clone(),
                 last_sent.clone(),
+                stop,
             );
+            // The fetch loops are never dropped mid-step: told to stop,
+            // they end where they hold no work of their own (see the
+            // module doc). A loop ends by itself only when the stream is
+            // gone, which `tx.closed()` sees too.
+            let loops = async move {
+                tokio::join!(orchestrations, activities);
+            };
+            tokio::pin!(loops);
             let pings = d.clone().ping_loop(tx.clone(), last_sent);
             let mut shutdown = d.shutdown.clone();
-            tokio::select! {
-                _ = orchestrations => {}
-                _ = activities => {}
-                _ = pings => {}
-                _ = tx.closed() => {}
-                _ = shutdown.wait_for(|s| *s) => {}
+            let loops_ended = tokio::select! {
+                _ = &mut loops => true,
+                _ = pings => false,
+                _ = tx.closed() => false,
+                _ = shutdown.wait_for(|s| *s) => false,
+            };
+            d.connected.fetch_sub(1, Ordering::Relaxed);
+            let _ = stop_loops.send(true);
+            if !loops_ended {
+                loops.await;
             }
             drop(tx);
-            d.connected.fetch_sub(1, Ordering::Relaxed);
             d.give_back(stream).await;
             tracing::info!(
                 stream,
@@ -357,31 +378,51 @@ impl Dispatcher {
         }
     }
 
-    async fn wait(&self, kind: WorkKind, backoff: &mut Duration, failed: bool) {
+    /// Waits for work (or, after a failure, backs off); false when the
+    /// loop was told to stop meanwhile.
+    async fn wait(
+        &self,
+        kind: WorkKind,
+        backoff: &mut Duration,
+        failed: bool,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
         if failed {
-            tokio::time::sleep(*backoff).await;
+            let slept = until_stopped(stop, tokio::time::sleep(*backoff)).await;
             *backoff = (*backoff * 2).min(Duration::from_secs(5));
+            slept.is_some()
         } else {
             *backoff = Duration::from_millis(50);
-            self.store
-                .wait_for_work(kind, self.options.poll_interval)
-                .await;
+            let waited = self.store.wait_for_work(kind, self.options.poll_interval);
+            until_stopped(stop, waited).await.is_some()
         }
     }
 
-    /// Sends a work item down its stream; a closed stream gives the item
-    /// back at once (false: the stream is gone).
-    async fn send(&self, tx: &Sender, work: pb::WorkItem, last_sent: &Mutex<Instant>) -> bool {
+    /// Sends a pending work item down its stream; a closed stream gives the
+    /// item back at once (false: the stream is gone, or the loop was told
+    /// to stop, and then the item stays pending for `give_back`).
+    async fn send(
+        &self,
+        tx: &Sender,
+        work: pb::WorkItem,
+        last_sent: &Mutex<Instant>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
         let token = work.completion_token.clone();
-        if tx.send(Ok(work)).await.is_err() {
-            let held = self.pending().remove(&token);
-            if let Some(p) = held {
-                self.abandon(p, Duration::ZERO).await;
+        match until_stopped(stop, tx.send(Ok(work))).await {
+            Some(Ok(())) => {
+                mark(last_sent);
+                true
             }
-            return false;
+            Some(Err(_)) => {
+                let held = self.pending().remove(&token);
+                if let Some(p) = held {
+                    self.abandon(p, Duration::ZERO).await;
+                }
+                false
+            }
+            None => false,
         }
-        mark(last_sent);
-        true
     }
 
     async fn orchestration_loop(
@@ -391,12 +432,16 @@ impl Dispatcher {
         slots: Arc<Semaphore>,
         tx: Sender,
         last_sent: Arc<Mutex<Instant>>,
+        mut stop: watch::Receiver<bool>,
     ) {
         let mut backoff = Duration::from_millis(50);
         loop {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
+            let Some(Ok(permit)) = until_stopped(&mut stop, slots.clone().acquire_owned()).await
+            else {
                 return;
             };
+            // From here until the item is pending or given back, nothing
+            // interrupts the loop: the fetch has leased it.
             let item = match self
                 .store
                 .fetch_orchestration(self.options.lease, self.options.max_batch, &filter)
@@ -404,22 +449,39 @@ impl Dispatcher {
             {
                 Ok(Some(item)) => item,
                 Ok(None) => {
-                    self.wait(WorkKind::Orchestration, &mut backoff, false)
-                        .await;
+                    if !self
+                        .wait(WorkKind::Orchestration, &mut backoff, false, &mut stop)
+                        .await
+                    {
+                        return;
+                    }
                     continue;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "store error fetching orchestration work");
-                    self.wait(WorkKind::Orchestration, &mut backoff, true).await;
+                    if !self
+                        .wait(WorkKind::Orchestration, &mut backoff, true, &mut stop)
+                        .await
+                    {
+                        return;
+                    }
                     continue;
                 }
             };
             let id = item.instance.instance_id.clone();
             let lock = item.lock_token.clone();
+            if *stop.borrow() {
+                // The stream closed while the fetch ran: nobody will take it.
+                let _ = self
+                    .store
+                    .abandon_orchestration(&id, &lock, Duration::ZERO)
+                    .await;
+                return;
+            }
             match self.orchestration_item(stream, item, permit).await {
                 Ok(None) => {}
                 Ok(Some(work)) => {
-                    if !self.send(&tx, work, &last_sent).await {
+                    if !self.send(&tx, work, &last_sent, &mut stop).await {
                         return;
                     }
                 }
@@ -429,7 +491,12 @@ impl Dispatcher {
                         .store
                         .abandon_orchestration(&id, &lock, Duration::from_secs(1))
                         .await;
-                    self.wait(WorkKind::Orchestration, &mut backoff, true).await;
+                    if !self
+                        .wait(WorkKind::Orchestration, &mut backoff, true, &mut stop)
+                        .await
+                    {
+                        return;
+                    }
                 }
             }
         }
@@ -512,24 +579,46 @@ impl Dispatcher {
         slots: Arc<Semaphore>,
         tx: Sender,
         last_sent: Arc<Mutex<Instant>>,
+        mut stop: watch::Receiver<bool>,
     ) {
         let mut backoff = Duration::from_millis(50);
         loop {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
+            let Some(Ok(permit)) = until_stopped(&mut stop, slots.clone().acquire_owned()).await
+            else {
                 return;
             };
+            // From here until the item is pending or given back, nothing
+            // interrupts the loop: the fetch has leased it.
             let item = match self.store.fetch_activity(self.options.lease, &filter).await {
                 Ok(Some(item)) => item,
                 Ok(None) => {
-                    self.wait(WorkKind::Activity, &mut backoff, false).await;
+                    if !self
+                        .wait(WorkKind::Activity, &mut backoff, false, &mut stop)
+                        .await
+                    {
+                        return;
+                    }
                     continue;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "store error fetching activity work");
-                    self.wait(WorkKind::Activity, &mut backoff, true).await;
+                    if !self
+                        .wait(WorkKind::Activity, &mut backoff, true, &mut stop)
+                        .await
+                    {
+                        return;
+                    }
                     continue;
                 }
             };
+            if *stop.borrow() {
+                // The stream closed while the fetch ran: nobody will take it.
+                let _ = self
+                    .store
+                    .abandon_activity(&item.lock_token, Duration::ZERO)
+                    .await;
+                return;
+            }
             let a = &item.activity;
             let request = pb::ActivityRequest {
                 name: a.name.clone(),
@@ -557,7 +646,7 @@ impl Dispatcher {
                 request: Some(pb::work_item::Request::ActivityRequest(request)),
                 completion_token: token.clone(),
             };
-            if !self.send(&tx, work, &last_sent).await {
+            if !self.send(&tx, work, &last_sent, &mut stop).await {
                 return;
             }
         }
@@ -610,6 +699,7 @@ impl Dispatcher {
         {
             exec.version = Some(v.clone());
         }
+        let (id, lock) = (plan.instance.instance_id.clone(), plan.lock_token.clone());
         let mut commit = dispatch::build_commit(
             *plan,
             &exec,
@@ -633,7 +723,18 @@ impl Dispatcher {
                     "the lease on `{what}` was lost; the turn will be redone"
                 )))
             }
-            Err(e) => Err(Status::internal(e.to_string())),
+            Err(e) => {
+                // The lease is still ours and nobody holds the work any
+                // more: give it back now rather than when the lease runs out.
+                if let Err(a) = self
+                    .store
+                    .abandon_orchestration(&id, &lock, Duration::ZERO)
+                    .await
+                {
+                    tracing::debug!(error = %a, instance_id = %id, "giving back a turn whose commit failed");
+                }
+                Err(Status::internal(e.to_string()))
+            }
         }
     }
 
@@ -672,7 +773,17 @@ impl Dispatcher {
             Err(StoreError::LockLost(what)) => Err(Status::aborted(format!(
                 "the lease on {what} was lost; another worker runs it"
             ))),
-            Err(e) => Err(Status::internal(e.to_string())),
+            Err(e) => {
+                // As for a turn: give the activity back at once.
+                if let Err(a) = self
+                    .store
+                    .abandon_activity(&item.lock_token, Duration::ZERO)
+                    .await
+                {
+                    tracing::debug!(error = %a, "giving back an activity whose completion failed");
+                }
+                Err(Status::internal(e.to_string()))
+            }
         }
     }
 
@@ -683,6 +794,19 @@ impl Dispatcher {
         // not get it back in a tight loop.
         self.abandon(p, Duration::from_millis(250)).await;
         Ok(())
+    }
+}
+
+/// Runs `f` unless `stop` turns true (or its sender is gone) first: `None`
+/// then. The fetch loops wait only through this.
+async fn until_stopped<F: std::future::Future>(
+    stop: &mut watch::Receiver<bool>,
+    f: F,
+) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        _ = stop.wait_for(|s| *s) => None,
+        out = f => Some(out),
     }
 }
 
