@@ -2,6 +2,8 @@
 //! testing): every `every`-th write fails, either before it is applied (an
 //! error, nothing changed) or after it is applied (the write is durable but
 //! the caller is told it failed, as when a process dies right after commit).
+//! A simulation instead gives it a plan that decides each write's fate, and
+//! an observer that sees every orchestration commit and what became of it.
 
 use crate::*;
 use async_trait::async_trait;
@@ -16,6 +18,12 @@ pub enum FaultPoint {
     AfterCommit,
 }
 
+/// Decides, write by write, whether and where a failure strikes.
+pub type FaultPlan = Box<dyn Fn() -> Option<FaultPoint> + Send + Sync>;
+
+/// Sees each orchestration commit and whether it was applied.
+pub type CommitObserver = Box<dyn Fn(&OrchestrationCommit, bool) + Send + Sync>;
+
 /// Wraps a store; see the module documentation.
 pub struct FaultyStore<S> {
     inner: S,
@@ -23,6 +31,8 @@ pub struct FaultyStore<S> {
     point: FaultPoint,
     writes: AtomicU64,
     injected: AtomicU64,
+    plan: Option<FaultPlan>,
+    observer: Option<CommitObserver>,
 }
 
 impl<S> FaultyStore<S> {
@@ -33,7 +43,29 @@ impl<S> FaultyStore<S> {
             point,
             writes: AtomicU64::new(0),
             injected: AtomicU64::new(0),
+            plan: None,
+            observer: None,
         }
+    }
+
+    /// A wrapper whose writes fail where `plan` says.
+    pub fn with_plan(inner: S, plan: FaultPlan) -> Self {
+        FaultyStore {
+            plan: Some(plan),
+            ..Self::new(inner, u64::MAX, FaultPoint::BeforeCommit)
+        }
+    }
+
+    /// Calls `observer` with each orchestration commit and whether it was
+    /// applied to the inner store.
+    pub fn observed(mut self, observer: CommitObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
     }
 
     /// How many failures were injected so far.
@@ -41,29 +73,36 @@ impl<S> FaultyStore<S> {
         self.injected.load(Ordering::SeqCst)
     }
 
-    fn strike(&self) -> bool {
+    fn strike(&self) -> Option<FaultPoint> {
         let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
-        let hit = n.is_multiple_of(self.every);
-        if hit {
+        let hit = match &self.plan {
+            Some(plan) => plan(),
+            None => n.is_multiple_of(self.every).then_some(self.point),
+        };
+        if hit.is_some() {
             self.injected.fetch_add(1, Ordering::SeqCst);
         }
         hit
     }
 
-    async fn guarded<F>(&self, f: F) -> Result<(), StoreError>
+    /// Runs `f` (a write) unless the plan fails it first; reports whether
+    /// it was applied.
+    async fn guarded<F, T>(&self, f: F) -> (Result<T, StoreError>, bool)
     where
-        F: std::future::Future<Output = Result<(), StoreError>>,
+        F: std::future::Future<Output = Result<T, StoreError>>,
     {
-        if !self.strike() {
-            return f.await;
-        }
         let injected = || StoreError::Backend("injected failure".into());
-        match self.point {
-            FaultPoint::BeforeCommit => Err(injected()),
-            FaultPoint::AfterCommit => {
-                f.await?;
-                Err(injected())
+        match self.strike() {
+            None => {
+                let r = f.await;
+                let applied = r.is_ok();
+                (r, applied)
             }
+            Some(FaultPoint::BeforeCommit) => (Err(injected()), false),
+            Some(FaultPoint::AfterCommit) => match f.await {
+                Ok(_) => (Err(injected()), true),
+                Err(e) => (Err(e), false),
+            },
         }
     }
 }
@@ -108,7 +147,12 @@ impl<S: Store> OrchestrationQueue for FaultyStore<S> {
             .await
     }
     async fn commit_orchestration(&self, commit: OrchestrationCommit) -> Result<(), StoreError> {
-        self.guarded(self.inner.commit_orchestration(commit)).await
+        let seen = self.observer.as_ref().map(|_| commit.clone());
+        let (r, applied) = self.guarded(self.inner.commit_orchestration(commit)).await;
+        if let (Some(observe), Some(commit)) = (&self.observer, seen) {
+            observe(&commit, applied);
+        }
+        r
     }
     async fn renew_orchestration_lock(
         &self,
@@ -147,6 +191,20 @@ impl<S: Store> ActivityQueue for FaultyStore<S> {
     ) -> Result<(), StoreError> {
         self.guarded(self.inner.complete_activity(token, result))
             .await
+            .0
+    }
+    async fn complete_activity_and_take(
+        &self,
+        token: &str,
+        result: InstanceMessage,
+        lease: Duration,
+        max_messages: usize,
+        filter: &WorkFilter,
+    ) -> Result<Option<OrchestrationItem>, StoreError> {
+        let take =
+            self.inner
+                .complete_activity_and_take(token, result, lease, max_messages, filter);
+        self.guarded(take).await.0
     }
     async fn renew_activity_lock(&self, token: &str, lease: Duration) -> Result<(), StoreError> {
         self.inner.renew_activity_lock(token, lease).await

@@ -52,6 +52,9 @@ pub(crate) struct OrchestrationRun {
     pub outcome: Option<Outcome>,
     /// Events in the stored history this run has seen.
     pub history_len: u64,
+    /// The time of the last commit this run made (the instance row's
+    /// `updated_at` while no one else has committed since).
+    pub committed_at: Option<perdure_core::Timestamp>,
     /// What the execution has open, for the spans later turns emit.
     pub steps: crate::telemetry::OpenSteps,
     /// Set when replay found the code changed: the unlocks of the critical
@@ -90,6 +93,7 @@ impl OrchestrationRun {
             flag,
             outcome: None,
             history_len: 0,
+            committed_at: None,
             steps: Default::default(),
             nondeterministic: None,
         }

@@ -124,6 +124,7 @@ async fn process(shared: &Arc<Shared>, item: OrchestrationItem) -> Result<Claime
         },
     };
     let new_execution = plan.new_execution;
+    let turn_time = plan.now;
     let spans = if crate::telemetry::enabled() {
         run.steps.turn(crate::telemetry::TurnSpans {
             instance_id: &id,
@@ -158,6 +159,7 @@ async fn process(shared: &Arc<Shared>, item: OrchestrationItem) -> Result<Claime
         drop_cached(shared, &id);
     } else {
         run.history_len = if new_execution { 0 } else { run.history_len } + appended;
+        run.committed_at = Some(turn_time);
         if let Ok(mut c) = shared.cache.lock() {
             c.put(id, run);
         }
@@ -244,7 +246,16 @@ async fn load_run(
     let id = &instance.instance_id;
     let cached = shared.cache.lock().ok().and_then(|mut c| c.pop(id));
     if let Some(run) = cached {
-        if run.history_len == instance.history_len && run.execution_id() == instance.execution_id {
+        // The same length is not enough: a rewind elsewhere replaces the
+        // history under the same execution id, and it may grow back to
+        // this length. The row's last commit must be this run's own.
+        let own_commit = run
+            .committed_at
+            .is_some_and(|t| t.timestamp_millis() == instance.updated_at.timestamp_millis());
+        if own_commit
+            && run.history_len == instance.history_len
+            && run.execution_id() == instance.execution_id
+        {
             crate::metrics::global().replay_cache(true);
             return Ok(run);
         }

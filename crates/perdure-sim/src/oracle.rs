@@ -1,0 +1,242 @@
+//! The oracles: what must hold in every run. Some are checked at each
+//! commit (an accepted terminate or suspend is reflected by the turn that
+//! consumes it; a terminated or nondeterministic execution commits nothing
+//! of its code; an event consumed by a running execution is recorded or
+//! handed on), the rest once the run is at rest (nothing stuck; no history
+//! holds a step twice; completed programs return what they compute; no
+//! entity stays locked).
+
+use crate::program::{self, Program};
+use perdure_core::{EventKind, HistoryEvent, RuntimeStatus};
+use perdure_store::{InboxMessage, OrchestrationCommit, OrchestrationItem, Store};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+/// What the run has seen so far.
+#[derive(Default)]
+pub struct Journal {
+    pub entities: bool,
+    /// Set once faults stop and the run is driven to rest.
+    pub resting: bool,
+    pub violations: Vec<String>,
+    /// Items handed to engines, by lock token: the instance's status when
+    /// taken and its messages.
+    fetched: HashMap<String, (RuntimeStatus, Vec<InboxMessage>)>,
+    terminated: HashSet<String>,
+}
+
+pub fn lock(j: &Mutex<Journal>) -> MutexGuard<'_, Journal> {
+    j.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn allowed_after_end(e: &HistoryEvent) -> bool {
+    matches!(
+        e.kind,
+        EventKind::EntityUnlockSent { .. }
+            | EventKind::SubOrchestrationInstanceFailed { .. }
+            | EventKind::SubOrchestrationInstanceCompleted { .. }
+    )
+}
+
+impl Journal {
+    pub fn fetched(&mut self, item: &OrchestrationItem) {
+        if perdure_core::is_entity_instance(&item.instance.instance_id) {
+            return;
+        }
+        self.fetched.insert(
+            item.lock_token.clone(),
+            (item.instance.status, item.messages.clone()),
+        );
+    }
+
+    pub fn terminated(&mut self, id: &str) {
+        self.terminated.insert(id.to_string());
+    }
+
+    pub fn committed(&mut self, c: &OrchestrationCommit, applied: bool) {
+        let Some((status, messages)) = self.fetched.get(&c.lock_token).cloned() else {
+            return;
+        };
+        if !applied {
+            return;
+        }
+        let id = &c.instance_id;
+        let consumed: HashSet<i64> = c.consumed.iter().copied().collect();
+        let mut expect_terminated = false;
+        let mut suspended = status == RuntimeStatus::Suspended;
+        let mut suspends_seen = false;
+        for m in messages.iter().filter(|m| consumed.contains(&m.seq)) {
+            match m.event.kind {
+                EventKind::ExecutionTerminated { .. } => expect_terminated = true,
+                EventKind::ExecutionSuspended { .. } => {
+                    suspended = true;
+                    suspends_seen = true
+                }
+                EventKind::ExecutionResumed { .. } => suspended = false,
+                _ => {}
+            }
+        }
+        let got = c.update.status;
+        if !status.is_terminal() {
+            if expect_terminated && got != RuntimeStatus::Terminated {
+                self.violations.push(format!(
+                    "{id}: a turn consumed an accepted terminate and left the instance {got}"
+                ));
+            }
+            if !expect_terminated
+                && suspends_seen
+                && suspended
+                && got != RuntimeStatus::Suspended
+                && !got.is_terminal()
+            {
+                self.violations.push(format!(
+                    "{id}: a turn consumed a suspend and left the instance {got}"
+                ));
+            }
+        }
+        let nondeterministic = c
+            .update
+            .failure
+            .as_ref()
+            .is_some_and(|f| f.error_type == "NonDeterminism");
+        if got == RuntimeStatus::Terminated || nondeterministic {
+            let what = if nondeterministic {
+                "a nondeterministic replay"
+            } else {
+                "a terminated execution"
+            };
+            if !c.activities.is_empty() {
+                self.violations.push(format!(
+                    "{id}: {what} scheduled {} activities",
+                    c.activities.len()
+                ));
+            }
+            if let Some(m) = c
+                .messages
+                .iter()
+                .find(|m| !allowed_after_end(&m.event) && m.instance_id != *id)
+            {
+                self.violations.push(format!(
+                    "{id}: {what} sent {} to `{}`",
+                    m.event.type_name(),
+                    m.instance_id
+                ));
+            }
+        }
+        // An event consumed by an execution that goes on is in its history.
+        if matches!(got, RuntimeStatus::Running | RuntimeStatus::Suspended) && !c.replace_history {
+            for m in messages.iter().filter(|m| consumed.contains(&m.seq)) {
+                if let EventKind::EventRaised { name, input } = &m.event.kind {
+                    let stale = m
+                        .execution_id
+                        .as_ref()
+                        .is_some_and(|e| *e != c.update.execution_id);
+                    let recorded = c.history.iter().any(|e| {
+                        matches!(&e.kind, EventKind::EventRaised { name: n, input: i } if n == name && i == input)
+                    });
+                    if !stale && !recorded {
+                        self.violations.push(format!(
+                            "{id}: event `{name}` was consumed but neither recorded nor handed on"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The oracles checked once the run is at rest.
+pub async fn at_rest(
+    store: &dyn Store,
+    programs: &[(String, Program)],
+    journal: &Mutex<Journal>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let q = perdure::InstanceQuery {
+        page_size: 100_000,
+        ..Default::default()
+    };
+    let all = match store.list_instances(&q).await {
+        Ok(page) => page.instances,
+        Err(e) => return vec![format!("listing instances: {e}")],
+    };
+    let terminated = lock(journal).terminated.clone();
+    for r in &all {
+        let id = &r.instance_id;
+        if perdure_core::is_entity_instance(id) {
+            if let Some((cs, owner)) = perdure::dispatch::entity_lock_holder(&r.custom_status) {
+                let holder = store.get_instance(&owner).await.ok().flatten();
+                let history = store.read_history(&owner).await.unwrap_or_default();
+                out.push(format!(
+                    "{id}: still locked by `{owner}` ({}; critical section {cs}) at rest; its history: {}",
+                    holder.map_or("gone".to_string(), |h| h.status.to_string()),
+                    summary(&history)
+                ));
+            }
+            continue;
+        }
+        let history = store.read_history(id).await.unwrap_or_default();
+        if !r.status.is_terminal() {
+            out.push(format!(
+                "{id}: stuck {} at rest; history: {}",
+                r.status,
+                summary(&history)
+            ));
+        }
+        out.extend(duplicate_steps(id, &history));
+    }
+    for (id, p) in programs {
+        let Some(r) = all.iter().find(|r| r.instance_id == *id) else {
+            continue;
+        };
+        if r.status == RuntimeStatus::Completed {
+            let want = program::expected(&p.ops).to_string();
+            if r.output.as_deref() != Some(want.as_str()) && !terminated.contains(id) {
+                out.push(format!(
+                    "{id}: completed with {:?}, its program computes {want}",
+                    r.output
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A step scheduled twice, or answered twice, in one history.
+fn duplicate_steps(id: &str, history: &[HistoryEvent]) -> Vec<String> {
+    let mut scheduled = HashSet::new();
+    let mut answered = HashSet::new();
+    let mut out = Vec::new();
+    for e in history {
+        match e.kind {
+            EventKind::TaskScheduled { .. }
+            | EventKind::TimerCreated { .. }
+            | EventKind::SubOrchestrationInstanceCreated { .. } => {
+                if !scheduled.insert(e.event_id) {
+                    out.push(format!("{id}: step {} scheduled twice", e.event_id));
+                }
+            }
+            _ => {
+                if let Some(done) = e.completion_id() {
+                    if !answered.insert(done) {
+                        out.push(format!("{id}: step {done} answered twice"));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A history in a line: each event's type and id.
+pub fn summary(history: &[HistoryEvent]) -> String {
+    history
+        .iter()
+        .map(|e| match e.completion_id() {
+            Some(id) => format!("{}({id})", e.type_name()),
+            None if e.event_id >= 0 => format!("{}#{}", e.type_name(), e.event_id),
+            None => e.type_name().to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,385 @@
+//! One simulated run: a memory store on a virtual clock behind a fault
+//! plan, two engines (the in-process worker's real turn and activity code)
+//! that act only when the seed says so, a client that starts, raises,
+//! terminates, suspends, resumes, rewinds and purges at random moments,
+//! crashes before and after commits, lease expiries and code changed under
+//! running instances. At the end every instance is driven to rest and the
+//! oracles are checked.
+
+use crate::oracle::{self, Journal};
+use crate::program::{self, Effects, Program};
+use crate::rng::Rng;
+use perdure::{Client, Engine, WorkerOptions};
+use perdure_core::RuntimeStatus;
+use perdure_store::faulty::{FaultPoint, FaultyStore};
+use perdure_store::{ManualClock, MemoryStore, Store, WorkFilter};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What a run explores.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// Steps of random interleaving before the run is driven to rest.
+    pub steps: u32,
+    /// Programs started at the beginning.
+    pub instances: u64,
+    /// Entity calls, signals and critical sections in programs.
+    pub entities: bool,
+    /// Injected commit failures (before and after the commit).
+    pub faults: bool,
+    /// Code changed under running instances (non-determinism).
+    pub code_changes: bool,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            steps: 400,
+            instances: 4,
+            entities: true,
+            faults: true,
+            code_changes: true,
+        }
+    }
+}
+
+/// What a run found.
+#[derive(Debug)]
+pub struct RunReport {
+    pub seed: u64,
+    /// Each broken oracle, in words.
+    pub violations: Vec<String>,
+    /// The programs the run started (id, program).
+    pub programs: Vec<(String, Program)>,
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+/// The simulation's epoch: far from the machine's clock, so that nothing
+/// can depend on real time without it showing.
+fn epoch() -> perdure_core::Timestamp {
+    chrono::DateTime::from_timestamp(4_102_444_800, 0).unwrap_or_else(chrono::Utc::now)
+}
+
+struct World {
+    rng: Rng,
+    clock: Arc<ManualClock>,
+    store: Arc<dyn Store>,
+    client: Client,
+    effects: Arc<Effects>,
+    engines: Vec<(Engine, Vec<perdure_store::ActivityItem>)>,
+    journal: Arc<Mutex<Journal>>,
+    programs: Vec<(String, Program)>,
+}
+
+impl World {
+    fn engine(&self) -> Engine {
+        Engine::new(
+            self.store.clone(),
+            program::registry(self.effects.clone()),
+            WorkerOptions {
+                lease: LEASE,
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(10_000),
+                ..WorkerOptions::default()
+            },
+        )
+    }
+
+    fn crash(&mut self, i: usize) {
+        let fresh = self.engine();
+        if let Some(slot) = self.engines.get_mut(i) {
+            *slot = (fresh, Vec::new());
+        }
+    }
+
+    fn record(&self, item: &perdure_store::OrchestrationItem) {
+        oracle::lock(&self.journal).fetched(item);
+    }
+
+    async fn turn(&mut self, i: usize, item: perdure_store::OrchestrationItem) {
+        self.record(&item);
+        let result = self.engines[i].0.run_orchestration(item).await;
+        match result {
+            Ok(claimed) => self.engines[i].1.extend(claimed),
+            // An injected failure: the process died around its commit.
+            Err(_) => self.crash(i),
+        }
+    }
+
+    async fn orchestration_step(&mut self, i: usize, batch: usize) -> bool {
+        let taken = self
+            .store
+            .fetch_orchestrations(LEASE, batch, 1, &WorkFilter::Any)
+            .await
+            .unwrap_or_default();
+        let Some(item) = taken.into_iter().next() else {
+            return false;
+        };
+        if self.rng.chance(2) {
+            // Died after taking the work: its lease runs out.
+            self.record(&item);
+            self.crash(i);
+            return true;
+        }
+        self.turn(i, item).await;
+        true
+    }
+
+    async fn activity_step(&mut self, i: usize) -> bool {
+        let claimed = std::mem::take(&mut self.engines[i].1);
+        let (item, rest) = match claimed.split_first() {
+            Some((first, rest)) => (Some(first.clone()), rest.to_vec()),
+            None => (
+                self.store
+                    .fetch_activity(LEASE, &WorkFilter::Any)
+                    .await
+                    .ok()
+                    .flatten(),
+                Vec::new(),
+            ),
+        };
+        self.engines[i].1 = rest;
+        let Some(item) = item else { return false };
+        match self.engines[i].0.run_activity(item).await {
+            Ok(Some(next)) => self.turn(i, next).await,
+            Ok(None) => {}
+            Err(_) => self.crash(i),
+        }
+        true
+    }
+
+    async fn client_step(&mut self, batch_size: usize) {
+        let Some((id, p)) = self.rng.pick(&self.programs).cloned() else {
+            return;
+        };
+        let c = &self.client;
+        match self.rng.below(20) {
+            0..=8 => {
+                let names = program::events(&p.ops);
+                let name = self
+                    .rng
+                    .pick(&names)
+                    .cloned()
+                    .unwrap_or_else(|| "e0".into());
+                let _ = c.raise_event(&id, &name, self.rng.below(100)).await;
+            }
+            9 => {
+                // A burst, more than one batch holds.
+                for n in 0..batch_size as u64 * 2 + 1 {
+                    let _ = c.raise_event(&id, "tick", n).await;
+                }
+            }
+            10 => {
+                if c.terminate(&id, "sim").await.is_ok() {
+                    oracle::lock(&self.journal).terminated(&id);
+                }
+            }
+            11 | 12 => {
+                let _ = c.suspend(&id, "sim").await;
+            }
+            13 | 14 => {
+                let _ = c.resume(&id, "sim").await;
+            }
+            15 | 16 => {
+                let _ = c.rewind(&id, "sim").await;
+            }
+            17 => {
+                // Purge a failed child, so that its parent's rewind must
+                // create it again.
+                let q = perdure::InstanceQuery {
+                    parent_instance_id: Some(id.clone()),
+                    statuses: vec![RuntimeStatus::Failed],
+                    page_size: 10,
+                    ..Default::default()
+                };
+                if let Ok(page) = self.store.list_instances(&q).await {
+                    for child in page.instances {
+                        let _ = c.purge_instance_history(&child.instance_id).await;
+                    }
+                }
+            }
+            _ => {
+                let n = self.programs.len();
+                self.start(n).await;
+            }
+        }
+    }
+
+    async fn start(&mut self, n: usize) {
+        let entities = oracle::lock(&self.journal).entities;
+        let id = format!("p{n}");
+        let program = if n == 0 {
+            // An eternal orchestration: one event per execution.
+            Program {
+                ops: vec![program::Op::Event("tick".into())],
+                loops: 2 + self.rng.below(6) as u32,
+                iteration: 0,
+            }
+        } else {
+            Program {
+                ops: program::random_ops(&mut self.rng, 5, 1, entities),
+                loops: if self.rng.chance(20) { 2 } else { 1 },
+                iteration: 0,
+            }
+        };
+        if self
+            .client
+            .start_new("Prog", Some(&id), program.clone())
+            .await
+            .is_ok()
+        {
+            self.programs.push((id, program));
+        }
+    }
+
+    /// Drives everything to rest: resumes what is suspended, raises what
+    /// is awaited, runs all visible work and lets time run on.
+    async fn drain(&mut self) {
+        for _ in 0..200 {
+            let mut busy = false;
+            for _ in 0..500 {
+                let i = self.rng.below(self.engines.len() as u64) as usize;
+                let did = self.orchestration_step(i, 1000).await | self.activity_step(i).await;
+                busy |= did;
+                if !did {
+                    break;
+                }
+            }
+            let q = perdure::InstanceQuery {
+                statuses: vec![
+                    RuntimeStatus::Running,
+                    RuntimeStatus::Pending,
+                    RuntimeStatus::Suspended,
+                    RuntimeStatus::ContinuedAsNew,
+                ],
+                page_size: 1000,
+                ..Default::default()
+            };
+            let open = match self.store.list_instances(&q).await {
+                Ok(page) => page.instances,
+                Err(_) => Vec::new(),
+            };
+            let open: Vec<_> = open
+                .into_iter()
+                .filter(|r| !perdure_core::is_entity_instance(&r.instance_id))
+                .collect();
+            if open.is_empty() && !busy {
+                return;
+            }
+            for r in open {
+                if r.status == RuntimeStatus::Suspended {
+                    let _ = self.client.resume(&r.instance_id, "drain").await;
+                }
+                for name in ["e0", "e1", "e2", "tick"] {
+                    let _ = self.client.raise_event(&r.instance_id, name, 0).await;
+                }
+            }
+            self.clock.advance(Duration::from_secs(31));
+        }
+    }
+}
+
+/// Runs seed `seed` with `opts` and reports every broken oracle.
+pub fn run_seed(seed: u64, opts: &SimOptions) -> RunReport {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return RunReport {
+                seed,
+                violations: vec![format!("no runtime: {e}")],
+                programs: Vec::new(),
+            }
+        }
+    };
+    rt.block_on(run(seed, opts))
+}
+
+async fn run(seed: u64, opts: &SimOptions) -> RunReport {
+    let mut rng = Rng::new(seed);
+    let clock = Arc::new(ManualClock::new(epoch()));
+    let fault_rng = Arc::new(Mutex::new(Rng::new(seed.wrapping_mul(31).wrapping_add(7))));
+    let faults = opts.faults;
+    let mut j = Journal::default();
+    j.entities = opts.entities;
+    let journal = Arc::new(Mutex::new(j));
+    let observer = journal.clone();
+    let planner = journal.clone();
+    let store: Arc<dyn Store> = Arc::new(
+        FaultyStore::with_plan(
+            MemoryStore::with_clock(clock.clone()),
+            Box::new(move || {
+                if !faults || oracle::lock(&planner).resting {
+                    return None;
+                }
+                let mut r = fault_rng.lock().unwrap_or_else(|p| p.into_inner());
+                match r.below(100) {
+                    0 | 1 => Some(FaultPoint::BeforeCommit),
+                    2 | 3 => Some(FaultPoint::AfterCommit),
+                    _ => None,
+                }
+            }),
+        )
+        .observed(Box::new(move |commit, applied| {
+            oracle::lock(&observer).committed(commit, applied)
+        })),
+    );
+    let effects = Arc::new(Effects::default());
+    let batch = 1 + rng.below(3) as usize;
+    let mut world = World {
+        rng,
+        clock,
+        client: Client::new(store.clone()),
+        store,
+        effects,
+        engines: Vec::new(),
+        journal: journal.clone(),
+        programs: Vec::new(),
+    };
+    for _ in 0..2 {
+        let e = world.engine();
+        world.engines.push((e, Vec::new()));
+    }
+    for n in 0..opts.instances as usize {
+        world.start(n).await;
+    }
+    for _ in 0..opts.steps {
+        let i = world.rng.below(2) as usize;
+        match world.rng.below(100) {
+            0..=39 => {
+                world.orchestration_step(i, batch).await;
+            }
+            40..=64 => {
+                world.activity_step(i).await;
+            }
+            65..=79 => world.client_step(batch).await,
+            80..=95 => {
+                let ms = world.rng.below(1_500);
+                world.clock.advance(Duration::from_millis(ms));
+            }
+            96 => world.clock.advance(LEASE + Duration::from_secs(1)),
+            97 | 98 => world.crash(i),
+            _ if opts.code_changes && world.rng.chance(30) => {
+                world.effects.changed.fetch_xor(true, Ordering::SeqCst);
+                world.crash(0);
+                world.crash(1);
+            }
+            _ => {}
+        }
+    }
+    // Rest: no more faults, everything runs to its end.
+    oracle::lock(&journal).resting = true;
+    world.drain().await;
+    let mut violations = oracle::lock(&journal).violations.clone();
+    violations.extend(oracle::at_rest(world.store.as_ref(), &world.programs, &journal).await);
+    RunReport {
+        seed,
+        violations,
+        programs: world.programs,
+    }
+}
