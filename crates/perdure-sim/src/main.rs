@@ -50,7 +50,7 @@ fn main() {
             failed.push((seed, report.violations));
         }
         let done = i as u64 + 1;
-        if done % 50 == 0 || done == n {
+        if done.is_multiple_of(50) || done == n {
             let rate = done as f64 / began.elapsed().as_secs_f64().max(1e-9);
             let width = 30;
             let filled = (done * width / n.max(1)) as usize;

@@ -154,7 +154,7 @@ pub fn registry(effects: Arc<Effects>) -> Registry {
         r.add_activity(name, move |ctx, v: u64| {
             let e = e.clone();
             async move {
-                e.ran(&ctx.instance_id(), ctx.task_id());
+                e.ran(ctx.instance_id(), ctx.task_id());
                 Ok(v)
             }
         });
@@ -165,7 +165,7 @@ pub fn registry(effects: Arc<Effects>) -> Registry {
             let e = e.clone();
             async move {
                 // Fails the first run of each attempt's task.
-                if e.ran(&ctx.instance_id(), ctx.task_id()) == 1 {
+                if e.ran(ctx.instance_id(), ctx.task_id()) == 1 {
                     return Err(failure("first attempt fails"));
                 }
                 Ok(v)

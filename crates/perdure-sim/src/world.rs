@@ -80,9 +80,6 @@ impl World {
             program::registry(self.effects.clone()),
             WorkerOptions {
                 lease: LEASE,
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(10_000),
                 ..WorkerOptions::default()
             },
         )
