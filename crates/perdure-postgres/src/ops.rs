@@ -644,17 +644,28 @@ pub(crate) async fn purge_instance(tx: &Transaction<'_>, id: String) -> Result<b
     // The row lock above waited for any transaction that was sending it a
     // message (those hold a share lock on the row, see `lock_entity_row`);
     // this statement's fresh snapshot sees what they committed.
-    if perdure_core::is_entity_instance(&id) {
-        let waiting = tx
-            .query_opt("SELECT 1 FROM inbox WHERE instance_id = $1 LIMIT 1", &[&id])
+    // Nor is an orchestration with a rewind waiting.
+    let waiting = if perdure_core::is_entity_instance(&id) {
+        tx.query_opt("SELECT 1 FROM inbox WHERE instance_id = $1 LIMIT 1", &[&id])
+            .await
+            .map_err(|e| backend("purging an instance", e))?
+            .is_some()
+    } else {
+        let rows = tx
+            .query("SELECT event FROM inbox WHERE instance_id = $1", &[&id])
             .await
             .map_err(|e| backend("purging an instance", e))?;
-        if waiting.is_some() {
-            return Err(StoreError::NotFinished {
-                id,
-                status: RuntimeStatus::Running,
-            });
+        let mut revived = false;
+        for r in rows {
+            revived |= perdure_store::revives(&perdure_core::decode_event(r.get(0))?);
         }
+        revived
+    };
+    if waiting {
+        return Err(StoreError::NotFinished {
+            id,
+            status: RuntimeStatus::Running,
+        });
     }
     for table in ["history", "inbox", "tasks", "instances"] {
         tx.execute(

@@ -40,6 +40,20 @@ fn allowed_after_end(e: &HistoryEvent) -> bool {
 
 impl Journal {
     pub fn fetched(&mut self, item: &OrchestrationItem) {
+        if trace() {
+            let what: Vec<String> = item
+                .messages
+                .iter()
+                .map(|m| format!("{}:{}", m.seq, describe(&m.event)))
+                .collect();
+            eprintln!(
+                "fetch {} ({}) token {}: {}",
+                item.instance.instance_id,
+                item.instance.status,
+                item.lock_token,
+                what.join(" ")
+            );
+        }
         if perdure_core::is_entity_instance(&item.instance.instance_id) {
             return;
         }
@@ -54,6 +68,21 @@ impl Journal {
     }
 
     pub fn committed(&mut self, c: &OrchestrationCommit, applied: bool) {
+        if trace() {
+            let sent: Vec<String> = c
+                .messages
+                .iter()
+                .map(|m| format!("{}<-{}", m.instance_id, describe(&m.event)))
+                .collect();
+            eprintln!(
+                "commit {} token {} applied {applied}: {} consumed {:?} sent {}",
+                c.instance_id,
+                c.lock_token,
+                c.update.status,
+                c.consumed,
+                sent.join(" ")
+            );
+        }
         let Some((status, messages)) = self.fetched.get(&c.lock_token).cloned() else {
             return;
         };
@@ -226,6 +255,37 @@ fn duplicate_steps(id: &str, history: &[HistoryEvent]) -> Vec<String> {
         }
     }
     out
+}
+
+/// Set `PERDURE_SIM_TRACE=1` to print every fetch and commit.
+fn trace() -> bool {
+    std::env::var_os("PERDURE_SIM_TRACE").is_some()
+}
+
+/// An event in a word, with the critical section it belongs to, if any.
+fn describe(e: &HistoryEvent) -> String {
+    let cs = match &e.kind {
+        EventKind::EntityLockRequested {
+            critical_section_id,
+            position,
+            ..
+        } => format!(
+            "[{}@{position}]",
+            &critical_section_id[..8.min(critical_section_id.len())]
+        ),
+        EventKind::EntityUnlockSent {
+            critical_section_id,
+            ..
+        }
+        | EventKind::EntityLockGranted {
+            critical_section_id,
+        } => format!(
+            "[{}]",
+            &critical_section_id[..8.min(critical_section_id.len())]
+        ),
+        _ => String::new(),
+    };
+    format!("{}{cs}", e.type_name())
 }
 
 /// A history in a line: each event's type and id.

@@ -235,6 +235,10 @@ impl World {
     /// Drives everything to rest: resumes what is suspended, raises what
     /// is awaited, runs all visible work and lets time run on.
     async fn drain(&mut self) {
+        // Work leased by a crashed engine (an entity's batch, say) shows
+        // only once its lease has run out: rest needs two idle rounds with
+        // more than a lease of time between them.
+        let mut idle = 0;
         for _ in 0..200 {
             let mut busy = false;
             for _ in 0..500 {
@@ -264,7 +268,12 @@ impl World {
                 .filter(|r| !perdure_core::is_entity_instance(&r.instance_id))
                 .collect();
             if open.is_empty() && !busy {
-                return;
+                idle += 1;
+                if idle == 2 {
+                    return;
+                }
+            } else {
+                idle = 0;
             }
             for r in open {
                 if r.status == RuntimeStatus::Suspended {

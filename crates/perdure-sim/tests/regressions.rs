@@ -264,3 +264,42 @@ fn a_stale_cached_run_after_a_rewind_elsewhere_is_not_used() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_child_whose_parent_rewinds_it_is_not_purged_before_the_rewind_runs() {
+    // Found by the simulator (seeds 4606, 6687, 7171, 9127, 11391): the
+    // parent's rewind sent ExecutionRewound to its failed child, a purge
+    // took the child (still Failed) and its inbox, and the parent waited
+    // for an answer that could never come.
+    let r = rig();
+    r.start("parent", vec![Op::Sub(vec![Op::FailOnce(3)])], 1)
+        .await;
+    r.settle(10).await;
+    assert_eq!(r.status("parent").await, RuntimeStatus::Failed);
+    r.client.rewind("parent", "again").await.expect("rewind");
+    // Only the parent's rewind turn: the child's rewind is now queued.
+    r.turn(10).await;
+    let child = r
+        .store
+        .list_instances(&perdure::InstanceQuery {
+            parent_instance_id: Some("parent".into()),
+            page_size: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("children")
+        .instances
+        .into_iter()
+        .next()
+        .expect("child");
+    assert_eq!(child.status, RuntimeStatus::Failed);
+    assert!(
+        r.client
+            .purge_instance_history(&child.instance_id)
+            .await
+            .is_err(),
+        "a child with a rewind waiting was purged"
+    );
+    r.settle(10).await;
+    assert_eq!(r.status("parent").await, RuntimeStatus::Completed);
+}

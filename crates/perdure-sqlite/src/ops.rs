@@ -873,18 +873,31 @@ pub(crate) fn purge_instance(c: &Connection, id: &str) -> Result<bool, StoreErro
             status,
         });
     }
-    // An entity with requests waiting is not finished: they would be lost.
-    if perdure_core::is_entity_instance(id) {
-        let waiting = c
-            .prepare_cached("SELECT 1 FROM inbox WHERE instance_id = ?1 LIMIT 1")
+    // An entity with requests waiting is not finished: they would be lost;
+    // nor is an orchestration with a rewind waiting.
+    let waiting = if perdure_core::is_entity_instance(id) {
+        c.prepare_cached("SELECT 1 FROM inbox WHERE instance_id = ?1 LIMIT 1")
             .and_then(|mut s| s.exists([id]))
+            .map_err(|e| backend("purging an instance", e))?
+    } else {
+        let mut s = c
+            .prepare_cached("SELECT event FROM inbox WHERE instance_id = ?1")
             .map_err(|e| backend("purging an instance", e))?;
-        if waiting {
-            return Err(StoreError::NotFinished {
-                id: id.to_string(),
-                status: RuntimeStatus::Running,
-            });
+        let texts = s
+            .query_map([id], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| backend("purging an instance", e))?;
+        let mut revived = false;
+        for text in texts {
+            revived |= perdure_store::revives(&decode_event(&text)?);
         }
+        revived
+    };
+    if waiting {
+        return Err(StoreError::NotFinished {
+            id: id.to_string(),
+            status: RuntimeStatus::Running,
+        });
     }
     for table in ["history", "inbox", "tasks", "instances"] {
         exec_cached(

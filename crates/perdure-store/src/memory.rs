@@ -217,8 +217,11 @@ impl InstanceStore for MemoryStore {
         let Some(inst) = g.instances.get(instance_id) else {
             return Ok(false);
         };
-        let waiting = perdure_core::is_entity_instance(instance_id)
-            && g.inbox.values().any(|m| m.instance_id == instance_id);
+        let entity = perdure_core::is_entity_instance(instance_id);
+        let waiting = g
+            .inbox
+            .values()
+            .any(|m| m.instance_id == instance_id && (entity || revives(&m.event)));
         if !inst.rec.status.is_terminal() || waiting {
             return Err(StoreError::NotFinished {
                 id: instance_id.to_string(),

@@ -1,6 +1,8 @@
 //! The records stores exchange with the engine.
 
-use perdure_core::{FailureDetails, HistoryEvent, Payload, RuntimeStatus, Timestamp, TraceContext};
+use perdure_core::{
+    EventKind, FailureDetails, HistoryEvent, Payload, RuntimeStatus, Timestamp, TraceContext,
+};
 
 /// The row that describes an instance.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,6 +80,14 @@ pub struct OrchestrationItem {
 /// the old execution left unconsumed).
 pub fn start_first(instance: &InstanceRecord, execution_id: Option<&str>) -> bool {
     instance.history_len == 0 && execution_id == Some(instance.execution_id.as_str())
+}
+
+/// True for a queued message that runs a finished instance again (a
+/// rewind, sent by a client or by a parent's rewind): an instance with one
+/// waiting is not finished, and purging it would lose the rewind (and
+/// leave a rewound parent waiting for a child that is gone).
+pub fn revives(event: &HistoryEvent) -> bool {
+    matches!(event.kind, EventKind::ExecutionRewound { .. })
 }
 
 /// An activity to run.

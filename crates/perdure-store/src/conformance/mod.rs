@@ -3,8 +3,10 @@
 //! [`run_all`] against fresh stores.
 
 mod batch;
+mod purge;
 
 pub use batch::{check_batched_fetch, check_claims, check_complete_and_take, check_queue_depths};
+pub use purge::check_purge_waits_for_a_rewind;
 
 use crate::*;
 use perdure_core::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
@@ -799,6 +801,7 @@ where
     check_claims(&make().await).await;
     check_complete_and_take(&make().await).await;
     check_queue_depths(&make().await).await;
+    check_purge_waits_for_a_rewind(&make().await).await;
 }
 
 #[cfg(test)]
