@@ -2,15 +2,19 @@
 //! commit (an accepted terminate or suspend is reflected by the turn that
 //! consumes it; a terminated or nondeterministic execution commits nothing
 //! of its code; an event consumed by a running execution is recorded or
-//! handed on), the rest once the run is at rest (nothing stuck; no history
-//! holds a step twice; completed programs return what they compute; no
-//! entity stays locked).
+//! handed on; the code never sees a timer fire before its time, nor time
+//! run backwards), the rest once the run is at rest (nothing stuck; no
+//! history holds a step twice; completed programs return what they compute;
+//! no entity stays locked; every history replays from scratch; money is
+//! conserved across the accounts unless a transfer was cut short by a
+//! terminate or a nondeterministic failure).
 
-use crate::program::{self, Program};
+use crate::program::{self, Effects, Program};
 use perdure_core::{EventKind, HistoryEvent, RuntimeStatus};
 use perdure_store::{InboxMessage, OrchestrationCommit, OrchestrationItem, Store};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What the run has seen so far.
 #[derive(Default)]
@@ -23,6 +27,21 @@ pub struct Journal {
     /// taken and its messages.
     fetched: HashMap<String, (RuntimeStatus, Vec<InboxMessage>)>,
     terminated: HashSet<String>,
+    /// Per instance: the time of its last turn, and whether it is inside a
+    /// critical section that has moved money (an `add` call).
+    turns: HashMap<String, (perdure_core::Timestamp, Section)>,
+    /// A transfer was cut short (terminated or failed nondeterministically
+    /// between its two `add`s): the accounts' total may differ.
+    pub money_unsure: bool,
+}
+
+/// Where an orchestration is with respect to its critical section.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+enum Section {
+    #[default]
+    Outside,
+    Held,
+    MovedMoney,
 }
 
 pub fn lock(j: &Mutex<Journal>) -> MutexGuard<'_, Journal> {
@@ -106,6 +125,7 @@ impl Journal {
             }
         }
         let got = c.update.status;
+        self.check_time_and_sections(c);
         if !status.is_terminal() {
             if expect_terminated && got != RuntimeStatus::Terminated {
                 self.violations.push(format!(
@@ -174,11 +194,74 @@ impl Journal {
     }
 }
 
+impl Journal {
+    /// The turn's time (its OrchestratorStarted) is never before a timer it
+    /// fires, nor before the instance's previous turn; and a terminate or a
+    /// nondeterministic failure that ends an execution in the middle of a
+    /// transfer is noted.
+    fn check_time_and_sections(&mut self, c: &OrchestrationCommit) {
+        let id = &c.instance_id;
+        let entry = self.turns.entry(id.clone()).or_default();
+        if c.replace_history {
+            entry.1 = Section::Outside;
+        }
+        // A failed replay commits the unlocks of what it held: a transfer
+        // it was in the middle of stays half done.
+        let nondeterministic = c
+            .update
+            .failure
+            .as_ref()
+            .is_some_and(|f| f.error_type == "NonDeterminism");
+        if nondeterministic && entry.1 == Section::MovedMoney {
+            self.money_unsure = true;
+        }
+        let mut turn_time = None;
+        for e in &c.history {
+            match &e.kind {
+                // A replaced history (a rewind's) holds old turns again.
+                EventKind::OrchestratorStarted if c.replace_history => {
+                    turn_time = Some(e.timestamp)
+                }
+                EventKind::OrchestratorStarted => {
+                    if e.timestamp < entry.0 {
+                        self.violations.push(format!(
+                            "{id}: a turn's time {} is before the previous turn's {}",
+                            e.timestamp, entry.0
+                        ));
+                    }
+                    entry.0 = e.timestamp;
+                    turn_time = Some(e.timestamp);
+                }
+                EventKind::TimerFired { fire_at, timer_id }
+                    if turn_time.is_some_and(|t| t < *fire_at) =>
+                {
+                    self.violations.push(format!(
+                        "{id}: timer {timer_id} due at {fire_at} fired in a turn whose time is {}",
+                        turn_time.unwrap_or(*fire_at)
+                    ));
+                }
+                EventKind::EntityLockGranted { .. } => entry.1 = Section::Held,
+                EventKind::EntityOperationCalled { operation, .. }
+                    if operation == "add" && entry.1 == Section::Held =>
+                {
+                    entry.1 = Section::MovedMoney
+                }
+                EventKind::ExecutionTerminated { .. } if entry.1 == Section::MovedMoney => {
+                    self.money_unsure = true
+                }
+                EventKind::EntityUnlockSent { .. } => entry.1 = Section::Outside,
+                _ => {}
+            }
+        }
+    }
+}
+
 /// The oracles checked once the run is at rest.
 pub async fn at_rest(
     store: &dyn Store,
     programs: &[(String, Program)],
     journal: &Mutex<Journal>,
+    effects: &Arc<Effects>,
 ) -> Vec<String> {
     let mut out = Vec::new();
     let q = perdure::InstanceQuery {
@@ -213,6 +296,17 @@ pub async fn at_rest(
             ));
         }
         out.extend(duplicate_steps(id, &history));
+        let nondeterministic = r
+            .failure
+            .as_ref()
+            .is_some_and(|f| f.error_type == "NonDeterminism");
+        // An execution terminated before it started has no history.
+        if !nondeterministic && !history.is_empty() {
+            out.extend(replays(id, &history, effects));
+        }
+    }
+    if !lock(journal).money_unsure {
+        out.extend(money(&all));
     }
     for (id, p) in programs {
         let Some(r) = all.iter().find(|r| r.instance_id == *id) else {
@@ -229,6 +323,52 @@ pub async fn at_rest(
         }
     }
     out
+}
+
+/// The history replays from scratch, with no store, under the code it
+/// ran with (before or after the run's code change), and ends as recorded.
+fn replays(id: &str, history: &[HistoryEvent], effects: &Arc<Effects>) -> Option<String> {
+    let registry = program::registry(effects.clone());
+    let was = effects.changed.load(Ordering::SeqCst);
+    let mut why = None;
+    for changed in [was, !was] {
+        effects.changed.store(changed, Ordering::SeqCst);
+        match perdure::replay::replay_history(&registry, id, history) {
+            Ok(_) => {
+                why = None;
+                break;
+            }
+            Err(e) => {
+                let code = if changed { "changed" } else { "original" };
+                let prev = why.map(|w| format!("{w}; ")).unwrap_or_default();
+                why = Some(format!("{prev}with the {code} code: {e}"));
+            }
+        }
+    }
+    effects.changed.store(was, Ordering::SeqCst);
+    why.map(|why| {
+        format!(
+            "{id}: its history does not replay from scratch: {why}; history: {}",
+            summary(history)
+        )
+    })
+}
+
+/// The accounts hold, together, what they opened with.
+fn money(all: &[perdure_store::InstanceRecord]) -> Option<String> {
+    let mut total = 0;
+    for key in ["a", "b", "c"] {
+        let id = format!("@acct@{key}");
+        let balance = all
+            .iter()
+            .find(|r| r.instance_id == id)
+            .and_then(|r| r.output.as_deref())
+            .and_then(|o| serde_json::from_str::<i64>(o).ok())
+            .unwrap_or(program::OPENING_BALANCE);
+        total += balance;
+    }
+    let want = 3 * program::OPENING_BALANCE;
+    (total != want).then(|| format!("the accounts hold {total} together, they opened with {want}"))
 }
 
 /// A step scheduled twice, or answered twice, in one history.
@@ -283,6 +423,19 @@ fn describe(e: &HistoryEvent) -> String {
             "[{}]",
             &critical_section_id[..8.min(critical_section_id.len())]
         ),
+        EventKind::EntityOperationCalled {
+            operation,
+            input,
+            request_id,
+            ..
+        } => format!(
+            "[{operation}({}) {}]",
+            input.as_deref().unwrap_or(""),
+            &request_id[..8.min(request_id.len())]
+        ),
+        EventKind::EntityOperationCompleted { request_id, .. } => {
+            format!("[{}]", &request_id[..8.min(request_id.len())])
+        }
         _ => String::new(),
     };
     format!("{}{cs}", e.type_name())

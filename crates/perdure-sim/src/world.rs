@@ -382,7 +382,15 @@ async fn run(seed: u64, opts: &SimOptions) -> RunReport {
     oracle::lock(&journal).resting = true;
     world.drain().await;
     let mut violations = oracle::lock(&journal).violations.clone();
-    violations.extend(oracle::at_rest(world.store.as_ref(), &world.programs, &journal).await);
+    violations.extend(
+        oracle::at_rest(
+            world.store.as_ref(),
+            &world.programs,
+            &journal,
+            &world.effects,
+        )
+        .await,
+    );
     RunReport {
         seed,
         violations,

@@ -2,116 +2,14 @@
 //! engine step by step over the memory store on a virtual clock, in the
 //! order that broke it.
 
-use perdure::{Client, Engine, WorkerOptions};
+mod common;
+
+use common::{engine, rig};
 use perdure_core::RuntimeStatus;
-use perdure_sim::program::{self, Effects, Op, Program};
-use perdure_store::{ManualClock, MemoryStore, Store, WorkFilter};
+use perdure_sim::program::Op;
+use perdure_store::WorkFilter;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
-
-struct Rig {
-    clock: Arc<ManualClock>,
-    store: Arc<dyn Store>,
-    client: Client,
-    effects: Arc<Effects>,
-    engine: Engine,
-}
-
-fn rig() -> Rig {
-    let start = chrono::DateTime::from_timestamp(4_102_444_800, 0).expect("epoch");
-    let clock = Arc::new(ManualClock::new(start));
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::with_clock(clock.clone()));
-    let effects = Arc::new(Effects::default());
-    let engine = engine(&store, &effects);
-    Rig {
-        client: Client::new(store.clone()),
-        clock,
-        store,
-        effects,
-        engine,
-    }
-}
-
-fn engine(store: &Arc<dyn Store>, effects: &Arc<Effects>) -> Engine {
-    Engine::new(
-        store.clone(),
-        program::registry(effects.clone()),
-        WorkerOptions::default(),
-    )
-}
-
-impl Rig {
-    async fn start(&self, id: &str, ops: Vec<Op>, loops: u32) {
-        let p = Program {
-            ops,
-            loops,
-            iteration: 0,
-        };
-        self.client
-            .start_new("Prog", Some(id), p)
-            .await
-            .expect("start");
-    }
-
-    /// One orchestration turn taking at most `batch` messages.
-    async fn turn(&self, batch: usize) -> bool {
-        let items = self
-            .store
-            .fetch_orchestrations(Duration::from_secs(30), batch, 1, &WorkFilter::Any)
-            .await
-            .expect("fetch");
-        let Some(item) = items.into_iter().next() else {
-            return false;
-        };
-        let claimed = self.engine.run_orchestration(item).await.expect("turn");
-        for a in claimed {
-            self.activity(a).await;
-        }
-        true
-    }
-
-    /// Runs an activity, and the turn that takes its result at once.
-    async fn activity(&self, a: perdure_store::ActivityItem) {
-        if let Some(next) = self.engine.run_activity(a).await.expect("activity") {
-            let claimed = self.engine.run_orchestration(next).await.expect("turn");
-            for a in claimed {
-                Box::pin(self.activity(a)).await;
-            }
-        }
-    }
-
-    /// Everything visible, `batch` messages a turn, time moving on.
-    async fn settle(&self, batch: usize) {
-        for _ in 0..1000 {
-            let mut busy = self.turn(batch).await;
-            if let Some(a) = self
-                .store
-                .fetch_activity(Duration::from_secs(30), &WorkFilter::Any)
-                .await
-                .expect("fetch activity")
-            {
-                busy = true;
-                self.activity(a).await;
-            }
-            if !busy {
-                self.clock.advance(Duration::from_secs(5));
-                if !self.turn(batch).await {
-                    return;
-                }
-            }
-        }
-    }
-
-    async fn status(&self, id: &str) -> RuntimeStatus {
-        self.store
-            .get_instance(id)
-            .await
-            .expect("get")
-            .expect("instance")
-            .status
-    }
-}
 
 #[tokio::test]
 async fn continue_as_new_behind_a_backlog_of_events_runs() {
@@ -302,4 +200,40 @@ async fn a_child_whose_parent_rewinds_it_is_not_purged_before_the_rewind_runs() 
     );
     r.settle(10).await;
     assert_eq!(r.status("parent").await, RuntimeStatus::Completed);
+}
+
+#[tokio::test]
+async fn a_rewind_of_a_nondeterministic_failure_takes_out_the_engines_unlocks() {
+    // Found by the simulator's replay oracle (seeds 95482, 97318): the turn
+    // that found the code changed inside a critical section committed the
+    // unlocks the engine sent; a rewind kept them as if the code had sent
+    // them, so the fixed code failed again on replay.
+    let mut r = rig();
+    r.start(
+        "nd",
+        vec![Op::Activity(1), Op::Transfer("a".into(), "b".into(), 5)],
+        1,
+    )
+    .await;
+    for _ in 0..50 {
+        let history = r.store.read_history("nd").await.expect("history");
+        if history.iter().any(|e| e.type_name() == "EntityLockGranted") {
+            break;
+        }
+        r.turn(10).await;
+    }
+    r.effects.changed.store(true, Ordering::SeqCst);
+    r.engine = engine(&r.store, &r.effects);
+    r.settle(10).await;
+    let rec = r.store.get_instance("nd").await.expect("get").expect("nd");
+    assert_eq!(rec.failure.expect("failure").error_type, "NonDeterminism");
+    // The code is put back, and the instance rewound.
+    r.effects.changed.store(false, Ordering::SeqCst);
+    r.engine = engine(&r.store, &r.effects);
+    r.client.rewind("nd", "code fixed").await.expect("rewind");
+    r.settle(10).await;
+    assert_eq!(r.status("nd").await, RuntimeStatus::Completed);
+    let history = r.store.read_history("nd").await.expect("history");
+    let registry = perdure_sim::program::registry(r.effects.clone());
+    perdure::replay::replay_history(&registry, "nd", &history).expect("replays");
 }

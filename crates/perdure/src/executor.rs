@@ -118,6 +118,22 @@ impl OrchestrationRun {
         Ok(())
     }
 
+    /// Replays a whole history, its end included: the events of the turn
+    /// in which the code finished are matched against what it did. A
+    /// terminate ends the replay: what follows it (the unlocks of the
+    /// critical sections it held) is the engine's doing, not the code's,
+    /// and so is what the dropped code asked for as it went.
+    pub fn replay_to_end(&mut self, history: &[HistoryEvent]) -> Result<(), NonDeterminism> {
+        for event in history {
+            self.apply(event, true)?;
+            if matches!(self.outcome, Some(Outcome::Terminated(_))) {
+                break;
+            }
+        }
+        self.history_len = history.len() as u64;
+        Ok(())
+    }
+
     /// Ends the execution Failed because its code no longer matches
     /// `history`. The next turn then commits nothing the changed code asked
     /// for (no activities, children, events or entity calls): only the

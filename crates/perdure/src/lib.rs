@@ -43,6 +43,7 @@ mod executor;
 mod http;
 pub mod metrics;
 mod registry;
+pub mod replay;
 mod retry;
 mod tasks;
 pub mod telemetry;

@@ -23,18 +23,18 @@ fn is_failure(e: &HistoryEvent) -> bool {
     )
 }
 
-/// Where the history is cut: at its first failure (or its completion), but
-/// never inside a critical section: a cut there moves to the section's lock
+/// Where the history is cut: at its first failure (or its completion, or
+/// the start of the turn that found it nondeterministic), but never inside
+/// a critical section: a cut there moves to the section's lock
 /// request, whose locks the failed execution released.
 fn cut_point(history: &[HistoryEvent]) -> usize {
+    let end = history
+        .iter()
+        .position(|e| matches!(e.kind, EventKind::ExecutionCompleted { .. }));
     let cut = history
         .iter()
         .position(is_failure)
-        .or_else(|| {
-            history
-                .iter()
-                .position(|e| matches!(e.kind, EventKind::ExecutionCompleted { .. }))
-        })
+        .or_else(|| end.map(|end| nondeterministic_turn(history, end).unwrap_or(end)))
         .unwrap_or(history.len());
     let mut open: Option<(usize, &str)> = None;
     for (i, e) in history[..cut].iter().enumerate() {
@@ -51,6 +51,25 @@ fn cut_point(history: &[HistoryEvent]) -> usize {
         }
     }
     open.map_or(cut, |(i, _)| i)
+}
+
+/// Where the turn that failed the execution for nondeterminism begins,
+/// if that is how it ended (`end` is its ExecutionCompleted): that turn
+/// holds no step of the code, only the unlocks the engine sent for the
+/// critical sections the history held, and a rewind takes it out.
+fn nondeterministic_turn(history: &[HistoryEvent], end: usize) -> Option<usize> {
+    let EventKind::ExecutionCompleted {
+        failure: Some(f), ..
+    } = &history.get(end)?.kind
+    else {
+        return None;
+    };
+    if f.error_type != "NonDeterminism" {
+        return None;
+    }
+    history[..end]
+        .iter()
+        .rposition(|e| matches!(e.kind, EventKind::OrchestratorStarted))
 }
 
 /// The answer an event carries to a step of the execution: a task, timer
