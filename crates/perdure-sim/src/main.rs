@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! perdure-sim --seeds 100000 [--start 0]    soak
+//! perdure-sim --seeds 100000 --until-failure  soak, stopping at a failure
 //! perdure-sim --seed 42                     one seed, with its violations
 //! ```
 
@@ -42,11 +43,13 @@ fn main() {
     }
     let n = arg(&args, "--seeds").unwrap_or(1000);
     let start = arg(&args, "--start").unwrap_or(0);
+    let until_failure = args.iter().any(|a| a == "--until-failure");
     let began = Instant::now();
     let mut failed = Vec::new();
     for (i, seed) in (start..start + n).enumerate() {
         let report = run_seed(seed, &opts);
-        if !report.violations.is_empty() {
+        let failing = !report.violations.is_empty();
+        if failing {
             failed.push((seed, report.violations));
         }
         let done = i as u64 + 1;
@@ -61,6 +64,9 @@ fn main() {
                 failed.len()
             );
             let _ = std::io::stdout().flush();
+        }
+        if failing && until_failure {
+            break;
         }
     }
     println!();
