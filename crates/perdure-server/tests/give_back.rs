@@ -1,5 +1,6 @@
 //! The sidecar gives work back to the queues at once when it cannot keep
-//! it: a completion whose commit fails in the store, and a stream that
+//! it: a completion whose commit fails in the store (a turn, an activity,
+//! an entity batch) or whose actions cannot be read, and a stream that
 //! closes while one of its fetch loops is taking work from the store. The
 //! lease is 60 s, so only an immediate give-back lets the work come back
 //! within the tests' few seconds.
@@ -210,7 +211,8 @@ impl Sidecar {
         }
     }
 
-    /// A stream for orchestration `Remote` and activity `Double`.
+    /// A stream for orchestration `Remote`, activity `Double` and entity
+    /// `counter`.
     fn open(&self) -> Items {
         self.dispatcher.open_stream(pb::GetWorkItemsRequest {
             work_item_filters: Some(pb::WorkItemFilters {
@@ -222,7 +224,9 @@ impl Sidecar {
                     name: "Double".into(),
                     versions: Vec::new(),
                 }],
-                entities: Vec::new(),
+                entities: vec![pb::EntityFilter {
+                    name: "counter".into(),
+                }],
             }),
             ..Default::default()
         })
@@ -405,4 +409,83 @@ async fn a_stream_closed_during_an_activity_fetch_gives_the_activity_back() {
     s.store.release.add_permits(1);
     let mut items = s.open();
     assert_eq!(activity_of(&next(&mut items, SOON).await), ("Double", 0));
+}
+
+fn entity_request(item: &pb::WorkItem) -> &pb::EntityRequest {
+    match &item.request {
+        Some(Request::EntityRequestV2(r)) => r,
+        other => panic!("expected an entity request, got {other:?}"),
+    }
+}
+
+/// Signals `@counter@k` and returns its batch's work item.
+async fn entity_batch(s: &Sidecar, items: &mut Items) -> pb::WorkItem {
+    let counter = perdure::EntityId::new("counter", "k").expect("entity id");
+    s.client
+        .signal_entity(&counter, "add", 1)
+        .await
+        .expect("signalled");
+    let item = next(items, SOON).await;
+    assert_eq!(entity_request(&item).instance_id, "@counter@k");
+    item
+}
+
+fn batch_result(item: &pb::WorkItem, actions: Vec<pb::OperationAction>) -> pb::EntityBatchResult {
+    use pb::operation_result::ResultType;
+    pb::EntityBatchResult {
+        results: vec![pb::OperationResult {
+            result_type: Some(ResultType::Success(pb::OperationResultSuccess {
+                result: Some("1".into()),
+                ..Default::default()
+            })),
+        }],
+        actions,
+        entity_state: Some("1".into()),
+        completion_token: item.completion_token.clone(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_entity_commit_gives_the_batch_back_at_once() {
+    let s = Sidecar::new();
+    let mut items = s.open();
+    let first = entity_batch(&s, &mut items).await;
+    s.store.fail_next_commit.store(true, Ordering::SeqCst);
+    let err = s
+        .dispatcher
+        .complete_entity(batch_result(&first, Vec::new()))
+        .await
+        .expect_err("the commit fails");
+    assert_eq!(err.code(), Code::Internal);
+    let again = next(&mut items, SOON).await;
+    assert_eq!(entity_request(&again).instance_id, "@counter@k");
+    assert_ne!(again.completion_token, first.completion_token);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entity_batch_with_an_unreadable_action_is_given_back() {
+    let s = Sidecar::new();
+    let mut items = s.open();
+    let first = entity_batch(&s, &mut items).await;
+    // A signal to something that is not an entity: the batch cannot be
+    // committed as answered, and runs again after a pause.
+    let bad = pb::OperationAction {
+        id: 0,
+        operation_action_type: Some(pb::operation_action::OperationActionType::SendSignal(
+            pb::SendSignalAction {
+                instance_id: "not-an-entity".into(),
+                name: "add".into(),
+                ..Default::default()
+            },
+        )),
+    };
+    let err = s
+        .dispatcher
+        .complete_entity(batch_result(&first, vec![bad]))
+        .await
+        .expect_err("the action is refused");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let again = next(&mut items, SOON).await;
+    assert_eq!(entity_request(&again).instance_id, "@counter@k");
 }

@@ -3,8 +3,9 @@
 //! that act only when the seed says so, a client that starts, raises,
 //! terminates, suspends, resumes, rewinds and purges at random moments,
 //! crashes before and after commits, lease expiries and code changed under
-//! running instances. At the end every instance is driven to rest and the
-//! oracles are checked.
+//! running instances. Client operations are for the started programs and,
+//! now and then, for their sub-orchestrations. At the end every instance is
+//! driven to rest and the oracles are checked.
 
 use crate::oracle::{self, Journal};
 use crate::program::{self, Effects, Program};
@@ -71,6 +72,9 @@ struct World {
     engines: Vec<(Engine, Vec<perdure_store::ActivityItem>)>,
     journal: Arc<Mutex<Journal>>,
     programs: Vec<(String, Program)>,
+    /// How many messages a fetch takes, for the whole run (rest included:
+    /// an instance stuck behind more messages than a batch stays stuck).
+    batch: usize,
 }
 
 impl World {
@@ -149,9 +153,22 @@ impl World {
     }
 
     async fn client_step(&mut self, batch_size: usize) {
-        let Some((id, p)) = self.rng.pick(&self.programs).cloned() else {
+        let Some((mut id, p)) = self.rng.pick(&self.programs).cloned() else {
             return;
         };
+        if self.rng.chance(4) {
+            // Now and then the operation is for one of its children.
+            let q = perdure::InstanceQuery {
+                parent_instance_id: Some(id.clone()),
+                page_size: 10,
+                ..Default::default()
+            };
+            if let Ok(page) = self.store.list_instances(&q).await {
+                if let Some(child) = self.rng.pick(&page.instances) {
+                    id = child.instance_id.clone();
+                }
+            }
+        }
         let c = &self.client;
         match self.rng.below(20) {
             0..=8 => {
@@ -243,7 +260,8 @@ impl World {
             let mut busy = false;
             for _ in 0..500 {
                 let i = self.rng.below(self.engines.len() as u64) as usize;
-                let did = self.orchestration_step(i, 1000).await | self.activity_step(i).await;
+                let did =
+                    self.orchestration_step(i, self.batch).await | self.activity_step(i).await;
                 busy |= did;
                 if !did {
                     break;
@@ -346,6 +364,7 @@ async fn run(seed: u64, opts: &SimOptions) -> RunReport {
         engines: Vec::new(),
         journal: journal.clone(),
         programs: Vec::new(),
+        batch,
     };
     for _ in 0..2 {
         let e = world.engine();

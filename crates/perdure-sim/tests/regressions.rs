@@ -237,3 +237,63 @@ async fn a_rewind_of_a_nondeterministic_failure_takes_out_the_engines_unlocks() 
     let registry = perdure_sim::program::registry(r.effects.clone());
     perdure::replay::replay_history(&registry, "nd", &history).expect("replays");
 }
+
+/// The id of `parent`'s only sub-orchestration.
+async fn only_child(r: &common::Rig, parent: &str) -> String {
+    r.store
+        .list_instances(&perdure::InstanceQuery {
+            parent_instance_id: Some(parent.into()),
+            page_size: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("children")
+        .instances
+        .into_iter()
+        .next()
+        .expect("a child")
+        .instance_id
+}
+
+#[tokio::test]
+async fn a_child_terminated_before_its_first_turn_tells_its_parent() {
+    let r = rig();
+    r.start("parent", vec![Op::Sub(vec![Op::Activity(1)])], 1)
+        .await;
+    r.turn(10).await;
+    let child = only_child(&r, "parent").await;
+    // Suspended before it ever ran: its start waits for a resume.
+    r.client.suspend(&child, "hold").await.expect("suspend");
+    r.turn(10).await;
+    assert_eq!(r.status(&child).await, RuntimeStatus::Suspended);
+    r.client.terminate(&child, "stop").await.expect("terminate");
+    r.settle(10).await;
+    assert_eq!(r.status(&child).await, RuntimeStatus::Terminated);
+    assert_eq!(
+        r.status("parent").await,
+        RuntimeStatus::Failed,
+        "the parent still waits for a child that ended"
+    );
+}
+
+#[tokio::test]
+async fn a_rewound_parent_runs_its_terminated_child_again() {
+    let r = rig();
+    r.start(
+        "parent",
+        vec![Op::Sub(vec![Op::Event("go".into()), Op::Activity(4)])],
+        1,
+    )
+    .await;
+    r.settle(10).await;
+    let child = only_child(&r, "parent").await;
+    r.client.terminate(&child, "stop").await.expect("terminate");
+    r.settle(10).await;
+    assert_eq!(r.status("parent").await, RuntimeStatus::Failed);
+    r.client.rewind("parent", "again").await.expect("rewind");
+    r.settle(10).await;
+    assert_eq!(r.status(&child).await, RuntimeStatus::Running);
+    r.client.raise_event(&child, "go", 1).await.expect("raise");
+    r.settle(10).await;
+    assert_eq!(r.status("parent").await, RuntimeStatus::Completed);
+}

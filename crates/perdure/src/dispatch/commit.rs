@@ -97,6 +97,17 @@ pub fn build_commit(
     commit
 }
 
+/// What a parent is told when its sub-orchestration is terminated.
+pub(super) fn terminated_failure(reason: &Payload) -> FailureDetails {
+    FailureDetails::new(
+        "Terminated",
+        format!(
+            "sub-orchestration was terminated: {}",
+            reason.as_deref().unwrap_or("no reason given")
+        ),
+    )
+}
+
 /// The inbox message that reports an activity's result to its instance.
 pub fn activity_result(
     activity: &NewActivity,
@@ -301,13 +312,7 @@ fn finish(
                 commit,
                 EventKind::SubOrchestrationInstanceFailed {
                     task_scheduled_id,
-                    failure: FailureDetails::new(
-                        "Terminated",
-                        format!(
-                            "sub-orchestration was terminated: {}",
-                            reason.as_deref().unwrap_or("no reason given")
-                        ),
-                    ),
+                    failure: terminated_failure(&reason),
                 },
             );
         }

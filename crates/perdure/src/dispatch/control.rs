@@ -5,7 +5,7 @@
 //! without a turn.
 
 use super::{build_commit, ExecutionInfo, Outcome, TurnPlan, TurnResult};
-use perdure_core::{EventKind, HistoryEvent, Payload, RuntimeStatus, Timestamp};
+use perdure_core::{EventKind, HistoryEvent, ParentInstance, Payload, RuntimeStatus, Timestamp};
 use perdure_store::{InstanceMessage, InstanceRecord, OrchestrationCommit, Store, StoreError};
 
 /// What a commit made here takes over from the locked item.
@@ -106,6 +106,46 @@ pub(super) async fn terminate_unstarted(
         leftover: Vec::new(),
     };
     commit_counted(store, build_commit(plan, &exec, result)).await
+}
+
+/// The message that tells the parent of a sub-orchestration terminated
+/// before its first turn (its start held back by a suspend, or not yet
+/// due) that it ended: the parent's history names the child's step.
+pub(super) async fn tell_parent_of_unstarted(
+    store: &dyn Store,
+    instance: &InstanceRecord,
+    reason: &Payload,
+    now: Timestamp,
+) -> Result<Option<InstanceMessage>, StoreError> {
+    let Some(parent_id) = &instance.parent_instance_id else {
+        return Ok(None);
+    };
+    let Some(parent) = store.get_instance(parent_id).await? else {
+        return Ok(None);
+    };
+    let history = store.read_history(parent_id).await?;
+    let step = history.iter().find_map(|e| match &e.kind {
+        EventKind::SubOrchestrationInstanceCreated { instance_id, .. }
+            if *instance_id == instance.instance_id =>
+        {
+            Some(e.event_id)
+        }
+        _ => None,
+    });
+    let Some(task_scheduled_id) = step else {
+        return Ok(None);
+    };
+    let p = ParentInstance {
+        name: parent.name,
+        instance_id: parent.instance_id,
+        execution_id: parent.execution_id,
+        task_scheduled_id,
+    };
+    let failed = EventKind::SubOrchestrationInstanceFailed {
+        task_scheduled_id,
+        failure: super::commit::terminated_failure(reason),
+    };
+    Ok(Some(super::to_parent(&p, failed, now)))
 }
 
 /// Consumes messages and sets the instance's status (and, given, its

@@ -308,6 +308,11 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
                 EventKind::ExecutionTerminated { reason } => reason,
                 _ => None,
             };
+            let mut handled = handled;
+            // A sub-orchestration's parent waits for it: tell it.
+            handled.messages.extend(
+                control::tell_parent_of_unstarted(store, &instance, &reason, handled.now).await?,
+            );
             control::commit_status(
                 store,
                 &instance,

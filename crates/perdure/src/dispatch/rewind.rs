@@ -6,7 +6,8 @@
 //! whose work is still queued or running are left to finish, unanswered
 //! entity calls are sent again, failed sub-orchestrations are rewound (or
 //! re-created from their SubOrchestrationInstanceCreated event when they
-//! were purged), and the instance runs on from there.
+//! were purged or terminated; a child that completed since answers, one
+//! still running is left to answer), and the instance runs on from there.
 
 use super::control::Handled;
 use perdure_core::{EventKind, HistoryEvent, ParentInstance, Payload, RuntimeStatus, Timestamp};
@@ -237,60 +238,63 @@ pub(super) async fn rewind(
                 Some(exec.clone()),
             )),
             EventKind::SubOrchestrationInstanceCreated { instance_id, .. } => {
-                match store.get_instance(instance_id).await? {
-                    Some(child) if child.status == RuntimeStatus::Completed => {
-                        messages.push(to_self(
-                            HistoryEvent::new(
-                                now,
-                                EventKind::SubOrchestrationInstanceCompleted {
-                                    task_scheduled_id: task,
-                                    result: child.output,
-                                },
-                            ),
-                            now,
-                            Some(exec.clone()),
-                        ))
-                    }
-                    Some(child) if child.status == RuntimeStatus::Failed => {
-                        rewind_children.push((instance_id.clone(), origin, task))
-                    }
-                    None => rewind_children.push((instance_id.clone(), origin, task)),
-                    _ => {}
-                }
+                rewind_children.push((instance_id.clone(), origin, task))
             }
             _ => {}
         }
     }
+    // A child whose answer is missing or was a failure: by what it is now.
     for (child, origin, task) in rewind_children {
-        let exists = store.get_instance(&child).await?.is_some();
-        let event = if exists {
-            EventKind::ExecutionRewound {
+        let now_is = store
+            .get_instance(&child)
+            .await?
+            .map(|c| (c.status, c.output));
+        let event = match now_is {
+            Some((RuntimeStatus::Failed, _)) => EventKind::ExecutionRewound {
                 reason: reason.clone(),
-            }
-        } else {
-            // Purged: started again as it was first created.
-            let EventKind::SubOrchestrationInstanceCreated {
-                name,
-                version,
-                input,
-                trace_context,
-                ..
-            } = &origin.kind
-            else {
+            },
+            Some((RuntimeStatus::Completed, result)) => {
+                // Rewound on its own and completed since: its answer.
+                messages.push(to_self(
+                    HistoryEvent::new(
+                        now,
+                        EventKind::SubOrchestrationInstanceCompleted {
+                            task_scheduled_id: task,
+                            result,
+                        },
+                    ),
+                    now,
+                    Some(exec.clone()),
+                ));
                 continue;
-            };
-            EventKind::ExecutionStarted {
-                trace_context: trace_context.clone(),
-                name: name.clone(),
-                version: version.clone(),
-                input: input.clone(),
-                execution_id: uuid::Uuid::new_v4().simple().to_string(),
-                parent: Some(ParentInstance {
-                    name: instance.name.clone(),
-                    instance_id: id.clone(),
-                    execution_id: exec.clone(),
-                    task_scheduled_id: task,
-                }),
+            }
+            // Still running: its answer comes.
+            Some((status, _)) if !status.is_terminal() => continue,
+            // Purged, or terminated: started again as it was first created.
+            _ => {
+                let EventKind::SubOrchestrationInstanceCreated {
+                    name,
+                    version,
+                    input,
+                    trace_context,
+                    ..
+                } = &origin.kind
+                else {
+                    continue;
+                };
+                EventKind::ExecutionStarted {
+                    trace_context: trace_context.clone(),
+                    name: name.clone(),
+                    version: version.clone(),
+                    input: input.clone(),
+                    execution_id: uuid::Uuid::new_v4().simple().to_string(),
+                    parent: Some(ParentInstance {
+                        name: instance.name.clone(),
+                        instance_id: id.clone(),
+                        execution_id: exec.clone(),
+                        task_scheduled_id: task,
+                    }),
+                }
             }
         };
         let execution_id = match &event {

@@ -101,14 +101,34 @@ impl Dispatcher {
                 )),
             })
             .collect();
-        let messages = entity_actions(&r.actions, plan.now)?;
+        let messages = match entity_actions(&r.actions, plan.now) {
+            Ok(m) => m,
+            Err(status) => {
+                // The batch is not committed: it runs again, not when the
+                // lease runs out but after a pause.
+                retry_later(String::new()).await;
+                return Err(status);
+            }
+        };
+        let lock = plan.lock_token.clone();
         let commit = dispatch::entity_commit(*plan, r.entity_state.clone(), results, messages);
         match self.store.commit_orchestration(commit).await {
             Ok(()) => Ok(()),
             Err(StoreError::LockLost(what)) => Err(Status::aborted(format!(
                 "the lease on `{what}` was lost; the batch will be redone"
             ))),
-            Err(e) => Err(Status::internal(e.to_string())),
+            Err(e) => {
+                // The lease is still ours and nobody holds the batch any
+                // more: give it back now rather than when the lease runs out.
+                if let Err(a) = self
+                    .store
+                    .abandon_orchestration(&id, &lock, Duration::ZERO)
+                    .await
+                {
+                    tracing::debug!(error = %a, entity = %id, "giving back an entity batch whose commit failed");
+                }
+                Err(Status::internal(e.to_string()))
+            }
         }
     }
 }
