@@ -3,11 +3,12 @@
 
 use perdure_sim::{run_seed, SimOptions};
 
-#[test]
-fn seeds_0_to_900_keep_every_oracle() {
+/// Runs `seeds` and fails with every failing seed, each with the command
+/// that reproduces it.
+fn keep_every_oracle(seeds: std::ops::Range<u64>) {
     let opts = SimOptions::default();
     let mut failing = Vec::new();
-    for seed in 0..900 {
+    for seed in seeds {
         let report = run_seed(seed, &opts);
         if let Some(v) = report.violations.first() {
             failing.push(format!(
@@ -16,6 +17,21 @@ fn seeds_0_to_900_keep_every_oracle() {
         }
     }
     assert!(failing.is_empty(), "{}", failing.join("\n"));
+}
+
+#[test]
+fn seeds_0_to_1500_keep_every_oracle() {
+    keep_every_oracle(0..1500);
+}
+
+#[test]
+fn seeds_1500_to_3000_keep_every_oracle() {
+    keep_every_oracle(1500..3000);
+}
+
+#[test]
+fn seeds_3000_to_4500_keep_every_oracle() {
+    keep_every_oracle(3000..4500);
 }
 
 #[test]
