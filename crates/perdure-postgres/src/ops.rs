@@ -191,15 +191,24 @@ pub(crate) async fn create_instance(
     let now = now(&**tx).await?;
     let existing = tx
         .query_opt(
-            "SELECT status FROM instances WHERE instance_id = $1 FOR UPDATE",
+            "SELECT status, execution_id FROM instances WHERE instance_id = $1 FOR UPDATE",
             &[&req.instance_id],
         )
         .await
         .map_err(|e| backend("looking up an instance", e))?;
     if let Some(row) = existing {
         let code: i32 = row.get(0);
+        let execution_id: String = row.get(1);
         let status = RuntimeStatus::from_code(code)
             .ok_or_else(|| StoreError::Corrupt(format!("status code {code}")))?;
+        // Finished, but about to run again (a rewind or a parent's new
+        // start waits): not replaced.
+        if status.is_terminal() && revive_waiting(tx, &req.instance_id, &execution_id).await? {
+            return Err(StoreError::AlreadyExists {
+                id: req.instance_id,
+                status: RuntimeStatus::Running,
+            });
+        }
         if !status.is_terminal() {
             return Err(StoreError::AlreadyExists {
                 id: req.instance_id,
@@ -623,10 +632,29 @@ pub(crate) async fn list_instances<C: GenericClient + Sync>(
     })
 }
 
+/// True if a message that runs finished instance `id` again waits in its
+/// inbox (see [`perdure_store::revives`]).
+async fn revive_waiting(
+    tx: &Transaction<'_>,
+    id: &str,
+    execution_id: &str,
+) -> Result<bool, StoreError> {
+    let rows = tx
+        .query("SELECT event FROM inbox WHERE instance_id = $1", &[&id])
+        .await
+        .map_err(|e| backend("reading an inbox", e))?;
+    for r in rows {
+        if perdure_store::revives(&perdure_core::decode_event(r.get(0))?, execution_id) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 pub(crate) async fn purge_instance(tx: &Transaction<'_>, id: String) -> Result<bool, StoreError> {
     let Some(row) = tx
         .query_opt(
-            "SELECT status FROM instances WHERE instance_id = $1 FOR UPDATE",
+            "SELECT status, execution_id FROM instances WHERE instance_id = $1 FOR UPDATE",
             &[&id],
         )
         .await
@@ -635,6 +663,7 @@ pub(crate) async fn purge_instance(tx: &Transaction<'_>, id: String) -> Result<b
         return Ok(false);
     };
     let code: i32 = row.get(0);
+    let execution_id: String = row.get(1);
     let status = RuntimeStatus::from_code(code)
         .ok_or_else(|| StoreError::Corrupt(format!("status code {code}")))?;
     if !status.is_terminal() {
@@ -644,22 +673,14 @@ pub(crate) async fn purge_instance(tx: &Transaction<'_>, id: String) -> Result<b
     // The row lock above waited for any transaction that was sending it a
     // message (those hold a share lock on the row, see `lock_entity_row`);
     // this statement's fresh snapshot sees what they committed.
-    // Nor is an orchestration with a rewind waiting.
+    // Nor is an orchestration with a rewind or a new start waiting.
     let waiting = if perdure_core::is_entity_instance(&id) {
         tx.query_opt("SELECT 1 FROM inbox WHERE instance_id = $1 LIMIT 1", &[&id])
             .await
             .map_err(|e| backend("purging an instance", e))?
             .is_some()
     } else {
-        let rows = tx
-            .query("SELECT event FROM inbox WHERE instance_id = $1", &[&id])
-            .await
-            .map_err(|e| backend("purging an instance", e))?;
-        let mut revived = false;
-        for r in rows {
-            revived |= perdure_store::revives(&perdure_core::decode_event(r.get(0))?);
-        }
-        revived
+        revive_waiting(tx, &id, &execution_id).await?
     };
     if waiting {
         return Err(StoreError::NotFinished {

@@ -33,6 +33,16 @@ pub struct Journal {
     /// A transfer was cut short (terminated or failed nondeterministically
     /// between its two `add`s): the accounts' total may differ.
     pub money_unsure: bool,
+    /// Instances a client restarted: a new start of a finished one was
+    /// asked for.
+    restarted: HashSet<String>,
+    /// Lock sets asked for, by critical section.
+    lock_sets: HashMap<String, Vec<String>>,
+    /// Sections unlocked (so a late grant for one is not a hold).
+    unlocked: HashSet<String>,
+    /// Who holds each entity, by the orchestrations' histories: (instance,
+    /// critical section).
+    holders: HashMap<String, (String, String)>,
 }
 
 /// Where an orchestration is with respect to its critical section.
@@ -86,6 +96,10 @@ impl Journal {
         self.terminated.insert(id.to_string());
     }
 
+    pub fn restarted(&mut self, id: &str) {
+        self.restarted.insert(id.to_string());
+    }
+
     pub fn committed(&mut self, c: &OrchestrationCommit, applied: bool) {
         if trace() {
             let sent: Vec<String> = c
@@ -101,6 +115,10 @@ impl Journal {
                 c.consumed,
                 sent.join(" ")
             );
+        }
+        if applied {
+            // Entities' commits too: they send the grants.
+            self.check_locks(c);
         }
         let Some((status, messages)) = self.fetched.get(&c.lock_token).cloned() else {
             return;
@@ -126,6 +144,27 @@ impl Journal {
         }
         let got = c.update.status;
         self.check_time_and_sections(c);
+        // A finished instance starts again only when asked: a restart, or
+        // a parent's rewind creating its child again.
+        if status.is_terminal() {
+            for m in messages.iter().filter(|m| consumed.contains(&m.seq)) {
+                if let EventKind::ExecutionStarted {
+                    execution_id,
+                    parent,
+                    ..
+                } = &m.event.kind
+                {
+                    let began = c.history.iter().any(|e| {
+                        matches!(&e.kind, EventKind::ExecutionStarted { execution_id: x, .. } if x == execution_id)
+                    });
+                    if began && parent.is_none() && !self.restarted.contains(id) {
+                        self.violations.push(format!(
+                            "{id}: finished {status}, it was started again by nobody's request"
+                        ));
+                    }
+                }
+            }
+        }
         if !status.is_terminal() {
             if expect_terminated && got != RuntimeStatus::Terminated {
                 self.violations.push(format!(
@@ -195,6 +234,53 @@ impl Journal {
 }
 
 impl Journal {
+    /// No two orchestrations hold a lock on one entity at once: from the
+    /// grant the last entity of a set sends until the holder sends its
+    /// unlocks (the messages are what the entities act on), nobody else is
+    /// granted any entity of the set.
+    fn check_locks(&mut self, c: &OrchestrationCommit) {
+        for m in &c.messages {
+            match &m.event.kind {
+                EventKind::EntityLockRequested {
+                    critical_section_id,
+                    lock_set,
+                    ..
+                } => {
+                    self.lock_sets
+                        .insert(critical_section_id.clone(), lock_set.clone());
+                }
+                EventKind::EntityLockGranted {
+                    critical_section_id: cs,
+                } if !self.unlocked.contains(cs) => {
+                    let holder = &m.instance_id;
+                    for entity in self.lock_sets.get(cs).cloned().unwrap_or_default() {
+                        if let Some((other, _)) = self.holders.get(&entity).filter(|(_, s)| s != cs)
+                        {
+                            self.violations.push(format!(
+                                "{holder}: granted `{entity}` while `{other}` holds it"
+                            ));
+                        }
+                        self.holders.insert(entity, (holder.clone(), cs.clone()));
+                    }
+                }
+                EventKind::EntityUnlockSent {
+                    critical_section_id: cs,
+                    ..
+                } => {
+                    self.unlocked.insert(cs.clone());
+                    if self
+                        .holders
+                        .get(&m.instance_id)
+                        .is_some_and(|(_, s)| s == cs)
+                    {
+                        self.holders.remove(&m.instance_id);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// The turn's time (its OrchestratorStarted) is never before a timer it
     /// fires, nor before the instance's previous turn; and a terminate or a
     /// nondeterministic failure that ends an execution in the middle of a
@@ -296,6 +382,7 @@ pub async fn at_rest(
             ));
         }
         out.extend(duplicate_steps(id, &history));
+        out.extend(unrun_results(id, &history, effects));
         let nondeterministic = r
             .failure
             .as_ref()
@@ -351,6 +438,19 @@ fn replays(id: &str, history: &[HistoryEvent], effects: &Arc<Effects>) -> Option
             "{id}: its history does not replay from scratch: {why}; history: {}",
             summary(history)
         )
+    })
+}
+
+/// Every activity result in a history comes from a run of that activity.
+fn unrun_results(id: &str, history: &[HistoryEvent], effects: &Effects) -> Option<String> {
+    let runs = effects.runs.lock().unwrap_or_else(|p| p.into_inner());
+    history.iter().find_map(|e| match e.kind {
+        EventKind::TaskCompleted {
+            task_scheduled_id, ..
+        } if !runs.contains_key(&(id.to_string(), task_scheduled_id)) => Some(format!(
+            "{id}: task {task_scheduled_id} has a result but never ran"
+        )),
+        _ => None,
     })
 }
 

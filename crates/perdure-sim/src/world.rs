@@ -1,7 +1,8 @@
 //! One simulated run: a memory store on a virtual clock behind a fault
 //! plan, two engines (the in-process worker's real turn and activity code)
 //! that act only when the seed says so, a client that starts, raises,
-//! terminates, suspends, resumes, rewinds and purges at random moments,
+//! terminates, suspends, resumes, rewinds, restarts and purges at random
+//! moments, results delivered twice,
 //! crashes before and after commits, lease expiries and code changed under
 //! running instances. Client operations are for the started programs and,
 //! now and then, for their sub-orchestrations. At the end every instance is
@@ -11,7 +12,7 @@ use crate::oracle::{self, Journal};
 use crate::program::{self, Effects, Program};
 use crate::rng::Rng;
 use perdure::{Client, Engine, WorkerOptions};
-use perdure_core::RuntimeStatus;
+use perdure_core::{EventKind, RuntimeStatus};
 use perdure_store::faulty::{FaultPoint, FaultyStore};
 use perdure_store::{ManualClock, MemoryStore, Store, WorkFilter};
 use std::sync::atomic::Ordering;
@@ -170,7 +171,7 @@ impl World {
             }
         }
         let c = &self.client;
-        match self.rng.below(20) {
+        match self.rng.below(22) {
             0..=8 => {
                 let names = program::events(&p.ops);
                 let name = self
@@ -215,10 +216,45 @@ impl World {
                     }
                 }
             }
+            18 => {
+                if c.restart(&id, false).await.is_ok() {
+                    oracle::lock(&self.journal).restarted(&id);
+                }
+            }
+            19 => self.deliver_again(&id).await,
             _ => {
                 let n = self.programs.len();
                 self.start(n).await;
             }
+        }
+    }
+
+    /// Delivers a result the instance already has once more (a duplicate
+    /// from the network, or from an activity run twice): it must change
+    /// nothing.
+    async fn deliver_again(&mut self, id: &str) {
+        let Ok(Some(rec)) = self.store.get_instance(id).await else {
+            return;
+        };
+        let history = self.store.read_history(id).await.unwrap_or_default();
+        let answers: Vec<_> = history
+            .into_iter()
+            .filter(|e| {
+                e.completion_id().is_some()
+                    || matches!(e.kind, EventKind::EntityOperationCompleted { .. })
+            })
+            .collect();
+        if let Some(e) = self.rng.pick(&answers) {
+            let now = perdure_store::Clock::now(self.clock.as_ref());
+            let _ = self
+                .store
+                .send_message(perdure_store::InstanceMessage {
+                    instance_id: id.to_string(),
+                    execution_id: Some(rec.execution_id),
+                    event: perdure_core::HistoryEvent::new(now, e.kind.clone()),
+                    visible_at: now,
+                })
+                .await;
         }
     }
 

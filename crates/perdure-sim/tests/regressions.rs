@@ -297,3 +297,60 @@ async fn a_rewound_parent_runs_its_terminated_child_again() {
     r.settle(10).await;
     assert_eq!(r.status("parent").await, RuntimeStatus::Completed);
 }
+
+#[tokio::test]
+async fn a_second_start_in_a_childs_first_batch_is_refused_to_its_parent() {
+    // Found by the simulator (seed 4963 of its version then): a parent
+    // terminated and restarted created the same child twice before the
+    // child ran; its first batch held both starts, ran the first and
+    // dropped the second, and the restarted parent waited for ever.
+    let r = rig();
+    r.start("parent", vec![Op::Sub(vec![Op::Event("go".into())])], 1)
+        .await;
+    r.turn(10).await;
+    let child = only_child(&r, "parent").await;
+    r.client.suspend(&child, "hold").await.expect("suspend");
+    r.turn(10).await;
+    r.client
+        .terminate("parent", "stop")
+        .await
+        .expect("terminate");
+    r.turn(10).await;
+    assert_eq!(r.status("parent").await, RuntimeStatus::Terminated);
+    r.client.restart("parent", false).await.expect("restart");
+    r.turn(10).await;
+    r.client.resume(&child, "go on").await.expect("resume");
+    r.settle(10).await;
+    assert_eq!(
+        r.status("parent").await,
+        RuntimeStatus::Failed,
+        "the restarted parent still waits for its child's start"
+    );
+}
+
+#[tokio::test]
+async fn a_child_with_a_new_start_waiting_is_neither_purged_nor_replaced() {
+    // Found by the simulator (seeds 4883 and 9445 of its version then): a
+    // restarted parent's new start for its failed child, or a parent's
+    // rewind, was lost when a purge or a restart took the child first.
+    let r = rig();
+    r.start("parent", vec![Op::Sub(vec![Op::FailOnce(3)])], 1)
+        .await;
+    r.settle(10).await;
+    assert_eq!(r.status("parent").await, RuntimeStatus::Failed);
+    let child = only_child(&r, "parent").await;
+    r.client.restart("parent", false).await.expect("restart");
+    // The restarted parent's first turn: the child's new start is queued.
+    r.turn(10).await;
+    assert_eq!(r.status(&child).await, RuntimeStatus::Failed);
+    assert!(
+        r.client.purge_instance_history(&child).await.is_err(),
+        "purged with a new start waiting"
+    );
+    assert!(
+        r.client.restart(&child, false).await.is_err(),
+        "replaced with a new start waiting"
+    );
+    r.settle(10).await;
+    assert_eq!(r.status("parent").await, RuntimeStatus::Completed);
+}

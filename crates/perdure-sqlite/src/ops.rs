@@ -181,17 +181,28 @@ fn insert_instance(
 
 pub(crate) fn create_instance(c: &Connection, req: &CreateInstance) -> Result<Woken, StoreError> {
     let now = now_ms();
-    let existing: Option<i64> = c
-        .prepare_cached("SELECT status FROM instances WHERE instance_id = ?1")
-        .and_then(|mut s| s.query_row([&req.instance_id], |r| r.get(0)).optional())
+    let existing: Option<(i64, String)> = c
+        .prepare_cached("SELECT status, execution_id FROM instances WHERE instance_id = ?1")
+        .and_then(|mut s| {
+            s.query_row([&req.instance_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
         .map_err(|e| backend("looking up an instance", e))?;
-    if let Some(code) = existing {
+    if let Some((code, execution_id)) = existing {
         let status = RuntimeStatus::from_code(code as i32)
             .ok_or_else(|| StoreError::Corrupt(format!("status code {code}")))?;
         if !status.is_terminal() {
             return Err(StoreError::AlreadyExists {
                 id: req.instance_id.clone(),
                 status,
+            });
+        }
+        // Finished, but about to run again (a rewind or a parent's new
+        // start waits): not replaced.
+        if revive_waiting(c, &req.instance_id, &execution_id)? {
+            return Err(StoreError::AlreadyExists {
+                id: req.instance_id.clone(),
+                status: RuntimeStatus::Running,
             });
         }
         for table in ["history", "inbox", "tasks"] {
@@ -855,16 +866,36 @@ pub(crate) fn list_instances(
     })
 }
 
+/// True if a message that runs finished instance `id` again waits in its
+/// inbox (see [`perdure_store::revives`]).
+fn revive_waiting(c: &Connection, id: &str, execution_id: &str) -> Result<bool, StoreError> {
+    let mut s = c
+        .prepare_cached("SELECT event FROM inbox WHERE instance_id = ?1")
+        .map_err(|e| backend("reading an inbox", e))?;
+    let texts = s
+        .query_map([id], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| backend("reading an inbox", e))?;
+    for text in texts {
+        if perdure_store::revives(&decode_event(&text)?, execution_id) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 pub(crate) fn purge_instance(c: &Connection, id: &str) -> Result<bool, StoreError> {
-    let status: Option<i64> = c
+    let row: Option<(i64, String)> = c
         .query_row(
-            "SELECT status FROM instances WHERE instance_id = ?1",
+            "SELECT status, execution_id FROM instances WHERE instance_id = ?1",
             [id],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()
         .map_err(|e| backend("purging an instance", e))?;
-    let Some(code) = status else { return Ok(false) };
+    let Some((code, execution_id)) = row else {
+        return Ok(false);
+    };
     let status = RuntimeStatus::from_code(code as i32)
         .ok_or_else(|| StoreError::Corrupt(format!("status code {code}")))?;
     if !status.is_terminal() {
@@ -874,24 +905,13 @@ pub(crate) fn purge_instance(c: &Connection, id: &str) -> Result<bool, StoreErro
         });
     }
     // An entity with requests waiting is not finished: they would be lost;
-    // nor is an orchestration with a rewind waiting.
+    // nor is an orchestration with a rewind or a new start waiting.
     let waiting = if perdure_core::is_entity_instance(id) {
         c.prepare_cached("SELECT 1 FROM inbox WHERE instance_id = ?1 LIMIT 1")
             .and_then(|mut s| s.exists([id]))
             .map_err(|e| backend("purging an instance", e))?
     } else {
-        let mut s = c
-            .prepare_cached("SELECT event FROM inbox WHERE instance_id = ?1")
-            .map_err(|e| backend("purging an instance", e))?;
-        let texts = s
-            .query_map([id], |r| r.get::<_, String>(0))
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| backend("purging an instance", e))?;
-        let mut revived = false;
-        for text in texts {
-            revived |= perdure_store::revives(&decode_event(&text)?);
-        }
-        revived
+        revive_waiting(c, id, &execution_id)?
     };
     if waiting {
         return Err(StoreError::NotFinished {

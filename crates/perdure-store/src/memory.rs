@@ -122,10 +122,19 @@ impl InstanceStore for MemoryStore {
     async fn create_instance(&self, req: CreateInstance) -> Result<(), StoreError> {
         let mut g = self.lock()?;
         if let Some(existing) = g.instances.get(&req.instance_id) {
-            if !existing.rec.status.is_terminal() {
+            // Finished, but about to run again (a rewind or a parent's new
+            // start waits): not replaced.
+            let revived = g.inbox.values().any(|m| {
+                m.instance_id == req.instance_id && revives(&m.event, &existing.rec.execution_id)
+            });
+            if !existing.rec.status.is_terminal() || revived {
                 return Err(StoreError::AlreadyExists {
                     id: req.instance_id,
-                    status: existing.rec.status,
+                    status: if revived {
+                        RuntimeStatus::Running
+                    } else {
+                        existing.rec.status
+                    },
                 });
             }
             g.drop_instance_work(&req.instance_id);
@@ -218,10 +227,9 @@ impl InstanceStore for MemoryStore {
             return Ok(false);
         };
         let entity = perdure_core::is_entity_instance(instance_id);
-        let waiting = g
-            .inbox
-            .values()
-            .any(|m| m.instance_id == instance_id && (entity || revives(&m.event)));
+        let waiting = g.inbox.values().any(|m| {
+            m.instance_id == instance_id && (entity || revives(&m.event, &inst.rec.execution_id))
+        });
         if !inst.rec.status.is_terminal() || waiting {
             return Err(StoreError::NotFinished {
                 id: instance_id.to_string(),

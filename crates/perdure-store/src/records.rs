@@ -82,12 +82,20 @@ pub fn start_first(instance: &InstanceRecord, execution_id: Option<&str>) -> boo
     instance.history_len == 0 && execution_id == Some(instance.execution_id.as_str())
 }
 
-/// True for a queued message that runs a finished instance again (a
-/// rewind, sent by a client or by a parent's rewind): an instance with one
-/// waiting is not finished, and purging it would lose the rewind (and
-/// leave a rewound parent waiting for a child that is gone).
-pub fn revives(event: &HistoryEvent) -> bool {
-    matches!(event.kind, EventKind::ExecutionRewound { .. })
+/// True for a queued message that runs a finished instance again: a
+/// rewind (sent by a client or by a parent's rewind), or the start of a new
+/// execution (a parent creating its child again), anything but the void
+/// start of `execution_id`, the instance's own (terminated before it ran).
+/// An instance with one waiting is not finished: purging it would lose the
+/// message, and leave a parent waiting for a child that is gone.
+pub fn revives(event: &HistoryEvent, execution_id: &str) -> bool {
+    match &event.kind {
+        EventKind::ExecutionRewound { .. } => true,
+        EventKind::ExecutionStarted {
+            execution_id: new, ..
+        } => new != execution_id,
+        _ => false,
+    }
 }
 
 /// An activity to run.

@@ -6,7 +6,7 @@ mod batch;
 mod purge;
 
 pub use batch::{check_batched_fetch, check_claims, check_complete_and_take, check_queue_depths};
-pub use purge::check_purge_waits_for_a_rewind;
+pub use purge::{check_purge_waits_for_a_new_start, check_purge_waits_for_a_rewind};
 
 use crate::*;
 use perdure_core::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
@@ -802,6 +802,7 @@ where
     check_complete_and_take(&make().await).await;
     check_queue_depths(&make().await).await;
     check_purge_waits_for_a_rewind(&make().await).await;
+    check_purge_waits_for_a_new_start(&make().await).await;
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
-//! Conformance checks for purge: a finished instance with a rewind waiting
-//! in its inbox is not finished (a parent's rewind sends one to its failed
-//! child; purging the child then would leave the parent waiting forever).
+//! Conformance checks for purge and replace: a finished instance with a
+//! rewind or a new start waiting in its inbox is not finished (a parent's
+//! rewind sends its failed child a rewind, a restarted parent sends its
+//! child a new start; purging the child, or starting it afresh over it,
+//! would leave the parent waiting forever).
 
-use super::{begin_turn, now, LEASE};
+use super::{begin_turn, now, start_event, LEASE};
 use crate::*;
 use perdure_core::{EventKind, FailureDetails, HistoryEvent, RuntimeStatus};
 
@@ -33,6 +35,16 @@ pub async fn check_purge_waits_for_a_rewind<S: Store>(s: &S) {
         ),
         "a failed instance with a rewind waiting was purged"
     );
+    let mut again = super::create("rw-1");
+    again.execution_id = "rw-1-e2".into();
+    again.start_event = start_event("Orch", "rw-1-e2");
+    assert!(
+        matches!(
+            s.create_instance(again).await,
+            Err(StoreError::AlreadyExists { .. })
+        ),
+        "a failed instance with a rewind waiting was replaced by a new start"
+    );
     // A stale event waiting does not keep a finished instance.
     let item = s
         .fetch_orchestration(LEASE, 10, &WorkFilter::Any)
@@ -48,5 +60,40 @@ pub async fn check_purge_waits_for_a_rewind<S: Store>(s: &S) {
     assert!(
         s.purge_instance("rw-1").await.expect("purge"),
         "a failed instance with only a stale event waiting was not purged"
+    );
+}
+
+/// A failed instance refuses a purge while the start of a new execution
+/// waits for it, and not for the void start of the execution it has.
+pub async fn check_purge_waits_for_a_new_start<S: Store>(s: &S) {
+    let (item, mut k) = begin_turn(s, "rs-1").await;
+    k.update.status = RuntimeStatus::Failed;
+    k.update.failure = Some(FailureDetails::new("Boom", "failed"));
+    s.commit_orchestration(k).await.expect("fail");
+    let start = |exec: &str| InstanceMessage {
+        instance_id: "rs-1".into(),
+        execution_id: Some(exec.into()),
+        event: start_event("Orch", exec),
+        visible_at: now(),
+    };
+    s.send_message(start(&item.instance.execution_id))
+        .await
+        .expect("own start again");
+    assert!(
+        s.purge_instance("rs-1").await.expect("purge"),
+        "the void start of its own execution kept a finished instance"
+    );
+    let (_, mut k) = begin_turn(s, "rs-2").await;
+    k.update.status = RuntimeStatus::Failed;
+    s.commit_orchestration(k).await.expect("fail");
+    let mut next = start("rs-2-e2");
+    next.instance_id = "rs-2".into();
+    s.send_message(next).await.expect("new start");
+    assert!(
+        matches!(
+            s.purge_instance("rs-2").await,
+            Err(StoreError::NotFinished { .. })
+        ),
+        "a failed instance with a new start waiting was purged"
     );
 }

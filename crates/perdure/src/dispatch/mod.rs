@@ -207,27 +207,8 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
     let has_execution = instance.history_len > 0 && !instance.status.is_terminal();
 
     if has_execution {
-        let mut refusals = Vec::new();
         // A start for an instance that is running is refused; tell the parent.
-        for m in messages.iter().filter(|m| is_start(m)) {
-            if let EventKind::ExecutionStarted {
-                parent: Some(p), ..
-            } = &m.event.kind
-            {
-                refusals.push(to_parent(
-                    p,
-                    EventKind::SubOrchestrationInstanceFailed {
-                        task_scheduled_id: p.task_scheduled_id,
-                        failure: FailureDetails::new(
-                            "InstanceAlreadyRunning",
-                            format!("instance `{id}` is already {}", instance.status),
-                        )
-                        .non_retriable(),
-                    },
-                    now,
-                ));
-            }
-        }
+        let refusals = refuse_starts(&messages, &id, instance.status, now);
         let exec = instance.execution_id.clone();
         let ctl = control(&messages, Some(&exec), was_suspended);
         if let Some(terminate) = ctl.terminate {
@@ -347,6 +328,9 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
     let EventKind::ExecutionStarted { execution_id, .. } = &start.event.kind else {
         return Err(StoreError::Corrupt("start message changed kind".into()));
     };
+    // Other starts in the batch (another parent's child of the same id)
+    // find it running: refused, their parents told.
+    let refusals = refuse_starts(&messages, &id, RuntimeStatus::Running, now);
     let exec = execution_id.clone();
     let ctl = control(&messages, Some(&exec), was_suspended);
     if let Some(terminate) = ctl.terminate {
@@ -357,7 +341,7 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
             control::Handled {
                 lock_token,
                 consumed,
-                messages: Vec::new(),
+                messages: refusals,
                 now,
             },
             start.event,
@@ -397,9 +381,40 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
         suspended: false,
         new_execution: true,
         events,
-        messages: Vec::new(),
+        messages: refusals,
         now,
     })))
+}
+
+/// The refusals of the starts among `messages` for instance `id`, which is
+/// `status`: each parent is told its child could not start.
+fn refuse_starts(
+    messages: &[InboxMessage],
+    id: &str,
+    status: RuntimeStatus,
+    now: Timestamp,
+) -> Vec<InstanceMessage> {
+    messages
+        .iter()
+        .filter(|m| is_start(m))
+        .filter_map(|m| match &m.event.kind {
+            EventKind::ExecutionStarted {
+                parent: Some(p), ..
+            } => Some(to_parent(
+                p,
+                EventKind::SubOrchestrationInstanceFailed {
+                    task_scheduled_id: p.task_scheduled_id,
+                    failure: FailureDetails::new(
+                        "InstanceAlreadyRunning",
+                        format!("instance `{id}` is already {status}"),
+                    )
+                    .non_retriable(),
+                },
+                now,
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Terminate, suspend and resume: what applies while suspended.

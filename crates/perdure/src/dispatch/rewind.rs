@@ -103,6 +103,16 @@ fn schedules(e: &HistoryEvent) -> Option<Step> {
     }
 }
 
+/// True if `child`'s execution was started by execution `exec` of its
+/// parent (or has not run yet: its start is the one this execution sent).
+async fn child_of(store: &dyn Store, child: &str, exec: &str) -> Result<bool, StoreError> {
+    let history = store.read_history(child).await?;
+    Ok(history.is_empty()
+        || history.iter().any(|e| {
+        matches!(&e.kind, EventKind::ExecutionStarted { parent: Some(p), .. } if p.execution_id == exec)
+    }))
+}
+
 pub(super) async fn rewind(
     store: &dyn Store,
     instance: &InstanceRecord,
@@ -249,11 +259,19 @@ pub(super) async fn rewind(
             .get_instance(&child)
             .await?
             .map(|c| (c.status, c.output));
+        // A child started by an earlier execution of this parent (it was
+        // terminated and restarted since) answers that execution, not this
+        // one: it is started again for this one (refused while it runs,
+        // and this parent told).
+        let ours = match now_is {
+            Some(_) => child_of(store, &child, &exec).await?,
+            None => false,
+        };
         let event = match now_is {
-            Some((RuntimeStatus::Failed, _)) => EventKind::ExecutionRewound {
+            Some((RuntimeStatus::Failed, _)) if ours => EventKind::ExecutionRewound {
                 reason: reason.clone(),
             },
-            Some((RuntimeStatus::Completed, result)) => {
+            Some((RuntimeStatus::Completed, result)) if ours => {
                 // Rewound on its own and completed since: its answer.
                 messages.push(to_self(
                     HistoryEvent::new(
@@ -268,9 +286,10 @@ pub(super) async fn rewind(
                 ));
                 continue;
             }
-            // Still running: its answer comes.
-            Some((status, _)) if !status.is_terminal() => continue,
-            // Purged, or terminated: started again as it was first created.
+            // Still running for this execution: its answer comes.
+            Some((status, _)) if !status.is_terminal() && ours => continue,
+            // Purged, terminated, or another execution's: started again as
+            // it was first created.
             _ => {
                 let EventKind::SubOrchestrationInstanceCreated {
                     name,
