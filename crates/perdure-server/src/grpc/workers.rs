@@ -21,12 +21,12 @@
 //! worker makes.
 
 mod entities;
+mod orchestrations;
 
-use super::actions::map_actions;
 use super::convert::{self, event};
 use super::proto as pb;
-use perdure::dispatch::{self, EntityPlan, ExecutionInfo, Outcome, Prepared, TurnPlan, TurnResult};
-use perdure_core::{EventKind, HistoryEvent};
+use perdure::dispatch::{self, EntityPlan, ExecutionInfo, TurnPlan};
+use perdure_core::HistoryEvent;
 use perdure_store::{ActivityItem, NameFilter, Store, StoreError, WorkFilter, WorkKind};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -502,76 +502,6 @@ impl Dispatcher {
         }
     }
 
-    /// Turns a locked item into a work item, or deals with it here when
-    /// there is nothing for orchestrator code to do.
-    async fn orchestration_item(
-        &self,
-        stream: u64,
-        item: perdure_store::OrchestrationItem,
-        permit: OwnedSemaphorePermit,
-    ) -> Result<Option<pb::WorkItem>, StoreError> {
-        let plan = match dispatch::prepare(self.store.as_ref(), item).await? {
-            Prepared::Handled => return Ok(None),
-            Prepared::Entity(batch) => {
-                return self.entity_item(stream, *batch, permit).await;
-            }
-            Prepared::Turn(plan) => plan,
-        };
-        let id = plan.instance.instance_id.clone();
-        let past = if plan.new_execution {
-            Vec::new()
-        } else {
-            self.store.read_history(&id).await?
-        };
-        let started = if plan.new_execution {
-            plan.events.first().and_then(ExecutionInfo::from_start)
-        } else {
-            ExecutionInfo::from_history(&past)
-        };
-        let Some(exec) = started else {
-            return Err(StoreError::Corrupt(format!(
-                "instance `{id}` has no ExecutionStarted event"
-            )));
-        };
-        let accepted = dedupe(&past, plan.turn_events());
-        if accepted.len() <= 1 && !plan.new_execution {
-            // Only duplicates or stale messages: consume them here.
-            let commit = dispatch::build_commit(
-                *plan,
-                &exec,
-                TurnResult {
-                    accepted,
-                    ..TurnResult::default()
-                },
-            );
-            self.store.commit_orchestration(commit).await?;
-            return Ok(None);
-        }
-        let request = pb::OrchestratorRequest {
-            instance_id: id.clone(),
-            execution_id: Some(exec.execution_id.clone()),
-            past_events: past.iter().map(|e| event(&id, e)).collect(),
-            new_events: accepted.iter().map(|e| event(&id, e)).collect(),
-            orchestration_trace_context: orchestration_trace(&id, &exec, &past, &accepted),
-            ..Default::default()
-        };
-        let token = format!("o-{}", uuid::Uuid::new_v4().simple());
-        self.pending().insert(
-            token.clone(),
-            Pending::Orchestration {
-                plan,
-                exec,
-                accepted,
-                stream,
-                _permit: permit,
-            },
-        );
-        Ok(Some(pb::WorkItem {
-            request: Some(pb::work_item::Request::OrchestratorRequest(request)),
-            completion_token: token,
-        }))
-    }
-
     async fn activity_loop(
         self: Arc<Self>,
         stream: u64,
@@ -661,83 +591,6 @@ impl Dispatcher {
         })
     }
 
-    /// Commits a remote orchestration turn.
-    pub async fn complete_orchestration(&self, r: pb::OrchestratorResponse) -> Result<(), Status> {
-        let Pending::Orchestration {
-            plan,
-            mut exec,
-            accepted,
-            ..
-        } = self.take_kind(&r.completion_token, "an orchestration")?
-        else {
-            return Err(Status::internal("pending work changed kind"));
-        };
-        if r.instance_id != plan.instance.instance_id {
-            let id = plan.instance.instance_id.clone();
-            let _ = self
-                .store
-                .abandon_orchestration(&id, &plan.lock_token, Duration::ZERO)
-                .await;
-            return Err(Status::invalid_argument(format!(
-                "completion for instance `{}` answers a work item for `{id}`",
-                r.instance_id
-            )));
-        }
-        let mut mapped = map_actions(&plan.instance.instance_id, &exec, &r.actions, plan.now);
-        // A terminated execution ends, whatever the worker answered.
-        if let Some(reason) = accepted.iter().find_map(|e| match &e.kind {
-            EventKind::ExecutionTerminated { reason } => Some(reason.clone()),
-            _ => None,
-        }) {
-            if !matches!(mapped.outcome, Some(Outcome::Terminated(_))) {
-                mapped.actions.clear();
-                mapped.outcome = Some(Outcome::Terminated(reason));
-            }
-        }
-        if let (Some(Outcome::ContinuedAsNew { .. }), Some(v)) =
-            (&mapped.outcome, &mapped.new_version)
-        {
-            exec.version = Some(v.clone());
-        }
-        let (id, lock) = (plan.instance.instance_id.clone(), plan.lock_token.clone());
-        let mut commit = dispatch::build_commit(
-            *plan,
-            &exec,
-            TurnResult {
-                accepted,
-                actions: mapped.actions,
-                outcome: mapped.outcome,
-                custom_status: r.custom_status,
-                leftover: Vec::new(),
-            },
-        );
-        commit.messages.extend(mapped.messages);
-        let summary = perdure::metrics::TurnSummary::of(&commit);
-        match self.store.commit_orchestration(commit).await {
-            Ok(()) => {
-                perdure::metrics::global().turn_committed(&summary);
-                Ok(())
-            }
-            Err(StoreError::LockLost(what)) | Err(StoreError::HistoryConflict { id: what, .. }) => {
-                Err(Status::aborted(format!(
-                    "the lease on `{what}` was lost; the turn will be redone"
-                )))
-            }
-            Err(e) => {
-                // The lease is still ours and nobody holds the work any
-                // more: give it back now rather than when the lease runs out.
-                if let Err(a) = self
-                    .store
-                    .abandon_orchestration(&id, &lock, Duration::ZERO)
-                    .await
-                {
-                    tracing::debug!(error = %a, instance_id = %id, "giving back a turn whose commit failed");
-                }
-                Err(Status::internal(e.to_string()))
-            }
-        }
-    }
-
     fn take_kind(&self, token: &str, kind: &str) -> Result<Pending, Status> {
         let p = self.take(token)?;
         if p.kind() != kind {
@@ -814,68 +667,4 @@ fn mark(last_sent: &Mutex<Instant>) {
     if let Ok(mut t) = last_sent.lock() {
         *t = Instant::now();
     }
-}
-
-/// The turn's events without results already in history or repeated in the
-/// batch (at-least-once delivery can repeat one), and without results for
-/// steps the history never scheduled. An id may be scheduled more than once
-/// (the Python SDK retries an activity under its first id), so results are
-/// counted against schedules.
-fn dedupe(past: &[HistoryEvent], turn: Vec<HistoryEvent>) -> Vec<HistoryEvent> {
-    let mut open: HashMap<i64, i64> = HashMap::new();
-    for e in past {
-        match &e.kind {
-            EventKind::TaskScheduled { .. }
-            | EventKind::TimerCreated { .. }
-            | EventKind::SubOrchestrationInstanceCreated { .. } => {
-                *open.entry(e.event_id).or_default() += 1;
-            }
-            _ => {
-                if let Some(id) = e.completion_id() {
-                    *open.entry(id).or_default() -= 1;
-                }
-            }
-        }
-    }
-    turn.into_iter()
-        .filter(|e| match e.completion_id() {
-            None => true,
-            Some(id) => {
-                let waiting = open.entry(id).or_default();
-                let keep = *waiting > 0;
-                if keep {
-                    *waiting -= 1;
-                } else {
-                    tracing::debug!(
-                        task_id = id,
-                        kind = e.type_name(),
-                        "dropped a repeated or unexpected result"
-                    );
-                }
-                keep
-            }
-        })
-        .collect()
-}
-
-/// The execution's span as an SDK worker records it: the id every turn
-/// uses (derived from instance and execution, so SDK-emitted child spans
-/// nest under it however many turns and processes run it) and its start,
-/// the ExecutionStarted time. `None` for an execution without a trace.
-fn orchestration_trace(
-    id: &str,
-    exec: &ExecutionInfo,
-    past: &[HistoryEvent],
-    accepted: &[HistoryEvent],
-) -> Option<pb::OrchestrationTraceContext> {
-    exec.trace_context.as_ref()?;
-    let started = past
-        .iter()
-        .chain(accepted)
-        .find(|e| matches!(e.kind, EventKind::ExecutionStarted { .. }))?;
-    let span = perdure_core::trace::orchestration_span_id(id, &exec.execution_id);
-    Some(pb::OrchestrationTraceContext {
-        span_id: Some(format!("{span:016x}")),
-        span_start_time: Some(convert::ts(started.timestamp)),
-    })
 }

@@ -1,12 +1,14 @@
-//! Conformance checks for purge and replace: a finished instance with a
+//! Conformance checks for listing, purging, suspending and replacing
+//! instances. A finished instance with a
 //! rewind or a new start waiting in its inbox is not finished (a parent's
 //! rewind sends its failed child a rewind, a restarted parent sends its
 //! child a new start; purging the child, or starting it afresh over it,
 //! would leave the parent waiting forever).
 
-use super::{begin_turn, now, start_event, LEASE};
+use super::{begin_turn, commit_for, create, fetch_until, now, raised, start_event, LEASE};
 use crate::*;
 use perdure_core::{EventKind, FailureDetails, HistoryEvent, RuntimeStatus};
+use std::time::Duration;
 
 /// A failed instance refuses a purge while a rewind waits for it, and is
 /// purged once the rewind has run and it has failed again.
@@ -35,7 +37,7 @@ pub async fn check_purge_waits_for_a_rewind<S: Store>(s: &S) {
         ),
         "a failed instance with a rewind waiting was purged"
     );
-    let mut again = super::create("rw-1");
+    let mut again = create("rw-1");
     again.execution_id = "rw-1-e2".into();
     again.start_event = start_event("Orch", "rw-1-e2");
     assert!(
@@ -51,10 +53,10 @@ pub async fn check_purge_waits_for_a_rewind<S: Store>(s: &S) {
         .await
         .expect("fetch")
         .expect("the rewind is work");
-    let mut k = super::commit_for(&item, Vec::new());
+    let mut k = commit_for(&item, Vec::new());
     k.update.status = RuntimeStatus::Failed;
     s.commit_orchestration(k).await.expect("fail again");
-    s.send_message(super::raised("rw-1", "late", std::time::Duration::ZERO))
+    s.send_message(raised("rw-1", "late", Duration::ZERO))
         .await
         .expect("raise");
     assert!(
@@ -96,4 +98,143 @@ pub async fn check_purge_waits_for_a_new_start<S: Store>(s: &S) {
         ),
         "a failed instance with a new start waiting was purged"
     );
+}
+
+/// Listing with filters and paging; purging finished instances only;
+/// a Suspended instance is handed out only for resume and terminate.
+pub async fn check_list_purge_suspend<S: Store>(s: &S) {
+    for id in ["p-1", "p-2", "p-3", "q-1", "q-2"] {
+        s.create_instance(create(id)).await.expect("create");
+    }
+    let mut seen = Vec::new();
+    let mut q = InstanceQuery {
+        page_size: 2,
+        ..InstanceQuery::default()
+    };
+    loop {
+        let page = s.list_instances(&q).await.expect("list");
+        assert!(page.instances.len() <= 2);
+        seen.extend(page.instances.iter().map(|r| r.instance_id.clone()));
+        match page.continuation {
+            Some(c) => q.continuation = Some(c),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["p-1", "p-2", "p-3", "q-1", "q-2"],
+        "paging returns every instance once"
+    );
+    let q = InstanceQuery {
+        instance_id_prefix: Some("q-".into()),
+        page_size: 10,
+        ..InstanceQuery::default()
+    };
+    assert_eq!(s.list_instances(&q).await.expect("list").instances.len(), 2);
+    for (name, want) in [("Orch", 5), ("Other", 0)] {
+        let q = InstanceQuery {
+            name: Some(name.into()),
+            page_size: 10,
+            ..InstanceQuery::default()
+        };
+        let got = s.list_instances(&q).await.expect("list").instances.len();
+        assert_eq!(got, want, "instances named {name}");
+    }
+    let q = InstanceQuery {
+        statuses: vec![RuntimeStatus::Completed],
+        page_size: 10,
+        ..InstanceQuery::default()
+    };
+    assert!(s
+        .list_instances(&q)
+        .await
+        .expect("list")
+        .instances
+        .is_empty());
+    let q = InstanceQuery {
+        created_to: Some(now() - chrono::Duration::hours(1)),
+        page_size: 10,
+        ..InstanceQuery::default()
+    };
+    assert!(s
+        .list_instances(&q)
+        .await
+        .expect("list")
+        .instances
+        .is_empty());
+    assert!(matches!(
+        s.list_instances(&InstanceQuery {
+            continuation: Some("garbage".into()),
+            page_size: 1,
+            ..InstanceQuery::default()
+        })
+        .await,
+        Err(StoreError::BadContinuation(_))
+    ));
+    assert!(
+        matches!(
+            s.purge_instance("p-1").await,
+            Err(StoreError::NotFinished { .. })
+        ),
+        "running instances are not purged"
+    );
+    assert!(!s.purge_instance("nope").await.expect("purge"));
+    // Finish p-1, suspend p-2, leave the rest running.
+    while let Some(item) = s
+        .fetch_orchestration(LEASE, 10, &WorkFilter::Any)
+        .await
+        .expect("fetch")
+    {
+        let mut k = commit_for(
+            &item,
+            vec![HistoryEvent::new(now(), EventKind::OrchestratorStarted)],
+        );
+        k.update.status = match item.instance.instance_id.as_str() {
+            "p-1" => RuntimeStatus::Completed,
+            "p-2" => RuntimeStatus::Suspended,
+            _ => RuntimeStatus::Running,
+        };
+        s.commit_orchestration(k).await.expect("commit");
+    }
+    assert!(s.purge_instance("p-1").await.expect("purge"));
+    assert!(s.get_instance("p-1").await.expect("get").is_none());
+    assert!(s.read_history("p-1").await.expect("h").is_empty());
+    let p2 = s.get_instance("p-2").await.expect("get").expect("exists");
+    assert_eq!(p2.status, RuntimeStatus::Suspended);
+    {
+        s.send_message(raised("p-2", "held", Duration::ZERO))
+            .await
+            .expect("send");
+        while let Some(it) = s
+            .fetch_orchestration(LEASE, 10, &WorkFilter::Any)
+            .await
+            .expect("fetch")
+        {
+            assert_ne!(
+                it.instance.instance_id, "p-2",
+                "a suspended instance takes no ordinary message"
+            );
+            s.commit_orchestration(commit_for(&it, vec![]))
+                .await
+                .expect("commit");
+        }
+        let resume = InstanceMessage {
+            instance_id: "p-2".into(),
+            execution_id: None,
+            event: HistoryEvent::new(now(), EventKind::ExecutionResumed { reason: None }),
+            visible_at: now(),
+        };
+        s.send_message(resume).await.expect("send");
+        let it = fetch_until(s, LEASE, Duration::from_secs(5))
+            .await
+            .expect("resume is delivered");
+        assert_eq!(it.instance.instance_id, "p-2");
+        let kinds: Vec<_> = it.messages.iter().map(|m| m.event.type_name()).collect();
+        assert_eq!(
+            kinds,
+            ["ExecutionResumed"],
+            "only control messages reach a suspended instance"
+        );
+    }
 }
