@@ -2,7 +2,8 @@
 //! manner of FoundationDB's simulator and TigerBeetle's VOPR. It drives the
 //! real code (the turn protocol in `perdure::dispatch`, the executor and
 //! replay state machine, the in-process worker's turn and activity logic
-//! through [`perdure::Engine`]) over the memory store on a virtual clock,
+//! through [`perdure::Engine`]) over the memory store (or, fewer seeds, a
+//! SQLite file) on a virtual clock,
 //! and one seed decides everything: the workload (random programs), batch
 //! sizes, which engine acts and when, client operations, crashes before
 //! and after commits, lease expiries and code changes. Oracles are checked
@@ -18,7 +19,7 @@ pub mod program;
 pub mod rng;
 pub mod world;
 
-pub use world::{run_seed, RunReport, SimOptions};
+pub use world::{run_seed, RunReport, SimOptions, SimStore};
 
 /// Shrinks a failing seed's workload: drops steps from its programs one at
 /// a time while the run still fails, and returns the smallest programs

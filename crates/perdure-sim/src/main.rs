@@ -6,6 +6,7 @@
 //! perdure-sim --seeds 100000 [--start 0]    soak
 //! perdure-sim --seeds 100000 --until-failure  soak, stopping at a failure
 //! perdure-sim --seed 42                     one seed, with its violations
+//! perdure-sim --seeds 1000 --sqlite         over a SQLite file, not memory
 //! ```
 
 use perdure_sim::{run_seed, shrink, SimOptions};
@@ -23,6 +24,11 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let opts = SimOptions {
         steps: arg(&args, "--steps").map_or(400, |s| s as u32),
+        store: if args.iter().any(|a| a == "--sqlite") {
+            perdure_sim::SimStore::Sqlite
+        } else {
+            perdure_sim::SimStore::Memory
+        },
         ..SimOptions::default()
     };
     if let Some(seed) = arg(&args, "--seed") {

@@ -19,9 +19,18 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The store a run drives.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SimStore {
+    Memory,
+    /// A SQLite file in a temporary directory (slower: fewer seeds).
+    Sqlite,
+}
+
 /// What a run explores.
 #[derive(Clone, Debug)]
 pub struct SimOptions {
+    pub store: SimStore,
     /// Steps of random interleaving before the run is driven to rest.
     pub steps: u32,
     /// Programs started at the beginning.
@@ -37,6 +46,7 @@ pub struct SimOptions {
 impl Default for SimOptions {
     fn default() -> Self {
         SimOptions {
+            store: SimStore::Memory,
             steps: 400,
             instances: 4,
             entities: true,
@@ -342,6 +352,14 @@ impl World {
     }
 }
 
+fn failed_to_start(seed: u64, why: String) -> RunReport {
+    RunReport {
+        seed,
+        violations: vec![why],
+        programs: Vec::new(),
+    }
+}
+
 /// Runs seed `seed` with `opts` and reports every broken oracle.
 pub fn run_seed(seed: u64, opts: &SimOptions) -> RunReport {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -370,25 +388,38 @@ async fn run(seed: u64, opts: &SimOptions) -> RunReport {
     let journal = Arc::new(Mutex::new(j));
     let observer = journal.clone();
     let planner = journal.clone();
-    let store: Arc<dyn Store> = Arc::new(
-        FaultyStore::with_plan(
-            MemoryStore::with_clock(clock.clone()),
-            Box::new(move || {
-                if !faults || oracle::lock(&planner).resting {
-                    return None;
-                }
-                let mut r = fault_rng.lock().unwrap_or_else(|p| p.into_inner());
-                match r.below(100) {
-                    0 | 1 => Some(FaultPoint::BeforeCommit),
-                    2 | 3 => Some(FaultPoint::AfterCommit),
-                    _ => None,
-                }
-            }),
-        )
-        .observed(Box::new(move |commit, applied| {
-            oracle::lock(&observer).committed(commit, applied)
-        })),
-    );
+    let plan: perdure_store::faulty::FaultPlan = Box::new(move || {
+        if !faults || oracle::lock(&planner).resting {
+            return None;
+        }
+        let mut r = fault_rng.lock().unwrap_or_else(|p| p.into_inner());
+        match r.below(100) {
+            0 | 1 => Some(FaultPoint::BeforeCommit),
+            2 | 3 => Some(FaultPoint::AfterCommit),
+            _ => None,
+        }
+    });
+    let observe: perdure_store::faulty::CommitObserver =
+        Box::new(move |commit, applied| oracle::lock(&observer).committed(commit, applied));
+    // The SQLite file lives as long as the run.
+    let dir = tempfile::tempdir();
+    let store: Arc<dyn Store> = match (opts.store, &dir) {
+        (SimStore::Memory, _) => Arc::new(
+            FaultyStore::with_plan(MemoryStore::with_clock(clock.clone()), plan).observed(observe),
+        ),
+        (SimStore::Sqlite, Ok(dir)) => {
+            match perdure_sqlite::SqliteStore::open_with_clock(
+                dir.path().join("sim.db"),
+                clock.clone(),
+            ) {
+                Ok(sqlite) => Arc::new(FaultyStore::with_plan(sqlite, plan).observed(observe)),
+                Err(e) => return failed_to_start(seed, format!("opening SQLite: {e}")),
+            }
+        }
+        (SimStore::Sqlite, Err(e)) => {
+            return failed_to_start(seed, format!("a temporary directory: {e}"))
+        }
+    };
     let effects = Arc::new(Effects::default());
     let batch = 1 + rng.below(3) as usize;
     let mut world = World {

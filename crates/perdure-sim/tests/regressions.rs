@@ -354,3 +354,18 @@ async fn a_child_with_a_new_start_waiting_is_neither_purged_nor_replaced() {
     r.settle(10).await;
     assert_eq!(r.status("parent").await, RuntimeStatus::Completed);
 }
+
+#[test]
+fn a_rewinds_own_marker_arriving_after_a_new_failure_asks_for_nothing() {
+    // Found by the simulator over SQLite (seed 545 of its version then): a
+    // second client rewind was taken by the turn after a rewind, the
+    // instance failed again (its code had changed), and the rewind's own
+    // marker for that turn, arriving later, was taken for a new rewind
+    // request: rewind, fail, rewind, for ever.
+    let opts = perdure_sim::SimOptions {
+        store: perdure_sim::SimStore::Sqlite,
+        ..Default::default()
+    };
+    let report = perdure_sim::run_seed(545, &opts);
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+}

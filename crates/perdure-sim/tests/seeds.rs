@@ -1,22 +1,40 @@
-//! A fixed range of simulation seeds, run on every CI run: each must keep
-//! every oracle. `perdure-sim --seeds N` soaks further.
+//! A fixed range of simulation seeds, run on every CI run, over the memory
+//! store and (fewer) over a SQLite file: each must keep every oracle.
+//! `perdure-sim --seeds N [--sqlite]` soaks further.
 
-use perdure_sim::{run_seed, SimOptions};
+use perdure_sim::{run_seed, SimOptions, SimStore};
 
-/// Runs `seeds` and fails with every failing seed, each with the command
-/// that reproduces it.
-fn keep_every_oracle(seeds: std::ops::Range<u64>) {
-    let opts = SimOptions::default();
+/// Runs `seeds` over `store` and fails with every failing seed, each with
+/// the command that reproduces it.
+fn keep_every_oracle_on(store: SimStore, seeds: std::ops::Range<u64>) {
+    let opts = SimOptions {
+        store,
+        ..SimOptions::default()
+    };
+    let flag = if store == SimStore::Sqlite {
+        " --sqlite"
+    } else {
+        ""
+    };
     let mut failing = Vec::new();
     for seed in seeds {
         let report = run_seed(seed, &opts);
         if let Some(v) = report.violations.first() {
             failing.push(format!(
-                "seed {seed}: {v}\n  reproduce: cargo run --release -p perdure-sim -- --seed {seed}"
+                "seed {seed}: {v}\n  reproduce: cargo run --release -p perdure-sim -- --seed {seed}{flag}"
             ));
         }
     }
     assert!(failing.is_empty(), "{}", failing.join("\n"));
+}
+
+fn keep_every_oracle(seeds: std::ops::Range<u64>) {
+    keep_every_oracle_on(SimStore::Memory, seeds)
+}
+
+#[test]
+fn sqlite_seeds_0_to_100_keep_every_oracle() {
+    keep_every_oracle_on(SimStore::Sqlite, 0..100);
 }
 
 #[test]

@@ -28,10 +28,6 @@ pub(crate) fn backend(context: &str, e: rusqlite::Error) -> StoreError {
     StoreError::Backend(format!("sqlite: {context}: {e}"))
 }
 
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 pub(crate) fn dur_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
@@ -59,6 +55,9 @@ pub struct SqliteStore {
     /// connection rather than opening (and then closing) one of its own.
     reader_slots: Arc<tokio::sync::Semaphore>,
     wake: WakeHub,
+    /// The store's time: leases, visibility and turn times are read from
+    /// it (the system clock, or a test's virtual one).
+    clock: Arc<dyn Clock>,
 }
 
 /// Reader connections kept open (reads run concurrently with the writer
@@ -68,6 +67,15 @@ const READERS: usize = 8;
 impl SqliteStore {
     /// Opens (creating if needed) the store in the file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with_clock(path, Arc::new(SystemClock))
+    }
+
+    /// Like [`SqliteStore::open`], on `clock`'s time (a simulation's
+    /// virtual clock, say).
+    pub fn open_with_clock(
+        path: impl AsRef<Path>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
@@ -75,13 +83,14 @@ impl SqliteStore {
         }
         let mut conn = connect(&path)?;
         schema::migrate(&mut conn)?;
-        let pending = ops::pending_times(&conn, now_ms())?;
+        let pending = ops::pending_times(&conn, clock.now_ms())?;
         let store = SqliteStore {
             writer: writer::Writer::start(conn)?,
             readers: Arc::new(Mutex::new(Vec::new())),
             reader_slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
             wake: WakeHub::default(),
             path,
+            clock,
         };
         store.wake.notify(WorkKind::Orchestration);
         store.wake.notify(WorkKind::Activity);
@@ -144,9 +153,10 @@ impl SqliteStore {
 #[async_trait]
 impl InstanceStore for SqliteStore {
     async fn create_instance(&self, req: CreateInstance) -> Result<(), StoreError> {
+        let clock = self.clock.clone();
         let w = self
             .writer
-            .write(move |c| ops::create_instance(c, &req))
+            .write(move |c| ops::create_instance(c, &req, clock.now_ms()))
             .await?;
         self.signal(w);
         Ok(())
@@ -158,9 +168,10 @@ impl InstanceStore for SqliteStore {
     }
 
     async fn send_message(&self, msg: InstanceMessage) -> Result<(), StoreError> {
+        let clock = self.clock.clone();
         let w = self
             .writer
-            .write(move |c| ops::send_message(c, &msg))
+            .write(move |c| ops::send_message(c, &msg, clock.now_ms()))
             .await?;
         self.signal(w);
         Ok(())
@@ -196,16 +207,27 @@ impl OrchestrationQueue for SqliteStore {
         max_items: usize,
         filter: &WorkFilter,
     ) -> Result<Vec<OrchestrationItem>, StoreError> {
+        let clock = self.clock.clone();
         let filter = filter.clone();
         let items = self
             .writer
             .lease(move |c| {
-                ops::fetch_orchestrations(c, dur_ms(lease), max_messages.max(1), max_items, &filter)
+                let now = clock.now_ms();
+                ops::fetch_orchestrations(
+                    c,
+                    dur_ms(lease),
+                    max_messages.max(1),
+                    max_items,
+                    &filter,
+                    now,
+                )
             })
             .await?;
         if !items.is_empty() {
             // Wake whoever should take them should this worker die.
-            if let Some(t) = chrono::DateTime::from_timestamp_millis(now_ms() + dur_ms(lease)) {
+            if let Some(t) =
+                chrono::DateTime::from_timestamp_millis(self.clock.now_ms() + dur_ms(lease))
+            {
                 self.wake.schedule(WorkKind::Orchestration, t);
             }
         }
@@ -213,11 +235,12 @@ impl OrchestrationQueue for SqliteStore {
     }
 
     async fn commit_orchestration(&self, commit: OrchestrationCommit) -> Result<(), StoreError> {
+        let clock = self.clock.clone();
         let (id, status) = (commit.instance_id.clone(), commit.update.status);
         let commit = ops::EncodedCommit::new(commit);
         let w = self
             .writer
-            .write(move |c| ops::commit_orchestration(c, &commit))
+            .write(move |c| ops::commit_orchestration(c, &commit, clock.now_ms()))
             .await?;
         self.writer.counters.step();
         self.wake.instance_changed(&id, status);
@@ -231,9 +254,10 @@ impl OrchestrationQueue for SqliteStore {
         lock_token: &str,
         lease: Duration,
     ) -> Result<(), StoreError> {
+        let clock = self.clock.clone();
         let (id, tok) = (instance_id.to_string(), lock_token.to_string());
         self.writer
-            .lease(move |c| ops::renew_orchestration(c, &id, &tok, dur_ms(lease)))
+            .lease(move |c| ops::renew_orchestration(c, &id, &tok, dur_ms(lease), clock.now_ms()))
             .await
     }
 
@@ -243,10 +267,13 @@ impl OrchestrationQueue for SqliteStore {
         lock_token: &str,
         retry_after: Duration,
     ) -> Result<(), StoreError> {
+        let clock = self.clock.clone();
         let (id, tok) = (instance_id.to_string(), lock_token.to_string());
         let w = self
             .writer
-            .write(move |c| ops::abandon_orchestration(c, &id, &tok, dur_ms(retry_after)))
+            .write(move |c| {
+                ops::abandon_orchestration(c, &id, &tok, dur_ms(retry_after), clock.now_ms())
+            })
             .await?;
         self.signal(w);
         Ok(())
@@ -261,9 +288,12 @@ impl ActivityQueue for SqliteStore {
         max_items: usize,
         filter: &WorkFilter,
     ) -> Result<Vec<ActivityItem>, StoreError> {
+        let clock = self.clock.clone();
         let filter = filter.clone();
         self.writer
-            .lease(move |c| ops::fetch_activities(c, dur_ms(lease), max_items, &filter))
+            .lease(move |c| {
+                ops::fetch_activities(c, dur_ms(lease), max_items, &filter, clock.now_ms())
+            })
             .await
     }
 
@@ -281,11 +311,12 @@ impl ActivityQueue for SqliteStore {
         lock_token: &str,
         result: InstanceMessage,
     ) -> Result<(), StoreError> {
+        let clock = self.clock.clone();
         let tok = lock_token.to_string();
         let event = perdure_core::encode_event(&result.event);
         let w = self
             .writer
-            .write(move |c| ops::complete_activity(c, &tok, &result, &event))
+            .write(move |c| ops::complete_activity(c, &tok, &result, &event, clock.now_ms()))
             .await?;
         self.writer.counters.step();
         self.signal(w);
@@ -300,21 +331,26 @@ impl ActivityQueue for SqliteStore {
         max_messages: usize,
         filter: &WorkFilter,
     ) -> Result<Option<OrchestrationItem>, StoreError> {
+        let clock = self.clock.clone();
         let (tok, filter) = (lock_token.to_string(), filter.clone());
         let id = result.instance_id.clone();
         let event = perdure_core::encode_event(&result.event);
         let (w, item) = self
             .writer
             .write(move |c| {
-                let w = ops::complete_activity(c, &tok, &result, &event)?;
-                let item = ops::take_instance(c, &id, dur_ms(lease), max_messages.max(1), &filter)?;
+                let now = clock.now_ms();
+                let w = ops::complete_activity(c, &tok, &result, &event, now)?;
+                let item =
+                    ops::take_instance(c, &id, dur_ms(lease), max_messages.max(1), &filter, now)?;
                 Ok((w, item))
             })
             .await?;
         self.writer.counters.step();
         if item.is_none() {
             self.signal(w);
-        } else if let Some(t) = chrono::DateTime::from_timestamp_millis(now_ms() + dur_ms(lease)) {
+        } else if let Some(t) =
+            chrono::DateTime::from_timestamp_millis(self.clock.now_ms() + dur_ms(lease))
+        {
             self.wake.schedule(WorkKind::Orchestration, t);
         }
         Ok(item)
@@ -325,9 +361,10 @@ impl ActivityQueue for SqliteStore {
         lock_token: &str,
         lease: Duration,
     ) -> Result<(), StoreError> {
+        let clock = self.clock.clone();
         let tok = lock_token.to_string();
         self.writer
-            .lease(move |c| ops::renew_activity(c, &tok, dur_ms(lease)))
+            .lease(move |c| ops::renew_activity(c, &tok, dur_ms(lease), clock.now_ms()))
             .await
     }
 
@@ -336,10 +373,11 @@ impl ActivityQueue for SqliteStore {
         lock_token: &str,
         retry_after: Duration,
     ) -> Result<(), StoreError> {
+        let clock = self.clock.clone();
         let tok = lock_token.to_string();
         let w = self
             .writer
-            .write(move |c| ops::abandon_activity(c, &tok, dur_ms(retry_after)))
+            .write(move |c| ops::abandon_activity(c, &tok, dur_ms(retry_after), clock.now_ms()))
             .await?;
         self.signal(w);
         Ok(())
@@ -364,6 +402,8 @@ impl StoreStats for SqliteStore {
     }
 
     async fn queue_depths(&self) -> Result<perdure_store::QueueDepths, StoreError> {
-        self.read(ops::queue_depths).await
+        let clock = self.clock.clone();
+        self.read(move |c| ops::queue_depths(c, clock.now_ms()))
+            .await
     }
 }

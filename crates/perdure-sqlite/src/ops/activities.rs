@@ -11,8 +11,8 @@ pub(crate) fn fetch_activities(
     lease: i64,
     max_items: usize,
     filter: &WorkFilter,
+    now: i64,
 ) -> Result<Vec<ActivityItem>, StoreError> {
-    let now = now_ms();
     let (mode, json) = filter.to_sql();
     let sql = format!(
         "SELECT seq FROM tasks WHERE visible_at <= ?1 AND lock_expiry <= ?1 AND {}
@@ -74,8 +74,8 @@ pub(crate) fn complete_activity(
     token: &str,
     result: &InstanceMessage,
     event: &str,
+    now: i64,
 ) -> Result<Woken, StoreError> {
-    let now = now_ms();
     let deleted: Option<i64> = c
         .prepare_cached(
             "DELETE FROM tasks WHERE lock_token = ?1 AND lock_expiry > ?2 RETURNING seq",
@@ -100,8 +100,12 @@ pub(crate) fn complete_activity(
     Ok(w)
 }
 
-pub(crate) fn renew_activity(c: &Connection, token: &str, lease: i64) -> Result<(), StoreError> {
-    let now = now_ms();
+pub(crate) fn renew_activity(
+    c: &Connection,
+    token: &str,
+    lease: i64,
+    now: i64,
+) -> Result<(), StoreError> {
     let seq = locked_task(c, token, now)?;
     exec_cached(
         c,
@@ -116,8 +120,8 @@ pub(crate) fn abandon_activity(
     c: &Connection,
     token: &str,
     retry_after: i64,
+    now: i64,
 ) -> Result<Woken, StoreError> {
-    let now = now_ms();
     let seq = locked_task(c, token, now)?;
     exec_cached(
         c,

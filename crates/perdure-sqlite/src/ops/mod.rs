@@ -1,7 +1,7 @@
 //! The SQL of each store operation. Every function runs inside the writer's
 //! transaction (or on a read connection) and is all-or-nothing there.
 
-use crate::{backend, now_ms, Woken};
+use crate::{backend, Woken};
 use perdure_core::{
     decode_event, decode_events, encode_event, EventKind, FailureDetails, HistoryEvent,
     RuntimeStatus,
@@ -184,8 +184,11 @@ fn insert_instance(
     Ok(())
 }
 
-pub(crate) fn create_instance(c: &Connection, req: &CreateInstance) -> Result<Woken, StoreError> {
-    let now = now_ms();
+pub(crate) fn create_instance(
+    c: &Connection,
+    req: &CreateInstance,
+    now: i64,
+) -> Result<Woken, StoreError> {
     let existing: Option<(i64, String)> = c
         .prepare_cached("SELECT status, execution_id FROM instances WHERE instance_id = ?1")
         .and_then(|mut s| {
@@ -269,15 +272,19 @@ fn create_implicit(
     )
 }
 
-pub(crate) fn send_message(c: &Connection, m: &InstanceMessage) -> Result<Woken, StoreError> {
+pub(crate) fn send_message(
+    c: &Connection,
+    m: &InstanceMessage,
+    now: i64,
+) -> Result<Woken, StoreError> {
     if !exists(c, &m.instance_id)? {
         let Some(new) = implicit_instance(m) else {
             return Err(StoreError::NotFound(m.instance_id.clone()));
         };
-        create_implicit(c, &m.instance_id, &new, now_ms())?;
+        create_implicit(c, &m.instance_id, &new, now)?;
     }
     let mut w = Woken::default();
-    insert_message(c, m, &encode_event(&m.event), &mut w, now_ms())?;
+    insert_message(c, m, &encode_event(&m.event), &mut w, now)?;
     Ok(w)
 }
 
@@ -306,8 +313,8 @@ pub(crate) fn fetch_orchestrations(
     max: usize,
     max_items: usize,
     filter: &WorkFilter,
+    now: i64,
 ) -> Result<Vec<OrchestrationItem>, StoreError> {
-    let now = now_ms();
     let (mode, json) = filter.to_sql();
     let sql = format!(
         "SELECT m.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
@@ -432,8 +439,8 @@ pub(crate) fn take_instance(
     lease: i64,
     max: usize,
     filter: &WorkFilter,
+    now: i64,
 ) -> Result<Option<OrchestrationItem>, StoreError> {
-    let now = now_ms();
     let token = new_lock_token();
     let (mode, json) = filter.to_sql();
     let sql = format!(
@@ -510,9 +517,12 @@ impl EncodedCommit {
     }
 }
 
-pub(crate) fn commit_orchestration(c: &Connection, e: &EncodedCommit) -> Result<Woken, StoreError> {
+pub(crate) fn commit_orchestration(
+    c: &Connection,
+    e: &EncodedCommit,
+    now: i64,
+) -> Result<Woken, StoreError> {
     let k = &e.commit;
-    let now = now_ms();
     let base = if k.replace_history {
         0
     } else {
@@ -613,8 +623,8 @@ pub(crate) fn renew_orchestration(
     id: &str,
     token: &str,
     lease: i64,
+    now: i64,
 ) -> Result<(), StoreError> {
-    let now = now_ms();
     check_instance_lock(c, id, token, now)?;
     exec_cached(
         c,
@@ -630,8 +640,8 @@ pub(crate) fn abandon_orchestration(
     id: &str,
     token: &str,
     retry_after: i64,
+    now: i64,
 ) -> Result<Woken, StoreError> {
-    let now = now_ms();
     check_instance_lock(c, id, token, now)?;
     exec_cached(
         c,
@@ -656,11 +666,14 @@ pub(crate) fn abandon_orchestration(
 }
 
 /// Counts the queues now (see [`perdure_store::QueueDepths`]).
-pub(crate) fn queue_depths(c: &Connection) -> Result<perdure_store::QueueDepths, StoreError> {
+pub(crate) fn queue_depths(
+    c: &Connection,
+    now: i64,
+) -> Result<perdure_store::QueueDepths, StoreError> {
     let n = |r: &rusqlite::Row, i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
     c.prepare_cached(QUEUE_DEPTHS_SQL)
         .and_then(|mut s| {
-            s.query_row(params![now_ms()], |r| {
+            s.query_row(params![now], |r| {
                 Ok(perdure_store::QueueDepths {
                     messages_ready: n(r, 0)?,
                     messages_scheduled: n(r, 1)?,

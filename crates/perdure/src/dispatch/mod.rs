@@ -268,8 +268,14 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
             now,
         };
         if instance.status == RuntimeStatus::Failed {
+            // A rewind asked for by a client or a parent (untagged); the
+            // marker a rewind queues for its own next turn (tagged with
+            // the execution) asks for nothing, even if it arrives after
+            // the instance has failed again.
             if let Some(reason) = messages.iter().find_map(|m| match &m.event.kind {
-                EventKind::ExecutionRewound { reason } => Some(reason.clone()),
+                EventKind::ExecutionRewound { reason } if m.execution_id.is_none() => {
+                    Some(reason.clone())
+                }
                 _ => None,
             }) {
                 rewind::rewind(store, &instance, handled, &messages, reason).await?;
