@@ -369,3 +369,41 @@ fn a_rewinds_own_marker_arriving_after_a_new_failure_asks_for_nothing() {
     let report = perdure_sim::run_seed(545, &opts);
     assert!(report.violations.is_empty(), "{:?}", report.violations);
 }
+
+#[tokio::test]
+async fn a_rewound_parent_does_not_wait_for_an_earlier_executions_child() {
+    // Found by the simulator (seeds 177, 392, 1972, 7992, 9185 of its
+    // version then): the parent was terminated and restarted while its
+    // child ran; the restarted parent's start of the child was refused and
+    // it failed; its rewind saw the child running and waited for an answer
+    // that goes to the earlier execution.
+    let r = rig();
+    r.start("parent", vec![Op::Sub(vec![Op::Event("go".into())])], 1)
+        .await;
+    r.settle(10).await;
+    let child = only_child(&r, "parent").await;
+    assert_eq!(r.status(&child).await, RuntimeStatus::Running);
+    r.client
+        .terminate("parent", "stop")
+        .await
+        .expect("terminate");
+    r.settle(10).await;
+    r.client.restart("parent", false).await.expect("restart");
+    r.settle(10).await;
+    assert_eq!(r.status("parent").await, RuntimeStatus::Failed);
+    r.client.rewind("parent", "again").await.expect("rewind");
+    r.settle(10).await;
+    assert_eq!(
+        r.status("parent").await,
+        RuntimeStatus::Failed,
+        "the rewound parent waits for a child that answers another execution"
+    );
+    // Once the earlier child is done, a rewind starts one of its own.
+    r.client.raise_event(&child, "go", 1).await.expect("raise");
+    r.settle(10).await;
+    r.client.rewind("parent", "again").await.expect("rewind");
+    r.settle(10).await;
+    r.client.raise_event(&child, "go", 2).await.expect("raise");
+    r.settle(10).await;
+    assert_eq!(r.status("parent").await, RuntimeStatus::Completed);
+}
