@@ -640,11 +640,16 @@ async fn revive_waiting(
     execution_id: &str,
 ) -> Result<bool, StoreError> {
     let rows = tx
-        .query("SELECT event FROM inbox WHERE instance_id = $1", &[&id])
+        .query(
+            "SELECT event, execution_id FROM inbox WHERE instance_id = $1",
+            &[&id],
+        )
         .await
         .map_err(|e| backend("reading an inbox", e))?;
     for r in rows {
-        if perdure_store::revives(&perdure_core::decode_event(r.get(0))?, execution_id) {
+        let tag: Option<String> = r.get(1);
+        let event = perdure_core::decode_event(r.get(0))?;
+        if perdure_store::revives(&event, tag.as_deref(), execution_id) {
             return Ok(true);
         }
     }

@@ -125,7 +125,12 @@ impl InstanceStore for MemoryStore {
             // Finished, but about to run again (a rewind or a parent's new
             // start waits): not replaced.
             let revived = g.inbox.values().any(|m| {
-                m.instance_id == req.instance_id && revives(&m.event, &existing.rec.execution_id)
+                m.instance_id == req.instance_id
+                    && revives(
+                        &m.event,
+                        m.execution_id.as_deref(),
+                        &existing.rec.execution_id,
+                    )
             });
             if !existing.rec.status.is_terminal() || revived {
                 return Err(StoreError::AlreadyExists {
@@ -228,7 +233,8 @@ impl InstanceStore for MemoryStore {
         };
         let entity = perdure_core::is_entity_instance(instance_id);
         let waiting = g.inbox.values().any(|m| {
-            m.instance_id == instance_id && (entity || revives(&m.event, &inst.rec.execution_id))
+            m.instance_id == instance_id
+                && (entity || revives(&m.event, m.execution_id.as_deref(), &inst.rec.execution_id))
         });
         if !inst.rec.status.is_terminal() || waiting {
             return Err(StoreError::NotFinished {

@@ -83,14 +83,17 @@ pub fn start_first(instance: &InstanceRecord, execution_id: Option<&str>) -> boo
 }
 
 /// True for a queued message that runs a finished instance again: a
-/// rewind (sent by a client or by a parent's rewind), or the start of a new
-/// execution (a parent creating its child again), anything but the void
-/// start of `execution_id`, the instance's own (terminated before it ran).
-/// An instance with one waiting is not finished: purging it would lose the
-/// message, and leave a parent waiting for a child that is gone.
-pub fn revives(event: &HistoryEvent, execution_id: &str) -> bool {
+/// rewind asked for by a client or by a parent's rewind (untagged; the
+/// marker a rewind queues for its own next turn, tagged with the
+/// execution, asks for nothing), or the start of a new execution (a parent
+/// creating its child again): anything but the void start of
+/// `execution_id`, the instance's own (terminated before it ran). An
+/// instance with one waiting is not finished: purging or replacing it
+/// would lose the message, and leave a parent waiting for a child that is
+/// gone. `tag` is the message's execution id.
+pub fn revives(event: &HistoryEvent, tag: Option<&str>, execution_id: &str) -> bool {
     match &event.kind {
-        EventKind::ExecutionRewound { .. } => true,
+        EventKind::ExecutionRewound { .. } => tag.is_none(),
         EventKind::ExecutionStarted {
             execution_id: new, ..
         } => new != execution_id,

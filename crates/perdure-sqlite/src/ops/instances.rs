@@ -98,14 +98,16 @@ pub(crate) fn revive_waiting(
     execution_id: &str,
 ) -> Result<bool, StoreError> {
     let mut s = c
-        .prepare_cached("SELECT event FROM inbox WHERE instance_id = ?1")
+        .prepare_cached("SELECT event, execution_id FROM inbox WHERE instance_id = ?1")
         .map_err(|e| backend("reading an inbox", e))?;
-    let texts = s
-        .query_map([id], |r| r.get::<_, String>(0))
+    let rows = s
+        .query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(|e| backend("reading an inbox", e))?;
-    for text in texts {
-        if perdure_store::revives(&decode_event(&text)?, execution_id) {
+    for (text, tag) in rows {
+        if perdure_store::revives(&decode_event(&text)?, tag.as_deref(), execution_id) {
             return Ok(true);
         }
     }

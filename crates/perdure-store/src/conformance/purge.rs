@@ -59,9 +59,19 @@ pub async fn check_purge_waits_for_a_rewind<S: Store>(s: &S) {
     s.send_message(raised("rw-1", "late", Duration::ZERO))
         .await
         .expect("raise");
+    // A rewind's marker for its own next turn (tagged with the execution)
+    // asks for nothing.
+    s.send_message(InstanceMessage {
+        instance_id: "rw-1".into(),
+        execution_id: Some(item.instance.execution_id.clone()),
+        event: HistoryEvent::new(now(), EventKind::ExecutionRewound { reason: None }),
+        visible_at: now(),
+    })
+    .await
+    .expect("marker");
     assert!(
         s.purge_instance("rw-1").await.expect("purge"),
-        "a failed instance with only a stale event waiting was not purged"
+        "a failed instance with only a stale event and a rewind's marker waiting was not purged"
     );
 }
 
