@@ -1,22 +1,29 @@
 //! Conformance checks for listing, purging, suspending and replacing
-//! instances. A finished instance with a
-//! rewind or a new start waiting in its inbox is not finished (a parent's
-//! rewind sends its failed child a rewind, a restarted parent sends its
-//! child a new start; purging the child, or starting it afresh over it,
-//! would leave the parent waiting forever).
+//! instances. A finished instance with a rewind or a new start waiting in
+//! its inbox is not finished (a parent's rewind sends its failed child a
+//! rewind, a restarted parent sends its child a new start; purging the
+//! child, or starting it afresh over it, would leave the parent waiting
+//! forever).
 
 use super::{begin_turn, commit_for, create, fetch_until, now, raised, start_event, LEASE};
 use crate::*;
 use perdure_core::{EventKind, FailureDetails, HistoryEvent, RuntimeStatus};
 use std::time::Duration;
 
-/// A failed instance refuses a purge while a rewind waits for it, and is
-/// purged once the rewind has run and it has failed again.
-pub async fn check_purge_waits_for_a_rewind<S: Store>(s: &S) {
-    let (_, mut k) = begin_turn(s, "rw-1").await;
+/// Creates instance `id` and fails it in its first turn; returns the item
+/// that turn took.
+async fn failed<S: Store>(s: &S, id: &str) -> OrchestrationItem {
+    let (item, mut k) = begin_turn(s, id).await;
     k.update.status = RuntimeStatus::Failed;
     k.update.failure = Some(FailureDetails::new("Boom", "failed"));
     s.commit_orchestration(k).await.expect("fail");
+    item
+}
+
+/// A failed instance refuses a purge while a rewind waits for it, and is
+/// purged once the rewind has run and it has failed again.
+pub async fn check_purge_waits_for_a_rewind<S: Store>(s: &S) {
+    failed(s, "rw-1").await;
     s.send_message(InstanceMessage {
         instance_id: "rw-1".into(),
         execution_id: None,
@@ -78,10 +85,7 @@ pub async fn check_purge_waits_for_a_rewind<S: Store>(s: &S) {
 /// A failed instance refuses a purge while the start of a new execution
 /// waits for it, and not for the void start of the execution it has.
 pub async fn check_purge_waits_for_a_new_start<S: Store>(s: &S) {
-    let (item, mut k) = begin_turn(s, "rs-1").await;
-    k.update.status = RuntimeStatus::Failed;
-    k.update.failure = Some(FailureDetails::new("Boom", "failed"));
-    s.commit_orchestration(k).await.expect("fail");
+    let item = failed(s, "rs-1").await;
     let start = |exec: &str| InstanceMessage {
         instance_id: "rs-1".into(),
         execution_id: Some(exec.into()),
@@ -95,9 +99,7 @@ pub async fn check_purge_waits_for_a_new_start<S: Store>(s: &S) {
         s.purge_instance("rs-1").await.expect("purge"),
         "the void start of its own execution kept a finished instance"
     );
-    let (_, mut k) = begin_turn(s, "rs-2").await;
-    k.update.status = RuntimeStatus::Failed;
-    s.commit_orchestration(k).await.expect("fail");
+    failed(s, "rs-2").await;
     let mut next = start("rs-2-e2");
     next.instance_id = "rs-2".into();
     s.send_message(next).await.expect("new start");

@@ -32,6 +32,43 @@ async fn commit_counted(store: &dyn Store, commit: OrchestrationCommit) -> Resul
     Ok(())
 }
 
+/// Commits a turn that runs no code and ends the execution Terminated:
+/// OrchestratorStarted, `events` (the terminate last), `actions` (unlocks
+/// the engine sends) and the completion.
+#[allow(clippy::too_many_arguments)]
+async fn commit_terminated(
+    store: &dyn Store,
+    instance: &InstanceRecord,
+    h: Handled,
+    exec: &ExecutionInfo,
+    new_execution: bool,
+    events: Vec<HistoryEvent>,
+    actions: Vec<perdure_core::Action>,
+    custom_status: Payload,
+) -> Result<(), StoreError> {
+    let outcome = events.last().map(|t| Outcome::Terminated(reason(t)));
+    let plan = TurnPlan {
+        instance: instance.clone(),
+        lock_token: h.lock_token,
+        consumed: h.consumed,
+        suspended: false,
+        new_execution,
+        events: Vec::new(),
+        messages: h.messages,
+        now: h.now,
+    };
+    let mut accepted = vec![HistoryEvent::new(h.now, EventKind::OrchestratorStarted)];
+    accepted.extend(events);
+    let result = TurnResult {
+        accepted,
+        actions,
+        outcome,
+        custom_status,
+        leftover: Vec::new(),
+    };
+    commit_counted(store, build_commit(plan, exec, result)).await
+}
+
 /// Ends a running execution: OrchestratorStarted, the terminate, an unlock
 /// for every entity of a critical section it still holds, and its
 /// completion; nothing else of the batch is applied.
@@ -48,28 +85,19 @@ pub(super) async fn terminate_running(
             instance.instance_id
         ))
     })?;
-    let outcome = Outcome::Terminated(reason(&terminate));
-    let plan = TurnPlan {
-        instance: instance.clone(),
-        lock_token: h.lock_token,
-        consumed: h.consumed,
-        suspended: false,
-        new_execution: false,
-        events: Vec::new(),
-        messages: h.messages,
-        now: h.now,
-    };
-    let result = TurnResult {
-        accepted: vec![
-            HistoryEvent::new(h.now, EventKind::OrchestratorStarted),
-            terminate,
-        ],
-        actions: perdure_core::release_held_locks(&history),
-        outcome: Some(outcome),
-        custom_status: instance.custom_status.clone(),
-        leftover: Vec::new(),
-    };
-    commit_counted(store, build_commit(plan, &exec, result)).await
+    let unlocks = perdure_core::release_held_locks(&history);
+    let custom_status = instance.custom_status.clone();
+    commit_terminated(
+        store,
+        instance,
+        h,
+        &exec,
+        false,
+        vec![terminate],
+        unlocks,
+        custom_status,
+    )
+    .await
 }
 
 /// Ends an execution whose start and terminate arrived together: it is
@@ -83,29 +111,8 @@ pub(super) async fn terminate_unstarted(
 ) -> Result<(), StoreError> {
     let exec = ExecutionInfo::from_start(&start)
         .ok_or_else(|| StoreError::Corrupt("start message changed kind".into()))?;
-    let outcome = Outcome::Terminated(reason(&terminate));
-    let plan = TurnPlan {
-        instance: instance.clone(),
-        lock_token: h.lock_token,
-        consumed: h.consumed,
-        suspended: false,
-        new_execution: true,
-        events: Vec::new(),
-        messages: h.messages,
-        now: h.now,
-    };
-    let result = TurnResult {
-        accepted: vec![
-            HistoryEvent::new(h.now, EventKind::OrchestratorStarted),
-            start,
-            terminate,
-        ],
-        actions: Vec::new(),
-        outcome: Some(outcome),
-        custom_status: None,
-        leftover: Vec::new(),
-    };
-    commit_counted(store, build_commit(plan, &exec, result)).await
+    let events = vec![start, terminate];
+    commit_terminated(store, instance, h, &exec, true, events, Vec::new(), None).await
 }
 
 /// The message that tells the parent of a sub-orchestration terminated
