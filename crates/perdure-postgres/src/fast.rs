@@ -135,18 +135,11 @@ async fn with_inboxes<C: GenericClient + Sync>(
     }
     Ok(leased
         .into_iter()
-        .map(|(instance, lock_token)| OrchestrationItem {
-            messages: by_id.remove(&instance.instance_id).unwrap_or_default(),
-            instance,
-            lock_token,
-            now: db_time(now),
+        .map(|(instance, lock_token)| {
+            let messages = by_id.remove(&instance.instance_id).unwrap_or_default();
+            OrchestrationItem::new(instance, messages, lock_token, now)
         })
         .collect())
-}
-
-/// The database's time (ms) as a timestamp: the turn's time.
-fn db_time(ms: i64) -> perdure_core::Timestamp {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_else(chrono::Utc::now)
 }
 
 /// What recording an activity result did.
@@ -266,12 +259,12 @@ pub(crate) fn taken_item(done: &Completed) -> Result<Option<OrchestrationItem>, 
             event: decode_event(&event)?,
         });
     }
-    Ok(Some(OrchestrationItem {
-        instance: record(row)?,
-        lock_token: row.get(13),
+    Ok(Some(OrchestrationItem::new(
+        record(row)?,
         messages,
-        now: db_time(row.get::<_, i64>(16)),
-    }))
+        row.get(13),
+        row.get::<_, i64>(16),
+    )))
 }
 
 /// A turn's lease check, history, consumed messages and new tasks in one

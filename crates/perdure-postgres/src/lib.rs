@@ -205,7 +205,16 @@ impl PostgresStore {
             .await
             .map_err(|e| backend("begin", e))?;
         let began = std::time::Instant::now();
-        let r = f(&tx, &self.channel).await?;
+        let r = match f(&tx, &self.channel).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Roll back before answering: a dropped transaction rolls
+                // back later, and until then its row locks make a fetch
+                // skip the instance it refused to change.
+                let _ = tx.rollback().await;
+                return Err(e);
+            }
+        };
         tx.commit().await.map_err(|e| backend("commit", e))?;
         self.counters.transaction(1, began.elapsed());
         Ok(r)

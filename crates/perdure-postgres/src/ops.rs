@@ -230,7 +230,8 @@ pub(crate) async fn create_instance(
         }
         _ => None,
     };
-    let created = req.now.timestamp_millis();
+    // Created by the database's clock, like every turn after it.
+    let created = now;
     if !insert_instance(
         tx,
         &req.instance_id,

@@ -17,6 +17,14 @@ async fn sqlite_store_conforms() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turn_time_never_before_last_update() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = std::sync::Arc::new(perdure_store::ManualClock::new(chrono::Utc::now()));
+    let s = SqliteStore::open_with_clock(dir.path().join("t.db"), clock.clone()).expect("open");
+    perdure_store::conformance::check_turn_time_never_before_last_update(&s, &clock).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reopening_keeps_everything_and_refuses_newer_schemas() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("r.db");

@@ -46,6 +46,12 @@ impl ManualClock {
         self.ms.fetch_add(ms.max(0), Ordering::SeqCst);
     }
 
+    /// Sets the clock to `t`, earlier or later: a wall clock stepped by
+    /// hand (tests of what a store does when its clock goes back).
+    pub fn set(&self, t: Timestamp) {
+        self.ms.store(t.timestamp_millis(), Ordering::SeqCst);
+    }
+
     /// Sets the clock to `t` if that is later than its reading.
     pub fn advance_to(&self, t: Timestamp) {
         self.ms.fetch_max(t.timestamp_millis(), Ordering::SeqCst);

@@ -150,6 +150,8 @@ impl InstanceStore for MemoryStore {
             }
             _ => None,
         };
+        // The store's clock, like every other time it hands out.
+        let now = self.clock.now();
         let rec = InstanceRecord {
             instance_id: req.instance_id.clone(),
             name: req.name,
@@ -160,8 +162,8 @@ impl InstanceStore for MemoryStore {
             output: None,
             failure: None,
             custom_status: None,
-            created_at: req.now,
-            updated_at: req.now,
+            created_at: now,
+            updated_at: now,
             parent_instance_id,
             history_len: 0,
         };
@@ -181,7 +183,7 @@ impl InstanceStore for MemoryStore {
             visible_at: req.visible_at,
         });
         drop(g);
-        self.signal_message(visible, ms(req.now));
+        self.signal_message(visible, ms(now));
         Ok(())
     }
 
@@ -315,8 +317,10 @@ impl MemoryStore {
         filter: &WorkFilter,
         only: Option<&str>,
     ) -> Result<Option<OrchestrationItem>, StoreError> {
-        let now = self.now_ms();
+        // The clock is read under the lock, so a turn's time is never
+        // before a create or commit that the fetch sees.
         let mut g = self.lock()?;
+        let now = self.now_ms();
         let inner = &mut *g;
         let mut chosen: Option<String> = None;
         for m in inner.inbox.values() {
@@ -369,12 +373,12 @@ impl MemoryStore {
             .get_mut(&id)
             .ok_or_else(|| StoreError::NotFound(id.clone()))?;
         inst.lock = Some((token.clone(), now + lease_ms(lease)));
-        Ok(Some(OrchestrationItem {
-            instance: inst.rec.clone(),
+        Ok(Some(OrchestrationItem::new(
+            inst.rec.clone(),
             messages,
-            lock_token: token,
-            now: chrono::DateTime::from_timestamp_millis(now).unwrap_or_else(|| self.clock.now()),
-        }))
+            token,
+            now,
+        )))
     }
 }
 

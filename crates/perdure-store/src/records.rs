@@ -35,7 +35,6 @@ pub struct CreateInstance {
     pub start_event: HistoryEvent,
     /// When the start message becomes visible (scheduled start).
     pub visible_at: Timestamp,
-    pub now: Timestamp,
 }
 
 /// A message for an orchestration instance's inbox.
@@ -71,6 +70,30 @@ pub struct OrchestrationItem {
     /// decides both when a timer is visible and what the orchestration sees
     /// as now, so a worker whose clock is behind never sees a timer early.
     pub now: Timestamp,
+}
+
+impl OrchestrationItem {
+    /// An item taken at store time `now_ms`. The turn's time is never
+    /// earlier than the instance's last update: a clock read just before a
+    /// concurrent create or commit, or a wall clock stepped back, must not
+    /// give a turn a time before the instance was created or last changed.
+    pub fn new(
+        instance: InstanceRecord,
+        messages: Vec<InboxMessage>,
+        lock_token: String,
+        now_ms: i64,
+    ) -> Self {
+        let floor = instance.updated_at.max(instance.created_at);
+        let now = chrono::DateTime::from_timestamp_millis(now_ms)
+            .unwrap_or(floor)
+            .max(floor);
+        OrchestrationItem {
+            instance,
+            messages,
+            lock_token,
+            now,
+        }
+    }
 }
 
 /// The order in which a taken instance's messages are handed out: by

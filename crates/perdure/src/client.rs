@@ -252,7 +252,6 @@ impl Client {
                 execution_id,
                 start_event,
                 visible_at: start_at.unwrap_or(now).max(now),
-                now,
             })
             .await;
         if let Some(span) = span {

@@ -236,7 +236,7 @@ pub(crate) fn create_instance(
         &req.execution_id,
         &req.input,
         parent.as_deref(),
-        req.now.timestamp_millis(),
+        now,
     )?;
     let mut w = Woken::default();
     insert_message(
@@ -423,12 +423,7 @@ fn read_inbox(
             event: decode_event(&text)?,
         });
     }
-    Ok(OrchestrationItem {
-        instance,
-        messages,
-        lock_token: token,
-        now: chrono::DateTime::from_timestamp_millis(now).unwrap_or_else(chrono::Utc::now),
-    })
+    Ok(OrchestrationItem::new(instance, messages, token, now))
 }
 
 /// Takes instance `id` the way a fetch would, if it is free: no live

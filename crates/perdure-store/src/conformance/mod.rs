@@ -3,9 +3,11 @@
 //! [`run_all`] against fresh stores.
 
 mod batch;
+mod clock;
 mod purge;
 
 pub use batch::{check_batched_fetch, check_claims, check_complete_and_take, check_queue_depths};
+pub use clock::check_turn_time_never_before_last_update;
 pub use purge::{
     check_list_purge_suspend, check_purge_waits_for_a_new_start, check_purge_waits_for_a_rewind,
 };
@@ -42,7 +44,6 @@ fn create(id: &str) -> CreateInstance {
         execution_id: format!("{id}-e1"),
         start_event: start_event("Orch", &format!("{id}-e1")),
         visible_at: now(),
-        now: now(),
     }
 }
 
@@ -673,5 +674,12 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn memory_store_conforms() {
         super::run_all(|| async { crate::MemoryStore::new() }).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_turn_time_never_before_last_update() {
+        let clock = std::sync::Arc::new(crate::ManualClock::new(chrono::Utc::now()));
+        let s = crate::MemoryStore::with_clock(clock.clone());
+        super::check_turn_time_never_before_last_update(&s, &clock).await;
     }
 }
