@@ -16,7 +16,9 @@
 
 pub mod oracle;
 pub mod program;
+pub mod remote;
 pub mod rng;
+pub mod sdk;
 pub mod world;
 
 pub use world::{run_seed, RunReport, SimOptions, SimStore};

@@ -7,6 +7,8 @@
 //! perdure-sim --seeds 100000 --until-failure  soak, stopping at a failure
 //! perdure-sim --seed 42                     one seed, with its violations
 //! perdure-sim --seeds 1000 --sqlite         over a SQLite file, not memory
+//! perdure-sim --seed 42 --no-remote         without the remote engine (the
+//!                                           simulator before it had one)
 //! ```
 
 use perdure_sim::{run_seed, shrink, SimOptions};
@@ -29,8 +31,16 @@ fn main() {
         } else {
             perdure_sim::SimStore::Memory
         },
+        remote: !args.iter().any(|a| a == "--no-remote"),
         ..SimOptions::default()
     };
+    let mut flags = String::new();
+    if opts.store == perdure_sim::SimStore::Sqlite {
+        flags.push_str(" --sqlite");
+    }
+    if !opts.remote {
+        flags.push_str(" --no-remote");
+    }
     if let Some(seed) = arg(&args, "--seed") {
         let report = run_seed(seed, &opts);
         if report.violations.is_empty() {
@@ -78,7 +88,7 @@ fn main() {
     println!();
     for (seed, violations) in &failed {
         println!("seed {seed}: {}", violations.first().map_or("", |v| v));
-        println!("  reproduce: cargo run --release -p perdure-sim -- --seed {seed}");
+        println!("  reproduce: cargo run --release -p perdure-sim -- --seed {seed}{flags}");
     }
     if !failed.is_empty() {
         std::process::exit(1);

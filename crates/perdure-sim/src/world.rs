@@ -1,6 +1,8 @@
 //! One simulated run: a memory store on a virtual clock behind a fault
 //! plan, two engines (the in-process worker's real turn and activity code)
-//! that act only when the seed says so, a client that starts, raises,
+//! and a remote one (the gRPC sidecar's dispatcher with a simulated SDK
+//! worker, see [`crate::remote`]) that act only when the seed says so, a
+//! client that starts, raises,
 //! terminates, suspends, resumes, rewinds, restarts and purges at random
 //! moments, results delivered twice,
 //! crashes before and after commits, lease expiries and code changed under
@@ -10,6 +12,7 @@
 
 use crate::oracle::{self, Journal};
 use crate::program::{self, Effects, Program};
+use crate::remote::Remote;
 use crate::rng::Rng;
 use perdure::{Client, Engine, WorkerOptions};
 use perdure_core::{EventKind, RuntimeStatus};
@@ -41,6 +44,9 @@ pub struct SimOptions {
     pub faults: bool,
     /// Code changed under running instances (non-determinism).
     pub code_changes: bool,
+    /// A remote engine (the gRPC sidecar and a simulated SDK worker)
+    /// beside the two in-process ones.
+    pub remote: bool,
 }
 
 impl Default for SimOptions {
@@ -52,6 +58,7 @@ impl Default for SimOptions {
             entities: true,
             faults: true,
             code_changes: true,
+            remote: true,
         }
     }
 }
@@ -81,6 +88,7 @@ struct World {
     client: Client,
     effects: Arc<Effects>,
     engines: Vec<(Engine, Vec<perdure_store::ActivityItem>)>,
+    remote: Option<Remote>,
     journal: Arc<Mutex<Journal>>,
     programs: Vec<(String, Program)>,
     /// How many messages a fetch takes, for the whole run (rest included:
@@ -161,6 +169,43 @@ impl World {
             Err(_) => self.crash(i),
         }
         true
+    }
+
+    /// The remote engine's turn to act: take orchestration work.
+    async fn remote_orchestration_step(&mut self, batch: usize) -> bool {
+        match self.remote.as_mut() {
+            Some(r) => {
+                r.take_orchestration(&mut self.rng, batch, &self.journal)
+                    .await
+            }
+            None => false,
+        }
+    }
+
+    /// The remote engine's turn to act: answer a held item, or take an
+    /// activity.
+    async fn remote_activity_step(&mut self) -> bool {
+        let Some(r) = self.remote.as_mut() else {
+            return false;
+        };
+        if r.holding() > 0 && self.rng.chance(60) {
+            r.answer(&mut self.rng).await
+        } else {
+            r.take_activity().await
+        }
+    }
+
+    /// The remote engine crashes: its SDK worker's stream closes, or the
+    /// server dies holding the stream's work.
+    async fn remote_crash(&mut self) {
+        let Some(r) = self.remote.as_mut() else {
+            return;
+        };
+        if self.rng.chance(50) {
+            r.close_stream().await;
+        } else {
+            r.server_died();
+        }
     }
 
     async fn client_step(&mut self, batch_size: usize) {
@@ -295,6 +340,23 @@ impl World {
         }
     }
 
+    /// One step of engine `i` while coming to rest (the remote engine is
+    /// the last): what it can take, it runs.
+    async fn rest_step(&mut self, i: usize) -> bool {
+        if i < self.engines.len() {
+            return self.orchestration_step(i, self.batch).await | self.activity_step(i).await;
+        }
+        let batch = self.batch;
+        let Some(r) = self.remote.as_mut() else {
+            return false;
+        };
+        let took = r
+            .take_orchestration(&mut self.rng, batch, &self.journal)
+            .await
+            | r.take_activity().await;
+        r.answer_all(&mut self.rng).await | took
+    }
+
     /// Drives everything to rest: resumes what is suspended, raises what
     /// is awaited, runs all visible work and lets time run on.
     async fn drain(&mut self) {
@@ -304,10 +366,17 @@ impl World {
         let mut idle = 0;
         for _ in 0..200 {
             let mut busy = false;
+            let n = self.engines.len() + usize::from(self.remote.is_some());
             for _ in 0..500 {
-                let i = self.rng.below(self.engines.len() as u64) as usize;
-                let did =
-                    self.orchestration_step(i, self.batch).await | self.activity_step(i).await;
+                let i = self.rng.below(n as u64) as usize;
+                let mut did = self.rest_step(i).await;
+                if !did {
+                    // Idle only when no engine has work (the remote one
+                    // takes no entity work).
+                    for j in 0..n {
+                        did |= self.rest_step(j).await;
+                    }
+                }
                 busy |= did;
                 if !did {
                     break;
@@ -429,6 +498,7 @@ async fn run(seed: u64, opts: &SimOptions) -> RunReport {
         store,
         effects,
         engines: Vec::new(),
+        remote: None,
         journal: journal.clone(),
         programs: Vec::new(),
         batch,
@@ -437,14 +507,26 @@ async fn run(seed: u64, opts: &SimOptions) -> RunReport {
         let e = world.engine();
         world.engines.push((e, Vec::new()));
     }
+    if opts.remote {
+        let registry = program::registry(world.effects.clone());
+        world.remote = Some(Remote::new(world.store.clone(), registry, LEASE));
+    }
+    let engines = if opts.remote { 3 } else { 2 };
     for n in 0..opts.instances as usize {
         world.start(n).await;
     }
     for _ in 0..opts.steps {
-        let i = world.rng.below(2) as usize;
+        let i = world.rng.below(engines) as usize;
+        let remote = i == 2;
         match world.rng.below(100) {
+            0..=39 if remote => {
+                world.remote_orchestration_step(batch).await;
+            }
             0..=39 => {
                 world.orchestration_step(i, batch).await;
+            }
+            40..=64 if remote => {
+                world.remote_activity_step().await;
             }
             40..=64 => {
                 world.activity_step(i).await;
@@ -455,11 +537,16 @@ async fn run(seed: u64, opts: &SimOptions) -> RunReport {
                 world.clock.advance(Duration::from_millis(ms));
             }
             96 => world.clock.advance(LEASE + Duration::from_secs(1)),
+            97 | 98 if remote => world.remote_crash().await,
             97 | 98 => world.crash(i),
             _ if opts.code_changes && world.rng.chance(30) => {
                 world.effects.changed.fetch_xor(true, Ordering::SeqCst);
                 world.crash(0);
                 world.crash(1);
+                // The SDK worker restarts with the new code.
+                if let Some(r) = world.remote.as_mut() {
+                    r.close_stream().await;
+                }
             }
             _ => {}
         }

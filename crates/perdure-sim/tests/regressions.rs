@@ -151,8 +151,12 @@ async fn the_turn_time_is_the_stores_clock_not_the_workers() {
 fn a_stale_cached_run_after_a_rewind_elsewhere_is_not_used() {
     // Found by the simulator (seeds 1507 and 1751): two engines, a rewind
     // that cut the history back under the same execution id, and a cached
-    // run whose history length the new history reached again.
-    let opts = perdure_sim::SimOptions::default();
+    // run whose history length the new history reached again. Without the
+    // remote engine, as the simulator ran then, so the seeds keep their runs.
+    let opts = perdure_sim::SimOptions {
+        remote: false,
+        ..Default::default()
+    };
     for seed in [1507, 1751] {
         let report = perdure_sim::run_seed(seed, &opts);
         assert!(
@@ -364,6 +368,7 @@ fn a_rewinds_own_marker_arriving_after_a_new_failure_asks_for_nothing() {
     // request: rewind, fail, rewind, for ever.
     let opts = perdure_sim::SimOptions {
         store: perdure_sim::SimStore::Sqlite,
+        remote: false,
         ..Default::default()
     };
     let report = perdure_sim::run_seed(545, &opts);

@@ -10,6 +10,19 @@ pub struct ActivityContext {
 }
 
 impl ActivityContext {
+    /// The context of attempt `delivery_count` (1 the first time) of the
+    /// call `task_id` of instance `instance_id` to activity `name`: what a
+    /// worker that takes the call from elsewhere (a remote work item) hands
+    /// to [`crate::Registry::invoke_activity`].
+    pub fn new(instance_id: &str, name: &str, task_id: i64, delivery_count: u32) -> Self {
+        ActivityContext {
+            instance_id: instance_id.to_string(),
+            name: name.to_string(),
+            task_id,
+            dequeue_count: delivery_count,
+        }
+    }
+
     /// The orchestration instance that scheduled this activity.
     pub fn instance_id(&self) -> &str {
         &self.instance_id

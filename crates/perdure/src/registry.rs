@@ -143,6 +143,41 @@ impl Registry {
             .map(|(_, f)| f.clone())
     }
 
+    /// Runs the activity `ctx` names with `input`, as a worker does: in a
+    /// task of its own, a panic caught as a `panic` failure, an unknown
+    /// name a non-retriable `ActivityNotFound` failure. It renews no lease;
+    /// whoever holds one renews it while this runs.
+    pub fn invoke_activity(
+        &self,
+        ctx: ActivityContext,
+        input: Payload,
+    ) -> impl Future<Output = Result<Payload, perdure_core::FailureDetails>> + Send + 'static {
+        let f = self.activity(ctx.name());
+        async move {
+            let Some(f) = f else {
+                return Err(perdure_core::FailureDetails::new(
+                    "ActivityNotFound",
+                    format!(
+                        "no activity named `{}` is registered with this worker",
+                        ctx.name()
+                    ),
+                )
+                .non_retriable());
+            };
+            match tokio::spawn(f(ctx, input)).await {
+                Ok(Ok(payload)) => Ok(payload),
+                Ok(Err(failure)) => Err(failure.into_details()),
+                Err(e) if e.is_panic() => {
+                    Err(crate::executor::panic_failure(e.into_panic().as_ref()))
+                }
+                Err(e) => Err(perdure_core::FailureDetails::new(
+                    "Cancelled",
+                    e.to_string(),
+                )),
+            }
+        }
+    }
+
     /// Registered orchestrator names.
     pub fn orchestrator_names(&self) -> Vec<String> {
         let mut v: Vec<_> = self

@@ -1,12 +1,14 @@
 //! Replaying a stored history from scratch against registered code, with
 //! no store and no side effects: the check that the code still makes the
 //! decisions its history recorded (the simulator's "replay gives the same
-//! actions" oracle; a test of a code change against recorded histories).
+//! actions" oracle; a test of a code change against recorded histories),
+//! and one turn decided the way a remote SDK worker decides it, from the
+//! past events and the new ones of a work item, with nothing cached.
 
 use crate::dispatch::{ExecutionInfo, Outcome};
-use crate::executor::OrchestrationRun;
+use crate::executor::{OrchestrationRun, Turn};
 use crate::registry::Registry;
-use perdure_core::{EventKind, HistoryEvent, NonDeterminism, RuntimeStatus};
+use perdure_core::{Action, EventKind, HistoryEvent, NonDeterminism, Payload, RuntimeStatus};
 
 /// Why a history does not replay.
 #[derive(Debug, thiserror::Error)]
@@ -62,4 +64,59 @@ pub fn replay_history(
         });
     }
     Ok(run.outcome)
+}
+
+/// What orchestrator code decided in one turn.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// The new actions, in the order the code took them.
+    pub actions: Vec<Action>,
+    /// How the execution ended in this turn, if it did.
+    pub outcome: Option<Outcome>,
+    pub custom_status: Payload,
+    /// New events the code never saw because the execution ended first
+    /// (external events among them belong to the next execution after a
+    /// continue-as-new).
+    pub leftover: Vec<HistoryEvent>,
+}
+
+/// Decides one turn of `instance_id` from scratch: replays `past` (the
+/// committed history of the execution; empty for its first turn), then
+/// applies `new` (the turn's events, `OrchestratorStarted` first) as a live
+/// turn, as an SDK worker does with a work item. A replay that finds the
+/// code changed ends the execution Failed with a `NonDeterminism` failure
+/// and no actions but the unlocks of the critical sections `past` holds.
+pub fn decide_turn(
+    registry: &Registry,
+    instance_id: &str,
+    past: &[HistoryEvent],
+    new: Vec<HistoryEvent>,
+) -> Decision {
+    let name = ExecutionInfo::from_history(past)
+        .or_else(|| new.iter().find_map(ExecutionInfo::from_start))
+        .map(|info| info.name);
+    let now = new
+        .iter()
+        .chain(past)
+        .map(|e| e.timestamp)
+        .next()
+        .unwrap_or_else(chrono::Utc::now);
+    let orchestrator = name.and_then(|n| registry.orchestrator(&n));
+    let mut run = OrchestrationRun::new(instance_id, orchestrator, now);
+    if let Err(nd) = run.replay(past) {
+        run.fail_nondeterministic(nd, past);
+    }
+    let Turn {
+        actions, leftover, ..
+    } = run.run_turn(new);
+    let custom_status = crate::context::lock(&run.ctx.shared)
+        .exec
+        .custom_status()
+        .clone();
+    Decision {
+        actions,
+        outcome: run.outcome,
+        custom_status,
+        leftover,
+    }
 }

@@ -70,6 +70,8 @@ enum Pending {
     Orchestration {
         plan: Box<TurnPlan>,
         exec: ExecutionInfo,
+        /// The committed history the work item carried.
+        past: Vec<HistoryEvent>,
         accepted: Vec<HistoryEvent>,
         stream: u64,
         _permit: OwnedSemaphorePermit,
@@ -261,7 +263,7 @@ impl Dispatcher {
         req: pb::GetWorkItemsRequest,
     ) -> mpsc::Receiver<Result<pb::WorkItem, Status>> {
         let (tx, rx) = mpsc::channel(64);
-        let stream = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let stream = self.new_stream();
         let (orch_filter, act_filter) = self.filters(&req);
         let orch_slots = Arc::new(Semaphore::new(concurrency(
             req.max_concurrent_orchestration_work_items,
@@ -314,7 +316,7 @@ impl Dispatcher {
                 loops.await;
             }
             drop(tx);
-            d.give_back(stream).await;
+            d.close_stream(stream).await;
             tracing::info!(
                 stream,
                 "remote worker disconnected; its work went back to the queues"
@@ -323,8 +325,8 @@ impl Dispatcher {
         rx
     }
 
-    /// Returns every item a closed stream held.
-    async fn give_back(&self, stream: u64) {
+    /// Returns every item a closed stream held to its queue at once.
+    pub async fn close_stream(&self, stream: u64) {
         let items: Vec<Pending> = {
             let mut p = self.pending();
             let tokens: Vec<String> = p
@@ -400,7 +402,7 @@ impl Dispatcher {
 
     /// Sends a pending work item down its stream; a closed stream gives the
     /// item back at once (false: the stream is gone, or the loop was told
-    /// to stop, and then the item stays pending for `give_back`).
+    /// to stop, and then the item stays pending for `close_stream`).
     async fn send(
         &self,
         tx: &Sender,
@@ -478,19 +480,14 @@ impl Dispatcher {
                     .await;
                 return;
             }
-            match self.orchestration_item(stream, item, permit).await {
+            match self.offer_orchestration(stream, item, permit).await {
                 Ok(None) => {}
                 Ok(Some(work)) => {
                     if !self.send(&tx, work, &last_sent, &mut stop).await {
                         return;
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, instance_id = %id, "could not prepare orchestration work; it will be retried");
-                    let _ = self
-                        .store
-                        .abandon_orchestration(&id, &lock, Duration::from_secs(1))
-                        .await;
+                Err(_) => {
                     if !self
                         .wait(WorkKind::Orchestration, &mut backoff, true, &mut stop)
                         .await
@@ -549,36 +546,74 @@ impl Dispatcher {
                     .await;
                 return;
             }
-            let a = &item.activity;
-            let request = pb::ActivityRequest {
-                name: a.name.clone(),
-                version: a.version.clone(),
-                input: a.input.clone(),
-                orchestration_instance: Some(pb::OrchestrationInstance {
-                    instance_id: a.instance_id.clone(),
-                    execution_id: Some(a.execution_id.clone()),
-                }),
-                task_id: a.task_id as i32,
-                parent_trace_context: a.trace_context.as_ref().map(convert::trace_to_pb),
-                ..Default::default()
-            };
-            let token = format!("a-{}", uuid::Uuid::new_v4().simple());
-            self.pending().insert(
-                token.clone(),
-                Pending::Activity {
-                    item,
-                    stream,
-                    sent: Instant::now(),
-                    _permit: permit,
-                },
-            );
-            let work = pb::WorkItem {
-                request: Some(pb::work_item::Request::ActivityRequest(request)),
-                completion_token: token.clone(),
-            };
+            let work = self.offer_activity(stream, item, permit);
             if !self.send(&tx, work, &last_sent, &mut stop).await {
                 return;
             }
+        }
+    }
+
+    /// A new stream's id: the work handed out under it is given back
+    /// together when it closes.
+    pub fn new_stream(&self) -> u64 {
+        self.next_stream.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Makes a taken instance pending for `stream` and returns its work
+    /// item, or deals with it here (`None`) when there is nothing for
+    /// orchestrator code to do. An item that cannot be prepared is given
+    /// back (retried a second later) and the error returned.
+    pub async fn offer_orchestration(
+        &self,
+        stream: u64,
+        item: perdure_store::OrchestrationItem,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Option<pb::WorkItem>, StoreError> {
+        let (id, lock) = (item.instance.instance_id.clone(), item.lock_token.clone());
+        let offered = self.orchestration_item(stream, item, permit).await;
+        if let Err(e) = &offered {
+            tracing::warn!(error = %e, instance_id = %id, "could not prepare orchestration work; it will be retried");
+            let _ = self
+                .store
+                .abandon_orchestration(&id, &lock, Duration::from_secs(1))
+                .await;
+        }
+        offered
+    }
+
+    /// Makes a taken activity pending for `stream` and returns its work item.
+    pub fn offer_activity(
+        &self,
+        stream: u64,
+        item: ActivityItem,
+        permit: OwnedSemaphorePermit,
+    ) -> pb::WorkItem {
+        let a = &item.activity;
+        let request = pb::ActivityRequest {
+            name: a.name.clone(),
+            version: a.version.clone(),
+            input: a.input.clone(),
+            orchestration_instance: Some(pb::OrchestrationInstance {
+                instance_id: a.instance_id.clone(),
+                execution_id: Some(a.execution_id.clone()),
+            }),
+            task_id: a.task_id as i32,
+            parent_trace_context: a.trace_context.as_ref().map(convert::trace_to_pb),
+            ..Default::default()
+        };
+        let token = format!("a-{}", uuid::Uuid::new_v4().simple());
+        self.pending().insert(
+            token.clone(),
+            Pending::Activity {
+                item,
+                stream,
+                sent: Instant::now(),
+                _permit: permit,
+            },
+        );
+        pb::WorkItem {
+            request: Some(pb::work_item::Request::ActivityRequest(request)),
+            completion_token: token,
         }
     }
 

@@ -5,8 +5,6 @@
 
 use super::Shared;
 use crate::activity::ActivityContext;
-use crate::executor::panic_failure;
-use perdure_core::FailureDetails;
 use perdure_store::{ActivityItem, OrchestrationItem, StoreError};
 use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
@@ -43,31 +41,13 @@ pub(super) async fn run(
     let began = std::time::Instant::now();
     let began_at = std::time::SystemTime::now();
     let outcome = async {
-        let Some(f) = shared.registry.activity(&a.name) else {
-            return Err(FailureDetails::new(
-                "ActivityNotFound",
-                format!("no activity named `{}` is registered with this worker", a.name),
-            )
-            .non_retriable());
-        };
-        let ctx = ActivityContext {
-            instance_id: a.instance_id.clone(),
-            name: a.name.clone(),
-            task_id: a.task_id,
-            dequeue_count: item.dequeue_count,
-        };
-        let mut handle = tokio::spawn(f(ctx, a.input.clone()));
+        let ctx = ActivityContext::new(&a.instance_id, &a.name, a.task_id, item.dequeue_count);
+        let run = shared.registry.invoke_activity(ctx, a.input.clone());
+        tokio::pin!(run);
         let renew_every = lease / 3;
         loop {
             tokio::select! {
-                joined = &mut handle => {
-                    return match joined {
-                        Ok(Ok(payload)) => Ok(payload),
-                        Ok(Err(failure)) => Err(failure.into_details()),
-                        Err(e) if e.is_panic() => Err(panic_failure(e.into_panic().as_ref())),
-                        Err(e) => Err(FailureDetails::new("Cancelled", e.to_string())),
-                    };
-                }
+                done = &mut run => return done,
                 _ = tokio::time::sleep(renew_every) => {
                     if let Err(e) = shared.store.renew_activity_lock(&item.lock_token, lease).await {
                         tracing::warn!(error = %e, "lost the lease on a running activity; its result will be discarded");

@@ -3,7 +3,8 @@
 //! events, duplicates left out); its `OrchestratorResponse` is mapped to
 //! actions and committed through `perdure::dispatch::build_commit`, and a
 //! commit that fails for any reason but a lost lease gives the instance
-//! back at once.
+//! back at once. An execution that ends releases the critical sections it
+//! still holds, whatever the worker sent.
 
 use super::{convert, event, pb, Dispatcher, Pending};
 use crate::grpc::actions::map_actions;
@@ -75,6 +76,7 @@ impl Dispatcher {
             Pending::Orchestration {
                 plan,
                 exec,
+                past,
                 accepted,
                 stream,
                 _permit: permit,
@@ -91,6 +93,7 @@ impl Dispatcher {
         let Pending::Orchestration {
             plan,
             mut exec,
+            past,
             accepted,
             ..
         } = self.take_kind(&r.completion_token, "an orchestration")?
@@ -118,6 +121,17 @@ impl Dispatcher {
                 mapped.actions.clear();
                 mapped.outcome = Some(Outcome::Terminated(reason));
             }
+        }
+        if mapped.outcome.is_some() {
+            // An execution that ends releases every critical section it
+            // still holds or has asked for, whatever the worker sent (an
+            // SDK that fails a replay on non-determinism sends no unlocks).
+            let mut all = past;
+            all.extend(accepted.iter().cloned());
+            all.extend(mapped.actions.iter().map(|a| a.to_event(plan.now)));
+            mapped
+                .actions
+                .extend(perdure_core::release_held_locks(&all));
         }
         if let (Some(Outcome::ContinuedAsNew { .. }), Some(v)) =
             (&mapped.outcome, &mapped.new_version)

@@ -1,0 +1,390 @@
+//! A simulated remote SDK worker: what an official Durable Task SDK does
+//! with the work items the gRPC sidecar hands out, in protocol messages.
+//! An orchestration work item's events are read back from the protocol's
+//! form, the turn is decided from scratch (no cache, as an SDK worker
+//! replays) by [`perdure::replay::decide_turn`], and the decision goes back
+//! as `OrchestratorAction`s; an activity work item runs the registered
+//! function. So the simulator drives the sidecar's own decisions (its
+//! prepare, dedupe, action mapping, commit and give-back) with the same
+//! programs the in-process engines run.
+//!
+//! Like the SDKs, it answers a replay that finds the code changed with a
+//! failed completion and nothing else, and carries the events it never
+//! saw into the next execution on continue-as-new.
+
+use perdure::dispatch::Outcome;
+use perdure::replay::decide_turn;
+use perdure::{ActivityContext, Registry};
+use perdure_core::{
+    Action, EventKind, FailureDetails, HistoryEvent, ParentInstance, RuntimeStatus, TraceContext,
+};
+use perdure_server::grpc::convert::{failure, from_failure, from_ts, trace_to_pb, ts};
+use perdure_server::grpc::proto as pb;
+
+/// The SDK's answer to an orchestration work item.
+pub fn orchestrate(
+    registry: &Registry,
+    token: &str,
+    r: &pb::OrchestratorRequest,
+) -> pb::OrchestratorResponse {
+    let past: Vec<HistoryEvent> = r.past_events.iter().filter_map(from_pb).collect();
+    let new: Vec<HistoryEvent> = r.new_events.iter().filter_map(from_pb).collect();
+    let d = decide_turn(registry, &r.instance_id, &past, new);
+    // An SDK whose replay finds the code changed sends the failure alone
+    // (no unlocks of the critical sections the history holds): the
+    // sidecar must release them.
+    let nondeterministic =
+        matches!(&d.outcome, Some(Outcome::Failed(f)) if f.error_type == "NonDeterminism");
+    let mut actions: Vec<pb::OrchestratorAction> = if nondeterministic {
+        Vec::new()
+    } else {
+        d.actions.iter().map(action).collect()
+    };
+    if let Some(outcome) = d.outcome {
+        let id = actions.last().map_or(0, |a| a.id + 1);
+        actions.push(pb::OrchestratorAction {
+            id,
+            orchestrator_action_type: Some(
+                pb::orchestrator_action::OrchestratorActionType::CompleteOrchestration(complete(
+                    outcome,
+                    &d.leftover,
+                )),
+            ),
+        });
+    }
+    pb::OrchestratorResponse {
+        instance_id: r.instance_id.clone(),
+        actions,
+        custom_status: d.custom_status,
+        completion_token: token.to_string(),
+        ..Default::default()
+    }
+}
+
+/// The SDK's answer to an activity work item.
+pub async fn run_activity(
+    registry: &Registry,
+    token: &str,
+    r: &pb::ActivityRequest,
+) -> pb::ActivityResponse {
+    let instance_id = r
+        .orchestration_instance
+        .as_ref()
+        .map(|i| i.instance_id.clone())
+        .unwrap_or_default();
+    let ctx = ActivityContext::new(&instance_id, &r.name, i64::from(r.task_id), 1);
+    let (result, failure_details) = match registry.invoke_activity(ctx, r.input.clone()).await {
+        Ok(out) => (out, None),
+        Err(f) => (None, Some(failure(&f))),
+    };
+    pb::ActivityResponse {
+        instance_id,
+        task_id: r.task_id,
+        result,
+        failure_details,
+        completion_token: token.to_string(),
+    }
+}
+
+fn complete(outcome: Outcome, leftover: &[HistoryEvent]) -> pb::CompleteOrchestrationAction {
+    use pb::OrchestrationStatus as S;
+    let mut c = pb::CompleteOrchestrationAction::default();
+    match outcome {
+        Outcome::Completed(result) => {
+            c.orchestration_status = S::Completed as i32;
+            c.result = result;
+        }
+        Outcome::Failed(f) => {
+            c.orchestration_status = S::Failed as i32;
+            c.failure_details = Some(failure(&f));
+        }
+        Outcome::Terminated(reason) => {
+            c.orchestration_status = S::Terminated as i32;
+            c.result = reason;
+        }
+        Outcome::ContinuedAsNew { input, carried } => {
+            c.orchestration_status = S::ContinuedAsNew as i32;
+            c.result = input;
+            let unseen = leftover.iter().filter_map(|e| match &e.kind {
+                EventKind::EventRaised { name, input } => Some((name.clone(), input.clone())),
+                _ => None,
+            });
+            c.carryover_events = carried
+                .into_iter()
+                .chain(unseen)
+                .map(|(name, input)| pb::HistoryEvent {
+                    event_id: -1,
+                    timestamp: None,
+                    event_type: Some(pb::history_event::EventType::EventRaised(
+                        pb::EventRaisedEvent { name, input },
+                    )),
+                })
+                .collect();
+        }
+    }
+    c
+}
+
+fn action(a: &Action) -> pb::OrchestratorAction {
+    use pb::orchestrator_action::OrchestratorActionType as A;
+    use pb::send_entity_message_action::EntityMessageType as M;
+    let entity = |m: M| {
+        A::SendEntityMessage(pb::SendEntityMessageAction {
+            entity_message_type: Some(m),
+        })
+    };
+    let kind = match a.clone() {
+        Action::ScheduleTask {
+            name,
+            version,
+            input,
+            trace_context,
+            ..
+        } => A::ScheduleTask(pb::ScheduleTaskAction {
+            name,
+            version,
+            input,
+            parent_trace_context: trace_context.as_ref().map(trace_to_pb),
+            ..Default::default()
+        }),
+        Action::CreateTimer { fire_at, .. } => A::CreateTimer(pb::CreateTimerAction {
+            fire_at: Some(ts(fire_at)),
+        }),
+        Action::CreateSubOrchestration {
+            name,
+            version,
+            instance_id,
+            input,
+            trace_context,
+            ..
+        } => A::CreateSubOrchestration(pb::CreateSubOrchestrationAction {
+            instance_id,
+            name,
+            version,
+            input,
+            parent_trace_context: trace_context.as_ref().map(trace_to_pb),
+            ..Default::default()
+        }),
+        Action::SendEvent {
+            instance_id,
+            name,
+            input,
+            ..
+        } => A::SendEvent(pb::SendEventAction {
+            instance: Some(pb::OrchestrationInstance {
+                instance_id,
+                execution_id: None,
+            }),
+            name,
+            data: input,
+        }),
+        Action::CallEntity {
+            request_id,
+            target,
+            operation,
+            input,
+            parent_instance_id,
+            parent_execution_id,
+            ..
+        } => entity(M::EntityOperationCalled(pb::EntityOperationCalledEvent {
+            request_id,
+            operation,
+            scheduled_time: None,
+            input,
+            parent_instance_id: Some(parent_instance_id),
+            parent_execution_id: Some(parent_execution_id),
+            target_instance_id: Some(target),
+        })),
+        Action::SignalEntity {
+            request_id,
+            target,
+            operation,
+            input,
+            scheduled_time,
+            ..
+        } => entity(M::EntityOperationSignaled(
+            pb::EntityOperationSignaledEvent {
+                request_id,
+                operation,
+                scheduled_time: scheduled_time.map(ts),
+                input,
+                target_instance_id: Some(target),
+            },
+        )),
+        Action::LockEntities {
+            critical_section_id,
+            lock_set,
+            parent_instance_id,
+            ..
+        } => entity(M::EntityLockRequested(pb::EntityLockRequestedEvent {
+            critical_section_id,
+            lock_set,
+            position: 0,
+            parent_instance_id: Some(parent_instance_id),
+        })),
+        Action::UnlockEntity {
+            critical_section_id,
+            target,
+            parent_instance_id,
+            ..
+        } => entity(M::EntityUnlockSent(pb::EntityUnlockSentEvent {
+            critical_section_id,
+            parent_instance_id: Some(parent_instance_id),
+            target_instance_id: Some(target),
+        })),
+    };
+    pb::OrchestratorAction {
+        id: i32::try_from(a.id()).unwrap_or(i32::MAX),
+        orchestrator_action_type: Some(kind),
+    }
+}
+
+fn trace(t: Option<&pb::TraceContext>) -> Option<TraceContext> {
+    perdure_server::grpc::convert::trace_from_pb(t)
+}
+
+fn fail(f: Option<&pb::TaskFailureDetails>) -> FailureDetails {
+    f.map_or_else(
+        || FailureDetails::new("Unknown", "no details"),
+        from_failure,
+    )
+}
+
+/// A history event read back from the protocol, as an SDK reads it; `None`
+/// for an event type the engine never sends.
+fn from_pb(e: &pb::HistoryEvent) -> Option<HistoryEvent> {
+    use pb::history_event::EventType as T;
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let kind = match e.event_type.as_ref()? {
+        T::ExecutionStarted(s) => EventKind::ExecutionStarted {
+            name: s.name.clone(),
+            version: s.version.clone(),
+            input: s.input.clone(),
+            execution_id: s
+                .orchestration_instance
+                .as_ref()
+                .and_then(|i| i.execution_id.clone())
+                .unwrap_or_default(),
+            parent: s.parent_instance.as_ref().map(|p| {
+                let inst = p.orchestration_instance.clone().unwrap_or_default();
+                ParentInstance {
+                    name: text(&p.name),
+                    instance_id: inst.instance_id,
+                    execution_id: inst.execution_id.unwrap_or_default(),
+                    task_scheduled_id: i64::from(p.task_scheduled_id),
+                }
+            }),
+            trace_context: trace(s.parent_trace_context.as_ref()),
+        },
+        T::ExecutionCompleted(c) => EventKind::ExecutionCompleted {
+            status: RuntimeStatus::from_code(c.orchestration_status)?,
+            result: c.result.clone(),
+            failure: c.failure_details.as_ref().map(from_failure),
+        },
+        T::ExecutionTerminated(t) => EventKind::ExecutionTerminated {
+            reason: t.input.clone(),
+        },
+        T::ExecutionSuspended(s) => EventKind::ExecutionSuspended {
+            reason: s.input.clone(),
+        },
+        T::ExecutionResumed(s) => EventKind::ExecutionResumed {
+            reason: s.input.clone(),
+        },
+        T::ExecutionRewound(r) => EventKind::ExecutionRewound {
+            reason: r.reason.clone(),
+        },
+        T::TaskScheduled(t) => EventKind::TaskScheduled {
+            name: t.name.clone(),
+            version: t.version.clone(),
+            input: t.input.clone(),
+            trace_context: trace(t.parent_trace_context.as_ref()),
+        },
+        T::TaskCompleted(t) => EventKind::TaskCompleted {
+            task_scheduled_id: i64::from(t.task_scheduled_id),
+            result: t.result.clone(),
+        },
+        T::TaskFailed(t) => EventKind::TaskFailed {
+            task_scheduled_id: i64::from(t.task_scheduled_id),
+            failure: fail(t.failure_details.as_ref()),
+        },
+        T::SubOrchestrationInstanceCreated(s) => EventKind::SubOrchestrationInstanceCreated {
+            name: s.name.clone(),
+            version: s.version.clone(),
+            instance_id: s.instance_id.clone(),
+            input: s.input.clone(),
+            trace_context: trace(s.parent_trace_context.as_ref()),
+        },
+        T::SubOrchestrationInstanceCompleted(s) => EventKind::SubOrchestrationInstanceCompleted {
+            task_scheduled_id: i64::from(s.task_scheduled_id),
+            result: s.result.clone(),
+        },
+        T::SubOrchestrationInstanceFailed(s) => EventKind::SubOrchestrationInstanceFailed {
+            task_scheduled_id: i64::from(s.task_scheduled_id),
+            failure: fail(s.failure_details.as_ref()),
+        },
+        T::TimerCreated(t) => EventKind::TimerCreated {
+            fire_at: t.fire_at.as_ref().and_then(from_ts)?,
+        },
+        T::TimerFired(t) => EventKind::TimerFired {
+            timer_id: i64::from(t.timer_id),
+            fire_at: t.fire_at.as_ref().and_then(from_ts)?,
+        },
+        T::OrchestratorStarted(_) => EventKind::OrchestratorStarted,
+        T::OrchestratorCompleted(_) => EventKind::OrchestratorCompleted,
+        T::EventSent(s) => EventKind::EventSent {
+            instance_id: s.instance_id.clone(),
+            name: s.name.clone(),
+            input: s.input.clone(),
+        },
+        T::EventRaised(r) => EventKind::EventRaised {
+            name: r.name.clone(),
+            input: r.input.clone(),
+        },
+        T::ContinueAsNew(c) => EventKind::ContinueAsNew {
+            input: c.input.clone(),
+        },
+        T::EntityOperationSignaled(s) => EventKind::EntityOperationSignaled {
+            request_id: s.request_id.clone(),
+            target: text(&s.target_instance_id),
+            operation: s.operation.clone(),
+            input: s.input.clone(),
+            scheduled_time: s.scheduled_time.as_ref().and_then(from_ts),
+        },
+        T::EntityOperationCalled(c) => EventKind::EntityOperationCalled {
+            request_id: c.request_id.clone(),
+            target: text(&c.target_instance_id),
+            operation: c.operation.clone(),
+            input: c.input.clone(),
+            parent_instance_id: text(&c.parent_instance_id),
+            parent_execution_id: text(&c.parent_execution_id),
+        },
+        T::EntityOperationCompleted(c) => EventKind::EntityOperationCompleted {
+            request_id: c.request_id.clone(),
+            output: c.output.clone(),
+        },
+        T::EntityOperationFailed(f) => EventKind::EntityOperationFailed {
+            request_id: f.request_id.clone(),
+            failure: fail(f.failure_details.as_ref()),
+        },
+        T::EntityLockRequested(l) => EventKind::EntityLockRequested {
+            critical_section_id: l.critical_section_id.clone(),
+            lock_set: l.lock_set.clone(),
+            position: usize::try_from(l.position).unwrap_or(0),
+            parent_instance_id: text(&l.parent_instance_id),
+        },
+        T::EntityLockGranted(g) => EventKind::EntityLockGranted {
+            critical_section_id: g.critical_section_id.clone(),
+        },
+        T::EntityUnlockSent(u) => EventKind::EntityUnlockSent {
+            critical_section_id: u.critical_section_id.clone(),
+            target: text(&u.target_instance_id),
+            parent_instance_id: text(&u.parent_instance_id),
+        },
+        _ => return None,
+    };
+    Some(HistoryEvent {
+        event_id: i64::from(e.event_id),
+        timestamp: e.timestamp.as_ref().and_then(from_ts)?,
+        kind,
+    })
+}
