@@ -43,6 +43,11 @@ fn main() {
     }
     if let Some(seed) = arg(&args, "--seed") {
         let report = run_seed(seed, &opts);
+        let a = report.remote_answered;
+        println!(
+            "seed {seed}: the remote engine answered {} orchestration, {} activity and {} entity work items",
+            a.orchestrations, a.activities, a.entities
+        );
         if report.violations.is_empty() {
             println!("seed {seed}: all oracles hold");
             return;

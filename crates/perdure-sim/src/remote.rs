@@ -5,8 +5,7 @@
 //! it takes work, which held item it answers and when, when it answers one
 //! twice or refuses one, when its stream closes (the dispatcher gives the
 //! work back) and when the server dies holding work (the leases run out).
-//! It serves orchestrations and activities; entities are left to the
-//! in-process engines, as a worker that registers none.
+//! It serves orchestrations, activities and entities.
 
 use crate::oracle::{self, Journal};
 use crate::rng::Rng;
@@ -29,6 +28,16 @@ pub struct Remote {
     slots: Arc<Semaphore>,
     registry: Registry,
     orchestrations: WorkFilter,
+    /// Work items answered, by kind.
+    pub answered: Answered,
+}
+
+/// How many work items of each kind the SDK worker answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Answered {
+    pub orchestrations: u64,
+    pub activities: u64,
+    pub entities: u64,
 }
 
 fn dispatcher(store: &Arc<dyn Store>, lease: Duration) -> (Arc<Dispatcher>, watch::Sender<bool>) {
@@ -43,10 +52,13 @@ fn dispatcher(store: &Arc<dyn Store>, lease: Duration) -> (Arc<Dispatcher>, watc
 impl Remote {
     pub fn new(store: Arc<dyn Store>, registry: Registry, lease: Duration) -> Self {
         let (d, shutdown) = dispatcher(&store, lease);
+        // Orchestrations and entities (`@name`) by name, as the dispatcher
+        // reads an SDK worker's filters.
         let orchestrations = WorkFilter::Only(
             registry
                 .orchestrator_names()
                 .into_iter()
+                .chain(registry.entity_instance_names())
                 .map(|name| NameFilter {
                     name,
                     versions: Vec::new(),
@@ -63,6 +75,7 @@ impl Remote {
             slots: Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)),
             registry,
             orchestrations,
+            answered: Answered::default(),
         }
     }
 
@@ -142,6 +155,7 @@ impl Remote {
                         .await;
                     return true;
                 }
+                self.answered.orchestrations += 1;
                 let response = sdk::orchestrate(&self.registry, &token, &r);
                 if twice {
                     let _ = self
@@ -156,11 +170,24 @@ impl Remote {
                     let _ = self.dispatcher.abandon_token(&token, "an activity").await;
                     return true;
                 }
+                self.answered.activities += 1;
                 let response = sdk::run_activity(&self.registry, &token, &r).await;
                 if twice {
                     let _ = self.dispatcher.complete_activity(response.clone()).await;
                 }
                 let _ = self.dispatcher.complete_activity(response).await;
+            }
+            Some(pb::work_item::Request::EntityRequestV2(r)) => {
+                if refuse {
+                    let _ = self.dispatcher.abandon_token(&token, "an entity").await;
+                    return true;
+                }
+                self.answered.entities += 1;
+                let response = sdk::run_entity(&self.registry, &token, &r).await;
+                if twice {
+                    let _ = self.dispatcher.complete_entity(response.clone()).await;
+                }
+                let _ = self.dispatcher.complete_entity(response).await;
             }
             _ => {}
         }

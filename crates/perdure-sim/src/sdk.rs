@@ -3,8 +3,8 @@
 //! An orchestration work item's events are read back from the protocol's
 //! form, the turn is decided from scratch (no cache, as an SDK worker
 //! replays) by [`perdure::replay::decide_turn`], and the decision goes back
-//! as `OrchestratorAction`s; an activity work item runs the registered
-//! function. So the simulator drives the sidecar's own decisions (its
+//! as `OrchestratorAction`s; an activity or entity work item runs the
+//! registered function. So the simulator drives the sidecar's own decisions (its
 //! prepare, dedupe, action mapping, commit and give-back) with the same
 //! programs the in-process engines run.
 //!
@@ -16,7 +16,8 @@ use perdure::dispatch::Outcome;
 use perdure::replay::decide_turn;
 use perdure::{ActivityContext, Registry};
 use perdure_core::{
-    Action, EventKind, FailureDetails, HistoryEvent, ParentInstance, RuntimeStatus, TraceContext,
+    Action, EntityId, EventKind, FailureDetails, HistoryEvent, ParentInstance, RuntimeStatus,
+    TraceContext,
 };
 use perdure_server::grpc::convert::{failure, from_failure, from_ts, trace_to_pb, ts};
 use perdure_server::grpc::proto as pb;
@@ -83,6 +84,66 @@ pub async fn run_activity(
         result,
         failure_details,
         completion_token: token.to_string(),
+    }
+}
+
+/// The SDK's answer to an entity work item: each operation run in order
+/// on the state the one before left (a failed one leaves it as it was).
+pub async fn run_entity(
+    registry: &Registry,
+    token: &str,
+    r: &pb::EntityRequest,
+) -> pb::EntityBatchResult {
+    use pb::operation_result::ResultType as R;
+    let id = match EntityId::parse(&r.instance_id) {
+        Ok(id) => id,
+        Err(e) => {
+            return pb::EntityBatchResult {
+                failure_details: Some(failure(&FailureDetails::new(
+                    "InvalidEntityId",
+                    e.to_string(),
+                ))),
+                completion_token: token.to_string(),
+                ..Default::default()
+            }
+        }
+    };
+    let mut state = r.entity_state.clone();
+    let mut results = Vec::with_capacity(r.operation_requests.len());
+    for op in &r.operation_requests {
+        let (operation, input) = match from_pb(op).map(|e| e.kind) {
+            Some(EventKind::EntityOperationCalled {
+                operation, input, ..
+            })
+            | Some(EventKind::EntityOperationSignaled {
+                operation, input, ..
+            }) => (operation, input),
+            _ => (String::new(), None),
+        };
+        let (next, result) = registry
+            .invoke_entity(&id, &operation, input, state.clone())
+            .await;
+        results.push(pb::OperationResult {
+            result_type: Some(match result {
+                Ok(out) => {
+                    state = next;
+                    R::Success(pb::OperationResultSuccess {
+                        result: out,
+                        ..Default::default()
+                    })
+                }
+                Err(f) => R::Failure(pb::OperationResultFailure {
+                    failure_details: Some(failure(&f)),
+                    ..Default::default()
+                }),
+            }),
+        });
+    }
+    pb::EntityBatchResult {
+        results,
+        entity_state: state,
+        completion_token: token.to_string(),
+        ..Default::default()
     }
 }
 

@@ -71,6 +71,8 @@ pub struct RunReport {
     pub violations: Vec<String>,
     /// The programs the run started (id, program).
     pub programs: Vec<(String, Program)>,
+    /// What the remote engine's SDK worker answered.
+    pub remote_answered: crate::remote::Answered,
 }
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -426,6 +428,7 @@ fn failed_to_start(seed: u64, why: String) -> RunReport {
         seed,
         violations: vec![why],
         programs: Vec::new(),
+        remote_answered: Default::default(),
     }
 }
 
@@ -436,13 +439,7 @@ pub fn run_seed(seed: u64, opts: &SimOptions) -> RunReport {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
-            return RunReport {
-                seed,
-                violations: vec![format!("no runtime: {e}")],
-                programs: Vec::new(),
-            }
-        }
+        Err(e) => return failed_to_start(seed, format!("no runtime: {e}")),
     };
     rt.block_on(run(seed, opts))
 }
@@ -567,6 +564,11 @@ async fn run(seed: u64, opts: &SimOptions) -> RunReport {
     RunReport {
         seed,
         violations,
+        remote_answered: world
+            .remote
+            .as_ref()
+            .map(|r| r.answered)
+            .unwrap_or_default(),
         programs: world.programs,
     }
 }

@@ -60,3 +60,19 @@ fn a_seed_replays_the_same_run() {
     assert_eq!(a.programs, b.programs);
     assert_eq!(a.violations.len(), b.violations.len());
 }
+
+#[test]
+fn the_remote_engine_answers_every_kind_of_work() {
+    let opts = SimOptions::default();
+    let mut total = perdure_sim::remote::Answered::default();
+    for seed in 0..40 {
+        let a = run_seed(seed, &opts).remote_answered;
+        total.orchestrations += a.orchestrations;
+        total.activities += a.activities;
+        total.entities += a.entities;
+    }
+    assert!(
+        total.orchestrations > 0 && total.activities > 0 && total.entities > 0,
+        "the sidecar's every path is driven: {total:?}"
+    );
+}

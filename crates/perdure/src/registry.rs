@@ -143,6 +143,38 @@ impl Registry {
             .map(|(_, f)| f.clone())
     }
 
+    /// Runs operation `operation` of entity `id` on `state`, as a worker
+    /// does: returns the state after it and its result. On a failure (an
+    /// error, a panic, or no entity of that name registered: a
+    /// non-retriable `EntityNotFound`) the state is the one given.
+    pub fn invoke_entity(
+        &self,
+        id: &perdure_core::EntityId,
+        operation: &str,
+        input: Payload,
+        state: Payload,
+    ) -> impl Future<Output = (Payload, Result<Payload, perdure_core::FailureDetails>)> + Send + 'static
+    {
+        let f = self.entity(&id.name);
+        let (id, operation) = (id.clone(), operation.to_string());
+        async move {
+            let Some(f) = f else {
+                let failure = perdure_core::FailureDetails::new(
+                    "EntityNotFound",
+                    format!(
+                        "no entity named `{}` is registered with this worker",
+                        id.name
+                    ),
+                )
+                .non_retriable();
+                return (state, Err(failure));
+            };
+            let mut state = state;
+            let result = crate::entity::run_operation(&f, &id, &operation, input, &mut state).await;
+            (state, result)
+        }
+    }
+
     /// Runs the activity `ctx` names with `input`, as a worker does: in a
     /// task of its own, a panic caught as a `panic` failure, an unknown
     /// name a non-retriable `ActivityNotFound` failure. It renews no lease;

@@ -6,7 +6,7 @@
 use super::Shared;
 use crate::dispatch::{self, ExecutionInfo, Prepared, TurnResult};
 use crate::executor::{OrchestrationRun, Turn};
-use perdure_core::{EventKind, FailureDetails, Payload};
+use perdure_core::{EventKind, Payload};
 use perdure_store::{ActivityItem, InstanceRecord, OrchestrationItem, StoreError};
 use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
@@ -212,27 +212,7 @@ async fn run_entity(shared: &Shared, batch: dispatch::EntityBatch) -> Result<(),
     dispatch::run_entity_batch(
         shared.store.as_ref(),
         batch,
-        |id, operation, input, state| {
-            let f = registry.entity(&id.name);
-            let id = id.clone();
-            async move {
-                let Some(f) = f else {
-                    let failure = FailureDetails::new(
-                        "EntityNotFound",
-                        format!(
-                            "no entity named `{}` is registered with this worker",
-                            id.name
-                        ),
-                    )
-                    .non_retriable();
-                    return (state, Err(failure));
-                };
-                let mut state = state;
-                let result =
-                    crate::entity::run_operation(&f, &id, &operation, input, &mut state).await;
-                (state, result)
-            }
-        },
+        |id, operation, input, state| registry.invoke_entity(id, &operation, input, state),
     )
     .await
 }
