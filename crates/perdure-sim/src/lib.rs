@@ -2,7 +2,8 @@
 //! manner of FoundationDB's simulator and TigerBeetle's VOPR. It drives the
 //! real code (the turn protocol in `perdure::dispatch`, the executor and
 //! replay state machine, the in-process worker's turn and activity logic
-//! through [`perdure::Engine`]) over the memory store (or, fewer seeds, a
+//! through [`perdure::Engine`], the gRPC sidecar's dispatcher answered by a
+//! simulated SDK worker) over the memory store (or, fewer seeds, a
 //! SQLite file) on a virtual clock,
 //! and one seed decides everything: the workload (random programs), batch
 //! sizes, which engine acts and when, client operations, crashes before
@@ -11,8 +12,9 @@
 //! reproduced exactly by `perdure-sim --seed N`.
 //!
 //! What it cannot explore: real fsync and torn writes (the SQLite and
-//! PostgreSQL crash tests cover those), the network (the gRPC sidecar's own
-//! tests do), and timing inside a single store call.
+//! PostgreSQL crash tests cover those), the network and the gRPC streams
+//! themselves (the sidecar's own tests do), the real SDKs' code (the
+//! interop tests do), and timing inside a single store call.
 
 pub mod oracle;
 pub mod program;
