@@ -498,7 +498,8 @@ fn duplicate_steps(id: &str, history: &[HistoryEvent]) -> Vec<String> {
 }
 
 /// Set `PERDURE_SIM_TRACE=1` to print every fetch and commit.
-fn trace() -> bool {
+/// Whether `PERDURE_SIM_TRACE` asks for every fetch and commit.
+pub fn trace() -> bool {
     std::env::var_os("PERDURE_SIM_TRACE").is_some()
 }
 
@@ -536,6 +537,19 @@ fn describe(e: &HistoryEvent) -> String {
         EventKind::EntityOperationCompleted { request_id, .. } => {
             format!("[{}]", &request_id[..8.min(request_id.len())])
         }
+        EventKind::ExecutionStarted {
+            execution_id,
+            parent,
+            ..
+        } => format!(
+            "[{}{}]",
+            &execution_id[..8.min(execution_id.len())],
+            parent.as_ref().map_or(String::new(), |p| format!(
+                " of {}/{}",
+                p.instance_id,
+                &p.execution_id[..8.min(p.execution_id.len())]
+            ))
+        ),
         _ => String::new(),
     };
     format!("{}{cs}", e.type_name())

@@ -144,6 +144,9 @@ impl Remote {
         let i = rng.below(self.held.len() as u64) as usize;
         let work = self.held.remove(i);
         let token = work.completion_token.clone();
+        if oracle::trace() {
+            eprintln!("remote answers {token}");
+        }
         let refuse = rng.chance(5);
         let twice = rng.chance(5);
         match work.request {

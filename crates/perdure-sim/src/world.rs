@@ -123,6 +123,9 @@ impl World {
 
     async fn turn(&mut self, i: usize, item: perdure_store::OrchestrationItem) {
         self.record(&item);
+        if oracle::trace() {
+            eprintln!("engine {i} runs {}", item.lock_token);
+        }
         let result = self.engines[i].0.run_orchestration(item).await;
         match result {
             Ok(claimed) => self.engines[i].1.extend(claimed),

@@ -412,3 +412,38 @@ async fn a_rewound_parent_does_not_wait_for_an_earlier_executions_child() {
     r.settle(10).await;
     assert_eq!(r.status("parent").await, RuntimeStatus::Completed);
 }
+
+#[tokio::test]
+async fn a_rewound_parent_does_not_wait_for_a_child_a_client_restarted() {
+    // Found by the simulator with its remote engine (seeds 54388, 63179):
+    // a client restarted a failed child (a start of its own, answering
+    // nobody) and the parent was rewound before the child's first turn;
+    // the rewind took the child's empty history for its own start and
+    // waited for an answer that never came.
+    let r = rig();
+    r.start(
+        "parent",
+        vec![Op::Sub(vec![Op::Event("go".into()), Op::Activity(4)])],
+        1,
+    )
+    .await;
+    r.settle(10).await;
+    let child = only_child(&r, "parent").await;
+    r.client.terminate(&child, "stop").await.expect("terminate");
+    r.settle(10).await;
+    assert_eq!(r.status("parent").await, RuntimeStatus::Failed);
+    r.client.restart(&child, false).await.expect("restart");
+    // Held before its first turn, so the parent's rewind finds it unstarted.
+    r.client.suspend(&child, "hold").await.expect("suspend");
+    r.client.rewind("parent", "again").await.expect("rewind");
+    r.settle(10).await;
+    r.client.resume(&child, "go on").await.expect("resume");
+    r.client.raise_event(&child, "go", 1).await.expect("raise");
+    r.settle(10).await;
+    assert_eq!(r.status(&child).await, RuntimeStatus::Completed);
+    assert_eq!(
+        r.status("parent").await,
+        RuntimeStatus::Failed,
+        "the rewound parent is told its new start was refused, not left waiting"
+    );
+}

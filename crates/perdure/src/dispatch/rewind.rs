@@ -103,12 +103,21 @@ fn schedules(e: &HistoryEvent) -> Option<Step> {
     }
 }
 
-/// True if `child`'s execution was started by execution `exec` of its
-/// parent (or has not run yet: its start is the one this execution sent).
-async fn child_of(store: &dyn Store, child: &str, exec: &str) -> Result<bool, StoreError> {
-    let history = store.read_history(child).await?;
-    Ok(history.is_empty()
-        || history.iter().any(|e| {
+/// True if `child` (whose row is `record`) was started by execution `exec`
+/// of its parent `parent`: its history's start names that execution, or it
+/// has not run yet and its start came from the parent (a client's restart
+/// of the child is a start of its own, which answers nobody).
+async fn child_of(
+    store: &dyn Store,
+    record: &InstanceRecord,
+    parent: &str,
+    exec: &str,
+) -> Result<bool, StoreError> {
+    let history = store.read_history(&record.instance_id).await?;
+    if history.is_empty() {
+        return Ok(record.parent_instance_id.as_deref() == Some(parent));
+    }
+    Ok(history.iter().any(|e| {
         matches!(&e.kind, EventKind::ExecutionStarted { parent: Some(p), .. } if p.execution_id == exec)
     }))
 }
@@ -255,18 +264,16 @@ pub(super) async fn rewind(
     }
     // A child whose answer is missing or was a failure: by what it is now.
     for (child, origin, task) in rewind_children {
-        let now_is = store
-            .get_instance(&child)
-            .await?
-            .map(|c| (c.status, c.output));
+        let record = store.get_instance(&child).await?;
         // A child started by an earlier execution of this parent (it was
         // terminated and restarted since) answers that execution, not this
         // one: it is started again for this one (refused while it runs,
         // and this parent told).
-        let ours = match now_is {
-            Some(_) => child_of(store, &child, &exec).await?,
+        let ours = match &record {
+            Some(r) => child_of(store, r, id, &exec).await?,
             None => false,
         };
+        let now_is = record.map(|c| (c.status, c.output));
         let event = match now_is {
             Some((RuntimeStatus::Failed, _)) if ours => EventKind::ExecutionRewound {
                 reason: reason.clone(),
