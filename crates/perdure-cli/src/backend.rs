@@ -122,7 +122,7 @@ impl Backend {
                     .get_status(id, history)
                     .await?
                     .ok_or_else(|| anyhow!("instance `{id}` was not found"))?;
-                Ok(wire::status(&st, true, history, true))
+                Ok(wire::status(&st, true, history, true).into_value())
             }
             Backend::Remote { .. } => {
                 let path = format!(
@@ -164,7 +164,7 @@ impl Backend {
                     out.extend(
                         page.instances
                             .iter()
-                            .map(|s| wire::status(s, false, false, false)),
+                            .map(|s| wire::status(s, false, false, false).into_value()),
                     );
                     continuation = page.continuation_token;
                 }

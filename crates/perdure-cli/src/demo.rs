@@ -50,7 +50,10 @@ pub async fn run_demo(client: &Client) -> Result<()> {
     let events = perdure_server::wire::history(full.history.as_deref().unwrap_or_default(), true);
     print!(
         "{}",
-        table::history_table(&st.instance_id, &serde_json::Value::Array(events))
+        table::history_table(
+            &st.instance_id,
+            &serde_json::Value::Array(events.into_iter().map(|e| e.into_value()).collect()),
+        )
     );
 
     let st = run_one(client, "FanOutFanIn", json!(20)).await?;

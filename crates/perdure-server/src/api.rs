@@ -68,16 +68,23 @@ pub(crate) fn client_error(e: ClientError) -> ApiError {
     error(status, &kind, e.to_string())
 }
 
-pub(crate) fn json_body(body: &Bytes) -> Result<Value, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Null);
-    }
-    serde_json::from_slice(body).map_err(|e| {
+/// A request body as JSON text, checked and kept as sent (none when the
+/// body is empty or only whitespace).
+pub(crate) fn json_body(body: &Bytes) -> Result<perdure::RawJson, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
         error(
             StatusCode::BAD_REQUEST,
             "BadJson",
-            format!("the request body is not valid JSON: {e}"),
+            format!("the request body is not UTF-8: {e}"),
         )
+    })?;
+    perdure::RawJson::from_wire(Some(text)).map_err(|e| match e {
+        perdure::ClientError::PayloadTooLarge { .. } => client_error(e),
+        e => error(
+            StatusCode::BAD_REQUEST,
+            "BadJson",
+            format!("the request body is not valid JSON: {e}"),
+        ),
     })
 }
 
@@ -224,8 +231,7 @@ async fn start_instance(
                 .await
                 .map_err(client_error)?;
             if let Some(st) = st.filter(|s| s.runtime_status.is_terminal()) {
-                let out = wire::status(&st, false, false, false)["output"].clone();
-                return Ok((StatusCode::OK, Json(out)).into_response());
+                return Ok((StatusCode::OK, Json(wire::output(&st))).into_response());
             }
             let now = Instant::now();
             if now >= deadline {
@@ -314,8 +320,8 @@ pub(crate) fn continuation(headers: &HeaderMap) -> Option<String> {
 }
 
 /// A page of a list: 200 with the items, the next token as a header.
-pub(crate) fn page_response(items: Vec<Value>, next: Option<String>) -> Response {
-    let mut resp = (StatusCode::OK, Json(Value::Array(items))).into_response();
+pub(crate) fn page_response<T: serde::Serialize>(items: Vec<T>, next: Option<String>) -> Response {
+    let mut resp = (StatusCode::OK, Json(items)).into_response();
     if let Some(token) = next.and_then(|t| HeaderValue::from_str(&t).ok()) {
         resp.headers_mut().insert(CONTINUATION, token);
     }
@@ -345,7 +351,7 @@ async fn list(
         .list_instances(&query, show_input)
         .await
         .map_err(client_error)?;
-    let body: Vec<Value> = page
+    let body: Vec<crate::body::Body> = page
         .instances
         .iter()
         .map(|s| wire::status(s, show_input, false, false))

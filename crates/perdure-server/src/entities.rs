@@ -3,6 +3,7 @@
 //! (`GET /entities/{name}/{key}`), list entities (`GET /entities[/{name}]`).
 
 use crate::api::{client_error, continuation, flag, json_body, page_response, page_size};
+use crate::body::Body;
 use crate::wire::{error, ApiError};
 use crate::{AppState, BASE_PATH};
 use axum::body::Bytes;
@@ -12,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use perdure::{EntityId, EntityQuery};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -62,7 +63,7 @@ async fn read(
     let id = entity_id(&name, &key)?;
     match state
         .client
-        .read_entity_state::<Value>(&id)
+        .read_entity_state::<Box<serde_json::value::RawValue>>(&id)
         .await
         .map_err(client_error)?
     {
@@ -108,20 +109,20 @@ async fn list(
         .list_entities(&query)
         .await
         .map_err(client_error)?;
-    let body: Vec<Value> = page
+    let body: Vec<Body> = page
         .entities
         .iter()
         .map(|e| {
-            let mut v = json!({
-                "entityId": {"name": e.id.name, "key": e.id.key},
-                "lastOperationTime": e.last_modified.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            });
+            let mut v = Body::object();
+            v.insert("entityId", json!({"name": e.id.name, "key": e.id.key}));
+            v.insert(
+                "lastOperationTime",
+                json!(e
+                    .last_modified
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            );
             if fetch_state {
-                v["state"] = e
-                    .state
-                    .as_deref()
-                    .and_then(|s| serde_json::from_str(s).ok())
-                    .unwrap_or(Value::Null);
+                v.insert("state", Body::payload(e.state.as_deref()));
             }
             v
         })

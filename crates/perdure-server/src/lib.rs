@@ -10,6 +10,7 @@
 //! instances the Rust client and workers see.
 
 mod api;
+pub mod body;
 mod dashboard;
 mod entities;
 pub mod grpc;

@@ -1,10 +1,11 @@
 //! Durable Functions' JSON shapes: the status object, history events, the
 //! management URLs, and JSON error bodies.
 
+use crate::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use perdure::{EventKind, HistoryEvent, OrchestrationStatus};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::HashMap;
 
 pub type ApiError = (StatusCode, Json<Value>);
@@ -22,13 +23,17 @@ pub fn time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// JSON text as a value (null when absent, a string when not JSON).
-pub fn value(p: Option<&str>) -> Value {
-    match p {
-        None => Value::Null,
-        Some(text) => {
-            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
-        }
+/// A stored payload, as stored (null when absent, a string when not JSON).
+pub fn value(p: Option<&str>) -> Body {
+    Body::payload(p)
+}
+
+/// What the status object shows as `output`: the output, or the failure's
+/// text for a failed instance.
+pub fn output(st: &OrchestrationStatus) -> Body {
+    match &st.failure {
+        Some(f) => Body::Value(Value::String(f.to_string())),
+        None => value(st.output.as_deref()),
     }
 }
 
@@ -38,75 +43,80 @@ pub fn status(
     show_input: bool,
     show_history: bool,
     show_output: bool,
-) -> Value {
-    let output = match &st.failure {
-        Some(f) => Value::String(f.to_string()),
-        None => value(st.output.as_deref()),
-    };
-    let mut o = json!({
-        "name": st.name,
-        "instanceId": st.instance_id,
-        "runtimeStatus": st.runtime_status.as_str(),
-        "input": if show_input { value(st.input.as_deref()) } else { Value::Null },
-        "customStatus": value(st.custom_status.as_deref()),
-        "output": output,
-        "createdTime": time(st.created_time),
-        "lastUpdatedTime": time(st.last_updated_time),
-    });
+) -> Body {
+    let mut o = Body::object();
+    o.insert("name", json!(st.name));
+    o.insert("instanceId", json!(st.instance_id));
+    o.insert("runtimeStatus", json!(st.runtime_status.as_str()));
+    o.insert(
+        "input",
+        if show_input {
+            value(st.input.as_deref())
+        } else {
+            Body::Value(Value::Null)
+        },
+    );
+    o.insert("customStatus", value(st.custom_status.as_deref()));
+    o.insert("output", output(st));
+    o.insert("createdTime", json!(time(st.created_time)));
+    o.insert("lastUpdatedTime", json!(time(st.last_updated_time)));
     // Perdure extensions to Durable Functions' status: the structured
     // failure (the dashboard shows its type and message apart).
     if let Some(f) = &st.failure {
-        o["failureDetails"] = json!({ "errorType": f.error_type, "errorMessage": f.message });
+        o.insert(
+            "failureDetails",
+            json!({ "errorType": f.error_type, "errorMessage": f.message }),
+        );
     }
     if show_history {
-        o["historyEvents"] = Value::Array(history(
-            st.history.as_deref().unwrap_or_default(),
-            show_output,
-        ));
+        o.insert(
+            "historyEvents",
+            history(st.history.as_deref().unwrap_or_default(), show_output),
+        );
     }
     o
 }
 
 /// History in Durable Functions' `historyEvents` form.
-pub fn history(events: &[HistoryEvent], show_output: bool) -> Vec<Value> {
+pub fn history(events: &[HistoryEvent], show_output: bool) -> Vec<Body> {
     let mut scheduled: HashMap<i64, (&str, chrono::DateTime<chrono::Utc>)> = HashMap::new();
     let mut out = Vec::new();
     for e in events {
-        let mut o = Map::new();
-        o.insert("EventType".into(), json!(e.type_name()));
-        o.insert("EventId".into(), json!(e.event_id));
+        let mut o = Body::object();
+        o.insert("EventType", json!(e.type_name()));
+        o.insert("EventId", json!(e.event_id));
         o.insert(
-            "Timestamp".into(),
+            "Timestamp",
             json!(e
                 .timestamp
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
         );
-        let completion = |id: i64, o: &mut Map<String, Value>| {
+        let completion = |id: i64, o: &mut Body| {
             if let Some((name, at)) = scheduled.get(&id) {
-                o.insert("FunctionName".into(), json!(name));
+                o.insert("FunctionName", json!(name));
                 o.insert(
-                    "ScheduledTime".into(),
+                    "ScheduledTime",
                     json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
                 );
             }
-            o.insert("TaskScheduledId".into(), json!(id));
+            o.insert("TaskScheduledId", json!(id));
         };
         match &e.kind {
             // As in the seed documents' table: turn ends shown, turn starts not.
             EventKind::OrchestratorStarted => continue,
             EventKind::OrchestratorCompleted => {}
             EventKind::ExecutionStarted { name, parent, .. } => {
-                o.insert("FunctionName".into(), json!(name));
+                o.insert("FunctionName", json!(name));
                 if let Some(p) = parent {
-                    o.insert("ParentInstanceId".into(), json!(p.instance_id));
+                    o.insert("ParentInstanceId", json!(p.instance_id));
                 }
             }
             EventKind::TaskScheduled { name, .. }
             | EventKind::SubOrchestrationInstanceCreated { name, .. } => {
                 scheduled.insert(e.event_id, (name.as_str(), e.timestamp));
-                o.insert("FunctionName".into(), json!(name));
+                o.insert("FunctionName", json!(name));
                 if let EventKind::SubOrchestrationInstanceCreated { instance_id, .. } = &e.kind {
-                    o.insert("InstanceId".into(), json!(instance_id));
+                    o.insert("InstanceId", json!(instance_id));
                 }
             }
             EventKind::TaskCompleted {
@@ -119,7 +129,7 @@ pub fn history(events: &[HistoryEvent], show_output: bool) -> Vec<Value> {
             } => {
                 completion(*task_scheduled_id, &mut o);
                 if show_output {
-                    o.insert("Result".into(), value(result.as_deref()));
+                    o.insert("Result", value(result.as_deref()));
                 }
             }
             EventKind::TaskFailed {
@@ -131,20 +141,20 @@ pub fn history(events: &[HistoryEvent], show_output: bool) -> Vec<Value> {
                 failure,
             } => {
                 completion(*task_scheduled_id, &mut o);
-                o.insert("Reason".into(), json!(failure.error_type));
-                o.insert("Details".into(), json!(failure.message));
+                o.insert("Reason", json!(failure.error_type));
+                o.insert("Details", json!(failure.message));
             }
             EventKind::TimerCreated { fire_at } => {
-                o.insert("FireAt".into(), json!(time(*fire_at)));
+                o.insert("FireAt", json!(time(*fire_at)));
             }
             EventKind::TimerFired { timer_id, fire_at } => {
-                o.insert("TimerId".into(), json!(timer_id));
-                o.insert("FireAt".into(), json!(time(*fire_at)));
+                o.insert("TimerId", json!(timer_id));
+                o.insert("FireAt", json!(time(*fire_at)));
             }
             EventKind::EventRaised { name, input } | EventKind::EventSent { name, input, .. } => {
-                o.insert("Name".into(), json!(name));
+                o.insert("Name", json!(name));
                 if show_output {
-                    o.insert("Input".into(), value(input.as_deref()));
+                    o.insert("Input", value(input.as_deref()));
                 }
             }
             EventKind::ExecutionCompleted {
@@ -152,26 +162,26 @@ pub fn history(events: &[HistoryEvent], show_output: bool) -> Vec<Value> {
                 result,
                 failure,
             } => {
-                o.insert("OrchestrationStatus".into(), json!(status.as_str()));
+                o.insert("OrchestrationStatus", json!(status.as_str()));
                 if let Some(f) = failure {
                     o.insert(
-                        "FailureDetails".into(),
+                        "FailureDetails",
                         json!({ "ErrorType": f.error_type, "ErrorMessage": f.message }),
                     );
                 }
                 if show_output {
-                    o.insert("Result".into(), value(result.as_deref()));
+                    o.insert("Result", value(result.as_deref()));
                 }
             }
             EventKind::ExecutionTerminated { reason }
             | EventKind::ExecutionSuspended { reason }
             | EventKind::ExecutionResumed { reason }
             | EventKind::ExecutionRewound { reason } => {
-                o.insert("Reason".into(), value(reason.as_deref()));
+                o.insert("Reason", value(reason.as_deref()));
             }
             EventKind::ContinueAsNew { input } => {
                 if show_output {
-                    o.insert("Input".into(), value(input.as_deref()));
+                    o.insert("Input", value(input.as_deref()));
                 }
             }
             EventKind::EntityOperationSignaled {
@@ -188,50 +198,50 @@ pub fn history(events: &[HistoryEvent], show_output: bool) -> Vec<Value> {
                 input,
                 ..
             } => {
-                o.insert("RequestId".into(), json!(request_id));
-                o.insert("InstanceId".into(), json!(target));
-                o.insert("Operation".into(), json!(operation));
+                o.insert("RequestId", json!(request_id));
+                o.insert("InstanceId", json!(target));
+                o.insert("Operation", json!(operation));
                 if show_output {
-                    o.insert("Input".into(), value(input.as_deref()));
+                    o.insert("Input", value(input.as_deref()));
                 }
             }
             EventKind::EntityOperationCompleted { request_id, output } => {
-                o.insert("RequestId".into(), json!(request_id));
+                o.insert("RequestId", json!(request_id));
                 if show_output {
-                    o.insert("Result".into(), value(output.as_deref()));
+                    o.insert("Result", value(output.as_deref()));
                 }
             }
             EventKind::EntityOperationFailed {
                 request_id,
                 failure,
             } => {
-                o.insert("RequestId".into(), json!(request_id));
-                o.insert("Reason".into(), json!(failure.error_type));
-                o.insert("Details".into(), json!(failure.message));
+                o.insert("RequestId", json!(request_id));
+                o.insert("Reason", json!(failure.error_type));
+                o.insert("Details", json!(failure.message));
             }
             EventKind::EntityLockRequested {
                 critical_section_id,
                 lock_set,
                 ..
             } => {
-                o.insert("CriticalSectionId".into(), json!(critical_section_id));
-                o.insert("LockSet".into(), json!(lock_set));
+                o.insert("CriticalSectionId", json!(critical_section_id));
+                o.insert("LockSet", json!(lock_set));
             }
             EventKind::EntityLockGranted {
                 critical_section_id,
             } => {
-                o.insert("CriticalSectionId".into(), json!(critical_section_id));
+                o.insert("CriticalSectionId", json!(critical_section_id));
             }
             EventKind::EntityUnlockSent {
                 critical_section_id,
                 target,
                 ..
             } => {
-                o.insert("CriticalSectionId".into(), json!(critical_section_id));
-                o.insert("InstanceId".into(), json!(target));
+                o.insert("CriticalSectionId", json!(critical_section_id));
+                o.insert("InstanceId", json!(target));
             }
         }
-        out.push(Value::Object(o));
+        out.push(o);
     }
     out
 }

@@ -577,3 +577,55 @@ async fn dashboard_and_metrics_follow_the_api_key_rule() {
     );
     s.stop().await;
 }
+
+/// JSON as a client may spell it: key order, a number beyond `f64`, `1.0`
+/// and whitespace, all of which a parse-and-write would change.
+const SPELLED: &str = "{\"z\": 1.0,  \"a\": [12345678901234567890123, 1e2], \"request\": \"r\"}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_and_events_come_back_as_they_were_sent() {
+    let s = Server::start(None).await;
+    let r = s
+        .http
+        .post(s.url("/orchestrators/ApprovalWorkflow/opaque"))
+        .header("content-type", "application/json")
+        .body(SPELLED)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = s
+        .http
+        .post(s.url("/instances/opaque/raiseEvent/Unawaited"))
+        .header("content-type", "application/json")
+        .body(SPELLED)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = s
+            .http
+            .get(s.url("/instances/opaque?showInput=true&showHistory=true&showHistoryOutput=true"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("\"EventRaised\"") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        text.contains(&format!("\"input\":{SPELLED}")),
+        "the status shows the input as sent: {text}"
+    );
+    assert!(
+        text.contains(&format!("\"Input\":{SPELLED}")),
+        "the history shows the event's data as sent: {text}"
+    );
+    s.stop().await;
+}

@@ -3,6 +3,8 @@
 //! worker's process or another one.
 
 use crate::error::ClientError;
+use crate::payload::IntoPayload;
+pub use crate::payload::MAX_PAYLOAD_BYTES;
 
 mod entities;
 use chrono::{DateTime, Utc};
@@ -13,7 +15,6 @@ use perdure_core::{
 };
 use perdure_store::{CreateInstance, InstanceMessage, InstanceQuery, InstanceRecord, Store};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -118,20 +119,6 @@ pub struct Client {
     trace_parent: Option<TraceContext>,
 }
 
-/// The largest input, event or reason a client accepts, in bytes of JSON.
-pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
-
-fn payload(v: &impl Serialize) -> Result<Payload, ClientError> {
-    let text = serde_json::to_string(v).map_err(|e| ClientError::Serialization(e.to_string()))?;
-    if text.len() > MAX_PAYLOAD_BYTES {
-        return Err(ClientError::PayloadTooLarge {
-            size: text.len(),
-            limit: MAX_PAYLOAD_BYTES,
-        });
-    }
-    Ok(Some(text))
-}
-
 impl Client {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Client {
@@ -163,7 +150,7 @@ impl Client {
         &self,
         name: &str,
         instance_id: Option<&str>,
-        input: impl Serialize,
+        input: impl IntoPayload,
     ) -> Result<String, ClientError> {
         self.start_new_at(name, instance_id, input, None).await
     }
@@ -173,7 +160,7 @@ impl Client {
         &self,
         name: &str,
         instance_id: Option<&str>,
-        input: impl Serialize,
+        input: impl IntoPayload,
         start_at: Option<DateTime<Utc>>,
     ) -> Result<String, ClientError> {
         let options = StartOptions {
@@ -191,7 +178,7 @@ impl Client {
     pub async fn start_new_with(
         &self,
         name: &str,
-        input: impl Serialize,
+        input: impl IntoPayload,
         options: StartOptions,
     ) -> Result<String, ClientError> {
         let StartOptions {
@@ -213,7 +200,7 @@ impl Client {
             }
             None => generated_instance_id(*uuid::Uuid::new_v4().as_bytes()),
         };
-        let input = payload(&input)?;
+        let input = input.into_payload()?;
         let now = Utc::now();
         let execution_id = uuid::Uuid::new_v4().simple().to_string();
         let span = match trace_context {
@@ -366,7 +353,7 @@ impl Client {
         &self,
         instance_id: &str,
         event_name: &str,
-        data: impl Serialize,
+        data: impl IntoPayload,
     ) -> Result<(), ClientError> {
         if event_name.is_empty() {
             return Err(ClientError::InvalidArgument(
@@ -374,7 +361,7 @@ impl Client {
             ));
         }
         self.running(instance_id).await?;
-        let input = payload(&data)?;
+        let input = data.into_payload()?;
         let span =
             crate::telemetry::begin_raise(event_name, instance_id, self.trace_parent.as_ref());
         let sent = self
@@ -396,7 +383,7 @@ impl Client {
     pub async fn terminate(
         &self,
         instance_id: &str,
-        reason: impl Serialize,
+        reason: impl IntoPayload,
     ) -> Result<(), ClientError> {
         self.terminate_with_options(instance_id, reason, false)
             .await
@@ -407,11 +394,11 @@ impl Client {
     pub async fn terminate_with_options(
         &self,
         instance_id: &str,
-        reason: impl Serialize,
+        reason: impl IntoPayload,
         recursive: bool,
     ) -> Result<(), ClientError> {
         self.running(instance_id).await?;
-        let reason = payload(&reason)?;
+        let reason = reason.into_payload()?;
         self.send(
             instance_id,
             EventKind::ExecutionTerminated {
@@ -461,10 +448,10 @@ impl Client {
     pub async fn suspend(
         &self,
         instance_id: &str,
-        reason: impl Serialize,
+        reason: impl IntoPayload,
     ) -> Result<(), ClientError> {
         self.running(instance_id).await?;
-        let reason = payload(&reason)?;
+        let reason = reason.into_payload()?;
         self.send(instance_id, EventKind::ExecutionSuspended { reason })
             .await
     }
@@ -473,10 +460,10 @@ impl Client {
     pub async fn resume(
         &self,
         instance_id: &str,
-        reason: impl Serialize,
+        reason: impl IntoPayload,
     ) -> Result<(), ClientError> {
         self.running(instance_id).await?;
-        let reason = payload(&reason)?;
+        let reason = reason.into_payload()?;
         self.send(instance_id, EventKind::ExecutionResumed { reason })
             .await
     }
@@ -496,7 +483,7 @@ impl Client {
     pub async fn rewind(
         &self,
         instance_id: &str,
-        reason: impl Serialize,
+        reason: impl IntoPayload,
     ) -> Result<(), ClientError> {
         let rec = self.existing(instance_id).await?;
         if rec.status != RuntimeStatus::Failed {
@@ -505,7 +492,7 @@ impl Client {
                 status: rec.status,
             });
         }
-        let reason = payload(&reason)?;
+        let reason = reason.into_payload()?;
         self.send(instance_id, EventKind::ExecutionRewound { reason })
             .await
     }

@@ -151,11 +151,7 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
             .scheduled_start_timestamp
             .as_ref()
             .and_then(convert::from_ts);
-        let input: serde_json::Value = match r.input.as_deref() {
-            None => serde_json::Value::Null,
-            Some(text) => serde_json::from_str(text)
-                .map_err(|e| Status::invalid_argument(format!("input is not valid JSON: {e}")))?,
-        };
+        let input = wire_json(r.input.as_deref(), "input")?;
         let options = perdure::StartOptions {
             trace_context: convert::trace_from_pb(r.parent_trace_context.as_ref()),
             instance_id: id.map(str::to_string),
@@ -254,12 +250,7 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
         req: Request<pb::RaiseEventRequest>,
     ) -> Result<Response<pb::RaiseEventResponse>, Status> {
         let r = req.into_inner();
-        let data: serde_json::Value = match r.input.as_deref() {
-            None => serde_json::Value::Null,
-            Some(text) => serde_json::from_str(text).map_err(|e| {
-                Status::invalid_argument(format!("event data is not valid JSON: {e}"))
-            })?,
-        };
+        let data = wire_json(r.input.as_deref(), "event data")?;
         self.client
             .raise_event(&r.instance_id, &r.name, data)
             .await
@@ -272,10 +263,14 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
         req: Request<pb::TerminateRequest>,
     ) -> Result<Response<pb::TerminateResponse>, Status> {
         let r = req.into_inner();
-        let reason: serde_json::Value = match r.output.as_deref() {
-            None => serde_json::Value::Null,
-            Some(text) => serde_json::from_str(text)
-                .unwrap_or_else(|_| serde_json::Value::String(text.to_string())),
+        // A reason that is not JSON is kept as a JSON string.
+        let reason = match wire_json(r.output.as_deref(), "reason") {
+            Ok(json) => json,
+            Err(_) => {
+                let text = serde_json::to_string(r.output.as_deref().unwrap_or_default())
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                perdure::RawJson::parse(text).map_err(status)?
+            }
         };
         self.client
             .terminate_with_options(&r.instance_id, reason, r.recursive)
@@ -524,11 +519,7 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
     ) -> Result<Response<pb::SignalEntityResponse>, Status> {
         let r = req.into_inner();
         let id = entity_id(&r.instance_id)?;
-        let input: serde_json::Value = match r.input.as_deref() {
-            None => serde_json::Value::Null,
-            Some(text) => serde_json::from_str(text)
-                .map_err(|e| Status::invalid_argument(format!("input is not valid JSON: {e}")))?,
-        };
+        let input = wire_json(r.input.as_deref(), "input")?;
         let at = r.scheduled_time.as_ref().and_then(convert::from_ts);
         self.client
             .signal_entity_at(&id, &r.name, input, at)
@@ -645,4 +636,15 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
     ) -> Result<Response<pb::SkipGracefulOrchestrationTerminationsResponse>, Status> {
         Err(not_yet("SkipGracefulOrchestrationTerminations"))
     }
+}
+
+/// A payload from the protocol: kept as the client sent it once it is
+/// checked to be JSON; absent or empty is no payload.
+fn wire_json(text: Option<&str>, what: &str) -> Result<perdure::RawJson, Status> {
+    perdure::RawJson::from_wire(text).map_err(|e| match e {
+        perdure::ClientError::Serialization(why) => {
+            Status::invalid_argument(format!("{what} is not valid JSON: {why}"))
+        }
+        other => status(other),
+    })
 }

@@ -1,13 +1,13 @@
 //! The client's entity operations: signal an entity, read its state, list
 //! entities. Entities live as instances `@name@key` in the same store.
 
-use super::{payload, Client};
+use super::Client;
 use crate::error::ClientError;
+use crate::payload::IntoPayload;
 use chrono::{DateTime, Utc};
 use perdure_core::{EntityId, EventKind, HistoryEvent, Payload, RuntimeStatus};
 use perdure_store::{InstanceMessage, InstanceQuery};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 /// An entity and its state.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,7 +60,7 @@ impl Client {
         &self,
         entity: &EntityId,
         operation: &str,
-        input: impl Serialize,
+        input: impl IntoPayload,
     ) -> Result<(), ClientError> {
         self.signal_entity_at(entity, operation, input, None).await
     }
@@ -70,7 +70,7 @@ impl Client {
         &self,
         entity: &EntityId,
         operation: &str,
-        input: impl Serialize,
+        input: impl IntoPayload,
         at: Option<DateTime<Utc>>,
     ) -> Result<(), ClientError> {
         if operation.is_empty() {
@@ -84,7 +84,7 @@ impl Client {
             request_id: uuid::Uuid::new_v4().to_string(),
             target: target.clone(),
             operation: operation.to_string(),
-            input: payload(&input)?,
+            input: input.into_payload()?,
             scheduled_time: at,
         };
         self.store
