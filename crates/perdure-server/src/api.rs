@@ -480,7 +480,7 @@ async fn rewind(
 ) -> Result<Response, ApiError> {
     state
         .client
-        .rewind(&id, reason(&q))
+        .rewind(&id, perdure::PlainText(q.get("reason").cloned()))
         .await
         .map_err(client_error)?;
     Ok(accepted())

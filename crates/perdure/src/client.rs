@@ -497,22 +497,25 @@ impl Client {
             .await
     }
 
-    /// Starts a finished instance again with its original input, under the
-    /// same id or (with `new_instance_id`) a new one. Returns the id.
+    /// Starts an instance again with its original input: under the same id
+    /// (it must have finished, and is replaced) or, with `new_instance_id`,
+    /// under a new id (the original may still be running). Returns the id.
     pub async fn restart(
         &self,
         instance_id: &str,
         new_instance_id: bool,
     ) -> Result<String, ClientError> {
         let rec = self.existing(instance_id).await?;
-        if !rec.status.is_terminal() {
+        // Only a restart under the same id replaces the instance, so only
+        // that one waits for it to finish.
+        if !new_instance_id && !rec.status.is_terminal() {
             return Err(ClientError::StillRunning {
                 id: instance_id.to_string(),
                 status: rec.status,
             });
         }
-        let input: serde_json::Value = serde_json::from_str(rec.input.as_deref().unwrap_or("null"))
-            .map_err(|e| ClientError::Serialization(e.to_string()))?;
+        // The input as it is stored, not parsed and written again.
+        let input = crate::payload::RawJson::stored(rec.input.clone());
         let options = StartOptions {
             instance_id: (!new_instance_id).then(|| instance_id.to_string()),
             start_at: None,

@@ -60,7 +60,7 @@ pub use critical::{EntityLock, LockTask};
 pub use entity::EntityContext;
 pub use error::{ClientError, Failure, Result, TaskError};
 pub use http::{DurableHttpRequest, DurableHttpResponse, HTTP_ACTIVITY};
-pub use payload::{IntoPayload, RawJson};
+pub use payload::{IntoPayload, PlainText, RawJson};
 pub use registry::Registry;
 pub use retry::RetryPolicy;
 pub use tasks::{DurableTask, EventTask, TimerTask};

@@ -53,9 +53,29 @@ impl RawJson {
         }
     }
 
+    /// A payload as a store holds it (JSON text written by a door or a
+    /// serializer earlier), handed on without another check.
+    pub(crate) fn stored(payload: Payload) -> Self {
+        RawJson(payload)
+    }
+
     /// The text, if there is a payload.
     pub fn as_str(&self) -> Option<&str> {
         self.0.as_deref()
+    }
+}
+
+/// Text stored as it is, not as JSON: a reason a protocol carries as plain
+/// words (Durable Task's rewind reason), shown back as the same words.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlainText(pub Option<String>);
+
+impl IntoPayload for PlainText {
+    fn into_payload(self) -> Result<Payload, ClientError> {
+        if let Some(t) = &self.0 {
+            check_size(t.len())?;
+        }
+        Ok(self.0)
     }
 }
 

@@ -189,8 +189,9 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
         req: Request<pb::RewindInstanceRequest>,
     ) -> Result<Response<pb::RewindInstanceResponse>, Status> {
         let r = req.into_inner();
+        // The reason is the client's words, kept as they are.
         self.client
-            .rewind(&r.instance_id, r.reason)
+            .rewind(&r.instance_id, perdure::PlainText(r.reason))
             .await
             .map_err(status)?;
         // Answer once the rewind is applied (the instance is no longer

@@ -617,6 +617,36 @@ impl Dispatcher {
         }
     }
 
+    /// The token of the pending item an answer without a completion token
+    /// is for (SDKs that predate the tokens name the work by instance, and
+    /// an activity by its task id too). An instance is leased to one
+    /// worker at a time, and so is a task, so there is at most one.
+    fn token_for(&self, instance_id: &str, task_id: Option<i32>) -> Option<String> {
+        self.pending()
+            .iter()
+            .filter(|(_, p)| match (p, task_id) {
+                (Pending::Orchestration { plan, .. }, None) => {
+                    plan.instance.instance_id == instance_id
+                }
+                (Pending::Activity { item, .. }, Some(task)) => {
+                    item.activity.instance_id == instance_id
+                        && item.activity.task_id == i64::from(task)
+                }
+                _ => false,
+            })
+            .map(|(token, _)| token.clone())
+            .next()
+    }
+
+    /// The completion token an answer carries, or, when it carries none,
+    /// the one of the pending item it names.
+    fn answer_token(&self, token: &str, instance_id: &str, task_id: Option<i32>) -> String {
+        if !token.is_empty() {
+            return token.to_string();
+        }
+        self.token_for(instance_id, task_id).unwrap_or_default()
+    }
+
     fn take(&self, token: &str) -> Result<Pending, Status> {
         self.pending().remove(token).ok_or_else(|| {
             Status::not_found(format!(
@@ -641,9 +671,8 @@ impl Dispatcher {
 
     /// Records a remote activity's result.
     pub async fn complete_activity(&self, r: pb::ActivityResponse) -> Result<(), Status> {
-        let Pending::Activity { item, sent, .. } =
-            self.take_kind(&r.completion_token, "an activity")?
-        else {
+        let token = self.answer_token(&r.completion_token, &r.instance_id, Some(r.task_id));
+        let Pending::Activity { item, sent, .. } = self.take_kind(&token, "an activity")? else {
             return Err(Status::internal("pending work changed kind"));
         };
         perdure::metrics::global().activity_finished(

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod grpc;
+
 use perdure::{Client, Worker, WorkerOptions};
 use perdure_server::{serve_on, ServerConfig, BASE_PATH};
 use reqwest::StatusCode;

@@ -96,7 +96,10 @@ impl Dispatcher {
             past,
             accepted,
             ..
-        } = self.take_kind(&r.completion_token, "an orchestration")?
+        } = self.take_kind(
+            &self.answer_token(&r.completion_token, &r.instance_id, None),
+            "an orchestration",
+        )?
         else {
             return Err(Status::internal("pending work changed kind"));
         };
