@@ -322,8 +322,14 @@ async fn serve(
     let key = config.api_key.clone();
     let http_server =
         perdure_server::serve_on(listener, client.clone(), config, wait(stopped.clone()));
-    let grpc_server =
-        perdure_server::grpc::serve_grpc(grpc_listener, client, dispatch, key, wait(stopped));
+    let grpc_server = perdure_server::grpc::serve_grpc_hubs(
+        grpc_listener,
+        client,
+        Some(store.to_string()),
+        dispatch,
+        key,
+        wait(stopped),
+    );
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop.send(true);

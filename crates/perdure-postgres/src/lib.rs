@@ -155,6 +155,30 @@ impl PostgresStore {
         Ok(store)
     }
 
+    /// Deletes task hub `url` names: its schema, with every instance,
+    /// history, message and task in it. Stores still open on it fail from
+    /// then on; opening it again creates it empty.
+    pub async fn delete_hub(url: &str) -> Result<(), StoreError> {
+        let (conn_url, hub, _) = parse_url(url)?;
+        let cfg: tokio_postgres::Config = conn_url
+            .parse()
+            .map_err(|e| StoreError::BadUrl(url.to_string(), format!("{e}")))?;
+        let (client, conn) = cfg
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| backend("connecting", e))?;
+        let driver = tokio::spawn(conn);
+        // The name is checked by `parse_url` (a-z, 0-9, _), so it can be
+        // spliced into the statement.
+        let dropped = client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS perdure_{hub} CASCADE"))
+            .await
+            .map_err(|e| backend("deleting the task hub", e));
+        drop(client);
+        let _ = driver.await;
+        dropped
+    }
+
     /// The task hub's name.
     pub fn hub(&self) -> &str {
         &self.hub

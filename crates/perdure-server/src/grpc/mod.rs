@@ -1,10 +1,12 @@
 //! The Durable Task sidecar protocol (`TaskHubSidecarService`): the
 //! generated types (`proto`), hand-written conversions (`convert`,
-//! `actions`), remote-worker dispatch (`workers`) and the service
-//! (`service`), served by [`serve_grpc`].
+//! `actions`), remote-worker dispatch (`workers`), the service of one task
+//! hub (`service`) and the router that picks the hub a call names
+//! (`hubs`), served by [`serve_grpc`] and [`serve_grpc_hubs`].
 
 pub mod actions;
 pub mod convert;
+pub mod hubs;
 pub mod service;
 pub mod workers;
 
@@ -28,13 +30,27 @@ pub async fn serve_grpc(
     api_key: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    serve_grpc_hubs(listener, client, None, dispatch, api_key, shutdown).await
+}
+
+/// Like [`serve_grpc`], with task hubs: `client` serves the default hub,
+/// whose store `store_url` opened, and a call whose `taskhub` header names
+/// another hub is served by that hub's store beside it (opened on first
+/// use). Without `store_url` only the default hub is served.
+pub async fn serve_grpc_hubs(
+    listener: tokio::net::TcpListener,
+    client: Client,
+    store_url: Option<String>,
+    dispatch: DispatchOptions,
+    api_key: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let dispatcher = Dispatcher::new(client.store().clone(), dispatch, stopped.clone());
-    let svc = proto::task_hub_sidecar_service_server::TaskHubSidecarServiceServer::new(
-        service::Sidecar::new(client, dispatcher),
-    )
-    .max_decoding_message_size(perdure::MAX_PAYLOAD_BYTES + 1024 * 1024)
-    .max_encoding_message_size(usize::MAX);
+    let dispatcher = Dispatcher::new(client.store().clone(), dispatch.clone(), stopped.clone());
+    let hubs = hubs::Hubs::new(client, dispatcher, store_url, dispatch, stopped.clone());
+    let svc = proto::task_hub_sidecar_service_server::TaskHubSidecarServiceServer::new(hubs)
+        .max_decoding_message_size(perdure::MAX_PAYLOAD_BYTES + 1024 * 1024)
+        .max_encoding_message_size(usize::MAX);
     let shutdown = async move {
         shutdown.await;
         let _ = stop.send(true);

@@ -1,8 +1,8 @@
 //! The `TaskHubSidecarService` implementation. Client RPCs act through
 //! [`perdure::Client`], so instances started over gRPC are the instances
 //! HTTP and Rust see. Worker RPCs (work-item streams, completions, abandons)
-//! go to the [`Dispatcher`]. Entity and task-hub RPCs are not served yet and
-//! answer UNIMPLEMENTED.
+//! go to the [`Dispatcher`]. One `Sidecar` serves one task hub; the
+//! router in `hubs.rs` picks it by the `taskhub` header.
 
 use super::convert;
 use super::proto as pb;
@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
-type Stream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send + 'static>>;
+pub(super) type Stream<T> =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 /// The sidecar service: a client for the client RPCs, a dispatcher for
 /// the worker RPCs.
@@ -500,18 +501,22 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
 
+    // Task hubs are the router's (see `hubs.rs`); a hub's own service is
+    // already the hub.
     async fn create_task_hub(
         &self,
         _: Request<pb::CreateTaskHubRequest>,
     ) -> Result<Response<pb::CreateTaskHubResponse>, Status> {
-        Err(not_yet("CreateTaskHub (hubs are created by the store)"))
+        Ok(Response::new(pb::CreateTaskHubResponse {}))
     }
 
     async fn delete_task_hub(
         &self,
         _: Request<pb::DeleteTaskHubRequest>,
     ) -> Result<Response<pb::DeleteTaskHubResponse>, Status> {
-        Err(not_yet("DeleteTaskHub"))
+        Err(Status::failed_precondition(
+            "a task hub is deleted by its name",
+        ))
     }
 
     async fn signal_entity(
