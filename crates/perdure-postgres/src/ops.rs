@@ -717,11 +717,21 @@ pub(crate) async fn queue_depths(
               (SELECT count(*) FROM inbox, now WHERE visible_at <= now.t),
               (SELECT count(*) FROM inbox, now WHERE visible_at > now.t),
               (SELECT count(*) FROM inbox, now WHERE visible_at <= now.t AND event LIKE '%"type":"TimerFired"%'),
-              (SELECT count(*) FROM inbox, now WHERE visible_at > now.t AND event LIKE '%"type":"TimerFired"%'),
+              (SELECT count(*) FROM inbox m JOIN instances i ON i.instance_id = m.instance_id, now
+                 WHERE m.visible_at > now.t AND m.event LIKE '%"type":"TimerFired"%'
+                   AND i.status = ANY($1) AND (m.execution_id IS NULL OR m.execution_id = i.execution_id)),
               (SELECT count(*) FROM tasks, now WHERE visible_at <= now.t AND lock_expiry <= now.t),
               (SELECT count(*) FROM tasks, now WHERE lock_expiry > now.t),
               (SELECT count(*) FROM tasks, now WHERE visible_at > now.t AND lock_expiry <= now.t)"#,
-            &[],
+            // A timer counts as scheduled while its execution may still
+            // take it: not one of an ended instance or an earlier execution.
+            &[&[
+                RuntimeStatus::Running,
+                RuntimeStatus::Pending,
+                RuntimeStatus::Suspended,
+            ]
+            .map(RuntimeStatus::code)
+            .to_vec()],
         )
         .await
         .map_err(|e| backend("counting the queues", e))?;

@@ -723,7 +723,16 @@ impl crate::StoreStats for MemoryStore {
                 d.timers_due += u64::from(timer);
             } else {
                 d.messages_scheduled += 1;
-                d.timers_scheduled += u64::from(timer);
+                // Scheduled while its execution may still take it: not one
+                // of an ended instance or an earlier execution.
+                let open = g.instances.get(&m.instance_id).is_some_and(|i| {
+                    !i.rec.status.is_terminal()
+                        && i.rec.status != RuntimeStatus::ContinuedAsNew
+                        && m.execution_id
+                            .as_ref()
+                            .is_none_or(|e| *e == i.rec.execution_id)
+                });
+                d.timers_scheduled += u64::from(timer && open);
             }
         }
         for t in g.tasks.values() {

@@ -668,7 +668,15 @@ pub(crate) fn queue_depths(
     let n = |r: &rusqlite::Row, i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
     c.prepare_cached(QUEUE_DEPTHS_SQL)
         .and_then(|mut s| {
-            s.query_row(params![now], |r| {
+            // A timer counts as scheduled while its execution may still
+            // take it: not one of an ended instance or an earlier execution.
+            let open = [
+                RuntimeStatus::Running,
+                RuntimeStatus::Pending,
+                RuntimeStatus::Suspended,
+            ]
+            .map(RuntimeStatus::code);
+            s.query_row(params![now, open[0], open[1], open[2]], |r| {
                 Ok(perdure_store::QueueDepths {
                     messages_ready: n(r, 0)?,
                     messages_scheduled: n(r, 1)?,
@@ -687,7 +695,9 @@ const QUEUE_DEPTHS_SQL: &str = r#"SELECT
     (SELECT count(*) FROM inbox WHERE visible_at <= ?1),
     (SELECT count(*) FROM inbox WHERE visible_at > ?1),
     (SELECT count(*) FROM inbox WHERE visible_at <= ?1 AND event LIKE '%"type":"TimerFired"%'),
-    (SELECT count(*) FROM inbox WHERE visible_at > ?1 AND event LIKE '%"type":"TimerFired"%'),
+    (SELECT count(*) FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
+       WHERE m.visible_at > ?1 AND m.event LIKE '%"type":"TimerFired"%'
+         AND i.status IN (?2, ?3, ?4) AND (m.execution_id IS NULL OR m.execution_id = i.execution_id)),
     (SELECT count(*) FROM tasks WHERE visible_at <= ?1 AND lock_expiry <= ?1),
     (SELECT count(*) FROM tasks WHERE lock_expiry > ?1),
     (SELECT count(*) FROM tasks WHERE visible_at > ?1 AND lock_expiry <= ?1)"#;

@@ -5,7 +5,7 @@
 
 use super::{begin_turn, commit_for, create, fetch_activity_until, fetch_until, now, LEASE};
 use crate::*;
-use perdure_core::{EventKind, HistoryEvent};
+use perdure_core::{EventKind, HistoryEvent, RuntimeStatus};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -265,5 +265,22 @@ pub async fn check_queue_depths<S: Store>(s: &S) {
             activities_running: 1,
             activities_delayed: 1,
         }
+    );
+    // Once the instance has ended, its timer is no longer scheduled.
+    let taken = s
+        .fetch_orchestrations(LEASE, 100, 10, &WorkFilter::Any)
+        .await
+        .expect("fetch");
+    let item = taken
+        .into_iter()
+        .find(|i| i.instance.instance_id == "qd")
+        .expect("the due timer is work");
+    let mut end = commit_for(&item, Vec::new());
+    end.update.status = RuntimeStatus::Completed;
+    s.commit_orchestration(end).await.expect("complete");
+    let d = s.queue_depths().await.expect("depths");
+    assert_eq!(
+        d.timers_scheduled, 0,
+        "a timer of an ended instance is not counted as scheduled"
     );
 }
