@@ -3,6 +3,7 @@ sample HelloCities, started over the HTTP API with a W3C traceparent,
 arrive at an OTLP/gRPC receiver (the OpenTelemetry project's own protobuf
 service, served here with grpcio) as one tree under the caller's span."""
 
+import contextlib
 from concurrent import futures
 import json
 import os
@@ -11,6 +12,7 @@ import time
 import urllib.request
 
 import grpc
+from durabletask import client as dt
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from conftest import free_port, new_store, server_log, start_server
@@ -36,7 +38,10 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
-def test_serve_exports_the_span_tree_over_otlp():
+@contextlib.contextmanager
+def served_with_otlp():
+    """`perdure serve --otlp-endpoint` exporting to a receiver of our own:
+    yields (receiver, grpc_port, http_port, proc)."""
     receiver = Receiver()
     otlp = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, otlp)
@@ -50,6 +55,15 @@ def test_serve_exports_the_span_tree_over_otlp():
     finally:
         del os.environ["OTEL_BSP_SCHEDULE_DELAY"]
     try:
+        yield receiver, grpc_port, http_port, proc
+    finally:
+        proc.kill()
+        proc.wait()
+        otlp.stop(None)
+
+
+def test_serve_exports_the_span_tree_over_otlp():
+    with served_with_otlp() as (receiver, grpc_port, http_port, proc):
         base = f"http://127.0.0.1:{http_port}/runtime/webhooks/durabletask"
         req = urllib.request.Request(
             f"{base}/orchestrators/HelloCities", data=b"null", method="POST",
@@ -93,7 +107,32 @@ def test_serve_exports_the_span_tree_over_otlp():
             attrs = {a.key: a.value for a in s.attributes}
             assert attrs["durabletask.task.instance_id"].string_value == st["instanceId"]
             assert s.parent_span_id.hex() == CALLER or s.parent_span_id in by_id
-    finally:
-        proc.kill()
-        proc.wait()
-        otlp.stop(None)
+
+
+def test_an_sdk_clients_raise_is_recorded_once():
+    """The SDK client records its own `orchestration_event` span for a
+    raise; the server records none for it (it records one for an HTTP
+    raise, which no SDK traced)."""
+    with served_with_otlp() as (receiver, grpc_port, http_port, proc):
+        c = dt.TaskHubGrpcClient(host_address=f"localhost:{grpc_port}")
+        ids = []
+        for _ in range(2):
+            iid = c.schedule_new_orchestration("ApprovalWorkflow", input={"request": "r", "timeout_secs": 3600})
+            c.wait_for_orchestration_start(iid, timeout=30)
+            ids.append(iid)
+        c.raise_orchestration_event(ids[0], "ApprovalEvent", data=True)
+        base = f"http://127.0.0.1:{http_port}/runtime/webhooks/durabletask"
+        req = urllib.request.Request(
+            f"{base}/instances/{ids[1]}/raiseEvent/ApprovalEvent", data=b"true", method="POST",
+            headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 202
+        for iid in ids:
+            st = c.wait_for_orchestration_completion(iid, timeout=30)
+            assert st.runtime_status == dt.OrchestrationStatus.COMPLETED, server_log(proc)
+        time.sleep(1.5)  # the batch processor exports every 100 ms
+        with receiver.lock:
+            raises = [s for s in receiver.spans if s.name == "orchestration_event:ApprovalEvent"]
+        assert len(raises) == 1, (raises, server_log(proc))
+        attrs = {a.key: a.value.string_value for a in raises[0].attributes}
+        assert attrs["durabletask.event.target_instance_id"] == ids[1]

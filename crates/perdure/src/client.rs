@@ -117,6 +117,9 @@ pub struct Client {
     /// The span this client's starts and raises continue (a W3C
     /// `traceparent` the caller received), when tracing.
     trace_parent: Option<TraceContext>,
+    /// Whether raises record their `orchestration_event` producer span
+    /// (not when an SDK client, which records its own, made the call).
+    raise_spans: bool,
 }
 
 impl Client {
@@ -124,6 +127,7 @@ impl Client {
         Client {
             store,
             trace_parent: None,
+            raise_spans: true,
         }
     }
 
@@ -135,6 +139,16 @@ impl Client {
         Client {
             store: self.store.clone(),
             trace_parent: Some(parent),
+            raise_spans: self.raise_spans,
+        }
+    }
+
+    /// This client for calls an SDK client made: its raises record no
+    /// `orchestration_event` span, since the SDK records its own.
+    pub fn for_sdk_clients(&self) -> Client {
+        Client {
+            raise_spans: false,
+            ..self.clone()
         }
     }
 
@@ -362,8 +376,11 @@ impl Client {
         }
         self.running(instance_id).await?;
         let input = data.into_payload()?;
-        let span =
-            crate::telemetry::begin_raise(event_name, instance_id, self.trace_parent.as_ref());
+        let span = if self.raise_spans {
+            crate::telemetry::begin_raise(event_name, instance_id, self.trace_parent.as_ref())
+        } else {
+            None
+        };
         let sent = self
             .send(
                 instance_id,

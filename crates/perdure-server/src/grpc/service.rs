@@ -253,7 +253,9 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
     ) -> Result<Response<pb::RaiseEventResponse>, Status> {
         let r = req.into_inner();
         let data = wire_json(r.input.as_deref(), "event data")?;
+        // The SDK client recorded the raise's span itself.
         self.client
+            .for_sdk_clients()
             .raise_event(&r.instance_id, &r.name, data)
             .await
             .map_err(status)?;
