@@ -276,12 +276,22 @@ async fn client_rpcs_manage_instances() {
         (clean.empty_entities_removed, clean.orphaned_locks_released),
         (0, 0)
     );
-    // The task-hub admin calls are not served: an honest UNIMPLEMENTED.
-    let hub = g
-        .create_task_hub(pb::CreateTaskHubRequest::default())
+    // A server started without a store URL for hubs serves the default
+    // hub only: it exists, it is not deleted, and another is refused.
+    g.create_task_hub(pb::CreateTaskHubRequest::default())
+        .await
+        .expect("the default hub exists");
+    let delete = g
+        .delete_task_hub(pb::DeleteTaskHubRequest {})
         .await
         .unwrap_err();
-    assert_eq!(hub.code(), Code::Unimplemented);
+    assert_eq!(delete.code(), Code::FailedPrecondition);
+    let mut other = tonic::Request::new(get("anything"));
+    other
+        .metadata_mut()
+        .insert("taskhub", "elsewhere".parse().expect("header"));
+    let refused = g.get_instance(other).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
     let _ = stop.send(());
     worker.shutdown().await;
 }
