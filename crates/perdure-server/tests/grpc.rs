@@ -323,16 +323,7 @@ async fn remote_worker_protocol() {
         kinds(&req.new_events),
         ["orchestratorStarted", "executionStarted"]
     );
-    let schedule = pb::OrchestratorAction {
-        id: 0,
-        orchestrator_action_type: Some(
-            pb::orchestrator_action::OrchestratorActionType::ScheduleTask(pb::ScheduleTaskAction {
-                name: "Double".into(),
-                input: Some("21".into()),
-                ..Default::default()
-            }),
-        ),
-    };
+    let schedule = schedule_task(0, "Double", "21");
     g.complete_orchestrator_task(respond(&first, vec![schedule]))
         .await
         .expect("turn committed");

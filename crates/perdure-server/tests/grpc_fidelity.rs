@@ -186,16 +186,7 @@ async fn answers_without_completion_tokens_are_matched_by_instance_and_task() {
         .await
         .expect("start");
     let first = next(&mut items).await;
-    let schedule = pb::OrchestratorAction {
-        id: 0,
-        orchestrator_action_type: Some(
-            pb::orchestrator_action::OrchestratorActionType::ScheduleTask(pb::ScheduleTaskAction {
-                name: "Double".into(),
-                input: Some("21".into()),
-                ..Default::default()
-            }),
-        ),
-    };
+    let schedule = schedule_task(0, "Double", "21");
     let mut turn = respond(&first, vec![schedule]);
     turn.completion_token.clear();
     g.complete_orchestrator_task(turn)

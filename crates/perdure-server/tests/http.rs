@@ -585,24 +585,20 @@ const SPELLED: &str = "{\"z\": 1.0,  \"a\": [12345678901234567890123, 1e2], \"re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inputs_and_events_come_back_as_they_were_sent() {
     let s = Server::start(None).await;
-    let r = s
-        .http
-        .post(s.url("/orchestrators/ApprovalWorkflow/opaque"))
-        .header("content-type", "application/json")
-        .body(SPELLED)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let r = s
-        .http
-        .post(s.url("/instances/opaque/raiseEvent/Unawaited"))
-        .header("content-type", "application/json")
-        .body(SPELLED)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    for path in [
+        "/orchestrators/ApprovalWorkflow/opaque",
+        "/instances/opaque/raiseEvent/Unawaited",
+    ] {
+        let r = s
+            .http
+            .post(s.url(path))
+            .header("content-type", "application/json")
+            .body(SPELLED)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED, "{path}");
+    }
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let text = loop {
         let text = s

@@ -190,3 +190,17 @@ pub fn complete(status: pb::OrchestrationStatus, result: &str) -> pb::Orchestrat
         ),
     }
 }
+
+/// Action `id`: schedule activity `name` with `input`.
+pub fn schedule_task(id: i32, name: &str, input: &str) -> pb::OrchestratorAction {
+    pb::OrchestratorAction {
+        id,
+        orchestrator_action_type: Some(
+            pb::orchestrator_action::OrchestratorActionType::ScheduleTask(pb::ScheduleTaskAction {
+                name: name.into(),
+                input: Some(input.into()),
+                ..Default::default()
+            }),
+        ),
+    }
+}
