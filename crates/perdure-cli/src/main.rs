@@ -320,16 +320,13 @@ async fn serve(
         let _ = rx.wait_for(|s| *s).await;
     };
     let key = config.api_key.clone();
+    // One set of hubs for both doors: a hub opened over gRPC is the same
+    // store the HTTP API's `taskHub` names.
+    let hubs = std::sync::Arc::new(perdure::TaskHubs::new(client, Some(store.to_string())));
     let http_server =
-        perdure_server::serve_on(listener, client.clone(), config, wait(stopped.clone()));
-    let grpc_server = perdure_server::grpc::serve_grpc_hubs(
-        grpc_listener,
-        client,
-        Some(store.to_string()),
-        dispatch,
-        key,
-        wait(stopped),
-    );
+        perdure_server::serve_hubs_on(listener, hubs.clone(), config, wait(stopped.clone()));
+    let grpc_server =
+        perdure_server::grpc::serve_grpc_hubs(grpc_listener, hubs, dispatch, key, wait(stopped));
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop.send(true);

@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 /// A payload is JSON text carried as it is; `None` means no value.
 pub type Payload = Option<String>;
 
+/// Tags: string pairs a client or an orchestrator attaches to an
+/// orchestration or a task (Durable Task's `tags`), kept as given.
+pub type Tags = std::collections::BTreeMap<String, String>;
+
 /// The parent of a sub-orchestration, as recorded in its ExecutionStarted event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParentInstance {
@@ -46,6 +50,9 @@ pub enum EventKind {
         /// the parent's client span for a sub-orchestration.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         trace_context: Option<TraceContext>,
+        /// The orchestration's tags, carried to each new execution.
+        #[serde(default, skip_serializing_if = "Tags::is_empty")]
+        tags: Tags,
     },
     ExecutionCompleted {
         status: RuntimeStatus,
@@ -73,6 +80,8 @@ pub enum EventKind {
         /// The activity's client span, which its execution continues.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         trace_context: Option<TraceContext>,
+        #[serde(default, skip_serializing_if = "Tags::is_empty")]
+        tags: Tags,
     },
     TaskCompleted {
         task_scheduled_id: i64,
@@ -91,6 +100,9 @@ pub enum EventKind {
         /// The sub-orchestration's client span, which the child continues.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         trace_context: Option<TraceContext>,
+        /// The tags the child is started with.
+        #[serde(default, skip_serializing_if = "Tags::is_empty")]
+        tags: Tags,
     },
     SubOrchestrationInstanceCompleted {
         task_scheduled_id: i64,
@@ -403,6 +415,7 @@ mod tests {
                     input: None,
                     execution_id: "e1".into(),
                     parent: None,
+                    tags: [("env".to_string(), "prod".to_string())].into(),
                 },
             ),
             HistoryEvent {
@@ -413,6 +426,7 @@ mod tests {
                     name: "SayHello".into(),
                     version: None,
                     input: Some("\"Tokyo\"".into()),
+                    tags: Tags::new(),
                 },
             },
             HistoryEvent::new(
@@ -435,5 +449,28 @@ mod tests {
             Err(CodecError::UnknownFormat(99))
         ));
         assert!(decode_event("not json").is_err());
+    }
+
+    #[test]
+    fn events_stored_before_tags_read_back_untagged() {
+        let old = r#"{"v":1,"event_id":-1,"timestamp":"2021-05-05T18:45:28Z","type":"ExecutionStarted","name":"O","input":null,"execution_id":"e"}"#;
+        match decode_event(old).unwrap().kind {
+            EventKind::ExecutionStarted { tags, .. } => assert!(tags.is_empty()),
+            other => panic!("decoded as {other:?}"),
+        }
+        let untagged = encode_event(&HistoryEvent::new(
+            chrono::Utc::now(),
+            EventKind::TaskScheduled {
+                trace_context: None,
+                name: "A".into(),
+                version: None,
+                input: None,
+                tags: Tags::new(),
+            },
+        ));
+        assert!(
+            !untagged.contains("tags"),
+            "no tags are not written: {untagged}"
+        );
     }
 }

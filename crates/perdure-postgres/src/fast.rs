@@ -4,7 +4,7 @@
 //! after it. Times come from the database clock (one `clock` CTE), so
 //! machines with skewed clocks cannot steal each other's leases.
 
-use crate::ops::{failure_text, filter_sql, record, INSTANCE_COLS};
+use crate::ops::{failure_text, filter_sql, record, INSTANCE_COLS, INSTANCE_COL_COUNT as N};
 use crate::{backend, Woken};
 use deadpool_postgres::GenericClient;
 use perdure_core::{decode_event, encode_event, RuntimeStatus};
@@ -80,7 +80,7 @@ pub(crate) async fn fetch_orchestrations<C: GenericClient + Sync>(
         )
         .await
         .map_err(|e| backend("taking orchestration work", e))?;
-    let now = rows.first().map(|r| r.get::<_, i64>(16)).unwrap_or(0);
+    let now = rows.first().map(|r| r.get::<_, i64>(N + 3)).unwrap_or(0);
     with_inboxes(c, &rows, now, max).await
 }
 
@@ -97,7 +97,7 @@ async fn with_inboxes<C: GenericClient + Sync>(
     }
     let mut leased = Vec::with_capacity(rows.len());
     for r in rows {
-        leased.push((record(r)?, r.get::<_, String>(13)));
+        leased.push((record(r)?, r.get::<_, String>(N)));
     }
     let ids: Vec<&str> = leased.iter().map(|(i, _)| i.instance_id.as_str()).collect();
     let suspended: Vec<&str> = leased
@@ -227,7 +227,8 @@ pub(crate) async fn complete_activity<C: GenericClient + Sync>(
         )
         .await
         .map_err(|e| backend("completing an activity", e))?;
-    let (deleted, inserted, now): (i64, i64, i64) = (row.get(14), row.get(15), row.get(16));
+    let (deleted, inserted, now): (i64, i64, i64) =
+        (row.get(N + 1), row.get(N + 2), row.get(N + 3));
     if deleted == 0 {
         return Err(StoreError::LockLost("activity task".into()));
     }
@@ -245,7 +246,7 @@ pub(crate) fn taken_item(done: &Completed) -> Result<Option<OrchestrationItem>, 
     let Some(row) = &done.taken else {
         return Ok(None);
     };
-    let text: Option<String> = row.get(17);
+    let text: Option<String> = row.get(N + 4);
     let listed: Vec<(i64, Option<String>, String)> = match text {
         Some(t) => serde_json::from_str(&t)
             .map_err(|e| StoreError::Corrupt(format!("inbox of a taken instance: {e}")))?,
@@ -262,8 +263,8 @@ pub(crate) fn taken_item(done: &Completed) -> Result<Option<OrchestrationItem>, 
     Ok(Some(OrchestrationItem::new(
         record(row)?,
         messages,
-        row.get(13),
-        row.get::<_, i64>(16),
+        row.get(N),
+        row.get::<_, i64>(N + 3),
     )))
 }
 
@@ -306,7 +307,7 @@ pub(crate) async fn commit_turn<C: GenericClient + Sync>(
              upd AS (
                  UPDATE instances SET name = $2, version = $3, status = $4, execution_id = $5, input = $6,
                      output = $7, failure = $8, custom_status = $9, parent_instance_id = $10, updated_at = $11,
-                     history_len = $12, lock_token = NULL, lock_expiry = 0
+                     history_len = $12, lock_token = NULL, lock_expiry = 0, tags = $28
                  WHERE instance_id = $1 AND lock_token = $13 AND lock_expiry > (SELECT now FROM clock)
                    AND ($14 OR history_len = $15)
                  RETURNING instance_id),
@@ -362,6 +363,7 @@ pub(crate) async fn commit_turn<C: GenericClient + Sync>(
                 &tokens,
                 &claim_lease,
                 &traces,
+                &tags_text(&u.tags),
             ],
         )
         .await

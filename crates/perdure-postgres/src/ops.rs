@@ -40,7 +40,11 @@ pub(crate) fn failure_text(f: &Option<FailureDetails>) -> Option<String> {
     f.as_ref().and_then(|f| serde_json::to_string(f).ok())
 }
 
-pub(crate) const INSTANCE_COLS: &str = "instance_id, name, version, status, execution_id, input, output, failure, custom_status, created_at, updated_at, parent_instance_id, history_len";
+pub(crate) const INSTANCE_COLS: &str = "instance_id, name, version, status, execution_id, input, output, failure, custom_status, created_at, updated_at, parent_instance_id, history_len, tags";
+
+/// How many columns [`INSTANCE_COLS`] names: statements that return more
+/// after them read those from this index on.
+pub(crate) const INSTANCE_COL_COUNT: usize = 14;
 
 pub(crate) fn record(r: &Row) -> Result<InstanceRecord, StoreError> {
     let id: String = r.get(0);
@@ -67,6 +71,7 @@ pub(crate) fn record(r: &Row) -> Result<InstanceRecord, StoreError> {
         updated_at: ts(r.get(10)),
         parent_instance_id: r.get(11),
         history_len: r.get::<_, i64>(12) as u64,
+        tags: parse_tags(r.get::<_, Option<&str>>(13))?,
     })
 }
 
@@ -162,22 +167,18 @@ async fn insert_messages(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn insert_instance(
     tx: &Transaction<'_>,
     id: &str,
-    name: &str,
-    version: &Option<String>,
-    execution_id: &str,
-    input: &Option<String>,
-    parent: Option<&str>,
+    new: &ImplicitInstance,
     created: i64,
 ) -> Result<bool, StoreError> {
     let n = tx
         .execute(
-            "INSERT INTO instances (instance_id, name, version, status, execution_id, input, created_at, updated_at, parent_instance_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) ON CONFLICT (instance_id) DO NOTHING",
-            &[&id, &name, version, &RuntimeStatus::Pending.code(), &execution_id, input, &created, &parent],
+            "INSERT INTO instances (instance_id, name, version, status, execution_id, input, created_at, updated_at, parent_instance_id, tags)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9) ON CONFLICT (instance_id) DO NOTHING",
+            &[&id, &new.name, &new.version, &RuntimeStatus::Pending.code(), &new.execution_id, &new.input, &created,
+              &new.parent_instance_id, &tags_text(&new.tags)],
         )
         .await
         .map_err(|e| backend("creating an instance", e))?;
@@ -232,18 +233,15 @@ pub(crate) async fn create_instance(
     };
     // Created by the database's clock, like every turn after it.
     let created = now;
-    if !insert_instance(
-        tx,
-        &req.instance_id,
-        &req.name,
-        &req.version,
-        &req.execution_id,
-        &req.input,
-        parent.as_deref(),
-        created,
-    )
-    .await?
-    {
+    let new = ImplicitInstance {
+        name: req.name.clone(),
+        version: req.version.clone(),
+        execution_id: req.execution_id.clone(),
+        input: req.input.clone(),
+        parent_instance_id: parent,
+        tags: req.tags(),
+    };
+    if !insert_instance(tx, &req.instance_id, &new, created).await? {
         // Created by someone else since we looked.
         return Err(StoreError::AlreadyExists {
             id: req.instance_id,
@@ -268,17 +266,7 @@ async fn insert_implicit(
     new: &ImplicitInstance,
     now: i64,
 ) -> Result<bool, StoreError> {
-    insert_instance(
-        tx,
-        id,
-        &new.name,
-        &new.version,
-        &new.execution_id,
-        &new.input,
-        new.parent_instance_id.as_deref(),
-        now,
-    )
-    .await
+    insert_instance(tx, id, new, now).await
 }
 
 /// Makes sure the entity's row exists and holds a share lock on it until
@@ -289,8 +277,16 @@ async fn lock_entity_row(tx: &Transaction<'_>, id: &str, now: i64) -> Result<(),
     let name = perdure_core::EntityId::parse(id)
         .map(|e| e.instance_name())
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let new = ImplicitInstance {
+        name,
+        version: None,
+        execution_id: String::new(),
+        input: None,
+        parent_instance_id: None,
+        tags: Default::default(),
+    };
     for _ in 0..5 {
-        insert_instance(tx, id, &name, &None, "", &None, None, now).await?;
+        insert_instance(tx, id, &new, now).await?;
         let locked = tx
             .query_opt(
                 "SELECT 1 FROM instances WHERE instance_id = $1 FOR SHARE",
@@ -748,4 +744,15 @@ pub(crate) async fn queue_depths(
         })
     };
     get().map_err(|e| backend("counting the queues", e))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_instance_column_count_matches_the_list() {
+        assert_eq!(
+            super::INSTANCE_COLS.split(", ").count(),
+            super::INSTANCE_COL_COUNT
+        );
+    }
 }

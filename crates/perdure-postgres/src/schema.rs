@@ -61,6 +61,9 @@ CREATE INDEX tasks_instance ON tasks(instance_id);
     r#"
 ALTER TABLE tasks ADD COLUMN trace TEXT;
 "#,
+    r#"
+ALTER TABLE instances ADD COLUMN tags TEXT;
+"#,
 ];
 
 pub(crate) async fn migrate(cfg: &tokio_postgres::Config, schema: &str) -> Result<(), StoreError> {

@@ -1,5 +1,6 @@
 //! The handlers of Durable Functions' webhook API.
 
+use crate::hub::Hub;
 use crate::wire::{self, error, ApiError};
 use crate::{AppState, BASE_PATH};
 use axum::body::Bytes;
@@ -161,9 +162,9 @@ fn reason(q: &HashMap<String, String>) -> Value {
         .map_or(Value::Null, |r| Value::String(r.clone()))
 }
 
-fn accepted_with_urls(state: &AppState, headers: &HeaderMap, id: &str) -> Response {
+fn accepted_with_urls(state: &AppState, hub: &Hub, headers: &HeaderMap, id: &str) -> Response {
     let base = wire::base_url(headers);
-    let body = wire::management_urls(&base, id, state.config.api_key.as_deref());
+    let body = wire::management_urls(&base, id, hub.param(), state.config.api_key.as_deref());
     let mut resp = (StatusCode::ACCEPTED, Json(body.clone())).into_response();
     if let Some(loc) = body["statusQueryGetUri"]
         .as_str()
@@ -178,26 +179,29 @@ fn accepted_with_urls(state: &AppState, headers: &HeaderMap, id: &str) -> Respon
 
 async fn start(
     state: Shared,
+    hub: Hub,
     Path(name): Path<String>,
     q: Params,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    start_instance(state, name, None, q, headers, body).await
+    start_instance(state, hub, name, None, q, headers, body).await
 }
 
 async fn start_with_id(
     state: Shared,
+    hub: Hub,
     Path((name, id)): Path<(String, String)>,
     q: Params,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    start_instance(state, name, Some(id), q, headers, body).await
+    start_instance(state, hub, name, Some(id), q, headers, body).await
 }
 
 async fn start_instance(
     State(state): Shared,
+    hub: Hub,
     name: String,
     id: Option<String>,
     Query(q): Params,
@@ -218,14 +222,14 @@ async fn start_instance(
     let interval = seconds(&q, "pollingInterval")?
         .unwrap_or(Duration::from_secs(1))
         .max(Duration::from_millis(10));
-    let id = traced(&state.client, &headers)
+    let id = traced(&hub.client, &headers)
         .start_new(&name, id.as_deref(), input)
         .await
         .map_err(client_error)?;
     if let Some(timeout) = timeout {
         let deadline = Instant::now() + timeout;
         loop {
-            let st = state
+            let st = hub
                 .client
                 .get_status(&id, false)
                 .await
@@ -240,11 +244,12 @@ async fn start_instance(
             tokio::time::sleep(interval.min(deadline - now)).await;
         }
     }
-    Ok(accepted_with_urls(&state, &headers, &id))
+    Ok(accepted_with_urls(&state, &hub, &headers, &id))
 }
 
 async fn status(
     State(state): Shared,
+    hub: Hub,
     Path(id): Path<String>,
     Query(q): Params,
     headers: HeaderMap,
@@ -253,7 +258,7 @@ async fn status(
     let show_output = flag(&q, "showHistoryOutput", false)?;
     let show_input = flag(&q, "showInput", true)?;
     let fail_500 = flag(&q, "returnInternalServerErrorOnFailure", false)?;
-    let Some(st) = state
+    let Some(st) = hub
         .client
         .get_status(&id, show_history)
         .await
@@ -276,6 +281,7 @@ async fn status(
         let url = wire::management_urls(
             &wire::base_url(&headers),
             &id,
+            hub.param(),
             state.config.api_key.as_deref(),
         );
         if let Some(loc) = url["statusQueryGetUri"]
@@ -328,11 +334,7 @@ pub(crate) fn page_response<T: serde::Serialize>(items: Vec<T>, next: Option<Str
     resp
 }
 
-async fn list(
-    State(state): Shared,
-    Query(q): Params,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
+async fn list(hub: Hub, Query(q): Params, headers: HeaderMap) -> Result<Response, ApiError> {
     let top = page_size(&q)?;
     let query = InstanceQuery {
         statuses: statuses(&q)?,
@@ -346,7 +348,7 @@ async fn list(
         continuation: continuation(&headers),
     };
     let show_input = flag(&q, "showInput", false)?;
-    let page = state
+    let page = hub
         .client
         .list_instances(&query, show_input)
         .await
@@ -359,8 +361,8 @@ async fn list(
     Ok(page_response(body, page.continuation_token))
 }
 
-async fn purge_one(State(state): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
-    match state
+async fn purge_one(hub: Hub, Path(id): Path<String>) -> Result<Response, ApiError> {
+    match hub
         .client
         .purge_instance_history(&id)
         .await
@@ -375,7 +377,7 @@ async fn purge_one(State(state): Shared, Path(id): Path<String>) -> Result<Respo
     }
 }
 
-async fn purge_many(State(state): Shared, Query(q): Params) -> Result<Response, ApiError> {
+async fn purge_many(hub: Hub, Query(q): Params) -> Result<Response, ApiError> {
     let Some(from) = timestamp(&q, "createdTimeFrom")? else {
         return Err(error(
             StatusCode::BAD_REQUEST,
@@ -388,7 +390,7 @@ async fn purge_many(State(state): Shared, Query(q): Params) -> Result<Response, 
         created_to: timestamp(&q, "createdTimeTo")?,
         statuses: statuses(&q)?,
     };
-    match state
+    match hub
         .client
         .purge_instances(&filter)
         .await
@@ -420,13 +422,13 @@ fn accepted() -> Response {
 }
 
 async fn raise_event(
-    State(state): Shared,
+    hub: Hub,
     Path((id, event)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let data = json_body(&body)?;
-    traced(&state.client, &headers)
+    traced(&hub.client, &headers)
         .raise_event(&id, &event, data)
         .await
         .map_err(client_error)?;
@@ -434,52 +436,36 @@ async fn raise_event(
 }
 
 async fn terminate(
-    State(state): Shared,
+    hub: Hub,
     Path(id): Path<String>,
     Query(q): Params,
 ) -> Result<Response, ApiError> {
     let recursive = flag(&q, "recursive", false)?;
-    state
-        .client
+    hub.client
         .terminate_with_options(&id, reason(&q), recursive)
         .await
         .map_err(client_error)?;
     Ok(accepted())
 }
 
-async fn suspend(
-    State(state): Shared,
-    Path(id): Path<String>,
-    Query(q): Params,
-) -> Result<Response, ApiError> {
-    state
-        .client
+async fn suspend(hub: Hub, Path(id): Path<String>, Query(q): Params) -> Result<Response, ApiError> {
+    hub.client
         .suspend(&id, reason(&q))
         .await
         .map_err(client_error)?;
     Ok(accepted())
 }
 
-async fn resume(
-    State(state): Shared,
-    Path(id): Path<String>,
-    Query(q): Params,
-) -> Result<Response, ApiError> {
-    state
-        .client
+async fn resume(hub: Hub, Path(id): Path<String>, Query(q): Params) -> Result<Response, ApiError> {
+    hub.client
         .resume(&id, reason(&q))
         .await
         .map_err(client_error)?;
     Ok(accepted())
 }
 
-async fn rewind(
-    State(state): Shared,
-    Path(id): Path<String>,
-    Query(q): Params,
-) -> Result<Response, ApiError> {
-    state
-        .client
+async fn rewind(hub: Hub, Path(id): Path<String>, Query(q): Params) -> Result<Response, ApiError> {
+    hub.client
         .rewind(&id, perdure::PlainText(q.get("reason").cloned()))
         .await
         .map_err(client_error)?;
@@ -488,12 +474,13 @@ async fn rewind(
 
 async fn restart(
     State(state): Shared,
+    hub: Hub,
     Path(id): Path<String>,
     Query(q): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let new_id = flag(&q, "restartWithNewInstanceId", false)?;
-    let id = traced(&state.client, &headers)
+    let id = traced(&hub.client, &headers)
         .restart(&id, new_id)
         .await
         .map_err(|e| match e {
@@ -503,5 +490,5 @@ async fn restart(
             }
             other => client_error(other),
         })?;
-    Ok(accepted_with_urls(&state, &headers, &id))
+    Ok(accepted_with_urls(&state, &hub, &headers, &id))
 }

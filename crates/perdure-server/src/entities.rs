@@ -4,10 +4,11 @@
 
 use crate::api::{client_error, continuation, flag, json_body, page_response, page_size};
 use crate::body::Body;
+use crate::hub::Hub;
 use crate::wire::{error, ApiError};
 use crate::{AppState, BASE_PATH};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,7 +19,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 type Params = Query<HashMap<String, String>>;
-type Shared = State<Arc<AppState>>;
 
 pub fn routes() -> Router<Arc<AppState>> {
     let p = |s: &str| format!("{BASE_PATH}{s}");
@@ -34,7 +34,7 @@ fn entity_id(name: &str, key: &str) -> Result<EntityId, ApiError> {
 }
 
 async fn signal(
-    State(state): Shared,
+    hub: Hub,
     Path((name, key)): Path<(String, String)>,
     Query(q): Params,
     body: Bytes,
@@ -48,20 +48,16 @@ async fn signal(
         ));
     };
     let input = json_body(&body)?;
-    state
-        .client
+    hub.client
         .signal_entity(&id, op, input)
         .await
         .map_err(client_error)?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-async fn read(
-    State(state): Shared,
-    Path((name, key)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
+async fn read(hub: Hub, Path((name, key)): Path<(String, String)>) -> Result<Response, ApiError> {
     let id = entity_id(&name, &key)?;
-    match state
+    match hub
         .client
         .read_entity_state::<Box<serde_json::value::RawValue>>(&id)
         .await
@@ -76,21 +72,21 @@ async fn read(
     }
 }
 
-async fn list_all(state: Shared, q: Params, headers: HeaderMap) -> Result<Response, ApiError> {
-    list(state, None, q, headers).await
+async fn list_all(hub: Hub, q: Params, headers: HeaderMap) -> Result<Response, ApiError> {
+    list(hub, None, q, headers).await
 }
 
 async fn list_named(
-    state: Shared,
+    hub: Hub,
     Path(name): Path<String>,
     q: Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    list(state, Some(name), q, headers).await
+    list(hub, Some(name), q, headers).await
 }
 
 async fn list(
-    State(state): Shared,
+    hub: Hub,
     name: Option<String>,
     Query(q): Params,
     headers: HeaderMap,
@@ -104,7 +100,7 @@ async fn list(
         continuation: continuation(&headers),
         ..EntityQuery::default()
     };
-    let page = state
+    let page = hub
         .client
         .list_entities(&query)
         .await

@@ -14,6 +14,7 @@ pub mod body;
 mod dashboard;
 mod entities;
 pub mod grpc;
+mod hub;
 mod openapi;
 pub mod telemetry;
 pub mod wire;
@@ -23,7 +24,7 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use perdure::Client;
+use perdure::{Client, TaskHubs};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,7 +44,8 @@ pub struct ServerConfig {
 }
 
 pub(crate) struct AppState {
-    pub client: Client,
+    /// The hubs served: requests name theirs with `taskHub`.
+    pub hubs: Arc<TaskHubs>,
     pub config: ServerConfig,
 }
 
@@ -58,9 +60,16 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// The HTTP API as an axum router.
+/// The HTTP API as an axum router, serving `client`'s store as the only
+/// (default) task hub.
 pub fn router(client: Client, config: ServerConfig) -> Router {
-    let state = Arc::new(AppState { client, config });
+    router_with_hubs(Arc::new(TaskHubs::single(client)), config)
+}
+
+/// The HTTP API serving `hubs`: a request names its hub with the
+/// `taskHub` query parameter (none is the default hub).
+pub fn router_with_hubs(hubs: Arc<TaskHubs>, config: ServerConfig) -> Router {
+    let state = Arc::new(AppState { hubs, config });
     api::routes()
         .merge(entities::routes())
         .merge(dashboard::page())
@@ -81,7 +90,7 @@ pub fn router(client: Client, config: ServerConfig) -> Router {
 /// `GET /metrics`: the process's metrics and the store's queues, in the text
 /// format Prometheus scrapes.
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    match perdure::metrics::render(state.client.store().as_ref()).await {
+    match perdure::metrics::render(state.hubs.default_client().store().as_ref()).await {
         Ok(text) => (
             [(header::CONTENT_TYPE, perdure::metrics::CONTENT_TYPE)],
             text,
@@ -147,7 +156,23 @@ pub async fn serve_on(
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let app = router(client, config);
+    serve_hubs_on(
+        listener,
+        Arc::new(TaskHubs::single(client)),
+        config,
+        shutdown,
+    )
+    .await
+}
+
+/// Serves the API for `hubs` on a listener that is already bound.
+pub async fn serve_hubs_on(
+    listener: tokio::net::TcpListener,
+    hubs: Arc<TaskHubs>,
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let app = router_with_hubs(hubs, config);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -99,6 +99,20 @@ pub async fn document() -> Json<Value> {
         "summary": "Restart a finished instance with its input",
         "parameters": [id, param("restartWithNewInstanceId", "query", "boolean", "Use a new instance id")],
         "responses": { "202": created("Restarted"), "400": err400, "404": err404 } } }));
+    // Every operation takes the task hub it is for.
+    let hub = param(
+        "taskHub",
+        "query",
+        "string",
+        "The task hub (default: `default`); 1 to 40 characters of a-z, 0-9, - and _",
+    );
+    for ops in paths.values_mut() {
+        for op in ops.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
+            if let Some(list) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+                list.push(hub.clone());
+            }
+        }
+    }
     Json(json!({
         "openapi": "3.0.3",
         "info": { "title": "Perdure HTTP API", "version": env!("CARGO_PKG_VERSION"),

@@ -273,11 +273,13 @@ fn enc(s: &str) -> String {
 }
 
 /// The check-status body: the instance id and its management URLs.
-pub fn management_urls(base: &str, id: &str, key: Option<&str>) -> Value {
+/// With `hub` (a task hub other than the default), each URL names it.
+pub fn management_urls(base: &str, id: &str, hub: Option<&str>, key: Option<&str>) -> Value {
     let i = format!("{base}/instances/{}", enc(id));
     let code = key.map(|k| format!("code={}", enc(k)));
+    let hub = hub.map(|h| format!("taskHub={}", enc(h)));
     let q = |extra: &str| -> String {
-        let parts: Vec<&str> = [Some(extra), code.as_deref()]
+        let parts: Vec<&str> = [Some(extra), hub.as_deref(), code.as_deref()]
             .into_iter()
             .flatten()
             .filter(|s| !s.is_empty())

@@ -1,7 +1,8 @@
-//! Task hubs over gRPC: the `taskhub` header picks the hub, hubs are
-//! isolated (a client on one never sees another's instances, a worker never
-//! takes another's work), `CreateTaskHub` and `DeleteTaskHub` work, and no
-//! header (or an empty one) is the default hub.
+//! Task hubs over gRPC and HTTP: the `taskhub` header and the `taskHub`
+//! query parameter pick the hub, hubs are isolated (a client on one never
+//! sees another's instances, a worker never takes another's work),
+//! `CreateTaskHub` and `DeleteTaskHub` work, no header (or an empty one) is
+//! the default hub, and both doors see the same hubs.
 
 use pb::task_hub_sidecar_service_client::TaskHubSidecarServiceClient;
 use perdure::Client;
@@ -13,23 +14,51 @@ type Grpc = TaskHubSidecarServiceClient<tonic::transport::Channel>;
 
 struct Hubbed {
     g: Grpc,
+    /// The HTTP API's base URL.
+    http: String,
     dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 async fn serve() -> Hubbed {
+    serve_on(None).await
+}
+
+/// Both doors over one set of hubs beside `base` (a SQLite file in a
+/// temporary directory when `None`).
+async fn serve_on(base: Option<&str>) -> Hubbed {
     let dir = tempfile::tempdir().expect("tempdir");
-    let base = format!("sqlite://{}", dir.path().join("h.db").display());
+    let base = match base {
+        Some(b) => b.to_string(),
+        None => format!("sqlite://{}", dir.path().join("h.db").display()),
+    };
     let store = perdure::open_store(&base).await.expect("store");
+    let hubs = std::sync::Arc::new(perdure::TaskHubs::new(Client::new(store), Some(base)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let http = format!(
+        "http://{}{}",
+        http_listener.local_addr().expect("addr"),
+        perdure_server::BASE_PATH
+    );
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let (http_stop, http_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(perdure_server::serve_hubs_on(
+        http_listener,
+        hubs.clone(),
+        perdure_server::ServerConfig::default(),
+        async move {
+            let _ = http_rx.await;
+        },
+    ));
     tokio::spawn(perdure_server::grpc::serve_grpc_hubs(
         listener,
-        Client::new(store),
-        Some(base),
+        hubs,
         DispatchOptions {
             ping_every: Duration::from_millis(300),
             ..DispatchOptions::default()
@@ -37,6 +66,7 @@ async fn serve() -> Hubbed {
         None,
         async move {
             let _ = rx.await;
+            let _ = http_stop.send(());
         },
     ));
     let g = TaskHubSidecarServiceClient::connect(format!("http://{addr}"))
@@ -44,6 +74,7 @@ async fn serve() -> Hubbed {
         .expect("connect");
     Hubbed {
         g,
+        http,
         dir,
         _stop: stop,
     }
@@ -205,4 +236,65 @@ async fn the_default_hub_cannot_be_deleted_and_bad_names_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+}
+
+/// The HTTP status code of `GET /instances/{id}` on hub `hub`.
+async fn http_status(h: &Hubbed, hub: Option<&str>, id: &str) -> u16 {
+    let url = match hub {
+        Some(hub) => format!("{}/instances/{id}?taskHub={hub}", h.http),
+        None => format!("{}/instances/{id}", h.http),
+    };
+    reqwest::get(url).await.expect("get").status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_task_hub_parameter_sees_the_hub_grpc_uses() {
+    // On memory stores too: one store per hub, shared by the two doors.
+    for base in [None, Some("memory")] {
+        let mut h = serve_on(base).await;
+        start(&mut h.g, Some("blue"), "b1").await;
+        let seen = [
+            http_status(&h, Some("blue"), "b1").await,
+            http_status(&h, Some("Blue"), "b1").await,
+            http_status(&h, None, "b1").await,
+            http_status(&h, Some("green"), "b1").await,
+        ];
+        assert_eq!(seen, [202, 202, 404, 404], "{base:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_start_lands_in_the_named_hub_and_its_urls_name_it() {
+    let mut h = serve().await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/orchestrators/Waits/g1?taskHub=green", h.http))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 202);
+    let body: serde_json::Value = r.json().await.expect("json");
+    let status_url = body["statusQueryGetUri"].as_str().expect("url");
+    assert!(status_url.contains("taskHub=green"), "{status_url}");
+    assert_eq!(
+        reqwest::get(status_url)
+            .await
+            .expect("get")
+            .status()
+            .as_u16(),
+        202,
+        "the status URL finds the instance"
+    );
+    assert!(exists(&mut h.g, Some("green"), "g1").await);
+    assert!(!exists(&mut h.g, None, "g1").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_request_for_a_bad_hub_name_is_refused() {
+    let h = serve().await;
+    let r = reqwest::get(format!("{}/instances/x?taskHub=a%2Fb", h.http))
+        .await
+        .expect("get");
+    assert_eq!(r.status().as_u16(), 400);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "InvalidTaskHub");
 }

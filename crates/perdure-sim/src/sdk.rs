@@ -336,6 +336,7 @@ fn from_pb(e: &pb::HistoryEvent) -> Option<HistoryEvent> {
                 }
             }),
             trace_context: trace(s.parent_trace_context.as_ref()),
+            tags: s.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         },
         T::ExecutionCompleted(c) => EventKind::ExecutionCompleted {
             status: RuntimeStatus::from_code(c.orchestration_status)?,
@@ -359,6 +360,7 @@ fn from_pb(e: &pb::HistoryEvent) -> Option<HistoryEvent> {
             version: t.version.clone(),
             input: t.input.clone(),
             trace_context: trace(t.parent_trace_context.as_ref()),
+            tags: t.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         },
         T::TaskCompleted(t) => EventKind::TaskCompleted {
             task_scheduled_id: i64::from(t.task_scheduled_id),
@@ -374,6 +376,7 @@ fn from_pb(e: &pb::HistoryEvent) -> Option<HistoryEvent> {
             instance_id: s.instance_id.clone(),
             input: s.input.clone(),
             trace_context: trace(s.parent_trace_context.as_ref()),
+            tags: s.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         },
         T::SubOrchestrationInstanceCompleted(s) => EventKind::SubOrchestrationInstanceCompleted {
             task_scheduled_id: i64::from(s.task_scheduled_id),

@@ -64,6 +64,9 @@ CREATE INDEX instances_parent ON instances(parent_instance_id);
     r#"
 ALTER TABLE tasks ADD COLUMN trace TEXT;
 "#,
+    r#"
+ALTER TABLE instances ADD COLUMN tags TEXT;
+"#,
 ];
 
 /// Brings the schema up to date, in one transaction per step.

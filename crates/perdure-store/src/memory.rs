@@ -152,6 +152,7 @@ impl InstanceStore for MemoryStore {
         };
         // The store's clock, like every other time it hands out.
         let now = self.clock.now();
+        let tags = req.tags();
         let rec = InstanceRecord {
             instance_id: req.instance_id.clone(),
             name: req.name,
@@ -166,6 +167,7 @@ impl InstanceStore for MemoryStore {
             updated_at: now,
             parent_instance_id,
             history_len: 0,
+            tags,
         };
         g.instances.insert(
             req.instance_id.clone(),
@@ -292,6 +294,7 @@ fn new_record(id: &str, new: ImplicitInstance, now: Timestamp) -> InstanceRecord
         updated_at: now,
         parent_instance_id: new.parent_instance_id,
         history_len: 0,
+        tags: new.tags,
     }
 }
 
@@ -446,6 +449,7 @@ impl OrchestrationQueue for MemoryStore {
         inst.rec.failure = u.failure;
         inst.rec.custom_status = u.custom_status;
         inst.rec.parent_instance_id = u.parent_instance_id;
+        inst.rec.tags = u.tags;
         inst.rec.updated_at = c.now;
         inst.rec.history_len = inst.history.len() as u64;
         inst.lock = None;

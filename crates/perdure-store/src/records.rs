@@ -1,7 +1,7 @@
 //! The records stores exchange with the engine.
 
 use perdure_core::{
-    EventKind, FailureDetails, HistoryEvent, Payload, RuntimeStatus, Timestamp, TraceContext,
+    EventKind, FailureDetails, HistoryEvent, Payload, RuntimeStatus, Tags, Timestamp, TraceContext,
 };
 
 /// The row that describes an instance.
@@ -21,6 +21,8 @@ pub struct InstanceRecord {
     pub parent_instance_id: Option<String>,
     /// Number of events in the current execution's history.
     pub history_len: u64,
+    /// The orchestration's tags (from its ExecutionStarted).
+    pub tags: Tags,
 }
 
 /// A request to create (or replace a finished) instance.
@@ -35,6 +37,35 @@ pub struct CreateInstance {
     pub start_event: HistoryEvent,
     /// When the start message becomes visible (scheduled start).
     pub visible_at: Timestamp,
+}
+
+impl CreateInstance {
+    /// The tags its ExecutionStarted event carries.
+    pub fn tags(&self) -> Tags {
+        match &self.start_event.kind {
+            EventKind::ExecutionStarted { tags, .. } => tags.clone(),
+            _ => Tags::new(),
+        }
+    }
+}
+
+/// Tags as a store keeps them in a text column: a JSON object, or NULL for
+/// none.
+pub fn tags_text(tags: &Tags) -> Option<String> {
+    if tags.is_empty() {
+        return None;
+    }
+    // A map of strings always serializes.
+    serde_json::to_string(tags).ok()
+}
+
+/// Reads what [`tags_text`] wrote.
+pub fn parse_tags(text: Option<&str>) -> Result<Tags, crate::StoreError> {
+    match text {
+        None => Ok(Tags::new()),
+        Some(t) => serde_json::from_str(t)
+            .map_err(|e| crate::StoreError::Corrupt(format!("stored tags are not valid: {e}"))),
+    }
 }
 
 /// A message for an orchestration instance's inbox.
@@ -159,6 +190,7 @@ pub struct InstanceUpdate {
     pub failure: Option<FailureDetails>,
     pub custom_status: Payload,
     pub parent_instance_id: Option<String>,
+    pub tags: Tags,
 }
 
 /// One orchestration turn, committed atomically by
@@ -362,6 +394,7 @@ pub struct ImplicitInstance {
     pub execution_id: String,
     pub input: Payload,
     pub parent_instance_id: Option<String>,
+    pub tags: Tags,
 }
 
 /// A start message (ExecutionStarted) creates its orchestration instance
@@ -375,6 +408,7 @@ pub fn implicit_instance(m: &InstanceMessage) -> Option<ImplicitInstance> {
         input,
         execution_id,
         parent,
+        tags,
     } = &m.event.kind
     {
         return Some(ImplicitInstance {
@@ -383,6 +417,7 @@ pub fn implicit_instance(m: &InstanceMessage) -> Option<ImplicitInstance> {
             execution_id: execution_id.clone(),
             input: input.clone(),
             parent_instance_id: parent.as_ref().map(|p| p.instance_id.clone()),
+            tags: tags.clone(),
         });
     }
     let entity = perdure_core::EntityId::parse(&m.instance_id).ok()?;
@@ -392,6 +427,7 @@ pub fn implicit_instance(m: &InstanceMessage) -> Option<ImplicitInstance> {
         execution_id: String::new(),
         input: None,
         parent_instance_id: None,
+        tags: Tags::new(),
     })
 }
 

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 pub use entities::{CleanEntityStorageResult, EntityMetadata, EntityPage, EntityQuery};
 use perdure_core::{
     generated_instance_id, validate_instance_id, EventKind, FailureDetails, HistoryEvent, Payload,
-    RuntimeStatus, TraceContext,
+    RuntimeStatus, Tags, TraceContext,
 };
 use perdure_store::{CreateInstance, InstanceMessage, InstanceQuery, InstanceRecord, Store};
 use serde::de::DeserializeOwned;
@@ -37,6 +37,8 @@ pub struct OrchestrationStatus {
     pub last_updated_time: DateTime<Utc>,
     /// The history, when asked for.
     pub history: Option<Vec<HistoryEvent>>,
+    /// The tags it was started with.
+    pub tags: Tags,
 }
 
 /// How [`Client::start_new_with`] starts an instance.
@@ -53,6 +55,9 @@ pub struct StartOptions {
     /// it, the client records a `create_orchestration:{name}` span when
     /// spans are exported, under [`Client::with_trace_parent`] if given.
     pub trace_context: Option<TraceContext>,
+    /// Tags for the orchestration: kept with the instance, returned by
+    /// `get_status` and carried to each new execution (continue-as-new).
+    pub tags: Tags,
 }
 
 fn parse<T: DeserializeOwned>(p: &Payload) -> Result<T, ClientError> {
@@ -74,6 +79,7 @@ impl OrchestrationStatus {
             created_time: r.created_at,
             last_updated_time: r.updated_at,
             history,
+            tags: r.tags,
         }
     }
 
@@ -180,8 +186,7 @@ impl Client {
         let options = StartOptions {
             instance_id: instance_id.map(str::to_string),
             start_at,
-            version: None,
-            trace_context: None,
+            ..Default::default()
         };
         self.start_new_with(name, input, options).await
     }
@@ -200,6 +205,7 @@ impl Client {
             start_at,
             version,
             trace_context,
+            tags,
         } = options;
         let instance_id = instance_id.as_deref();
         if name.trim().is_empty() {
@@ -241,6 +247,7 @@ impl Client {
                 input: input.clone(),
                 execution_id: execution_id.clone(),
                 parent: None,
+                tags,
             },
         );
         let created = self
@@ -538,6 +545,7 @@ impl Client {
             start_at: None,
             version: rec.version.clone(),
             trace_context: None,
+            tags: rec.tags.clone(),
         };
         self.start_new_with(&rec.name, input, options).await
     }

@@ -41,6 +41,7 @@ mod entity;
 mod error;
 mod executor;
 mod http;
+mod hubs;
 pub mod metrics;
 mod payload;
 mod registry;
@@ -60,6 +61,7 @@ pub use critical::{EntityLock, LockTask};
 pub use entity::EntityContext;
 pub use error::{ClientError, Failure, Result, TaskError};
 pub use http::{DurableHttpRequest, DurableHttpResponse, HTTP_ACTIVITY};
+pub use hubs::{delete_store, hub_name, hub_store_url, HubError, TaskHubs, DEFAULT_HUB};
 pub use payload::{IntoPayload, PlainText, RawJson};
 pub use registry::Registry;
 pub use retry::RetryPolicy;
@@ -68,7 +70,7 @@ pub use worker::{Engine, Worker, WorkerOptions};
 
 pub use perdure_core::{
     EntityId, EventKind, FailureDetails, HistoryEvent, ParentInstance, RetryOptions, RuntimeStatus,
-    TraceContext,
+    Tags, TraceContext,
 };
 pub use perdure_store::{InstanceQuery, Store, StoreError};
 
@@ -113,96 +115,3 @@ pub async fn open_store(url: &str) -> std::result::Result<Arc<dyn Store>, StoreE
 
 /// The default store URL.
 pub const DEFAULT_STORE_URL: &str = "sqlite://perdure.db";
-
-/// The name of the task hub a client names when it names none.
-pub const DEFAULT_HUB: &str = "default";
-
-/// A task hub's name as stores key it: lowercase, `-` read as `_`, 1 to 40
-/// characters of a-z, 0-9 and `_`; empty is the default hub.
-pub fn hub_name(name: &str) -> std::result::Result<String, StoreError> {
-    let n = name.trim().to_lowercase().replace('-', "_");
-    if n.is_empty() {
-        return Ok(DEFAULT_HUB.to_string());
-    }
-    if n.len() > 40
-        || !n
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    {
-        return Err(StoreError::BadUrl(
-            name.to_string(),
-            "a task hub name is 1 to 40 characters of a-z, 0-9, - and _".into(),
-        ));
-    }
-    Ok(n)
-}
-
-/// The store URL of task hub `hub` beside the store `base` opens (which
-/// holds the default hub): another SQLite file beside it
-/// (`perdure.db` -> `perdure.HUB.db`), another PostgreSQL schema in the same
-/// database (`?hub=HUB`, or `BASEHUB_HUB` when the base names a hub of its
-/// own), or another memory store.
-pub fn hub_store_url(base: &str, hub: &str) -> std::result::Result<String, StoreError> {
-    let hub = hub_name(hub)?;
-    if hub == DEFAULT_HUB {
-        return Ok(base.to_string());
-    }
-    if base == "memory" || base == "memory://" {
-        return Ok(base.to_string());
-    }
-    if let Some(path) = base.strip_prefix("sqlite://") {
-        let file = match path.strip_suffix(".db") {
-            Some(stem) => format!("{stem}.{hub}.db"),
-            None => format!("{path}.{hub}"),
-        };
-        return Ok(format!("sqlite://{file}"));
-    }
-    if base.starts_with("postgres://") || base.starts_with("postgresql://") {
-        let (head, query) = base.split_once('?').unwrap_or((base, ""));
-        let mut parts: Vec<String> = Vec::new();
-        let mut named = None;
-        for kv in query.split('&').filter(|s| !s.is_empty()) {
-            match kv.split_once('=') {
-                Some(("hub", v)) => named = Some(v.to_string()),
-                _ => parts.push(kv.to_string()),
-            }
-        }
-        let full = match named.filter(|n| n != DEFAULT_HUB) {
-            Some(base_hub) => format!("{base_hub}_{hub}"),
-            None => hub,
-        };
-        parts.push(format!("hub={full}"));
-        return Ok(format!("{head}?{}", parts.join("&")));
-    }
-    Err(StoreError::BadUrl(
-        base.into(),
-        "expected sqlite://PATH, postgres://USER@HOST/DB or memory".into(),
-    ))
-}
-
-/// Deletes everything the store at `url` holds (a task hub): its SQLite
-/// file, its PostgreSQL schema; a memory store is gone once dropped. Stores
-/// still open on it fail from then on, or (SQLite) go on with a file that
-/// no longer has a name.
-pub async fn delete_store(url: &str) -> std::result::Result<(), StoreError> {
-    if url == "memory" || url == "memory://" {
-        return Ok(());
-    }
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        for suffix in ["", "-wal", "-shm"] {
-            match std::fs::remove_file(format!("{path}{suffix}")) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StoreError::Backend(format!("deleting {path}{suffix}: {e}"))),
-            }
-        }
-        return Ok(());
-    }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return perdure_postgres::PostgresStore::delete_hub(url).await;
-    }
-    Err(StoreError::BadUrl(
-        url.into(),
-        "expected sqlite://PATH, postgres://USER@HOST/DB or memory".into(),
-    ))
-}

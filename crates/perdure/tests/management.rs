@@ -408,3 +408,43 @@ async fn the_callers_trace_context_is_kept_without_an_exporter() {
     );
     worker.shutdown().await;
 }
+
+/// Tags given at the start stay with the instance on every store: through
+/// continue-as-new to its completion, and into a restart under a new id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_stay_through_continue_as_new_and_restart() {
+    let tags: perdure::Tags = [("env", "test"), ("team", "payments")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (name, store, _dir) in stores().await {
+        let client = Client::new(store.clone());
+        let mut r = Registry::new();
+        r.add_orchestrator("CountTo2", |ctx: OrchestrationContext| async move {
+            let n: u32 = ctx.get_input()?;
+            if n < 2 {
+                ctx.continue_as_new(n + 1);
+            }
+            Ok(n)
+        });
+        let worker = Worker::start(store, r, WorkerOptions::default());
+        let options = perdure::StartOptions {
+            tags: tags.clone(),
+            ..Default::default()
+        };
+        let id = client
+            .start_new_with("CountTo2", 0, options)
+            .await
+            .expect("start");
+        let done = client.wait_for_completion(&id, WAIT).await.expect("done");
+        assert_eq!(done.output.as_deref(), Some("2"), "{name}");
+        assert_eq!(done.tags, tags, "{name}: tags after continue-as-new");
+        let again = client.restart(&id, true).await.expect("restart");
+        let st = client
+            .wait_for_completion(&again, WAIT)
+            .await
+            .expect("done");
+        assert_eq!(st.tags, tags, "{name}: the restart keeps the tags");
+        worker.shutdown().await;
+    }
+}

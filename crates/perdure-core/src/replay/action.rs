@@ -2,7 +2,7 @@
 //! sub-orchestrations, events to others, entity calls, signals and locks),
 //! the history event that records each, and how replay matches them.
 
-use crate::{EventKind, HistoryEvent, Payload, Timestamp, TraceContext};
+use crate::{EventKind, HistoryEvent, Payload, Tags, Timestamp, TraceContext};
 
 /// Something an orchestrator asked for during a turn.
 #[derive(Clone, Debug, PartialEq)]
@@ -15,6 +15,7 @@ pub enum Action {
         /// The activity's client span, when the runner chose it (an SDK
         /// worker does); otherwise the commit derives it.
         trace_context: Option<TraceContext>,
+        tags: Tags,
     },
     CreateTimer {
         id: i64,
@@ -28,6 +29,8 @@ pub enum Action {
         input: Payload,
         /// As for [`Action::ScheduleTask`].
         trace_context: Option<TraceContext>,
+        /// The child's tags.
+        tags: Tags,
     },
     SendEvent {
         id: i64,
@@ -128,12 +131,14 @@ impl Action {
                 version,
                 input,
                 trace_context,
+                tags,
                 ..
             } => EventKind::TaskScheduled {
                 name,
                 version,
                 input,
                 trace_context,
+                tags,
             },
             Action::CreateTimer { fire_at, .. } => EventKind::TimerCreated { fire_at },
             Action::CreateSubOrchestration {
@@ -142,6 +147,7 @@ impl Action {
                 instance_id,
                 input,
                 trace_context,
+                tags,
                 ..
             } => EventKind::SubOrchestrationInstanceCreated {
                 name,
@@ -149,6 +155,7 @@ impl Action {
                 instance_id,
                 input,
                 trace_context,
+                tags,
             },
             Action::SendEvent {
                 instance_id,

@@ -11,7 +11,7 @@
 //! it scheduled by the end of a turn must appear in that turn's history.
 
 use crate::{
-    EventKind, FailureDetails, HistoryEvent, ParentInstance, Payload, Timestamp, TraceContext,
+    EventKind, FailureDetails, HistoryEvent, ParentInstance, Payload, Tags, Timestamp, TraceContext,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
@@ -117,6 +117,8 @@ pub struct ExecutionState {
     pub parent: Option<ParentInstance>,
     /// The span this execution continues (from its ExecutionStarted).
     pub trace_context: Option<TraceContext>,
+    /// The orchestration's tags (from its ExecutionStarted).
+    pub tags: Tags,
     current_time: Timestamp,
     replaying: bool,
     next_action_id: i64,
@@ -154,6 +156,7 @@ impl ExecutionState {
             input: None,
             parent: None,
             trace_context: None,
+            tags: Tags::new(),
             current_time: now,
             replaying: false,
             next_action_id: 0,
@@ -200,6 +203,7 @@ impl ExecutionState {
         self.push_action(
             |id| Action::ScheduleTask {
                 trace_context: None,
+                tags: Default::default(),
                 id,
                 name,
                 version,
@@ -240,6 +244,7 @@ impl ExecutionState {
         let id = self.push_action(
             |id| Action::CreateSubOrchestration {
                 trace_context: None,
+                tags: Default::default(),
                 id,
                 name,
                 version,
@@ -482,8 +487,10 @@ impl ExecutionState {
                 execution_id,
                 parent,
                 trace_context,
+                tags,
             } => {
                 self.trace_context = trace_context.clone();
+                self.tags = tags.clone();
                 self.name = name.clone();
                 self.version = version.clone();
                 self.input = input.clone();

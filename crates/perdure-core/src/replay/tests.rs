@@ -28,6 +28,7 @@ fn started() -> HistoryEvent {
             input: None,
             execution_id: "x".into(),
             parent: None,
+            tags: Default::default(),
         },
     )
 }
@@ -40,6 +41,7 @@ fn sched(id: i64, name: &str) -> HistoryEvent {
             name: name.into(),
             version: None,
             input: None,
+            tags: Default::default(),
         },
     )
 }

@@ -60,6 +60,7 @@ pub fn map_actions(
                 name: t.name.clone(),
                 version: sv(&t.version).or_else(|| exec.version.clone()),
                 input: sv(&t.input),
+                tags: convert::tags_from_pb(&t.tags),
             }),
             A::CreateTimer(t) => {
                 let Some(fire_at) = t.fire_at.as_ref().and_then(from_ts) else {
@@ -88,6 +89,7 @@ pub fn map_actions(
                     version: sv(&s.version),
                     instance_id: child,
                     input: sv(&s.input),
+                    tags: convert::tags_from_pb(&s.tags),
                 });
             }
             A::SendEvent(e) => {

@@ -90,8 +90,18 @@ pub fn state(st: &OrchestrationStatus, with_payloads: bool) -> pb::Orchestration
         execution_id: None,
         completed_timestamp: terminal.then(|| ts(st.last_updated_time)),
         parent_instance_id: None,
-        tags: Default::default(),
+        tags: tags_to_pb(&st.tags),
     }
+}
+
+/// Tags from the protocol's map (kept in a sorted map, as stored).
+pub fn tags_from_pb(t: &std::collections::HashMap<String, String>) -> perdure_core::Tags {
+    t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// Tags in the protocol's map.
+pub fn tags_to_pb(t: &perdure_core::Tags) -> std::collections::HashMap<String, String> {
+    t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 fn instance(id: &str, execution_id: Option<&str>) -> pb::OrchestrationInstance {
@@ -138,7 +148,9 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             input,
             execution_id,
             parent: p,
+            tags,
         } => T::ExecutionStarted(pb::ExecutionStartedEvent {
+            tags: tags_to_pb(tags),
             name: name.clone(),
             version: version.clone(),
             input: input.clone(),
@@ -182,12 +194,13 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             name,
             version,
             input,
+            tags,
         } => T::TaskScheduled(pb::TaskScheduledEvent {
+            tags: tags_to_pb(tags),
             name: name.clone(),
             version: version.clone(),
             input: input.clone(),
             parent_trace_context: trace_context.as_ref().map(trace_to_pb),
-            ..Default::default()
         }),
         EventKind::TaskCompleted {
             task_scheduled_id,
@@ -209,13 +222,14 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             version,
             instance_id: child,
             input,
+            tags,
         } => T::SubOrchestrationInstanceCreated(pb::SubOrchestrationInstanceCreatedEvent {
+            tags: tags_to_pb(tags),
             instance_id: child.clone(),
             name: name.clone(),
             version: version.clone(),
             input: input.clone(),
             parent_trace_context: trace_context.as_ref().map(trace_to_pb),
-            ..Default::default()
         }),
         EventKind::SubOrchestrationInstanceCompleted {
             task_scheduled_id,

@@ -13,7 +13,7 @@ use super::proto as pb;
 use super::service::{Sidecar, Stream};
 use super::workers::{DispatchOptions, Dispatcher};
 use pb::task_hub_sidecar_service_server::TaskHubSidecarService;
-use perdure::Client;
+use perdure::{HubError, TaskHubs};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{watch, Mutex};
@@ -22,32 +22,39 @@ use tonic::{Request, Response, Status};
 /// The metadata header that names a task hub.
 pub const TASKHUB_HEADER: &str = "taskhub";
 
-/// Every hub a server serves, by name.
+/// Every hub a server serves, by name: each hub's store and client come
+/// from the server's [`TaskHubs`] (shared with the HTTP door), with a
+/// dispatcher of its own for remote workers.
 pub struct Hubs {
-    /// The store URL of the default hub, beside which the others live;
-    /// `None` when the server serves the default hub only.
-    base: Option<String>,
+    hubs: Arc<TaskHubs>,
     default: Arc<Sidecar>,
-    others: Mutex<HashMap<String, (String, Arc<Sidecar>)>>,
+    others: Mutex<HashMap<String, Arc<Sidecar>>>,
     shutdown: watch::Receiver<bool>,
     options: DispatchOptions,
 }
 
+/// A hub error as the protocol reports it.
+fn hub_status(e: HubError) -> Status {
+    match e {
+        HubError::BadName { .. } => Status::invalid_argument(e.to_string()),
+        HubError::SingleHub(_) | HubError::DefaultHub => Status::failed_precondition(e.to_string()),
+        HubError::Store { .. } => Status::unavailable(e.to_string()),
+    }
+}
+
 impl Hubs {
-    /// The hubs of a server whose default hub `client` and `dispatcher`
-    /// serve; with `base` (the default hub's store URL) other hubs open
-    /// beside it, with `options` minus the in-process names (no in-process
-    /// worker serves them).
+    /// The hubs of a server whose default hub `dispatcher` serves (with
+    /// `hubs`' default client); other hubs get dispatchers with `options`
+    /// minus the in-process names (no in-process worker serves them).
     pub fn new(
-        client: Client,
+        hubs: Arc<TaskHubs>,
         dispatcher: Arc<Dispatcher>,
-        base: Option<String>,
         options: DispatchOptions,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         Hubs {
-            base,
-            default: Arc::new(Sidecar::new(client, dispatcher)),
+            default: Arc::new(Sidecar::new(hubs.default_client().clone(), dispatcher)),
+            hubs,
             others: Mutex::new(HashMap::new()),
             shutdown,
             options: DispatchOptions {
@@ -65,15 +72,7 @@ impl Hubs {
                 .to_str()
                 .map_err(|_| Status::invalid_argument("the taskhub header is not text"))?,
         };
-        perdure::hub_name(raw).map_err(|e| Status::invalid_argument(e.to_string()))
-    }
-
-    fn base(&self, hub: &str) -> Result<&str, Status> {
-        self.base.as_deref().ok_or_else(|| {
-            Status::failed_precondition(format!(
-                "task hub `{hub}`: this server serves only the default task hub"
-            ))
-        })
+        TaskHubs::name(raw).map_err(hub_status)
     }
 
     /// The hub a request names, opened if this is its first use.
@@ -87,37 +86,25 @@ impl Hubs {
             return Ok(self.default.clone());
         }
         let mut others = self.others.lock().await;
-        if let Some((_, hub)) = others.get(name) {
+        if let Some(hub) = others.get(name) {
             return Ok(hub.clone());
         }
-        let url = perdure::hub_store_url(self.base(name)?, name)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let store = perdure::open_store(&url)
-            .await
-            .map_err(|e| Status::unavailable(format!("opening task hub `{name}`: {e}")))?;
-        let dispatcher =
-            Dispatcher::new(store.clone(), self.options.clone(), self.shutdown.clone());
-        let hub = Arc::new(Sidecar::new(Client::new(store), dispatcher));
-        tracing::info!(hub = name, "task hub opened");
-        others.insert(name.to_string(), (url, hub.clone()));
+        let (_, client) = self.hubs.client(name).await.map_err(hub_status)?;
+        let dispatcher = Dispatcher::new(
+            client.store().clone(),
+            self.options.clone(),
+            self.shutdown.clone(),
+        );
+        let hub = Arc::new(Sidecar::new(client, dispatcher));
+        others.insert(name.to_string(), hub.clone());
         Ok(hub)
     }
 
     /// Deletes hub `name`'s store (and forgets it).
     async fn delete(&self, name: &str) -> Result<(), Status> {
-        if name == perdure::DEFAULT_HUB {
-            return Err(Status::failed_precondition(
-                "the default task hub is the server's own store; delete it with the server stopped",
-            ));
-        }
-        let url = perdure::hub_store_url(self.base(name)?, name)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let mut others = self.others.lock().await;
+        self.hubs.delete(name).await.map_err(hub_status)?;
         others.remove(name);
-        perdure::delete_store(&url)
-            .await
-            .map_err(|e| Status::internal(format!("deleting task hub `{name}`: {e}")))?;
-        tracing::info!(hub = name, "task hub deleted");
         Ok(())
     }
 }

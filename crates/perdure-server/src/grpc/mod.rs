@@ -30,24 +30,25 @@ pub async fn serve_grpc(
     api_key: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    serve_grpc_hubs(listener, client, None, dispatch, api_key, shutdown).await
+    let hubs = std::sync::Arc::new(perdure::TaskHubs::single(client));
+    serve_grpc_hubs(listener, hubs, dispatch, api_key, shutdown).await
 }
 
-/// Like [`serve_grpc`], with task hubs: `client` serves the default hub,
-/// whose store `store_url` opened, and a call whose `taskhub` header names
-/// another hub is served by that hub's store beside it (opened on first
-/// use). Without `store_url` only the default hub is served.
+/// Like [`serve_grpc`], with task hubs: `hubs`' default client serves the
+/// default hub, and a call whose `taskhub` header names another hub is
+/// served by that hub's store (opened on first use, shared with the HTTP
+/// door when it is given the same `hubs`).
 pub async fn serve_grpc_hubs(
     listener: tokio::net::TcpListener,
-    client: Client,
-    store_url: Option<String>,
+    hubs: std::sync::Arc<perdure::TaskHubs>,
     dispatch: DispatchOptions,
     api_key: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let dispatcher = Dispatcher::new(client.store().clone(), dispatch.clone(), stopped.clone());
-    let hubs = hubs::Hubs::new(client, dispatcher, store_url, dispatch, stopped.clone());
+    let store = hubs.default_client().store().clone();
+    let dispatcher = Dispatcher::new(store, dispatch.clone(), stopped.clone());
+    let hubs = hubs::Hubs::new(hubs, dispatcher, dispatch, stopped.clone());
     let svc = proto::task_hub_sidecar_service_server::TaskHubSidecarServiceServer::new(hubs)
         .max_decoding_message_size(perdure::MAX_PAYLOAD_BYTES + 1024 * 1024)
         .max_encoding_message_size(usize::MAX);

@@ -158,6 +158,7 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
             instance_id: id.map(str::to_string),
             start_at,
             version: r.version.clone().filter(|v| !v.is_empty()),
+            tags: convert::tags_from_pb(&r.tags),
         };
         let id = self
             .client

@@ -31,11 +31,16 @@ fn failure_text(f: &Option<FailureDetails>) -> Option<String> {
     f.as_ref().and_then(|f| serde_json::to_string(f).ok())
 }
 
-const INSTANCE_COLS: &str = "instance_id, name, version, status, execution_id, input, output, failure, custom_status, created_at, updated_at, parent_instance_id, history_len";
+const INSTANCE_COLS: &str = "instance_id, name, version, status, execution_id, input, output, failure, custom_status, created_at, updated_at, parent_instance_id, history_len, tags";
 
-fn instance_row(r: &Row) -> rusqlite::Result<(InstanceRecord, Option<String>, i64)> {
+/// An instance row as read: the record, and the columns still to decode
+/// (failure details, status code, tags).
+type RawInstance = (InstanceRecord, Option<String>, i64, Option<String>);
+
+fn instance_row(r: &Row) -> rusqlite::Result<RawInstance> {
     let status: i64 = r.get(3)?;
     let failure: Option<String> = r.get(7)?;
+    let tags: Option<String> = r.get(13)?;
     Ok((
         InstanceRecord {
             instance_id: r.get(0)?,
@@ -51,15 +56,18 @@ fn instance_row(r: &Row) -> rusqlite::Result<(InstanceRecord, Option<String>, i6
             updated_at: ts(r.get(10)?),
             parent_instance_id: r.get(11)?,
             history_len: r.get::<_, i64>(12)? as u64,
+            tags: Default::default(),
         },
         failure,
         status,
+        tags,
     ))
 }
 
 fn finish_record(
-    (mut rec, failure, status): (InstanceRecord, Option<String>, i64),
+    (mut rec, failure, status, tags): RawInstance,
 ) -> Result<InstanceRecord, StoreError> {
+    rec.tags = parse_tags(tags.as_deref())?;
     rec.status = RuntimeStatus::from_code(status as i32).ok_or_else(|| {
         StoreError::Corrupt(format!(
             "instance `{}` has status code {status}",
@@ -164,21 +172,17 @@ fn exists(c: &Connection, id: &str) -> Result<bool, StoreError> {
         .map_err(|e| backend("looking up an instance", e))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn insert_instance(
     c: &Connection,
     id: &str,
-    name: &str,
-    version: &Option<String>,
-    execution_id: &str,
-    input: &Option<String>,
-    parent: Option<&str>,
+    new: &ImplicitInstance,
     now: i64,
 ) -> Result<(), StoreError> {
     exec_cached(c,
-        "INSERT OR REPLACE INTO instances (instance_id, name, version, status, execution_id, input, output, failure, custom_status, created_at, updated_at, parent_instance_id, history_len, lock_token, lock_expiry)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL, NULL, ?7, ?7, ?8, 0, NULL, 0)",
-        params![id, name, version, RuntimeStatus::Pending.code(), execution_id, input, now, parent],
+        "INSERT OR REPLACE INTO instances (instance_id, name, version, status, execution_id, input, output, failure, custom_status, created_at, updated_at, parent_instance_id, history_len, lock_token, lock_expiry, tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL, NULL, ?7, ?7, ?8, 0, NULL, 0, ?9)",
+        params![id, new.name, new.version, RuntimeStatus::Pending.code(), new.execution_id, new.input, now,
+            new.parent_instance_id, tags_text(&new.tags)],
     )
     .map_err(|e| backend("creating an instance", e))?;
     Ok(())
@@ -228,16 +232,15 @@ pub(crate) fn create_instance(
         }
         _ => None,
     };
-    insert_instance(
-        c,
-        &req.instance_id,
-        &req.name,
-        &req.version,
-        &req.execution_id,
-        &req.input,
-        parent.as_deref(),
-        now,
-    )?;
+    let new = ImplicitInstance {
+        name: req.name.clone(),
+        version: req.version.clone(),
+        execution_id: req.execution_id.clone(),
+        input: req.input.clone(),
+        parent_instance_id: parent,
+        tags: req.tags(),
+    };
+    insert_instance(c, &req.instance_id, &new, now)?;
     let mut w = Woken::default();
     insert_message(
         c,
@@ -260,16 +263,7 @@ fn create_implicit(
     new: &ImplicitInstance,
     now: i64,
 ) -> Result<(), StoreError> {
-    insert_instance(
-        c,
-        id,
-        &new.name,
-        &new.version,
-        &new.execution_id,
-        &new.input,
-        new.parent_instance_id.as_deref(),
-        now,
-    )
+    insert_instance(c, id, new, now)
 }
 
 pub(crate) fn send_message(
@@ -528,7 +522,8 @@ pub(crate) fn commit_orchestration(
     let updated = c
         .prepare_cached(
             "UPDATE instances SET name = ?2, version = ?3, status = ?4, execution_id = ?5, input = ?6, output = ?7, failure = ?8,
-             custom_status = ?9, parent_instance_id = ?10, updated_at = ?11, history_len = ?12, lock_token = NULL, lock_expiry = 0
+             custom_status = ?9, parent_instance_id = ?10, updated_at = ?11, history_len = ?12, lock_token = NULL, lock_expiry = 0,
+             tags = ?17
              WHERE instance_id = ?1 AND lock_token = ?13 AND lock_expiry > ?14 AND (?15 OR history_len = ?16)",
         )
         .and_then(|mut s| {
@@ -536,7 +531,7 @@ pub(crate) fn commit_orchestration(
                 k.instance_id, u.name, u.version, u.status.code(), u.execution_id, u.input, u.output,
                 failure_text(&u.failure), u.custom_status, u.parent_instance_id, k.now.timestamp_millis(),
                 (base + k.history.len() as u64) as i64, k.lock_token, now, k.replace_history,
-                k.expected_history_len as i64
+                k.expected_history_len as i64, tags_text(&u.tags)
             ])
         })
         .map_err(|e| backend("updating an instance", e))?;

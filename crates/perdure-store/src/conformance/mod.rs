@@ -5,12 +5,14 @@
 mod batch;
 mod clock;
 mod purge;
+mod tags;
 
 pub use batch::{check_batched_fetch, check_claims, check_complete_and_take, check_queue_depths};
 pub use clock::check_turn_time_never_before_last_update;
 pub use purge::{
     check_list_purge_suspend, check_purge_waits_for_a_new_start, check_purge_waits_for_a_rewind,
 };
+pub use tags::check_tags;
 
 use crate::*;
 use perdure_core::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
@@ -26,6 +28,7 @@ fn start_event(name: &str, exec: &str) -> HistoryEvent {
         now(),
         EventKind::ExecutionStarted {
             trace_context: None,
+            tags: Default::default(),
             name: name.into(),
             version: None,
             input: Some("1".into()),
@@ -82,6 +85,7 @@ fn commit_for(item: &OrchestrationItem, history: Vec<HistoryEvent>) -> Orchestra
             failure: None,
             custom_status: Some("\"cs\"".into()),
             parent_instance_id: None,
+            tags: r.tags.clone(),
         },
         consumed: item.messages.iter().map(|m| m.seq).collect(),
         activities: Vec::new(),
@@ -250,6 +254,7 @@ pub async fn check_commit<S: Store>(s: &S) {
                 name: "A".into(),
                 version: None,
                 input: None,
+                tags: Default::default(),
             },
         },
         HistoryEvent::new(now(), EventKind::OrchestratorCompleted),
@@ -277,6 +282,7 @@ pub async fn check_commit<S: Store>(s: &S) {
         now(),
         EventKind::ExecutionStarted {
             trace_context: None,
+            tags: Default::default(),
             name: "Child".into(),
             version: None,
             input: None,
@@ -667,6 +673,7 @@ where
     check_queue_depths(&make().await).await;
     check_purge_waits_for_a_rewind(&make().await).await;
     check_purge_waits_for_a_new_start(&make().await).await;
+    check_tags(&make().await).await;
 }
 
 #[cfg(test)]

@@ -52,6 +52,7 @@ pub fn build_commit(
             failure: None,
             custom_status: result.custom_status.clone(),
             parent_instance_id: exec.parent.as_ref().map(|p| p.instance_id.clone()),
+            tags: exec.tags.clone(),
         },
         consumed,
         activities: Vec::new(),
@@ -147,6 +148,7 @@ fn side_effects(
             name,
             version,
             input,
+            tags: _,
         } => commit.activities.push(NewActivity {
             trace_context,
             instance_id: id.clone(),
@@ -176,6 +178,7 @@ fn side_effects(
             version,
             instance_id,
             input,
+            tags,
         } => {
             let child_exec = uuid::Uuid::new_v4().simple().to_string();
             commit.messages.push(InstanceMessage {
@@ -189,6 +192,7 @@ fn side_effects(
                         version,
                         input,
                         execution_id: child_exec,
+                        tags,
                         parent: Some(ParentInstance {
                             name: exec.name.clone(),
                             instance_id: id.clone(),
@@ -332,6 +336,7 @@ fn finish(
                 input,
                 execution_id: new_exec.clone(),
                 parent,
+                tags: exec.tags.clone(),
             };
             let id = commit.instance_id.clone();
             commit.messages.push(InstanceMessage {

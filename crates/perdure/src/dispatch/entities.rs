@@ -349,6 +349,7 @@ pub fn entity_commit(
             failure: None,
             custom_status: schedule.save(),
             parent_instance_id: None,
+            tags: Default::default(),
         },
         consumed,
         activities: Vec::new(),

@@ -27,7 +27,7 @@ pub use entities::{
 };
 
 use perdure_core::{
-    Action, EventKind, FailureDetails, HistoryEvent, ParentInstance, Payload, RuntimeStatus,
+    Action, EventKind, FailureDetails, HistoryEvent, ParentInstance, Payload, RuntimeStatus, Tags,
     Timestamp, TraceContext,
 };
 use perdure_store::{
@@ -59,6 +59,8 @@ pub struct ExecutionInfo {
     pub parent: Option<ParentInstance>,
     /// The span the execution continues.
     pub trace_context: Option<TraceContext>,
+    /// The orchestration's tags.
+    pub tags: Tags,
 }
 
 impl ExecutionInfo {
@@ -72,7 +74,9 @@ impl ExecutionInfo {
                 input,
                 execution_id,
                 parent,
+                tags,
             } => Some(ExecutionInfo {
+                tags: tags.clone(),
                 trace_context: trace_context.clone(),
                 name: name.clone(),
                 version: version.clone(),
@@ -460,5 +464,6 @@ pub(crate) fn unchanged(instance: &InstanceRecord) -> InstanceUpdate {
         failure: instance.failure.clone(),
         custom_status: instance.custom_status.clone(),
         parent_instance_id: instance.parent_instance_id.clone(),
+        tags: instance.tags.clone(),
     }
 }

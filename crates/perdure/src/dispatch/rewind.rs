@@ -171,6 +171,7 @@ pub(super) async fn rewind(
             name,
             version,
             input,
+            tags: _,
         } => Some(NewActivity {
             trace_context: trace_context.clone(),
             instance_id: id.clone(),
@@ -303,6 +304,7 @@ pub(super) async fn rewind(
                     version,
                     input,
                     trace_context,
+                    tags,
                     ..
                 } = &origin.kind
                 else {
@@ -310,6 +312,7 @@ pub(super) async fn rewind(
                 };
                 EventKind::ExecutionStarted {
                     trace_context: trace_context.clone(),
+                    tags: tags.clone(),
                     name: name.clone(),
                     version: version.clone(),
                     input: input.clone(),
@@ -352,6 +355,7 @@ pub(super) async fn rewind(
                 failure: None,
                 custom_status: instance.custom_status.clone(),
                 parent_instance_id: instance.parent_instance_id.clone(),
+                tags: instance.tags.clone(),
             },
             consumed: h.consumed,
             activities,

@@ -121,6 +121,7 @@ async fn process(shared: &Arc<Shared>, item: OrchestrationItem) -> Result<Claime
             input: current_input(&run),
             parent: run.ctx.parent(),
             trace_context: run.ctx.trace_context(),
+            tags: plan.instance.tags.clone(),
         },
     };
     let new_execution = plan.new_execution;

@@ -187,6 +187,7 @@ fn entity_actions(
                             input: start.input.clone(),
                             execution_id,
                             parent: None,
+                            tags: Default::default(),
                         },
                     ),
                     visible_at: at.unwrap_or(now).max(now),
