@@ -2,9 +2,7 @@
 
 use crate::{backend, Woken};
 use deadpool_postgres::Transaction;
-use perdure_core::{
-    decode_event, encode_event, EventKind, FailureDetails, HistoryEvent, RuntimeStatus,
-};
+use perdure_core::{decode_event, encode_event, FailureDetails, HistoryEvent, RuntimeStatus};
 use perdure_store::*;
 use tokio_postgres::{GenericClient, Row};
 
@@ -225,22 +223,9 @@ pub(crate) async fn create_instance(
             .map_err(|e| backend("replacing a finished instance", e))?;
         }
     }
-    let parent = match &req.start_event.kind {
-        EventKind::ExecutionStarted { parent, .. } => {
-            parent.as_ref().map(|p| p.instance_id.clone())
-        }
-        _ => None,
-    };
     // Created by the database's clock, like every turn after it.
     let created = now;
-    let new = ImplicitInstance {
-        name: req.name.clone(),
-        version: req.version.clone(),
-        execution_id: req.execution_id.clone(),
-        input: req.input.clone(),
-        parent_instance_id: parent,
-        tags: req.tags(),
-    };
+    let new = req.row();
     if !insert_instance(tx, &req.instance_id, &new, created).await? {
         // Created by someone else since we looked.
         return Err(StoreError::AlreadyExists {

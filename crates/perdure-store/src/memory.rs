@@ -144,31 +144,9 @@ impl InstanceStore for MemoryStore {
             }
             g.drop_instance_work(&req.instance_id);
         }
-        let parent_instance_id = match &req.start_event.kind {
-            EventKind::ExecutionStarted { parent, .. } => {
-                parent.as_ref().map(|p| p.instance_id.clone())
-            }
-            _ => None,
-        };
         // The store's clock, like every other time it hands out.
         let now = self.clock.now();
-        let tags = req.tags();
-        let rec = InstanceRecord {
-            instance_id: req.instance_id.clone(),
-            name: req.name,
-            version: req.version,
-            status: RuntimeStatus::Pending,
-            execution_id: req.execution_id.clone(),
-            input: req.input,
-            output: None,
-            failure: None,
-            custom_status: None,
-            created_at: now,
-            updated_at: now,
-            parent_instance_id,
-            history_len: 0,
-            tags,
-        };
+        let rec = new_record(&req.instance_id, req.row(), now);
         g.instances.insert(
             req.instance_id.clone(),
             Inst {

@@ -40,11 +40,22 @@ pub struct CreateInstance {
 }
 
 impl CreateInstance {
-    /// The tags its ExecutionStarted event carries.
-    pub fn tags(&self) -> Tags {
-        match &self.start_event.kind {
-            EventKind::ExecutionStarted { tags, .. } => tags.clone(),
-            _ => Tags::new(),
+    /// The instance row it creates (Pending): its fields, with the parent
+    /// and tags its ExecutionStarted event carries.
+    pub fn row(&self) -> ImplicitInstance {
+        let (parent, tags) = match &self.start_event.kind {
+            EventKind::ExecutionStarted { parent, tags, .. } => {
+                (parent.as_ref().map(|p| p.instance_id.clone()), tags.clone())
+            }
+            _ => (None, Tags::new()),
+        };
+        ImplicitInstance {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            execution_id: self.execution_id.clone(),
+            input: self.input.clone(),
+            parent_instance_id: parent,
+            tags,
         }
     }
 }

@@ -3,8 +3,7 @@
 
 use crate::{backend, Woken};
 use perdure_core::{
-    decode_event, decode_events, encode_event, EventKind, FailureDetails, HistoryEvent,
-    RuntimeStatus,
+    decode_event, decode_events, encode_event, FailureDetails, HistoryEvent, RuntimeStatus,
 };
 use perdure_store::*;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -226,20 +225,7 @@ pub(crate) fn create_instance(
             .map_err(|e| backend("replacing a finished instance", e))?;
         }
     }
-    let parent = match &req.start_event.kind {
-        EventKind::ExecutionStarted { parent, .. } => {
-            parent.as_ref().map(|p| p.instance_id.clone())
-        }
-        _ => None,
-    };
-    let new = ImplicitInstance {
-        name: req.name.clone(),
-        version: req.version.clone(),
-        execution_id: req.execution_id.clone(),
-        input: req.input.clone(),
-        parent_instance_id: parent,
-        tags: req.tags(),
-    };
+    let new = req.row();
     insert_instance(c, &req.instance_id, &new, now)?;
     let mut w = Woken::default();
     insert_message(
