@@ -298,6 +298,7 @@ fn respond(item: &pb::WorkItem, action: pb::OrchestratorAction) -> pb::Orchestra
 
 fn schedule_double() -> pb::OrchestratorAction {
     pb::OrchestratorAction {
+        rewind_orchestration: Vec::new(),
         id: 0,
         orchestrator_action_type: Some(
             pb::orchestrator_action::OrchestratorActionType::ScheduleTask(pb::ScheduleTaskAction {
@@ -311,6 +312,7 @@ fn schedule_double() -> pb::OrchestratorAction {
 
 fn complete() -> pb::OrchestratorAction {
     pb::OrchestratorAction {
+        rewind_orchestration: Vec::new(),
         id: -1,
         orchestrator_action_type: Some(
             pb::orchestrator_action::OrchestratorActionType::CompleteOrchestration(

@@ -83,6 +83,7 @@ async fn a_sub_orchestration_starts_with_the_tags_of_its_action() {
     let item = next(&mut items).await;
     let child_tags = tags(&[("child", "yes")]);
     let action = pb::OrchestratorAction {
+        rewind_orchestration: Vec::new(),
         id: 0,
         orchestrator_action_type: Some(A::CreateSubOrchestration(
             pb::CreateSubOrchestrationAction {

@@ -98,6 +98,7 @@ impl Sidecar {
 
 fn action(id: i32, kind: A) -> pb::OrchestratorAction {
     pb::OrchestratorAction {
+        rewind_orchestration: Vec::new(),
         id,
         orchestrator_action_type: Some(kind),
     }

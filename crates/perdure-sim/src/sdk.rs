@@ -44,6 +44,7 @@ pub fn orchestrate(
     if let Some(outcome) = d.outcome {
         let id = actions.last().map_or(0, |a| a.id + 1);
         actions.push(pb::OrchestratorAction {
+            rewind_orchestration: Vec::new(),
             id,
             orchestrator_action_type: Some(
                 pb::orchestrator_action::OrchestratorActionType::CompleteOrchestration(complete(
@@ -205,7 +206,9 @@ fn action(a: &Action) -> pb::OrchestratorAction {
             name,
             version,
             input,
-            parent_trace_context: trace_context.as_ref().map(trace_to_pb),
+            parent_trace_context: perdure_server::grpc::flavour::trace_field(
+                trace_context.as_ref(),
+            ),
             ..Default::default()
         }),
         Action::CreateTimer { fire_at, .. } => A::CreateTimer(pb::CreateTimerAction {
@@ -295,6 +298,7 @@ fn action(a: &Action) -> pb::OrchestratorAction {
         })),
     };
     pb::OrchestratorAction {
+        rewind_orchestration: Vec::new(),
         id: i32::try_from(a.id()).unwrap_or(i32::MAX),
         orchestrator_action_type: Some(kind),
     }

@@ -5,6 +5,7 @@
 //! than being dropped.
 
 use super::convert::{self, from_failure, from_ts};
+use super::flavour;
 use super::proto as pb;
 use perdure::dispatch::{ExecutionInfo, Outcome};
 use perdure_core::{
@@ -44,24 +45,34 @@ pub fn map_actions(
     for action in actions {
         let id = i64::from(action.id);
         let Some(kind) = &action.orchestrator_action_type else {
-            m.outcome = Some(fail(
-                "InvalidAction",
-                format!("action {id} carries no action type"),
-            ));
+            m.outcome = Some(if action.rewind_orchestration.is_empty() {
+                fail(
+                    "InvalidAction",
+                    format!("action {id} carries no action type"),
+                )
+            } else {
+                fail(
+                    "NotSupported",
+                    "worker-side rewind is not used by Perdure: the server rewinds history".into(),
+                )
+            });
             break;
         };
         match kind {
             // An activity without a version of its own belongs to the
             // orchestration's version, so version filters route it to the
             // workers that run that version.
-            A::ScheduleTask(t) => m.actions.push(Action::ScheduleTask {
-                trace_context: convert::trace_from_pb(t.parent_trace_context.as_ref()),
-                id,
-                name: t.name.clone(),
-                version: sv(&t.version).or_else(|| exec.version.clone()),
-                input: sv(&t.input),
-                tags: convert::tags_from_pb(&t.tags),
-            }),
+            A::ScheduleTask(t) => {
+                let extra = flavour::schedule_task(t);
+                m.actions.push(Action::ScheduleTask {
+                    trace_context: extra.trace_context,
+                    id,
+                    name: t.name.clone(),
+                    version: sv(&t.version).or_else(|| exec.version.clone()),
+                    input: sv(&t.input),
+                    tags: extra.tags,
+                })
+            }
             A::CreateTimer(t) => {
                 let Some(fire_at) = t.fire_at.as_ref().and_then(from_ts) else {
                     m.outcome = Some(fail(
@@ -138,13 +149,6 @@ pub fn map_actions(
                     break;
                 }
             },
-            A::RewindOrchestration(_) => {
-                m.outcome = Some(fail(
-                    "NotSupported",
-                    "worker-side rewind is not used by Perdure: the server rewinds history".into(),
-                ));
-                break;
-            }
         }
     }
     m

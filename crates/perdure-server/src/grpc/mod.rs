@@ -1,11 +1,12 @@
 //! The Durable Task sidecar protocol (`TaskHubSidecarService`): the
 //! generated types (`proto`), hand-written conversions (`convert`,
-//! `actions`), remote-worker dispatch (`workers`), the service of one task
+//! `actions`, and `flavour` where Microsoft's and Dapr's protocols differ), remote-worker dispatch (`workers`), the service of one task
 //! hub (`service`) and the router that picks the hub a call names
 //! (`hubs`), served by [`serve_grpc`] and [`serve_grpc_hubs`].
 
 pub mod actions;
 pub mod convert;
+pub mod flavour;
 pub mod hubs;
 pub mod service;
 pub mod workers;

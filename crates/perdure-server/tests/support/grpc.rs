@@ -171,6 +171,7 @@ pub fn respond(
 
 pub fn complete(status: pb::OrchestrationStatus, result: &str) -> pb::OrchestratorAction {
     pb::OrchestratorAction {
+        rewind_orchestration: Vec::new(),
         id: -1,
         orchestrator_action_type: Some(
             pb::orchestrator_action::OrchestratorActionType::CompleteOrchestration(
@@ -194,6 +195,7 @@ pub fn complete(status: pb::OrchestrationStatus, result: &str) -> pb::Orchestrat
 /// Action `id`: schedule activity `name` with `input`.
 pub fn schedule_task(id: i32, name: &str, input: &str) -> pb::OrchestratorAction {
     pb::OrchestratorAction {
+        rewind_orchestration: Vec::new(),
         id,
         orchestrator_action_type: Some(
             pb::orchestrator_action::OrchestratorActionType::ScheduleTask(pb::ScheduleTaskAction {

@@ -16,6 +16,18 @@ use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tonic::Status;
 
+/// Events in the form a worker replays them. OrchestratorCompleted only
+/// closes a turn in the stored history and carries nothing a worker uses:
+/// the Go sidecar never sends it, Microsoft's SDKs skip it and Dapr's
+/// Python SDK fails a turn that contains it, so it stays home.
+fn for_replay(id: &str, events: &[HistoryEvent]) -> Vec<pb::HistoryEvent> {
+    events
+        .iter()
+        .filter(|e| !matches!(e.kind, EventKind::OrchestratorCompleted))
+        .map(|e| event(id, e))
+        .collect()
+}
+
 impl Dispatcher {
     /// Turns a locked item into a work item, or deals with it here when
     /// there is nothing for orchestrator code to do.
@@ -65,8 +77,8 @@ impl Dispatcher {
         let request = pb::OrchestratorRequest {
             instance_id: id.clone(),
             execution_id: Some(exec.execution_id.clone()),
-            past_events: past.iter().map(|e| event(&id, e)).collect(),
-            new_events: accepted.iter().map(|e| event(&id, e)).collect(),
+            past_events: for_replay(&id, &past),
+            new_events: for_replay(&id, &accepted),
             orchestration_trace_context: orchestration_trace(&id, &exec, &past, &accepted),
             ..Default::default()
         };
