@@ -129,6 +129,11 @@ pub enum EventKind {
     EventRaised {
         name: String,
         input: Payload,
+        /// The span that raised it (a client's `orchestration_event`
+        /// producer span, the request it served, or the sending
+        /// orchestration), when traced.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace_context: Option<TraceContext>,
     },
     ContinueAsNew {
         input: Payload,
@@ -144,6 +149,10 @@ pub enum EventKind {
         input: Payload,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         scheduled_time: Option<Timestamp>,
+        /// The span of the sender (client request, orchestration or entity
+        /// operation), which the operation and what it starts continue.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace_context: Option<TraceContext>,
     },
     /// A two-way operation request from an orchestration to an entity.
     EntityOperationCalled {
@@ -153,6 +162,9 @@ pub enum EventKind {
         input: Payload,
         parent_instance_id: String,
         parent_execution_id: String,
+        /// As for `EntityOperationSignaled`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace_context: Option<TraceContext>,
     },
     /// An entity's answer to a call.
     EntityOperationCompleted {

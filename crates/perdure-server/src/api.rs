@@ -407,7 +407,7 @@ async fn purge_many(hub: Hub, Query(q): Params) -> Result<Response, ApiError> {
 
 /// The client, continuing the request's W3C trace context (`traceparent`,
 /// `tracestate`) when it carries a valid one.
-fn traced(client: &perdure::Client, headers: &HeaderMap) -> perdure::Client {
+pub(crate) fn traced(client: &perdure::Client, headers: &HeaderMap) -> perdure::Client {
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let parent =
         text("traceparent").and_then(|tp| perdure::TraceContext::from_w3c(tp, text("tracestate")));

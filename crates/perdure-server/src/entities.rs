@@ -37,6 +37,7 @@ async fn signal(
     hub: Hub,
     Path((name, key)): Path<(String, String)>,
     Query(q): Params,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = entity_id(&name, &key)?;
@@ -48,7 +49,7 @@ async fn signal(
         ));
     };
     let input = json_body(&body)?;
-    hub.client
+    crate::api::traced(&hub.client, &headers)
         .signal_entity(&id, op, input)
         .await
         .map_err(client_error)?;

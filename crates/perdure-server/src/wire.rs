@@ -151,7 +151,8 @@ pub fn history(events: &[HistoryEvent], show_output: bool) -> Vec<Body> {
                 o.insert("TimerId", json!(timer_id));
                 o.insert("FireAt", json!(time(*fire_at)));
             }
-            EventKind::EventRaised { name, input } | EventKind::EventSent { name, input, .. } => {
+            EventKind::EventRaised { name, input, .. }
+            | EventKind::EventSent { name, input, .. } => {
                 o.insert("Name", json!(name));
                 if show_output {
                     o.insert("Input", value(input.as_deref()));

@@ -214,13 +214,13 @@ impl Journal {
         // An event consumed by an execution that goes on is in its history.
         if matches!(got, RuntimeStatus::Running | RuntimeStatus::Suspended) && !c.replace_history {
             for m in messages.iter().filter(|m| consumed.contains(&m.seq)) {
-                if let EventKind::EventRaised { name, input } = &m.event.kind {
+                if let EventKind::EventRaised { name, input, .. } = &m.event.kind {
                     let stale = m
                         .execution_id
                         .as_ref()
                         .is_some_and(|e| *e != c.update.execution_id);
                     let recorded = c.history.iter().any(|e| {
-                        matches!(&e.kind, EventKind::EventRaised { name: n, input: i } if n == name && i == input)
+                        matches!(&e.kind, EventKind::EventRaised { name: n, input: i, .. } if n == name && i == input)
                     });
                     if !stale && !recorded {
                         self.violations.push(format!(

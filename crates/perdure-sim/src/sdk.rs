@@ -111,6 +111,7 @@ pub async fn run_entity(
     };
     let mut state = r.entity_state.clone();
     let mut results = Vec::with_capacity(r.operation_requests.len());
+    let (mut actions, mut actions_id) = (Vec::new(), 0);
     for op in &r.operation_requests {
         let (operation, input) = match from_pb(op).map(|e| e.kind) {
             Some(EventKind::EntityOperationCalled {
@@ -126,8 +127,12 @@ pub async fn run_entity(
             .await;
         results.push(pb::OperationResult {
             result_type: Some(match result {
-                Ok(out) => {
+                Ok((out, sent)) => {
                     state = next;
+                    actions.extend(
+                        sent.into_iter()
+                            .map(|a| operation_action(&mut actions_id, a)),
+                    );
                     R::Success(pb::OperationResultSuccess {
                         result: out,
                         ..Default::default()
@@ -142,9 +147,45 @@ pub async fn run_entity(
     }
     pb::EntityBatchResult {
         results,
+        actions,
         entity_state: state,
         completion_token: token.to_string(),
         ..Default::default()
+    }
+}
+
+/// What an entity operation sent, as an SDK entity worker reports it.
+fn operation_action(next_id: &mut i32, a: perdure::EntityAction) -> pb::OperationAction {
+    use pb::operation_action::OperationActionType as T;
+    let id = *next_id;
+    *next_id += 1;
+    let kind = match a {
+        perdure::EntityAction::Signal {
+            target,
+            operation,
+            input,
+            at,
+        } => T::SendSignal(pb::SendSignalAction {
+            instance_id: target.to_string(),
+            name: operation,
+            input,
+            scheduled_time: at.map(ts),
+            ..Default::default()
+        }),
+        perdure::EntityAction::StartOrchestration {
+            name,
+            instance_id,
+            input,
+        } => T::StartNewOrchestration(pb::StartNewOrchestrationAction {
+            instance_id,
+            name,
+            input,
+            ..Default::default()
+        }),
+    };
+    pb::OperationAction {
+        id,
+        operation_action_type: Some(kind),
     }
 }
 
@@ -168,7 +209,7 @@ fn complete(outcome: Outcome, leftover: &[HistoryEvent]) -> pb::CompleteOrchestr
             c.orchestration_status = S::ContinuedAsNew as i32;
             c.result = input;
             let unseen = leftover.iter().filter_map(|e| match &e.kind {
-                EventKind::EventRaised { name, input } => Some((name.clone(), input.clone())),
+                EventKind::EventRaised { name, input, .. } => Some((name.clone(), input.clone())),
                 _ => None,
             });
             c.carryover_events = carried
@@ -407,6 +448,7 @@ fn from_pb(e: &pb::HistoryEvent) -> Option<HistoryEvent> {
         T::EventRaised(r) => EventKind::EventRaised {
             name: r.name.clone(),
             input: r.input.clone(),
+            trace_context: None,
         },
         T::ContinueAsNew(c) => EventKind::ContinueAsNew {
             input: c.input.clone(),
@@ -417,6 +459,7 @@ fn from_pb(e: &pb::HistoryEvent) -> Option<HistoryEvent> {
             operation: s.operation.clone(),
             input: s.input.clone(),
             scheduled_time: s.scheduled_time.as_ref().and_then(from_ts),
+            trace_context: None,
         },
         T::EntityOperationCalled(c) => EventKind::EntityOperationCalled {
             request_id: c.request_id.clone(),
@@ -425,6 +468,7 @@ fn from_pb(e: &pb::HistoryEvent) -> Option<HistoryEvent> {
             input: c.input.clone(),
             parent_instance_id: text(&c.parent_instance_id),
             parent_execution_id: text(&c.parent_execution_id),
+            trace_context: None,
         },
         T::EntityOperationCompleted(c) => EventKind::EntityOperationCompleted {
             request_id: c.request_id.clone(),

@@ -162,6 +162,11 @@ impl Client {
         &self.store
     }
 
+    /// The trace context this client's requests continue, if any.
+    pub fn trace_parent(&self) -> Option<&TraceContext> {
+        self.trace_parent.as_ref()
+    }
+
     /// Starts a new instance of orchestrator `name` with `input`. Without an
     /// `instance_id` a 32-hex-character id is generated. Starting an id whose
     /// instance is still Pending, Running or Suspended is refused; a finished
@@ -394,6 +399,10 @@ impl Client {
                 EventKind::EventRaised {
                     name: event_name.to_string(),
                     input,
+                    trace_context: span
+                        .as_ref()
+                        .map(|s| s.context())
+                        .or_else(|| self.trace_parent.clone()),
                 },
             )
             .await;

@@ -58,7 +58,7 @@ pub use client::{
 };
 pub use context::OrchestrationContext;
 pub use critical::{EntityLock, LockTask};
-pub use entity::EntityContext;
+pub use entity::{EntityAction, EntityContext, OperationOutcome};
 pub use error::{ClientError, Failure, Result, TaskError};
 pub use http::{DurableHttpRequest, DurableHttpResponse, HTTP_ACTIVITY};
 pub use hubs::{delete_store, hub_name, hub_store_url, HubError, TaskHubs, DEFAULT_HUB};

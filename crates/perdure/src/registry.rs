@@ -144,17 +144,17 @@ impl Registry {
     }
 
     /// Runs operation `operation` of entity `id` on `state`, as a worker
-    /// does: returns the state after it and its result. On a failure (an
-    /// error, a panic, or no entity of that name registered: a
-    /// non-retriable `EntityNotFound`) the state is the one given.
+    /// does: returns the state after it and its result with what it sent.
+    /// On a failure (an error, a panic, or no entity of that name
+    /// registered: a non-retriable `EntityNotFound`) the state is the one
+    /// given and nothing is sent.
     pub fn invoke_entity(
         &self,
         id: &perdure_core::EntityId,
         operation: &str,
         input: Payload,
         state: Payload,
-    ) -> impl Future<Output = (Payload, Result<Payload, perdure_core::FailureDetails>)> + Send + 'static
-    {
+    ) -> impl Future<Output = (Payload, crate::OperationOutcome)> + Send + 'static {
         let f = self.entity(&id.name);
         let (id, operation) = (id.clone(), operation.to_string());
         async move {

@@ -182,6 +182,7 @@ impl Action {
                 input,
                 parent_instance_id,
                 parent_execution_id,
+                trace_context: None,
             },
             Action::LockEntities {
                 critical_section_id,
@@ -217,6 +218,7 @@ impl Action {
                 operation,
                 input,
                 scheduled_time,
+                trace_context: None,
             },
         };
         HistoryEvent {

@@ -577,7 +577,7 @@ impl ExecutionState {
                 Some(id) => self.resolve(id, OpenKind::Lock, Completion::Ok(None)),
                 None => Applied::Ignored,
             }),
-            EventKind::EventRaised { name, input } => {
+            EventKind::EventRaised { name, input, .. } => {
                 let waiter = self
                     .waiters
                     .iter()

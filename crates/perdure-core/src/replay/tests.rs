@@ -192,6 +192,7 @@ fn events_are_case_insensitive_buffered_and_fifo() {
             EventKind::EventRaised {
                 name: n.into(),
                 input: Some(v.into()),
+                trace_context: None,
             },
         )
     };

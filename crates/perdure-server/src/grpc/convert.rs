@@ -265,7 +265,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             name: name.clone(),
             input: input.clone(),
         }),
-        EventKind::EventRaised { name, input } => T::EventRaised(pb::EventRaisedEvent {
+        EventKind::EventRaised { name, input, .. } => T::EventRaised(pb::EventRaisedEvent {
             name: name.clone(),
             input: input.clone(),
         }),
@@ -278,6 +278,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             operation,
             input,
             scheduled_time,
+            trace_context: _,
         } => T::EntityOperationSignaled(pb::EntityOperationSignaledEvent {
             request_id: request_id.clone(),
             operation: operation.clone(),
@@ -292,6 +293,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             input,
             parent_instance_id,
             parent_execution_id,
+            trace_context: _,
         } => T::EntityOperationCalled(pb::EntityOperationCalledEvent {
             request_id: request_id.clone(),
             operation: operation.clone(),

@@ -530,7 +530,12 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
         let id = entity_id(&r.instance_id)?;
         let input = wire_json(r.input.as_deref(), "input")?;
         let at = r.scheduled_time.as_ref().and_then(convert::from_ts);
-        self.client
+        // The operation, and what it starts, continue the caller's span.
+        let client = match convert::trace_from_pb(r.parent_trace_context.as_ref()) {
+            Some(parent) => self.client.with_trace_parent(parent),
+            None => self.client.clone(),
+        };
+        client
             .signal_entity_at(&id, &r.name, input, at)
             .await
             .map_err(status)?;

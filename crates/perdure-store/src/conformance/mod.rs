@@ -59,6 +59,7 @@ fn raised(id: &str, name: &str, delay: Duration) -> InstanceMessage {
             EventKind::EventRaised {
                 name: name.into(),
                 input: None,
+                trace_context: None,
             },
         ),
         visible_at: now() + chrono::Duration::from_std(delay).unwrap_or_default(),

@@ -78,23 +78,15 @@ impl Client {
                 "entity operation name must not be empty".into(),
             ));
         }
-        let now = Utc::now();
-        let target = entity.to_string();
-        let event = EventKind::EntityOperationSignaled {
-            request_id: uuid::Uuid::new_v4().to_string(),
-            target: target.clone(),
-            operation: operation.to_string(),
-            input: input.into_payload()?,
-            scheduled_time: at,
-        };
-        self.store
-            .send_message(InstanceMessage {
-                instance_id: target,
-                execution_id: None,
-                event: HistoryEvent::new(now, event),
-                visible_at: at.unwrap_or(now).max(now),
-            })
-            .await?;
+        let message = crate::dispatch::signal_message(
+            entity.to_string(),
+            operation.to_string(),
+            input.into_payload()?,
+            at,
+            self.trace_parent().cloned(),
+            Utc::now(),
+        );
+        self.store.send_message(message).await?;
         Ok(())
     }
 

@@ -212,7 +212,14 @@ fn side_effects(
         } => commit.messages.push(InstanceMessage {
             instance_id,
             execution_id: None,
-            event: HistoryEvent::new(now, EventKind::EventRaised { name, input }),
+            event: HistoryEvent::new(
+                now,
+                EventKind::EventRaised {
+                    name,
+                    input,
+                    trace_context: sender_context(id, exec),
+                },
+            ),
             visible_at: now,
         }),
         // The first entity of the set gets the lock request; each passes it
@@ -238,15 +245,30 @@ fn side_effects(
                 } => (*at).max(now),
                 _ => now,
             };
-            let request = action.to_event(now);
+            let mut request = action.to_event(now).kind;
+            if let EventKind::EntityOperationCalled { trace_context, .. }
+            | EventKind::EntityOperationSignaled { trace_context, .. } = &mut request
+            {
+                *trace_context = sender_context(id, exec);
+            }
             commit.messages.push(InstanceMessage {
                 instance_id: target.clone(),
                 execution_id: None,
-                event: HistoryEvent::new(now, request.kind),
+                event: HistoryEvent::new(now, request),
                 visible_at,
             })
         }
     }
+}
+
+/// The context an orchestration's requests to others carry (events,
+/// entity operations): its own span's, when traced.
+fn sender_context(instance_id: &str, exec: &ExecutionInfo) -> Option<perdure_core::TraceContext> {
+    crate::telemetry::orchestration_context(
+        instance_id,
+        &exec.execution_id,
+        exec.trace_context.as_ref(),
+    )
 }
 
 fn finish(
@@ -349,7 +371,14 @@ fn finish(
                 commit.messages.push(InstanceMessage {
                     instance_id: id.clone(),
                     execution_id: Some(new_exec.clone()),
-                    event: HistoryEvent::new(now, EventKind::EventRaised { name, input }),
+                    event: HistoryEvent::new(
+                        now,
+                        EventKind::EventRaised {
+                            name,
+                            input,
+                            trace_context: None,
+                        },
+                    ),
                     visible_at: now,
                 });
             }

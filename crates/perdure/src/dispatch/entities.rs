@@ -15,8 +15,10 @@
 //! entity locked. The lock, the queue and those releases are kept, with the
 //! state, in the entity's instance row (`custom_status`, as JSON).
 
+use crate::entity::{EntityAction, OperationOutcome};
 use perdure_core::{
     EntityId, EventKind, FailureDetails, HistoryEvent, Payload, RuntimeStatus, Timestamp,
+    TraceContext,
 };
 use perdure_store::{
     InboxMessage, InstanceMessage, InstanceRecord, InstanceUpdate, OrchestrationCommit, Store,
@@ -359,9 +361,122 @@ pub fn entity_commit(
     }
 }
 
+impl EntityOperation {
+    /// The trace context the request carries (its sender's span), which
+    /// what the operation starts or signals continues.
+    pub fn trace_context(&self) -> Option<&TraceContext> {
+        match &self.event.kind {
+            EventKind::EntityOperationSignaled { trace_context, .. }
+            | EventKind::EntityOperationCalled { trace_context, .. } => trace_context.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// The message that delivers a signal of `operation` to the entity
+/// `target` (`@name@key`), no earlier than `at`.
+pub fn signal_message(
+    target: String,
+    operation: String,
+    input: Payload,
+    at: Option<Timestamp>,
+    trace_context: Option<TraceContext>,
+    now: Timestamp,
+) -> InstanceMessage {
+    InstanceMessage {
+        instance_id: target.clone(),
+        execution_id: None,
+        event: HistoryEvent::new(
+            now,
+            EventKind::EntityOperationSignaled {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                target,
+                operation,
+                input,
+                scheduled_time: at,
+                trace_context,
+            },
+        ),
+        visible_at: at.unwrap_or(now).max(now),
+    }
+}
+
+/// What an entity's start of orchestration `name` as `instance_id` needs:
+/// the message that starts it, due at `at`.
+pub struct StartRequest {
+    pub instance_id: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub input: Payload,
+    pub at: Option<Timestamp>,
+    pub trace_context: Option<TraceContext>,
+}
+
+impl StartRequest {
+    /// The message that starts the instance (a new execution, no parent).
+    pub fn message(self, now: Timestamp) -> InstanceMessage {
+        let execution_id = uuid::Uuid::new_v4().simple().to_string();
+        InstanceMessage {
+            instance_id: self.instance_id,
+            execution_id: Some(execution_id.clone()),
+            event: HistoryEvent::new(
+                now,
+                EventKind::ExecutionStarted {
+                    trace_context: self.trace_context,
+                    name: self.name,
+                    version: self.version,
+                    input: self.input,
+                    execution_id,
+                    parent: None,
+                    tags: Default::default(),
+                },
+            ),
+            visible_at: self.at.unwrap_or(now).max(now),
+        }
+    }
+}
+
+/// An in-process entity operation's action as the message that carries it
+/// out, continuing `trace` (the operation's request).
+fn action_message(
+    action: EntityAction,
+    trace: Option<&TraceContext>,
+    now: Timestamp,
+) -> InstanceMessage {
+    match action {
+        EntityAction::Signal {
+            target,
+            operation,
+            input,
+            at,
+        } => signal_message(
+            target.to_string(),
+            operation,
+            input,
+            at,
+            trace.cloned(),
+            now,
+        ),
+        EntityAction::StartOrchestration {
+            name,
+            instance_id,
+            input,
+        } => StartRequest {
+            instance_id,
+            name,
+            version: None,
+            input,
+            at: None,
+            trace_context: trace.cloned(),
+        }
+        .message(now),
+    }
+}
+
 /// Runs every request of `batch` with `run(operation, input, state)`, which
-/// gives the state after the operation and its result (on failure the state
-/// it was given), then commits.
+/// gives the state after the operation and its outcome (on failure the
+/// state it was given), then commits the results, the state and what the
+/// successful operations sent, together.
 pub async fn run_entity_batch<F, Fut>(
     store: &dyn Store,
     batch: EntityBatch,
@@ -369,29 +484,40 @@ pub async fn run_entity_batch<F, Fut>(
 ) -> Result<(), StoreError>
 where
     F: FnMut(&EntityId, String, Payload, Payload) -> Fut,
-    Fut: Future<Output = (Payload, Result<Payload, FailureDetails>)>,
+    Fut: Future<Output = (Payload, OperationOutcome)>,
 {
     let plan = plan_entity_batch(batch)?;
     let id = plan.id.clone();
     let mut state = plan.instance.output.clone();
     let mut results = Vec::with_capacity(plan.operations.len());
+    let mut sent = Vec::new();
     for op in &plan.operations {
         let operation = op.operation.clone();
         let span = tracing::info_span!("entity", otel.name = %format!("entity:{}", id.name), entity = %id, %operation);
-        let (next, result) = {
+        let (next, outcome) = {
             let _e = span.enter();
             run(&id, operation, op.input.clone(), state.clone())
         }
         .await;
-        match &result {
-            Ok(_) => state = next,
-            Err(failure) => span.in_scope(
-                || tracing::info!(%failure, "entity operation failed; state rolled back"),
-            ),
+        match outcome {
+            Ok((output, actions)) => {
+                state = next;
+                sent.extend(
+                    actions
+                        .into_iter()
+                        .map(|a| action_message(a, op.trace_context(), plan.now)),
+                );
+                results.push(Ok(output));
+            }
+            Err(failure) => {
+                span.in_scope(
+                    || tracing::info!(%failure, "entity operation failed; state rolled back"),
+                );
+                results.push(Err(failure));
+            }
         }
-        results.push(result);
     }
     store
-        .commit_orchestration(entity_commit(plan, state, results, Vec::new()))
+        .commit_orchestration(entity_commit(plan, state, results, sent))
         .await
 }

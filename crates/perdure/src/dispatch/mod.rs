@@ -23,7 +23,7 @@ mod rewind;
 pub use commit::{activity_result, build_commit};
 pub use entities::{
     entity_commit, entity_lock_holder, entity_schedule_is_empty, plan_entity_batch,
-    run_entity_batch, EntityBatch, EntityOperation, EntityPlan,
+    run_entity_batch, signal_message, EntityBatch, EntityOperation, EntityPlan, StartRequest,
 };
 
 use perdure_core::{

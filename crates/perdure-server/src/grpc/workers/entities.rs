@@ -5,7 +5,6 @@
 
 use super::{convert, event, pb, Dispatcher, Pending};
 use perdure::dispatch;
-use perdure_core::{EventKind, HistoryEvent};
 use perdure_store::{InstanceMessage, StoreError};
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
@@ -146,52 +145,34 @@ fn entity_actions(
                 let target = perdure_core::EntityId::parse(&sig.instance_id)
                     .map_err(|e| Status::invalid_argument(e.to_string()))?
                     .to_string();
-                let at = sig.scheduled_time.as_ref().and_then(convert::from_ts);
-                out.push(InstanceMessage {
-                    instance_id: target.clone(),
-                    execution_id: None,
-                    event: HistoryEvent::new(
-                        now,
-                        EventKind::EntityOperationSignaled {
-                            request_id: uuid::Uuid::new_v4().to_string(),
-                            target,
-                            operation: sig.name.clone(),
-                            input: sig.input.clone(),
-                            scheduled_time: at,
-                        },
-                    ),
-                    visible_at: at.unwrap_or(now).max(now),
-                });
+                out.push(dispatch::signal_message(
+                    target,
+                    sig.name.clone(),
+                    sig.input.clone(),
+                    sig.scheduled_time.as_ref().and_then(convert::from_ts),
+                    convert::trace_from_pb(sig.parent_trace_context.as_ref()),
+                    now,
+                ));
             }
             Some(T::StartNewOrchestration(start)) => {
-                let id = if start.instance_id.is_empty() {
+                let instance_id = if start.instance_id.is_empty() {
                     uuid::Uuid::new_v4().simple().to_string()
                 } else {
                     start.instance_id.clone()
                 };
-                perdure_core::validate_instance_id(&id)
+                perdure_core::validate_instance_id(&instance_id)
                     .map_err(|e| Status::invalid_argument(e.to_string()))?;
-                let execution_id = uuid::Uuid::new_v4().simple().to_string();
-                let at = start.scheduled_time.as_ref().and_then(convert::from_ts);
-                out.push(InstanceMessage {
-                    instance_id: id,
-                    execution_id: Some(execution_id.clone()),
-                    event: HistoryEvent::new(
-                        now,
-                        EventKind::ExecutionStarted {
-                            trace_context: convert::trace_from_pb(
-                                start.parent_trace_context.as_ref(),
-                            ),
-                            name: start.name.clone(),
-                            version: start.version.clone(),
-                            input: start.input.clone(),
-                            execution_id,
-                            parent: None,
-                            tags: Default::default(),
-                        },
-                    ),
-                    visible_at: at.unwrap_or(now).max(now),
-                });
+                out.push(
+                    dispatch::StartRequest {
+                        instance_id,
+                        name: start.name.clone(),
+                        version: start.version.clone(),
+                        input: start.input.clone(),
+                        at: start.scheduled_time.as_ref().and_then(convert::from_ts),
+                        trace_context: convert::trace_from_pb(start.parent_trace_context.as_ref()),
+                    }
+                    .message(now),
+                );
             }
             None => {}
         }
