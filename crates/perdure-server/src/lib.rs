@@ -1,8 +1,8 @@
 //! `perdure-server` owns Perdure's network faces: Durable Functions' HTTP
 //! management API under `/runtime/webhooks/durabletask/` (its paths, query
 //! parameters, JSON fields, status codes and headers), its OpenAPI document,
-//! Prometheus metrics at `/metrics`, the web dashboard at `/`, and API-key
-//! checks. It converts between wire shapes and the Rust client
+//! Prometheus metrics at `/metrics`, the web dashboard at `/`, and what the
+//! door refuses (`guard`: forged origins, non-JSON bodies, missing keys). It converts between wire shapes and the Rust client
 //! by hand.
 //!
 //! Architecture invariant: only this crate knows HTTP; everything it does
@@ -14,14 +14,14 @@ pub mod body;
 mod dashboard;
 mod entities;
 pub mod grpc;
+mod guard;
 mod hub;
 mod openapi;
 pub mod telemetry;
 pub mod wire;
 
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use perdure::{Client, TaskHubs};
@@ -75,12 +75,12 @@ pub fn router_with_hubs(hubs: Arc<TaskHubs>, config: ServerConfig) -> Router {
         .merge(dashboard::page())
         .route("/openapi.json", axum::routing::get(openapi::document))
         .route("/metrics", axum::routing::get(metrics))
+        .merge(dashboard::assets())
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            check_key,
+            guard::check,
         ))
-        .merge(dashboard::assets())
         .layer(axum::extract::DefaultBodyLimit::max(
             perdure::MAX_PAYLOAD_BYTES,
         ))
@@ -102,33 +102,6 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             format!("cannot read the store's queues: {e}"),
         )
         .into_response(),
-    }
-}
-
-async fn check_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let Some(key) = state.config.api_key.as_deref() else {
-        return next.run(req).await;
-    };
-    let from_query = req.uri().query().is_some_and(|q| {
-        q.split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .any(|(k, v)| k == "code" && v == key)
-    });
-    let from_header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|v| v == key);
-    if from_query || from_header {
-        next.run(req).await
-    } else {
-        wire::error(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
-            "an API key is required: pass ?code=KEY or Authorization: Bearer KEY",
-        )
-        .into_response()
     }
 }
 

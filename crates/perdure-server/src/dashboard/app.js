@@ -17,6 +17,8 @@ function h(tag, attrs, ...children) {
     if (v === null || v === undefined || v === false) continue;
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else if (k === "class") el.className = v;
+    // Through CSSOM: the page's Content-Security-Policy refuses style attributes.
+    else if (k === "style") Object.assign(el.style, v);
     else el.setAttribute(k, v === true ? "" : v);
   }
   for (const c of children.flat()) {
@@ -31,12 +33,14 @@ function api(path, params) {
   for (const [k, v] of Object.entries(params || {})) {
     if (v !== "" && v !== null && v !== undefined) u.searchParams.set(k, v);
   }
-  if (KEY) u.searchParams.set("code", KEY);
   return u;
 }
 
+// The key travels in a header, never in the URLs the page polls (they end
+// up in logs and histories).
 async function call(method, path, params, body, headers) {
   const init = { method, headers: { ...(headers || {}) } };
+  if (KEY) init.headers.authorization = `Bearer ${KEY}`;
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers["content-type"] = "application/json";
@@ -208,7 +212,7 @@ function timeline(history, running) {
       h("div", { class: "tl-track" }, h("div", {
         class: `tl-bar ${s.kind}${s.failed ? " failed" : ""}${s.open ? " open" : ""}`,
         "data-kind": s.kind, "data-name": s.label,
-        style: `left:${pct(s.start)};width:calc(${pct(s.end)} - ${pct(s.start)})`,
+        style: { left: pct(s.start), width: `calc(${pct(s.end)} - ${pct(s.start)})` },
         title: `${s.label}: ${((s.end - s.start) / 1000).toFixed(3)} s${s.open ? " (running)" : ""}`,
       })))),
     h("div", { class: "tl-axis" }, h("span", {}, "0 s"), h("span", {}, `${((t1 - t0) / 1000).toFixed(3)} s`)));
