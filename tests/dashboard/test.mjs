@@ -2,7 +2,8 @@
 // driven by playwright-core) against a running `perdure serve --samples` on
 // a fresh SQLite file. It lists instances, filters them, pages, opens one
 // and reads its timeline and history, follows parent and child links, and
-// raises an event to a waiting approval and watches it complete.
+// raises an event to a waiting approval and watches it complete, and shows
+// hostile ids, inputs and event names as text (no markup, no script).
 //
 //   PERDURE_BIN=target/debug/perdure node tests/dashboard/test.mjs
 //   (CHROMIUM=/path/to/chromium; SCREENSHOT=docs/dashboard.png saves one)
@@ -156,12 +157,42 @@ try {
   await page.waitForSelector("#status .badge.Completed", { timeout: 20000 });
   assert.match(await page.textContent("#output"), /approved and processed/);
 
+  // Hostile text renders as text: an instance id, an input, an event name
+  // and event data made of markup create no element and run no script.
+  const hostileId = `<img src=x onerror=window.__pwned=1><svg onload=window.__pwned=2>`;
+  const hostileEvent = `<b onclick=window.__pwned=4>E`;
+  const r = await fetch(`${api}/orchestrators/ApprovalWorkflow/${encodeURIComponent(hostileId)}`, {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ request: "<script>window.__pwned=3</script>", timeout_secs: 3600 }),
+  });
+  assert.equal(r.status, 202, "starting the hostile instance");
+  await until("the hostile instance to wait", async () => (await status(encodeURIComponent(hostileId))) === "Running");
+  const raised = await fetch(`${api}/instances/${encodeURIComponent(hostileId)}/raiseEvent/${encodeURIComponent(hostileEvent)}`, {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify("<iframe srcdoc='<script>parent.__pwned=5</script>'></iframe>"),
+  });
+  assert.equal(raised.status, 202, "raising the hostile event");
+  await page.goto(`${base}/#/instances/${encodeURIComponent(hostileId)}`);
+  await page.waitForSelector("#status .badge.Running");
+  await until("the hostile event in the history", async () =>
+    (await page.textContent("#app")).includes(hostileEvent) || (await page.reload(), false));
+  const app = await page.textContent("#app");
+  for (const text of [hostileId, "<script>window.__pwned=3</script>", hostileEvent]) {
+    assert.ok(app.includes(text), `shown as text: ${text}`);
+  }
+  assert.equal(await page.evaluate(() => window.__pwned), undefined, "no hostile script ran");
+  assert.equal(await page.$$eval("#app [onerror], #app [onload], #app [onclick], #app iframe, #app img[src=x]", (els) => els.length), 0,
+    "no hostile element was created");
+  await page.goto(`${base}/`);
+  await page.waitForSelector("#instances tr[data-id]");
+  assert.equal(await page.evaluate(() => window.__pwned), undefined, "no hostile script ran in the list");
+
   // Entities: the page lists what the store holds.
   await page.goto(`${base}/#/entities`);
   await page.waitForSelector("#entities tr");
 
   assert.deepEqual(errors, [], "no script errors");
-  console.log("dashboard: list, paging, filters, instance, timeline, history, links, raise event, entities: ok");
+  console.log("dashboard: list, paging, filters, instance, timeline, history, links, raise event, hostile text, entities: ok");
 } finally {
   if (browser) await browser.close();
   server.kill("SIGTERM");
