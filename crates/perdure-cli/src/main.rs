@@ -270,6 +270,7 @@ async fn serve(
     let config = perdure_server::ServerConfig {
         api_key: api_key.filter(|k| !k.is_empty()),
         known_orchestrators: None,
+        ..Default::default()
     };
     let mut dispatch = perdure_server::grpc::DispatchOptions {
         lease,
@@ -319,14 +320,19 @@ async fn serve(
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let key = config.api_key.clone();
+    let grpc_config = config.clone();
     // One set of hubs for both doors: a hub opened over gRPC is the same
     // store the HTTP API's `taskHub` names.
     let hubs = std::sync::Arc::new(perdure::TaskHubs::new(client, Some(store.to_string())));
     let http_server =
         perdure_server::serve_hubs_on(listener, hubs.clone(), config, wait(stopped.clone()));
-    let grpc_server =
-        perdure_server::grpc::serve_grpc_hubs(grpc_listener, hubs, dispatch, key, wait(stopped));
+    let grpc_server = perdure_server::grpc::serve_grpc_with(
+        grpc_listener,
+        hubs,
+        dispatch,
+        &grpc_config,
+        wait(stopped),
+    );
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop.send(true);

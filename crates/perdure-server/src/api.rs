@@ -13,7 +13,7 @@ use perdure::{ClientError, InstanceQuery, PurgeFilter, RuntimeStatus};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 type Params = Query<HashMap<String, String>>;
 type Shared = State<Arc<AppState>>;
@@ -219,29 +219,26 @@ async fn start_instance(
         }
     }
     let timeout = seconds(&q, "timeout")?;
-    let interval = seconds(&q, "pollingInterval")?
-        .unwrap_or(Duration::from_secs(1))
-        .max(Duration::from_millis(10));
+    // Durable Functions polls every `pollingInterval`; the store's watch
+    // wakes this wait instead, so the parameter is checked and not needed.
+    seconds(&q, "pollingInterval")?;
     let id = traced(&hub.client, &headers)
         .start_new(&name, id.as_deref(), input)
         .await
         .map_err(client_error)?;
-    if let Some(timeout) = timeout {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let st = hub
-                .client
-                .get_status(&id, false)
-                .await
-                .map_err(client_error)?;
-            if let Some(st) = st.filter(|s| s.runtime_status.is_terminal()) {
+    // With every wait slot taken, answer at once, as when the wait ends:
+    // the client polls the status URL it gets.
+    if let Some(_slot) = timeout.and_then(|_| state.config.waits.try_start()) {
+        match hub
+            .client
+            .wait_until(&id, timeout, RuntimeStatus::is_terminal)
+            .await
+        {
+            Ok(Some(st)) => {
                 return Ok((StatusCode::OK, Json(wire::output(&st))).into_response());
             }
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            tokio::time::sleep(interval.min(deadline - now)).await;
+            Ok(None) | Err(ClientError::Timeout(..)) => {}
+            Err(e) => return Err(client_error(e)),
         }
     }
     Ok(accepted_with_urls(&state, &hub, &headers, &id))

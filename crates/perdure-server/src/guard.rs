@@ -169,13 +169,9 @@ fn carries_key(req: &Request, key: &str) -> bool {
 
 /// Compares in time that depends on the lengths alone, not on where the
 /// texts first differ.
-fn same_key(given: &str, key: &str) -> bool {
-    let (a, b) = (given.as_bytes(), key.as_bytes());
-    let mut diff = a.len() ^ b.len();
-    for (i, k) in b.iter().enumerate() {
-        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ k);
-    }
-    diff == 0
+pub(crate) fn same_key(given: &str, key: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    bool::from(given.as_bytes().ct_eq(key.as_bytes()))
 }
 
 #[cfg(test)]

@@ -2,8 +2,11 @@
 //! management API under `/runtime/webhooks/durabletask/` (its paths, query
 //! parameters, JSON fields, status codes and headers), its OpenAPI document,
 //! Prometheus metrics at `/metrics`, the web dashboard at `/`, and what the
-//! door refuses (`guard`: forged origins, non-JSON bodies, missing keys). It converts between wire shapes and the Rust client
-//! by hand.
+//! door refuses (`guard`: forged origins, non-JSON bodies, missing keys;
+//! `refusal`: every refusal as JSON), and what one client may hold of it
+//! (`limits`, `conn`: timeouts and connection caps for both doors,
+//! `intake`: request bodies read once, within a memory budget). It
+//! converts between wire shapes and the Rust client by hand.
 //!
 //! Architecture invariant: only this crate knows HTTP; everything it does
 //! goes through [`perdure::Client`], so instances started here are the same
@@ -11,12 +14,16 @@
 
 mod api;
 pub mod body;
+pub mod conn;
 mod dashboard;
 mod entities;
 pub mod grpc;
 mod guard;
 mod hub;
+mod intake;
+pub mod limits;
 mod openapi;
+mod refusal;
 pub mod telemetry;
 pub mod wire;
 
@@ -41,12 +48,21 @@ pub struct ServerConfig {
     /// Orchestrator names this process can run; starting another name is
     /// refused with 400. `None` when workers live elsewhere.
     pub known_orchestrators: Option<HashSet<String>>,
+    /// Timeouts, connection caps and memory bounds (both doors).
+    pub limits: Limits,
+    /// The long-poll waits in progress; give both doors the same one.
+    pub waits: Waits,
 }
+
+pub use intake::MAX_BODY_BYTES;
+pub use limits::{Limits, Waits};
 
 pub(crate) struct AppState {
     /// The hubs served: requests name theirs with `taskHub`.
     pub hubs: Arc<TaskHubs>,
     pub config: ServerConfig,
+    /// Request bodies held in memory, over all requests.
+    pub body_budget: intake::BodyBudget,
 }
 
 /// Why the server could not start.
@@ -69,7 +85,11 @@ pub fn router(client: Client, config: ServerConfig) -> Router {
 /// The HTTP API serving `hubs`: a request names its hub with the
 /// `taskHub` query parameter (none is the default hub).
 pub fn router_with_hubs(hubs: Arc<TaskHubs>, config: ServerConfig) -> Router {
-    let state = Arc::new(AppState { hubs, config });
+    let state = Arc::new(AppState {
+        body_budget: intake::BodyBudget::new(config.limits.max_body_bytes_in_flight),
+        hubs,
+        config,
+    });
     api::routes()
         .merge(entities::routes())
         .merge(dashboard::page())
@@ -77,12 +97,18 @@ pub fn router_with_hubs(hubs: Arc<TaskHubs>, config: ServerConfig) -> Router {
         .route("/metrics", axum::routing::get(metrics))
         .merge(dashboard::assets())
         .fallback(api::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            intake::read_body,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::check,
         ))
-        .layer(axum::extract::DefaultBodyLimit::max(
-            perdure::MAX_PAYLOAD_BYTES,
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refusal::as_json,
         ))
         .with_state(state)
 }
@@ -145,9 +171,8 @@ pub async fn serve_hubs_on(
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let limits = config.limits.clone();
     let app = router_with_hubs(hubs, config);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    conn::serve_http(listener, app, limits, shutdown).await?;
     Ok(())
 }

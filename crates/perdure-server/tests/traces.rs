@@ -118,6 +118,7 @@ async fn spans_form_one_tree_under_the_callers_trace_without_duplicates() -> any
     let config = ServerConfig {
         api_key: None,
         known_orchestrators: None,
+        ..Default::default()
     };
     tokio::spawn(serve_on(listener, client.clone(), config, async move {
         let _ = stopped.await;

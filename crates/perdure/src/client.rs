@@ -300,36 +300,46 @@ impl Client {
         instance_id: &str,
         timeout: Duration,
     ) -> Result<OrchestrationStatus, ClientError> {
-        let deadline = Instant::now() + timeout;
+        self.wait_until(instance_id, Some(timeout), RuntimeStatus::is_terminal)
+            .await?
+            .ok_or_else(|| ClientError::NotFound(instance_id.to_string()))
+    }
+
+    /// Waits until the instance's status satisfies `done`, at most
+    /// `timeout` (`None`: until the caller drops the future), and answers
+    /// its status (`None` if there is no such instance). The store's watch
+    /// wakes the wait when this process commits to the instance; a poll
+    /// that backs off to one second covers commits made by other
+    /// processes (several workers on PostgreSQL), so an idle wait costs
+    /// one read a second, not one every few milliseconds.
+    pub async fn wait_until(
+        &self,
+        instance_id: &str,
+        timeout: Option<Duration>,
+        done: impl Fn(RuntimeStatus) -> bool,
+    ) -> Result<Option<OrchestrationStatus>, ClientError> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut pause = Duration::from_millis(2);
         let mut watch = self.store.watch_instance(instance_id);
         loop {
-            let rec = self
-                .store
-                .get_instance(instance_id)
-                .await?
-                .ok_or_else(|| ClientError::NotFound(instance_id.to_string()))?;
-            if rec.status.is_terminal() {
-                return Ok(OrchestrationStatus::from_record(rec, None));
+            let Some(rec) = self.store.get_instance(instance_id).await? else {
+                return Ok(None);
+            };
+            if done(rec.status) {
+                return Ok(Some(OrchestrationStatus::from_record(rec, None)));
             }
             let now = Instant::now();
-            if now >= deadline {
-                return Err(ClientError::Timeout(timeout, instance_id.to_string()));
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(ClientError::Timeout(
+                    timeout.unwrap_or_default(),
+                    instance_id.to_string(),
+                ));
             }
+            let until = deadline.map_or(now + pause, |d| (now + pause).min(d));
             match watch.as_mut() {
-                // Commits in this process say when the instance finished at
-                // once; the poll covers commits made by other processes.
                 Some(w) => loop {
-                    let wait = (now + pause)
-                        .min(deadline)
-                        .saturating_duration_since(Instant::now());
-                    if wait.is_zero() {
-                        break;
-                    }
-                    match tokio::time::timeout(wait, w.changed()).await {
-                        Ok(Ok(())) if w.borrow_and_update().is_some_and(|s| s.is_terminal()) => {
-                            break
-                        }
+                    match tokio::time::timeout_at(until.into(), w.changed()).await {
+                        Ok(Ok(())) if w.borrow_and_update().is_some_and(&done) => break,
                         Ok(Ok(())) => continue,
                         Ok(Err(_)) => {
                             watch = None;
@@ -338,9 +348,12 @@ impl Client {
                         Err(_) => break,
                     }
                 },
-                None => tokio::time::sleep(pause.min(deadline - now)).await,
+                None => tokio::time::sleep_until(until.into()).await,
             }
-            pause = (pause * 2).min(Duration::from_millis(100));
+            // With a watch, this process's commits wake the wait at once,
+            // so the poll only looks for other processes' commits.
+            let cap = if watch.is_some() { 1000 } else { 100 };
+            pause = (pause * 2).min(Duration::from_millis(cap));
         }
     }
 

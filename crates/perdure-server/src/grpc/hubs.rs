@@ -12,6 +12,7 @@
 use super::proto as pb;
 use super::service::{Sidecar, Stream};
 use super::workers::{DispatchOptions, Dispatcher};
+use crate::limits::Waits;
 use pb::task_hub_sidecar_service_server::TaskHubSidecarService;
 use perdure::{HubError, TaskHubs};
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ pub struct Hubs {
     others: Mutex<HashMap<String, Arc<Sidecar>>>,
     shutdown: watch::Receiver<bool>,
     options: DispatchOptions,
+    waits: Waits,
 }
 
 /// A hub error as the protocol reports it.
@@ -51,9 +53,15 @@ impl Hubs {
         dispatcher: Arc<Dispatcher>,
         options: DispatchOptions,
         shutdown: watch::Receiver<bool>,
+        waits: Waits,
     ) -> Self {
         Hubs {
-            default: Arc::new(Sidecar::new(hubs.default_client().clone(), dispatcher)),
+            default: Arc::new(Sidecar::new(
+                hubs.default_client().clone(),
+                dispatcher,
+                waits.clone(),
+            )),
+            waits,
             hubs,
             others: Mutex::new(HashMap::new()),
             shutdown,
@@ -95,7 +103,7 @@ impl Hubs {
             self.options.clone(),
             self.shutdown.clone(),
         );
-        let hub = Arc::new(Sidecar::new(client, dispatcher));
+        let hub = Arc::new(Sidecar::new(client, dispatcher, self.waits.clone()));
         others.insert(name.to_string(), hub.clone());
         Ok(hub)
     }

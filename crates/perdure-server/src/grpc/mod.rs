@@ -46,10 +46,33 @@ pub async fn serve_grpc_hubs(
     api_key: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    let config = crate::ServerConfig {
+        api_key,
+        ..Default::default()
+    };
+    serve_grpc_with(listener, hubs, dispatch, &config, shutdown).await
+}
+
+/// Like [`serve_grpc_hubs`], under `config`'s key, limits (connection cap,
+/// first-bytes and write timeouts, keep-alive pings, calls per
+/// connection) and wait slots (share them with the HTTP door).
+pub async fn serve_grpc_with(
+    listener: tokio::net::TcpListener,
+    hubs: std::sync::Arc<perdure::TaskHubs>,
+    dispatch: DispatchOptions,
+    config: &crate::ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let store = hubs.default_client().store().clone();
     let dispatcher = Dispatcher::new(store, dispatch.clone(), stopped.clone());
-    let hubs = hubs::Hubs::new(hubs, dispatcher, dispatch, stopped.clone());
+    let hubs = hubs::Hubs::new(
+        hubs,
+        dispatcher,
+        dispatch,
+        stopped.clone(),
+        config.waits.clone(),
+    );
     let svc = proto::task_hub_sidecar_service_server::TaskHubSidecarServiceServer::new(hubs)
         .max_decoding_message_size(perdure::MAX_PAYLOAD_BYTES + 1024 * 1024)
         .max_encoding_message_size(usize::MAX);
@@ -57,6 +80,7 @@ pub async fn serve_grpc_hubs(
         shutdown.await;
         let _ = stop.send(true);
     };
+    let api_key = config.api_key.clone();
     let check = move |req: tonic::Request<()>| -> Result<tonic::Request<()>, tonic::Status> {
         let Some(key) = api_key.as_deref() else {
             return Ok(req);
@@ -66,7 +90,7 @@ pub async fn serve_grpc_hubs(
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if given == Some(key) {
+        if given.is_some_and(|g| crate::guard::same_key(g, key)) {
             Ok(req)
         } else {
             Err(tonic::Status::unauthenticated(
@@ -74,13 +98,14 @@ pub async fn serve_grpc_hubs(
             ))
         }
     };
+    let limits = &config.limits;
     tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(limits.grpc_keepalive))
+        .http2_keepalive_timeout(Some(limits.grpc_keepalive))
+        .max_concurrent_streams(Some(limits.grpc_max_streams))
         .add_service(tonic::service::interceptor::InterceptedService::new(
             svc, check,
         ))
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(crate::conn::incoming(listener, limits.clone()), shutdown)
         .await
 }

@@ -7,6 +7,7 @@
 use super::convert;
 use super::proto as pb;
 use super::workers::Dispatcher;
+use crate::limits::Waits;
 use perdure::{Client, ClientError, InstanceQuery, PurgeFilter, RuntimeStatus};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,11 +22,17 @@ pub(super) type Stream<T> =
 pub struct Sidecar {
     client: Client,
     dispatcher: Arc<Dispatcher>,
+    waits: Waits,
 }
 
 impl Sidecar {
-    pub fn new(client: Client, dispatcher: Arc<Dispatcher>) -> Self {
-        Sidecar { client, dispatcher }
+    /// Serves `client`'s hub; its long-poll waits take slots of `waits`.
+    pub fn new(client: Client, dispatcher: Arc<Dispatcher>, waits: Waits) -> Self {
+        Sidecar {
+            client,
+            dispatcher,
+            waits,
+        }
     }
 }
 
@@ -75,33 +82,29 @@ fn statuses(codes: &[i32]) -> Result<Vec<RuntimeStatus>, Status> {
 }
 
 impl Sidecar {
+    /// Waits, woken by the store's watch, until the instance's status
+    /// satisfies `done` (the caller's deadline ends the call). Holds one of
+    /// the server's wait slots: with none free, answers RESOURCE_EXHAUSTED.
     async fn wait_until(
         &self,
         id: &str,
         with_payloads: bool,
         done: impl Fn(RuntimeStatus) -> bool,
     ) -> Result<pb::GetInstanceResponse, Status> {
-        let mut pause = Duration::from_millis(5);
-        loop {
-            match self.client.get_status(id, false).await.map_err(status)? {
-                None => {
-                    return Ok(pb::GetInstanceResponse {
-                        exists: false,
-                        orchestration_state: None,
-                    })
-                }
-                Some(st) if done(st.runtime_status) => {
-                    return Ok(pb::GetInstanceResponse {
-                        exists: true,
-                        orchestration_state: Some(convert::state(&st, with_payloads)),
-                    })
-                }
-                Some(_) => {}
-            }
-            // The caller's deadline ends the call (the client cancels it).
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(200));
-        }
+        let Some(_slot) = self.waits.try_start() else {
+            return Err(Status::resource_exhausted(
+                "the server is holding as many waits as it may; poll GetInstance instead, or retry shortly",
+            ));
+        };
+        let st = self
+            .client
+            .wait_until(id, None, done)
+            .await
+            .map_err(status)?;
+        Ok(pb::GetInstanceResponse {
+            exists: st.is_some(),
+            orchestration_state: st.map(|st| convert::state(&st, with_payloads)),
+        })
     }
 }
 

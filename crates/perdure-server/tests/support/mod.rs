@@ -21,6 +21,11 @@ pub struct Server {
 
 impl Server {
     pub async fn start(api_key: Option<&str>) -> Server {
+        Server::start_with(api_key, perdure_server::Limits::default()).await
+    }
+
+    /// A server under `limits` (short timeouts, small caps).
+    pub async fn start_with(api_key: Option<&str>, limits: perdure_server::Limits) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = perdure::open_store(&format!("sqlite://{}", dir.path().join("h.db").display()))
             .await
@@ -41,6 +46,8 @@ impl Server {
         let config = ServerConfig {
             api_key: api_key.map(str::to_string),
             known_orchestrators: Some(known),
+            waits: perdure_server::Waits::new(limits.max_waits),
+            limits,
         };
         tokio::spawn(serve_on(listener, client, config, async move {
             let _ = rx.await;
@@ -52,6 +59,16 @@ impl Server {
             worker: Some(worker),
             _dir: dir,
         }
+    }
+
+    /// `host:port` of the server.
+    pub fn authority(&self) -> String {
+        self.base
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string()
     }
 
     pub fn url(&self, path: &str) -> String {

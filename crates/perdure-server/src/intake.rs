@@ -1,0 +1,146 @@
+//! Request bodies, read once: within the body timeout (408 after it),
+//! at most the largest payload plus room for its framing (413 beyond it,
+//! at once when `Content-Length` says so), and within the server's budget
+//! of body bytes held in memory at once, over all requests (a body waits
+//! for room until its timeout, then 503). The handlers then see the body
+//! as one buffer: no copy is made on the way to them.
+
+use crate::wire;
+use crate::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use hyper::body::Body as _;
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// The largest body the HTTP door reads: the largest payload, and room
+/// for what surrounds it.
+pub const MAX_BODY_BYTES: usize = perdure::MAX_PAYLOAD_BYTES + 64 * 1024;
+
+/// The budget is counted in KiB, so that it fits a semaphore's count.
+const UNIT: usize = 1024;
+
+/// The server's budget of body bytes in memory.
+pub(crate) struct BodyBudget(Arc<Semaphore>);
+
+impl BodyBudget {
+    pub(crate) fn new(bytes: usize) -> Self {
+        BodyBudget(Arc::new(Semaphore::new((bytes / UNIT).max(1))))
+    }
+
+    async fn take(
+        &self,
+        bytes: usize,
+        deadline: Instant,
+    ) -> Result<Option<OwnedSemaphorePermit>, Response> {
+        let units = u32::try_from(bytes.div_ceil(UNIT)).unwrap_or(u32::MAX);
+        if units == 0 {
+            return Ok(None);
+        }
+        match tokio::time::timeout_at(deadline, self.0.clone().acquire_many_owned(units)).await {
+            Ok(Ok(p)) => Ok(Some(p)),
+            _ => Err(busy()),
+        }
+    }
+}
+
+fn busy() -> Response {
+    wire::error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServerBusy",
+        "the server holds as many request bodies as it may; try again shortly",
+    )
+    .into_response()
+}
+
+fn too_large(size: usize) -> Response {
+    wire::error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PayloadTooLarge",
+        format!("the request body is {size} bytes or more; the limit is {MAX_BODY_BYTES}"),
+    )
+    .into_response()
+}
+
+fn too_slow() -> Response {
+    wire::error(
+        StatusCode::REQUEST_TIMEOUT,
+        "RequestTimeout",
+        "the request body did not arrive in time",
+    )
+    .into_response()
+}
+
+/// Reads the body (see the module's doc), then runs the request.
+pub(crate) async fn read_body(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    if body.is_end_stream() {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(n) = declared.filter(|n| *n > MAX_BODY_BYTES) {
+        return too_large(n);
+    }
+    let deadline = Instant::now() + state.config.limits.body_timeout;
+    let mut held = Vec::new();
+    let mut room = 0;
+    if let Some(n) = declared {
+        match state.body_budget.take(n, deadline).await {
+            Ok(p) => held.extend(p),
+            Err(r) => return r,
+        }
+        room = n;
+    }
+    let mut buf = Vec::with_capacity(room);
+    let mut body = body;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return too_slow(),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return wire::error(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    format!("the request body could not be read: {e}"),
+                )
+                .into_response()
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let need = buf.len() + data.len();
+        if need > MAX_BODY_BYTES {
+            return too_large(need);
+        }
+        if need > room {
+            // A body longer than it said, or without a length: room for
+            // what arrived (doubling, as the buffer grows).
+            let more = need.max(room * 2).min(MAX_BODY_BYTES) - room;
+            match state.body_budget.take(more, deadline).await {
+                Ok(p) => held.extend(p),
+                Err(r) => return r,
+            }
+            room += more;
+        }
+        buf.extend_from_slice(&data);
+    }
+    let req = Request::from_parts(parts, Body::from(Bytes::from(buf)));
+    let resp = next.run(req).await;
+    drop(held);
+    resp
+}
