@@ -8,6 +8,8 @@ use std::fmt;
 /// Why an entity id was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EntityIdError {
+    #[error(transparent)]
+    Name(#[from] crate::names::NameError),
     #[error("entity name must not be empty")]
     EmptyName,
     #[error("entity name `{0}` must not contain `@`")]
@@ -36,6 +38,7 @@ impl EntityId {
         if name.is_empty() {
             return Err(EntityIdError::EmptyName);
         }
+        crate::names::validate_name(crate::names::NameKind::Entity, name)?;
         if name.contains('@') {
             return Err(EntityIdError::AtInName(name.to_string()));
         }

@@ -11,6 +11,7 @@ pub mod entity;
 pub mod failure;
 pub mod history;
 pub mod instance_id;
+pub mod names;
 pub mod replay;
 pub mod retry;
 pub mod status;
@@ -23,6 +24,7 @@ pub use history::{
     ParentInstance, Payload, Tags,
 };
 pub use instance_id::{generated_instance_id, validate_instance_id, InstanceIdError};
+pub use names::{validate_name, NameError, NameKind, MAX_NAME_CHARS};
 pub use replay::{
     release_held_locks, Action, Applied, Completion, CriticalSection, ExecutionState,
     NonDeterminism, TaskKey,

@@ -47,6 +47,7 @@ pub async fn not_found(uri: axum::http::Uri) -> ApiError {
 pub(crate) fn client_error(e: ClientError) -> ApiError {
     let status = match &e {
         ClientError::InvalidInstanceId(_)
+        | ClientError::InvalidName(_)
         | ClientError::InvalidArgument(_)
         | ClientError::Serialization(_) => StatusCode::BAD_REQUEST,
         ClientError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -70,16 +71,20 @@ pub(crate) fn client_error(e: ClientError) -> ApiError {
 }
 
 /// A request body as JSON text, checked and kept as sent (none when the
-/// body is empty or only whitespace).
-pub(crate) fn json_body(body: &Bytes) -> Result<perdure::RawJson, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|e| {
+/// body is empty or only whitespace). The buffer the door read becomes the
+/// payload's text without a copy.
+pub(crate) fn json_body(body: Bytes) -> Result<perdure::RawJson, ApiError> {
+    let text = String::from_utf8(Vec::from(body)).map_err(|e| {
         error(
             StatusCode::BAD_REQUEST,
             "BadJson",
-            format!("the request body is not UTF-8: {e}"),
+            format!("the request body is not UTF-8: {}", e.utf8_error()),
         )
     })?;
-    perdure::RawJson::from_wire(Some(text)).map_err(|e| match e {
+    if text.trim().is_empty() {
+        return Ok(perdure::RawJson::none());
+    }
+    perdure::RawJson::parse(text).map_err(|e| match e {
         perdure::ClientError::PayloadTooLarge { .. } => client_error(e),
         e => error(
             StatusCode::BAD_REQUEST,
@@ -208,7 +213,9 @@ async fn start_instance(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let input = json_body(&body)?;
+    let input = json_body(body)?;
+    perdure_core::validate_name(perdure_core::NameKind::Orchestration, &name)
+        .map_err(|e| client_error(e.into()))?;
     if let Some(known) = &state.config.known_orchestrators {
         if !known.contains(&name.to_lowercase()) {
             return Err(error(
@@ -424,7 +431,7 @@ async fn raise_event(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let data = json_body(&body)?;
+    let data = json_body(body)?;
     traced(&hub.client, &headers)
         .raise_event(&id, &event, data)
         .await

@@ -48,7 +48,7 @@ async fn signal(
             "name the operation with ?op=NAME",
         ));
     };
-    let input = json_body(&body)?;
+    let input = json_body(body)?;
     crate::api::traced(&hub.client, &headers)
         .signal_entity(&id, op, input)
         .await

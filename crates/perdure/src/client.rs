@@ -10,8 +10,8 @@ mod entities;
 use chrono::{DateTime, Utc};
 pub use entities::{CleanEntityStorageResult, EntityMetadata, EntityPage, EntityQuery};
 use perdure_core::{
-    generated_instance_id, validate_instance_id, EventKind, FailureDetails, HistoryEvent, Payload,
-    RuntimeStatus, Tags, TraceContext,
+    generated_instance_id, validate_instance_id, validate_name, EventKind, FailureDetails,
+    HistoryEvent, NameKind, Payload, RuntimeStatus, Tags, TraceContext,
 };
 use perdure_store::{CreateInstance, InstanceMessage, InstanceQuery, InstanceRecord, Store};
 use serde::de::DeserializeOwned;
@@ -205,6 +205,7 @@ impl Client {
         input: impl IntoPayload,
         options: StartOptions,
     ) -> Result<String, ClientError> {
+        validate_name(NameKind::Orchestration, name)?;
         let StartOptions {
             instance_id,
             start_at,
@@ -394,11 +395,7 @@ impl Client {
         event_name: &str,
         data: impl IntoPayload,
     ) -> Result<(), ClientError> {
-        if event_name.is_empty() {
-            return Err(ClientError::InvalidArgument(
-                "event name must not be empty".into(),
-            ));
-        }
+        validate_name(NameKind::Event, event_name)?;
         self.running(instance_id).await?;
         let input = data.into_payload()?;
         let span = if self.raise_spans {

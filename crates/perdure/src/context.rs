@@ -9,7 +9,8 @@ use crate::tasks::{DurableTask, EventTask, RawTask, Target, TimerTask};
 use chrono::{DateTime, Utc};
 use futures::future::{BoxFuture, Either, FutureExt};
 use perdure_core::{
-    validate_instance_id, EntityId, ExecutionState, ParentInstance, Payload, TaskKey,
+    validate_instance_id, validate_name, EntityId, ExecutionState, NameKind, ParentInstance,
+    Payload, TaskKey,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -125,6 +126,9 @@ impl OrchestrationContext {
         input: impl Serialize,
     ) -> DurableTask<T> {
         let target = Target::Activity(name.to_string());
+        if let Err(e) = validate_name(NameKind::Activity, name) {
+            return DurableTask::failed(TaskError::InvalidCall(e.to_string()), target);
+        }
         let payload = match to_payload(&input, &format!("the input of activity `{name}`")) {
             Ok(p) => p,
             Err(e) => return DurableTask::failed(e, target),
@@ -184,6 +188,12 @@ impl OrchestrationContext {
             name: name.to_string(),
             instance_id: id.to_string(),
         };
+        if let Err(e) = validate_name(NameKind::Orchestration, name) {
+            return DurableTask::failed(
+                TaskError::InvalidCall(e.to_string()),
+                target(instance_id.unwrap_or_default()),
+            );
+        }
         if let Some(id) = instance_id {
             if let Err(e) = validate_instance_id(id) {
                 return DurableTask::failed(TaskError::InvalidCall(e.to_string()), target(id));

@@ -136,6 +136,8 @@ impl TaskError {
 pub enum ClientError {
     #[error(transparent)]
     InvalidInstanceId(#[from] InstanceIdError),
+    #[error(transparent)]
+    InvalidName(#[from] perdure_core::NameError),
     #[error("instance `{0}` was not found")]
     NotFound(String),
     #[error("instance `{id}` is still {status}; it cannot be started again until it finishes")]

@@ -178,6 +178,19 @@ fn registry(calls: Arc<AtomicU32>) -> Registry {
             .await;
         Ok(b.ok())
     });
+    // Calls whatever its input names: an activity, or a sub-orchestration.
+    r.add_orchestrator("CallByName", |ctx: OrchestrationContext| async move {
+        let (kind, name): (String, String) = ctx.get_input()?;
+        let called: Result<Value, TaskError> = if kind == "activity" {
+            ctx.call_activity(&name, ()).await
+        } else {
+            ctx.call_sub_orchestrator(&name, ()).await
+        };
+        Ok(match called {
+            Err(TaskError::InvalidCall(m)) => format!("invalid call: {m}"),
+            other => format!("{other:?}"),
+        })
+    });
     r.add_orchestrator("WaitForever", |ctx: OrchestrationContext| async move {
         let v: Value = ctx.wait_for_external_event("never").await?;
         Ok(v)
@@ -444,6 +457,54 @@ async fn wait_history(c: &Client, id: &str, event_type: &str) {
             "{id} never recorded {event_type}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_are_checked_like_ids() {
+    let long = "n".repeat(257);
+    for env in envs().await {
+        let c = &env.client;
+        for bad in ["", "tab\there", long.as_str()] {
+            assert!(
+                matches!(
+                    c.start_new(bad, None, ()).await,
+                    Err(ClientError::InvalidName(_))
+                ),
+                "start {bad:?}"
+            );
+        }
+        let id = c.start_new("WaitForever", None, ()).await.unwrap();
+        for bad in ["", "new\nline", long.as_str()] {
+            assert!(
+                matches!(
+                    c.raise_event(&id, bad, ()).await,
+                    Err(ClientError::InvalidName(_))
+                ),
+                "raise {bad:?}"
+            );
+        }
+        assert!(matches!(
+            c.signal_entity(&perdure::EntityId::new("ok", "k").unwrap(), "op", ())
+                .await,
+            Ok(())
+        ));
+        assert!(perdure::EntityId::new(&long, "k").is_err());
+        for (kind, bad) in [
+            ("activity", ""),
+            ("activity", long.as_str()),
+            ("sub", "a\u{1}b"),
+        ] {
+            let st = run(&env, "CallByName", None, json!([kind, bad])).await;
+            let out: String = st.output_as().unwrap();
+            assert!(
+                out.starts_with("invalid call:") && out.contains("name"),
+                "{} {kind} {bad:?}: {out}",
+                env.name
+            );
+        }
+        c.terminate(&id, "done").await.unwrap();
+        env.worker.shutdown().await;
     }
 }
 

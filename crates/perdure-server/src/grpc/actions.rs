@@ -9,7 +9,8 @@ use super::flavour;
 use super::proto as pb;
 use perdure::dispatch::{ExecutionInfo, Outcome};
 use perdure_core::{
-    validate_instance_id, Action, EntityId, EventKind, FailureDetails, HistoryEvent,
+    validate_instance_id, validate_name, Action, EntityId, EventKind, FailureDetails, HistoryEvent,
+    NameKind,
 };
 use perdure_store::InstanceMessage;
 
@@ -63,6 +64,10 @@ pub fn map_actions(
             // orchestration's version, so version filters route it to the
             // workers that run that version.
             A::ScheduleTask(t) => {
+                if let Err(e) = validate_name(NameKind::Activity, &t.name) {
+                    m.outcome = Some(fail("InvalidName", e.to_string()));
+                    break;
+                }
                 let extra = flavour::schedule_task(t);
                 m.actions.push(Action::ScheduleTask {
                     trace_context: extra.trace_context,
@@ -93,6 +98,10 @@ pub fn map_actions(
                     m.outcome = Some(fail("InvalidInstanceId", e.to_string()));
                     break;
                 }
+                if let Err(e) = validate_name(NameKind::Orchestration, &s.name) {
+                    m.outcome = Some(fail("InvalidName", e.to_string()));
+                    break;
+                }
                 m.actions.push(Action::CreateSubOrchestration {
                     trace_context: convert::trace_from_pb(s.parent_trace_context.as_ref()),
                     id,
@@ -111,6 +120,10 @@ pub fn map_actions(
                     .unwrap_or_default();
                 if let Err(err) = validate_instance_id(&target) {
                     m.outcome = Some(fail("InvalidInstanceId", err.to_string()));
+                    break;
+                }
+                if let Err(err) = validate_name(NameKind::Event, &e.name) {
+                    m.outcome = Some(fail("InvalidName", err.to_string()));
                     break;
                 }
                 m.actions.push(Action::SendEvent {

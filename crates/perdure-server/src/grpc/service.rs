@@ -39,6 +39,7 @@ impl Sidecar {
 fn status(e: ClientError) -> Status {
     match &e {
         ClientError::InvalidInstanceId(_)
+        | ClientError::InvalidName(_)
         | ClientError::InvalidArgument(_)
         | ClientError::Serialization(_)
         | ClientError::PayloadTooLarge { .. } => Status::invalid_argument(e.to_string()),
