@@ -61,6 +61,31 @@ pub struct Metrics {
     scraped: Arc<Mutex<Option<(CommitStats, QueueDepths)>>>,
     /// One scrape at a time (each sets `scraped`, then encodes).
     scrape: tokio::sync::Mutex<()>,
+    /// The names that have a label value of their own.
+    names: Mutex<std::collections::HashSet<String>>,
+}
+
+/// Distinct name label values a process keeps; later names share
+/// [`OTHER_NAMES`], so a client inventing names cannot grow the metrics
+/// without bound.
+pub const MAX_NAME_LABELS: usize = 200;
+
+/// The label value of names past [`MAX_NAME_LABELS`].
+pub const OTHER_NAMES: &str = "_other";
+
+/// `value` as the text format's label values are written: backslash,
+/// double quote and line feed escaped.
+pub fn escape_label_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for ch in value.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The process's metrics.
@@ -150,6 +175,7 @@ impl Metrics {
             grpc_workers,
             scraped,
             scrape: tokio::sync::Mutex::new(()),
+            names: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -170,7 +196,7 @@ impl Metrics {
     /// commit that changes nothing counts nothing).
     pub fn turn_committed(&self, turn: &TurnSummary) {
         for name in &turn.started {
-            self.started.get_or_create(&label(name)).inc();
+            self.started.get_or_create(&self.label(name)).inc();
         }
         if let Some(status) = turn.ended {
             let family = match status {
@@ -179,7 +205,7 @@ impl Metrics {
                 RuntimeStatus::Terminated => &self.terminated,
                 _ => return,
             };
-            family.get_or_create(&label(&turn.name)).inc();
+            family.get_or_create(&self.label(&turn.name)).inc();
         }
     }
 
@@ -188,13 +214,13 @@ impl Metrics {
         let outcome = if ok { "completed" } else { "failed" };
         self.activities
             .get_or_create(&ActivityLabels {
-                name: name.to_string(),
+                name: self.name_value(name),
                 outcome,
             })
             .inc();
         if let Some(took) = took {
             self.activity_seconds
-                .get_or_create(&label(name))
+                .get_or_create(&self.label(name))
                 .observe(took.as_secs_f64());
         }
     }
@@ -225,9 +251,27 @@ impl Drop for GrpcWorkerGuard {
     }
 }
 
-fn label(name: &str) -> NameLabel {
-    NameLabel {
-        name: name.to_string(),
+impl Metrics {
+    /// The label value for `name`: escaped, or [`OTHER_NAMES`] once
+    /// [`MAX_NAME_LABELS`] other names have theirs.
+    fn name_value(&self, name: &str) -> String {
+        let Ok(mut names) = self.names.lock() else {
+            return OTHER_NAMES.to_string();
+        };
+        if names.contains(name) {
+            return escape_label_value(name);
+        }
+        if names.len() >= MAX_NAME_LABELS {
+            return OTHER_NAMES.to_string();
+        }
+        names.insert(name.to_string());
+        escape_label_value(name)
+    }
+
+    fn label(&self, name: &str) -> NameLabel {
+        NameLabel {
+            name: self.name_value(name),
+        }
     }
 }
 
@@ -335,5 +379,44 @@ impl Collector for StoreCollector {
                 ("delayed", d.activities_delayed),
             ],
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        for (name, written) in [
+            ("Plain", "Plain"),
+            ("say \"hi\"", "say \\\"hi\\\""),
+            ("back\\slash", "back\\\\slash"),
+            ("two\nlines", "two\\nlines"),
+        ] {
+            assert_eq!(escape_label_value(name), written, "{name}");
+        }
+    }
+
+    #[test]
+    fn names_past_the_bound_fold_into_other() {
+        let m = Metrics::new();
+        for i in 0..MAX_NAME_LABELS + 50 {
+            m.activity_finished(&format!("Activity{i}"), true, None);
+        }
+        m.activity_finished(r#"evil"} 1\nfake_metric{a=""#, true, None);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &m.registry).unwrap();
+        let lines: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("perdure_activity_executions_total{"))
+            .collect();
+        assert_eq!(lines.len(), MAX_NAME_LABELS + 1, "{out}");
+        let other = lines
+            .iter()
+            .find(|l| l.contains("name=\"_other\""))
+            .expect("an _other line");
+        assert!(other.ends_with(" 51"), "{other}");
+        assert!(!out.contains("\nfake_metric"), "{out}");
     }
 }
