@@ -15,6 +15,7 @@ pub mod names;
 pub mod replay;
 pub mod retry;
 pub mod status;
+pub mod time;
 pub mod trace;
 
 pub use entity::{is_entity_instance, EntityId, EntityIdError};

@@ -265,7 +265,7 @@ impl Client {
                 input,
                 execution_id,
                 start_event,
-                visible_at: start_at.unwrap_or(now).max(now),
+                visible_at: perdure_core::time::clamp(start_at.unwrap_or(now).max(now)),
             })
             .await;
         if let Some(span) = span {

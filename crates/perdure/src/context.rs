@@ -287,11 +287,13 @@ impl OrchestrationContext {
         TimerTask::new(RawTask::new(self.shared.clone(), TaskKey::Action(id)))
     }
 
-    /// A durable timer that fires `delay` after the current turn's time.
+    /// A durable timer that fires `delay` after the current turn's time
+    /// (a delay past 9999-12-31 is clamped there: such a timer never fires).
     pub fn create_timer_after(&self, delay: Duration) -> TimerTask {
-        let fire_at = self.current_utc_date_time()
-            + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-        self.create_timer(fire_at)
+        self.create_timer(perdure_core::time::after(
+            self.current_utc_date_time(),
+            delay,
+        ))
     }
 
     /// Waits for an external event named `name` (case-insensitive). Events

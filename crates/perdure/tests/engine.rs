@@ -191,6 +191,21 @@ fn registry(calls: Arc<AtomicU32>) -> Registry {
             other => format!("{other:?}"),
         })
     });
+    // Absurd durations: a timer, an event timeout and a retry wait far past
+    // the year 9999, none of which may panic.
+    r.add_orchestrator("AbsurdTimes", |ctx: OrchestrationContext| async move {
+        let far = ctx.create_timer_after(Duration::MAX);
+        let v: String = ctx
+            .wait_for_external_event_with_timeout("go", Duration::MAX)
+            .await?;
+        far.cancel();
+        let p = RetryPolicy::new(Duration::MAX, 2)?
+            .with_backoff_coefficient(1e300)?
+            .with_max_retry_interval(Duration::MAX);
+        let retried: Result<String, TaskError> =
+            ctx.call_activity_with_retry("Fail", &p, "no").await;
+        Ok(format!("{v} {}", retried.is_err()))
+    });
     r.add_orchestrator("WaitForever", |ctx: OrchestrationContext| async move {
         let v: Value = ctx.wait_for_external_event("never").await?;
         Ok(v)
@@ -502,6 +517,37 @@ async fn names_are_checked_like_ids() {
                 "{} {kind} {bad:?}: {out}",
                 env.name
             );
+        }
+        c.terminate(&id, "done").await.unwrap();
+        env.worker.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_durations_clamp_to_the_year_9999() {
+    let latest = perdure_core::time::latest();
+    for env in envs().await {
+        let c = &env.client;
+        let id = c.start_new("AbsurdTimes", None, ()).await.unwrap();
+        wait_running(c, &id).await;
+        c.raise_event(&id, "go", "went").await.unwrap();
+        wait_history(c, &id, "TaskFailed").await;
+        let st = c.get_status(&id, true).await.unwrap().unwrap();
+        assert_eq!(st.runtime_status, RuntimeStatus::Running, "{}", env.name);
+        let fire_times: Vec<_> = st
+            .history
+            .unwrap()
+            .iter()
+            .filter_map(|e| match &e.kind {
+                perdure_core::EventKind::TimerCreated { fire_at, .. } => Some(*fire_at),
+                _ => None,
+            })
+            .collect();
+        // The timer, the event's timeout, and (once the first attempt
+        // failed) the wait before the retry.
+        assert_eq!(fire_times.len(), 3, "{}: {fire_times:?}", env.name);
+        for t in fire_times {
+            assert_eq!(t, latest, "{}", env.name);
         }
         c.terminate(&id, "done").await.unwrap();
         env.worker.shutdown().await;

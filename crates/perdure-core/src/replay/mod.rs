@@ -215,6 +215,7 @@ impl ExecutionState {
 
     /// Creates a durable timer; returns its action id.
     pub fn create_timer(&mut self, fire_at: Timestamp) -> i64 {
+        let fire_at = crate::time::clamp(fire_at);
         self.push_action(
             |id| Action::CreateTimer { id, fire_at },
             Some(OpenKind::Timer),

@@ -86,7 +86,10 @@ pub fn map_actions(
                     ));
                     break;
                 };
-                m.actions.push(Action::CreateTimer { id, fire_at });
+                m.actions.push(Action::CreateTimer {
+                    id,
+                    fire_at: perdure_core::time::clamp(fire_at),
+                });
             }
             A::CreateSubOrchestration(s) => {
                 let child = if s.instance_id.is_empty() {
