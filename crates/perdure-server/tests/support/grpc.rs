@@ -17,6 +17,25 @@ pub async fn start(
     tokio::sync::oneshot::Sender<()>,
     tempfile::TempDir,
 ) {
+    let config = perdure_server::ServerConfig {
+        api_key: api_key.map(str::to_string),
+        ..Default::default()
+    };
+    let s = start_with(config).await;
+    (s.grpc, s.worker, s.stop, s.dir)
+}
+
+/// A gRPC test server and what it holds.
+pub struct GrpcServer {
+    pub grpc: Grpc,
+    pub worker: Worker,
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    pub dir: tempfile::TempDir,
+    pub addr: std::net::SocketAddr,
+}
+
+/// A server under `config` (its key, limits and wait slots).
+pub async fn start_with(config: perdure_server::ServerConfig) -> GrpcServer {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = perdure::open_store(&format!("sqlite://{}", dir.path().join("g.db").display()))
         .await
@@ -47,19 +66,23 @@ pub async fn start(
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(perdure_server::grpc::serve_grpc(
-        listener,
-        client,
-        dispatch,
-        api_key.map(str::to_string),
-        async move {
+    let hubs = std::sync::Arc::new(perdure::TaskHubs::single(client));
+    tokio::spawn(async move {
+        perdure_server::grpc::serve_grpc_with(listener, hubs, dispatch, &config, async move {
             let _ = rx.await;
-        },
-    ));
+        })
+        .await
+    });
     let grpc = TaskHubSidecarServiceClient::connect(format!("http://{addr}"))
         .await
         .expect("connect");
-    (grpc, worker, stop, dir)
+    GrpcServer {
+        grpc,
+        worker,
+        stop,
+        dir,
+        addr,
+    }
 }
 
 pub fn create(name: &str, id: &str, input: &str) -> pb::CreateInstanceRequest {
