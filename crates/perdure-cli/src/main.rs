@@ -39,6 +39,43 @@ pub struct Target {
     json: bool,
 }
 
+/// What one client may hold of `perdure serve` (both doors).
+#[derive(clap::Args)]
+struct DoorLimits {
+    /// Seconds a client may take to send a request's headers; also how
+    /// long a kept-alive HTTP connection may sit idle.
+    #[arg(long, default_value_t = 30)]
+    header_timeout_secs: u64,
+    /// Seconds a request's body may take to arrive (then 408).
+    #[arg(long, default_value_t = 60)]
+    body_timeout_secs: u64,
+    /// Connections held at once, per door (later ones wait their turn).
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Long-poll waits at once, over both doors.
+    #[arg(long, default_value_t = 1000)]
+    max_waits: usize,
+    /// MiB of request bodies held in memory at once.
+    #[arg(long, default_value_t = 256)]
+    max_body_mib_in_flight: usize,
+}
+
+impl DoorLimits {
+    fn limits(&self) -> perdure_server::Limits {
+        perdure_server::Limits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
+            body_timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
+            max_connections: self.max_connections.max(1),
+            max_waits: self.max_waits,
+            max_body_bytes_in_flight: self
+                .max_body_mib_in_flight
+                .max(17)
+                .saturating_mul(1024 * 1024),
+            ..perdure_server::Limits::default()
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Runs the engine and its HTTP API (Durable Functions' webhook API).
@@ -58,6 +95,12 @@ enum Command {
         /// Required on every request; needed to listen beyond loopback.
         #[arg(long, env = "PERDURE_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
+        /// A second key that may only read over HTTP (GET: the dashboard,
+        /// status, lists, metrics scrapes); needs --api-key.
+        #[arg(long, env = "PERDURE_READ_KEY", hide_env_values = true)]
+        read_key: Option<String>,
+        #[command(flatten)]
+        limits: DoorLimits,
         /// Lease on taken work, in milliseconds: work held by a process that
         /// died goes to others once it runs out.
         #[arg(long, default_value_t = 30_000)]
@@ -257,7 +300,8 @@ async fn serve(
     store: &str,
     (http, grpc): (SocketAddr, SocketAddr),
     samples: bool,
-    api_key: Option<String>,
+    (api_key, read_key): (Option<String>, Option<String>),
+    limits: perdure_server::Limits,
     lease: Duration,
 ) -> Result<()> {
     let store_handle = perdure::open_store(store)
@@ -269,9 +313,14 @@ async fn serve(
     // that takes its name.
     let config = perdure_server::ServerConfig {
         api_key: api_key.filter(|k| !k.is_empty()),
+        read_key: read_key.filter(|k| !k.is_empty()),
         known_orchestrators: None,
-        ..Default::default()
+        waits: perdure_server::Waits::new(limits.max_waits),
+        limits,
     };
+    if config.read_key.is_some() && config.api_key.is_none() {
+        bail!("--read-key needs --api-key beside it: the read-only key is a second key");
+    }
     let mut dispatch = perdure_server::grpc::DispatchOptions {
         lease,
         ..Default::default()
@@ -355,12 +404,15 @@ async fn run() -> Result<()> {
             grpc,
             samples,
             api_key,
+            read_key,
+            limits,
             lease_ms,
             otlp_endpoint,
         } => {
             let lease = Duration::from_millis(lease_ms.max(100));
             let spans = export_spans(otlp_endpoint.as_deref())?;
-            let served = serve(&store, (http, grpc), samples, api_key, lease).await;
+            let keys = (api_key, read_key);
+            let served = serve(&store, (http, grpc), samples, keys, limits.limits(), lease).await;
             stop_spans(spans).await;
             served
         }

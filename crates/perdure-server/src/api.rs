@@ -257,6 +257,7 @@ async fn status(
     Path(id): Path<String>,
     Query(q): Params,
     headers: HeaderMap,
+    access: Option<axum::Extension<crate::guard::Access>>,
 ) -> Result<Response, ApiError> {
     let show_history = flag(&q, "showHistory", false)?;
     let show_output = flag(&q, "showHistoryOutput", false)?;
@@ -282,12 +283,8 @@ async fn status(
     };
     let mut resp = (code, Json(body)).into_response();
     if code == StatusCode::ACCEPTED {
-        let url = wire::management_urls(
-            &wire::base_url(&headers),
-            &id,
-            hub.param(),
-            state.config.api_key.as_deref(),
-        );
+        let key = crate::guard::Access::key(access.as_deref(), &state.config);
+        let url = wire::management_urls(&wire::base_url(&headers), &id, hub.param(), key);
         if let Some(loc) = url["statusQueryGetUri"]
             .as_str()
             .and_then(|s| HeaderValue::from_str(s).ok())

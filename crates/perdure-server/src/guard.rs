@@ -12,7 +12,11 @@
 //! - **With an API key**, every route but the dashboard's static assets
 //!   needs it, as `Authorization: Bearer KEY` or a `code` query parameter
 //!   (percent-decoded, so keys with `+`, `/` and `=` work), compared in
-//!   constant time. The key is never ambient: no cookie carries it.
+//!   constant time. The key is never ambient: no cookie carries it. A
+//!   second, read-only key (`read_key`) is accepted for GET and HEAD only
+//!   (403 `ReadOnlyKey` otherwise); the request is marked with the
+//!   [`Access`] it was granted, so that the URLs a response hands out
+//!   carry the key the client presented, never the other one.
 
 use crate::wire;
 use crate::{AppState, BASE_PATH};
@@ -22,11 +26,33 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
+/// What a request's key lets it do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// The API key, or a server without one.
+    Full,
+    /// The read-only key.
+    Read,
+}
+
+impl Access {
+    /// The key URLs handed to this request may carry.
+    pub(crate) fn key<'a>(
+        access: Option<&Access>,
+        config: &'a crate::ServerConfig,
+    ) -> Option<&'a str> {
+        match access {
+            Some(Access::Read) => config.read_key.as_deref(),
+            _ => config.api_key.as_deref(),
+        }
+    }
+}
+
 /// The checks of this module, in order: origin (keyless servers), media
 /// type, key.
 pub(crate) async fn check(
     State(state): State<Arc<AppState>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let refusal = match state.config.api_key {
@@ -36,16 +62,30 @@ pub(crate) async fn check(
     if let Some(refusal) = refusal.or_else(|| json_media_type(&req)) {
         return refusal;
     }
+    let mut access = Access::Full;
     if let Some(key) = state.config.api_key.as_deref() {
         if !is_public_asset(req.uri().path()) && !carries_key(&req, key) {
-            return wire::error(
-                StatusCode::UNAUTHORIZED,
-                "Unauthorized",
-                "an API key is required: pass ?code=KEY or Authorization: Bearer KEY",
-            )
-            .into_response();
+            let read = state.config.read_key.as_deref();
+            if !read.is_some_and(|k| carries_key(&req, k)) {
+                return wire::error(
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized",
+                    "an API key is required: pass ?code=KEY or Authorization: Bearer KEY",
+                )
+                .into_response();
+            }
+            if !matches!(*req.method(), Method::GET | Method::HEAD) {
+                return wire::error(
+                    StatusCode::FORBIDDEN,
+                    "ReadOnlyKey",
+                    "this key may only read; changes need the API key",
+                )
+                .into_response();
+            }
+            access = Access::Read;
         }
     }
+    req.extensions_mut().insert(access);
     next.run(req).await
 }
 

@@ -30,7 +30,9 @@ pub(crate) struct BodyBudget(Arc<Semaphore>);
 
 impl BodyBudget {
     pub(crate) fn new(bytes: usize) -> Self {
-        BodyBudget(Arc::new(Semaphore::new((bytes / UNIT).max(1))))
+        // Room for one largest body at least, or no large body could ever pass.
+        let bytes = bytes.max(MAX_BODY_BYTES);
+        BodyBudget(Arc::new(Semaphore::new(bytes.div_ceil(UNIT))))
     }
 
     async fn take(

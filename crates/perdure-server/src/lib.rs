@@ -45,6 +45,10 @@ pub struct ServerConfig {
     /// Required on every management request when set (the `code` query
     /// parameter or `Authorization: Bearer KEY`).
     pub api_key: Option<String>,
+    /// A second key that may only read (GET and HEAD: the dashboard's
+    /// views, status, lists, metrics scrapes), beside `api_key`. Not
+    /// accepted by the gRPC door.
+    pub read_key: Option<String>,
     /// Orchestrator names this process can run; starting another name is
     /// refused with 400. `None` when workers live elsewhere.
     pub known_orchestrators: Option<HashSet<String>>,
@@ -70,6 +74,8 @@ pub(crate) struct AppState {
 pub enum ServeError {
     #[error("refusing to listen on {0} without an API key: set --api-key or PERDURE_API_KEY (loopback addresses need none)")]
     KeyRequired(SocketAddr),
+    #[error("a read-only key needs an API key beside it (--api-key)")]
+    ReadKeyWithoutKey,
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
     #[error("HTTP server failed: {0}")]
@@ -141,6 +147,9 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     if !addr.ip().is_loopback() && config.api_key.is_none() {
         return Err(ServeError::KeyRequired(addr));
+    }
+    if config.read_key.is_some() && config.api_key.is_none() {
+        return Err(ServeError::ReadKeyWithoutKey);
     }
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -54,7 +54,7 @@ async fn run(s: &Server, cases: &[Case]) {
         let outside_api = ["/metrics", "/dashboard/"]
             .iter()
             .any(|p| c.path.starts_with(p));
-        let url = if c.path == "/" || outside_api {
+        let url = if c.path == "/" || c.path.starts_with("/?") || outside_api {
             format!("{root}{}", c.path)
         } else {
             s.url(c.path)
@@ -389,6 +389,117 @@ async fn a_key_with_base64_characters_works_in_every_form() {
         .to_string();
     let r = s.http.get(&status_url).send().await.expect("status");
     assert!(r.status().is_success(), "{status_url}: {}", r.status());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_key_reads_and_changes_nothing() {
+    let s = Server::start_config(perdure_server::ServerConfig {
+        api_key: Some("write+key=".into()),
+        read_key: Some("read/key=".into()),
+        ..Default::default()
+    })
+    .await;
+    const READ: &[(&str, &str)] = &[("authorization", "Bearer read/key=")];
+    const READ_JSON: &[(&str, &str)] = &[
+        ("authorization", "Bearer read/key="),
+        ("content-type", "application/json"),
+    ];
+    run(
+        &s,
+        &[
+            case(
+                "lists",
+                Method::GET,
+                "/instances",
+                READ,
+                None,
+                StatusCode::OK,
+                None,
+            ),
+            case(
+                "scrapes metrics",
+                Method::GET,
+                "/metrics",
+                READ,
+                None,
+                StatusCode::OK,
+                None,
+            ),
+            case(
+                "opens the dashboard by code",
+                Method::GET,
+                "/?code=read%2Fkey%3D",
+                &[],
+                None,
+                StatusCode::OK,
+                None,
+            ),
+            case(
+                "starts",
+                Method::POST,
+                START,
+                READ_JSON,
+                Some("null"),
+                StatusCode::FORBIDDEN,
+                Some("ReadOnlyKey"),
+            ),
+            case(
+                "terminates",
+                Method::POST,
+                "/instances/any/terminate",
+                READ,
+                None,
+                StatusCode::FORBIDDEN,
+                Some("ReadOnlyKey"),
+            ),
+            case(
+                "purges",
+                Method::DELETE,
+                "/instances/any",
+                READ,
+                None,
+                StatusCode::FORBIDDEN,
+                Some("ReadOnlyKey"),
+            ),
+            case(
+                "a wrong key",
+                Method::GET,
+                "/instances",
+                &[("authorization", "Bearer read/key")],
+                None,
+                StatusCode::UNAUTHORIZED,
+                Some("Unauthorized"),
+            ),
+        ],
+    )
+    .await;
+    // The status of a running instance, read with the read key, hands out
+    // URLs that carry the read key, never the API key.
+    let r = s
+        .http
+        .post(s.url("/orchestrators/ApprovalWorkflow/waiting"))
+        .header("authorization", "Bearer write+key=")
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = s
+        .http
+        .get(s.url("/instances/waiting"))
+        .header("authorization", "Bearer read/key=")
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(location.contains("code=read%2Fkey%3D"), "{location}");
+    assert!(!location.contains("write"), "{location}");
     s.stop().await;
 }
 

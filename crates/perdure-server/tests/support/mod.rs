@@ -26,6 +26,17 @@ impl Server {
 
     /// A server under `limits` (short timeouts, small caps).
     pub async fn start_with(api_key: Option<&str>, limits: perdure_server::Limits) -> Server {
+        Server::start_config(ServerConfig {
+            api_key: api_key.map(str::to_string),
+            waits: perdure_server::Waits::new(limits.max_waits),
+            limits,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// A server under `config`; the orchestrators it knows are the samples.
+    pub async fn start_config(config: ServerConfig) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = perdure::open_store(&format!("sqlite://{}", dir.path().join("h.db").display()))
             .await
@@ -44,10 +55,8 @@ impl Server {
         let addr = listener.local_addr().expect("addr");
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let config = ServerConfig {
-            api_key: api_key.map(str::to_string),
             known_orchestrators: Some(known),
-            waits: perdure_server::Waits::new(limits.max_waits),
-            limits,
+            ..config
         };
         tokio::spawn(serve_on(listener, client, config, async move {
             let _ = rx.await;
