@@ -39,6 +39,8 @@ pub fn register(r: &mut Registry) {
         let input: ApprovalInput = ctx.get_input()?;
         ctx.call_activity::<String>("RequestApproval", &input.request)
             .await?;
+        // What the instance waits for, for whoever watches its status.
+        ctx.set_custom_status(serde_json::json!({ "awaitingApprovalOf": input.request }));
         let timeout = ctx.create_timer_after(Duration::from_secs(input.timeout_secs));
         let approval = ctx.wait_for_external_event::<bool>("ApprovalEvent");
         match select(approval, timeout).await {

@@ -3,7 +3,8 @@
 // a fresh SQLite file. It lists instances, filters them, pages, opens one
 // and reads its timeline and history, follows parent and child links, and
 // raises an event to a waiting approval and watches it complete, and shows
-// hostile ids, inputs and event names as text (no markup, no script).
+// hostile ids, names, inputs, outputs, custom status, failure messages and
+// event names as text (no markup, no script).
 //
 //   PERDURE_BIN=target/debug/perdure node tests/dashboard/test.mjs
 //   (CHROMIUM=/path/to/chromium; SCREENSHOT=docs/dashboard.png saves one)
@@ -183,6 +184,38 @@ try {
   assert.equal(await page.evaluate(() => window.__pwned), undefined, "no hostile script ran");
   assert.equal(await page.$$eval("#app [onerror], #app [onload], #app [onclick], #app iframe, #app img[src=x]", (els) => els.length), 0,
     "no hostile element was created");
+  // A hostile orchestration name (no worker takes it: it stays Pending),
+  // a hostile output and custom status (an approval whose request is
+  // markup escalates at once, and its status names the request), and a
+  // hostile failure message (an input of the wrong shape, quoted back by
+  // the error).
+  const hostileName = `<svg onload=window.__pwned=7>N`;
+  const hostileRequest = `<img src=y onerror=window.__pwned=8>`;
+  const hostileInput = `<iframe srcdoc=x onload=window.__pwned=9>`;
+  const named = await start(encodeURIComponent(hostileName), null);
+  const escalated = await start("ApprovalWorkflow", { request: hostileRequest, timeout_secs: 0 });
+  const failed = await start("ApprovalWorkflow", hostileInput);
+  await until("the hostile escalation", async () => (await status(escalated)) === "Completed");
+  await until("the hostile failure", async () => (await status(failed)) === "Failed");
+  const shown = [
+    [named, [hostileName]],
+    [escalated, [`escalated ${hostileRequest} to the manager's manager`, hostileRequest]],
+    [failed, [hostileInput]],
+  ];
+  for (const [id, texts] of shown) {
+    await page.goto(`${base}/#/instances/${encodeURIComponent(id)}`);
+    await page.waitForSelector("#status .badge");
+    const text = await page.textContent("#app");
+    for (const t of texts) assert.ok(text.includes(t), `shown as text on ${id}: ${t}`);
+    assert.equal(await page.evaluate(() => window.__pwned), undefined, `no hostile script ran on ${id}`);
+    assert.equal(await page.$$eval("#app svg[onload], #app [onerror], #app iframe, #app img[src=y]", (els) => els.length), 0,
+      `no hostile element was created on ${id}`);
+  }
+  assert.match(await (async () => {
+    await page.goto(`${base}/#/instances/${encodeURIComponent(escalated)}`);
+    await page.waitForSelector("#status .badge");
+    return page.textContent("#app");
+  })(), /awaitingApprovalOf/, "the custom status is shown");
   await page.goto(`${base}/`);
   await page.waitForSelector("#instances tr[data-id]");
   assert.equal(await page.evaluate(() => window.__pwned), undefined, "no hostile script ran in the list");
@@ -192,7 +225,7 @@ try {
   await page.waitForSelector("#entities tr");
 
   assert.deepEqual(errors, [], "no script errors");
-  console.log("dashboard: list, paging, filters, instance, timeline, history, links, raise event, hostile text, entities: ok");
+  console.log("dashboard: list, paging, filters, instance, timeline, history, links, raise event, hostile ids, names, inputs, outputs, custom status, failures and events as text, entities: ok");
 } finally {
   if (browser) await browser.close();
   server.kill("SIGTERM");
