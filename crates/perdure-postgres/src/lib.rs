@@ -166,6 +166,22 @@ impl StoreUrl {
     }
 }
 
+/// One connection to the database `url` names, with the store's TLS
+/// (for tools beside the store: benchmark probes, admin statements), and
+/// the task driving it, which ends when the client is dropped.
+pub async fn connect(
+    url: &str,
+) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), StoreError> {
+    let (cfg, tls) = parse_url(url)?.connection(url)?;
+    let (client, conn) = cfg.connect(tls).await.map_err(connecting)?;
+    let driver = tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "postgres connection ended");
+        }
+    });
+    Ok((client, driver))
+}
+
 impl PostgresStore {
     /// Connects, creates or migrates the hub's schema, and starts listening
     /// for wake-ups.
@@ -217,11 +233,8 @@ impl PostgresStore {
     /// history, message and task in it. Stores still open on it fail from
     /// then on; opening it again creates it empty.
     pub async fn delete_hub(url: &str) -> Result<(), StoreError> {
-        let parsed = parse_url(url)?;
-        let hub = parsed.hub.clone();
-        let (cfg, tls) = parsed.connection(url)?;
-        let (client, conn) = cfg.connect(tls).await.map_err(connecting)?;
-        let driver = tokio::spawn(conn);
+        let hub = parse_url(url)?.hub;
+        let (client, driver) = connect(url).await?;
         // The name is checked by `parse_url` (a-z, 0-9, _), so it can be
         // spliced into the statement.
         let dropped = client
