@@ -34,7 +34,7 @@ pub async fn open(t: &Target) -> Result<Backend> {
         None => {
             let store = perdure::open_store(&t.store)
                 .await
-                .with_context(|| format!("opening store {}", t.store))?;
+                .with_context(|| format!("opening store {}", perdure::redact_url(&t.store)))?;
             Ok(Backend::Local(Client::new(store)))
         }
     }

@@ -229,8 +229,8 @@ async fn site_monitor_demo(client: &Client) -> Result<()> {
 pub async fn run(store_url: &str) -> Result<()> {
     let store = perdure::open_store(store_url)
         .await
-        .with_context(|| format!("opening store {store_url}"))?;
-    println!("Perdure demo on {store_url}");
+        .with_context(|| format!("opening store {}", perdure::redact_url(store_url)))?;
+    println!("Perdure demo on {}", perdure::redact_url(store_url));
     let client = Client::new(store.clone());
     let worker = Worker::start(
         store,

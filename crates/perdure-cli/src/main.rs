@@ -121,7 +121,9 @@ enum Command {
     /// A benchmark's worker process (started by `perdure bench --processes`).
     #[command(hide = true)]
     BenchWorker {
-        #[arg(long)]
+        /// Read from the environment, so a password stays out of the
+        /// process list.
+        #[arg(long, env = "PERDURE_STORE", hide_env_values = true)]
         store: String,
     },
     /// Runs a worker with the sample orchestrations until interrupted.
@@ -306,7 +308,7 @@ async fn serve(
 ) -> Result<()> {
     let store_handle = perdure::open_store(store)
         .await
-        .with_context(|| format!("opening store {store}"))?;
+        .with_context(|| format!("opening store {}", perdure::redact_url(store)))?;
     let client = Client::new(store_handle.clone());
     // Any name may be started: remote workers over gRPC serve names this
     // process does not know, and an instance waits (Pending) for a worker
@@ -360,9 +362,10 @@ async fn serve(
         .with_context(|| format!("cannot listen on {grpc}"))?;
     let http_addr = listener.local_addr()?;
     eprintln!(
-        "perdure serve: HTTP API on http://{http_addr}{}, dashboard on http://{http_addr}/, metrics on http://{http_addr}/metrics, gRPC on {} (store {store}{})",
+        "perdure serve: HTTP API on http://{http_addr}{}, dashboard on http://{http_addr}/, metrics on http://{http_addr}/metrics, gRPC on {} (store {}{})",
         perdure_server::BASE_PATH,
         grpc_listener.local_addr()?,
+        perdure::redact_url(store),
         if samples { ", samples loaded" } else { "" }
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -427,7 +430,7 @@ async fn run() -> Result<()> {
             let spans = export_spans(otlp_endpoint.as_deref())?;
             let store = perdure::open_store(&store)
                 .await
-                .with_context(|| format!("opening store {store}"))?;
+                .with_context(|| format!("opening store {}", perdure::redact_url(&store)))?;
             let client = Client::new(store.clone());
             // Other workers (other processes, SDK workers over gRPC) may
             // serve names the samples do not have: leave those to them.

@@ -252,3 +252,97 @@ fn demo_runs_every_pattern() {
         );
     }
 }
+
+/// (behaviour, command line with `{closed}` for a port nobody listens on,
+/// words its one error line holds)
+const PASSWORD_CASES: &[(&str, &[&str], &str)] = &[
+    (
+        "an instance command shows the store without its password",
+        &[
+            "status",
+            "x",
+            "--store",
+            "postgres://app:s3cret@127.0.0.1:{closed}/db?sslmode=disable",
+        ],
+        "opening store postgres://app:***@127.0.0.1",
+    ),
+    (
+        "so does the demo",
+        &[
+            "demo",
+            "--store",
+            "postgres://app:s3cret@127.0.0.1:{closed}/db?password=s3cret",
+        ],
+        "password=***",
+    ),
+    (
+        "so does serve when the store cannot be opened",
+        &[
+            "serve",
+            "--store",
+            "postgress://app:s3cret@db/x",
+            "--http",
+            "127.0.0.1:0",
+        ],
+        "postgress://app:***@db/x",
+    ),
+];
+
+#[test]
+fn a_store_password_never_shows_in_errors() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    for (what, args, words) in PASSWORD_CASES {
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("{closed}", &closed))
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = fails(&args);
+        assert!(err.contains(words), "{what}: `{err}` lacks `{words}`");
+        assert!(!err.contains("s3cret"), "{what}: {err}");
+    }
+}
+
+#[test]
+fn the_serve_banner_shows_the_store_without_its_password() {
+    let Some(store) = perdure_store::conformance::postgres_test_url("the serve banner test") else {
+        return;
+    };
+    // The local server trusts its clients, so any password logs in.
+    let Some((scheme, rest)) = store.split_once("://") else {
+        panic!("PERDURE_TEST_POSTGRES is not a URL: {store}");
+    };
+    let Some((user, rest)) = rest.split_once('@') else {
+        panic!("PERDURE_TEST_POSTGRES names no user: {store}");
+    };
+    let with_password = format!("{scheme}://{user}:s3cret@{rest}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_perdure"))
+        .args(["serve", "--store", &with_password])
+        .args(["--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn perdure serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let guard = Serve(child);
+    // The banner comes once both doors listen; an early exit ends the
+    // stream instead.
+    let banner = std::io::BufRead::lines(std::io::BufReader::new(stderr))
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("perdure serve:"))
+        .expect("perdure serve printed its banner");
+    assert!(
+        banner.contains(&format!("{scheme}://{user}:***@")),
+        "{banner}"
+    );
+    assert!(!banner.contains("s3cret"), "{banner}");
+    drop(guard);
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(perdure::delete_store(&store))
+        .expect("drop the hub");
+}

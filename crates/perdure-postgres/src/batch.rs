@@ -165,9 +165,12 @@ async fn run_batch(pool: &Pool, ops: Vec<Op>, counters: &CommitCounters) {
     let mut client = match pool.get().await {
         Ok(c) => c,
         Err(e) => {
-            let e = backend("connecting", e);
+            let e = crate::connecting(e);
             for op in ops {
-                op.fail(StoreError::Backend(e.to_string()));
+                op.fail(match &e {
+                    StoreError::Tls(failure) => StoreError::Tls(failure.clone()),
+                    other => StoreError::Backend(other.to_string()),
+                });
             }
             return;
         }

@@ -6,8 +6,12 @@
 //! so several hubs share one database.
 //!
 //! Module map: `schema` (versioned migrations), `ops` (the SQL of each
-//! operation), `listen` (the LISTEN connection and wake-ups), this file (the
-//! Store trait impls, URL parsing and the connection pool).
+//! operation), `listen` (the LISTEN connection and wake-ups), `tls` (the
+//! connector every connection uses, chosen by the URL's `sslmode`), this
+//! file (the Store trait impls, URL parsing and the connection pool).
+//!
+//! Store URLs are shown only through [`perdure_store::redact_url`]: no
+//! error of this crate carries a password.
 //!
 //! Architecture invariant: every store operation is one PostgreSQL
 //! transaction; times that decide leases come from the database's clock, so
@@ -19,10 +23,12 @@ mod listen;
 mod notify;
 mod ops;
 mod schema;
+mod tls;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use perdure_core::HistoryEvent;
+use perdure_store::redact_url;
 use perdure_store::wake::WakeHub;
 use perdure_store::*;
 use std::sync::Arc;
@@ -37,6 +43,26 @@ pub(crate) fn backend(context: &str, e: impl std::fmt::Display + std::fmt::Debug
         text
     };
     StoreError::Backend(format!("postgres: {context}: {text}"))
+}
+
+/// A failed connection: [`StoreError::Tls`] when TLS refused the server,
+/// else a backend error naming the causes too ("error connecting to
+/// server: Connection refused"). None of them holds the password: the
+/// driver's errors never show its configuration.
+pub(crate) fn connecting(e: impl std::error::Error + 'static) -> StoreError {
+    if let Some(failure) = tls::classify(&e) {
+        return StoreError::Tls(failure);
+    }
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    backend("connecting", text)
 }
 
 /// The slowest an idle dispatcher looks for work without a notification.
@@ -66,9 +92,22 @@ impl Drop for PostgresStore {
     }
 }
 
-/// Splits Perdure's own parameters (`hub`, `pool_size`) off a PostgreSQL URL.
-fn parse_url(url: &str) -> Result<(String, String, usize), StoreError> {
-    let bad = |why: &str| StoreError::BadUrl(url.to_string(), why.to_string());
+/// A store URL read: what the driver is given, and Perdure's own
+/// parameters.
+#[derive(Debug)]
+struct StoreUrl {
+    /// The URL without Perdure's parameters (nor the TLS ones, which
+    /// [`tls`] handles).
+    conn: String,
+    hub: String,
+    pool_size: usize,
+    tls: tls::TlsOptions,
+}
+
+/// Splits Perdure's own parameters (`hub`, `pool_size`) and TLS's
+/// (`sslmode`, `sslrootcert`) off a PostgreSQL URL.
+fn parse_url(url: &str) -> Result<StoreUrl, StoreError> {
+    let bad = |why: &str| StoreError::BadUrl(redact_url(url), why.to_string());
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return Err(bad(
             "expected postgres://user@host[:port]/database[?hub=NAME]",
@@ -76,18 +115,20 @@ fn parse_url(url: &str) -> Result<(String, String, usize), StoreError> {
     }
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut hub = "default".to_string();
-    let mut pool = 16usize;
+    let mut pool_size = 16usize;
+    let mut tls = tls::TlsOptions::default();
     let mut rest = Vec::new();
     for kv in query.split('&').filter(|s| !s.is_empty()) {
         match kv.split_once('=') {
             Some(("hub", v)) => hub = v.to_string(),
             Some(("pool_size", v)) => {
-                pool = v
+                pool_size = v
                     .parse()
                     .ok()
                     .filter(|n| *n > 0)
                     .ok_or_else(|| bad("pool_size must be a positive number"))?
             }
+            Some((k, v)) if tls.take(k, v).map_err(|why| bad(&why))? => {}
             _ => rest.push(kv),
         }
     }
@@ -104,25 +145,58 @@ fn parse_url(url: &str) -> Result<(String, String, usize), StoreError> {
     } else {
         format!("{base}?{}", rest.join("&"))
     };
-    Ok((conn, hub, pool))
+    Ok(StoreUrl {
+        conn,
+        hub,
+        pool_size,
+        tls,
+    })
+}
+
+impl StoreUrl {
+    /// The driver's configuration and the TLS connector for it; `url` is
+    /// the whole URL, shown redacted in errors.
+    fn connection(&self, url: &str) -> Result<(tokio_postgres::Config, tls::Tls), StoreError> {
+        let mut cfg: tokio_postgres::Config = self
+            .conn
+            .parse()
+            .map_err(|e| StoreError::BadUrl(redact_url(url), format!("{e}")))?;
+        self.tls.configure(&mut cfg);
+        Ok((cfg, self.tls.connector(url)?))
+    }
+}
+
+/// One connection to the database `url` names, with the store's TLS
+/// (for tools beside the store: benchmark probes, admin statements), and
+/// the task driving it, which ends when the client is dropped.
+pub async fn connect(
+    url: &str,
+) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), StoreError> {
+    let (cfg, tls) = parse_url(url)?.connection(url)?;
+    let (client, conn) = cfg.connect(tls).await.map_err(connecting)?;
+    let driver = tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "postgres connection ended");
+        }
+    });
+    Ok((client, driver))
 }
 
 impl PostgresStore {
     /// Connects, creates or migrates the hub's schema, and starts listening
     /// for wake-ups.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let (conn_url, hub, pool_size) = parse_url(url)?;
+        let parsed = parse_url(url)?;
+        let (hub, pool_size) = (parsed.hub.clone(), parsed.pool_size);
         let schema = format!("perdure_{hub}");
-        let mut cfg: tokio_postgres::Config = conn_url
-            .parse()
-            .map_err(|e| StoreError::BadUrl(url.to_string(), format!("{e}")))?;
+        let (mut cfg, tls) = parsed.connection(url)?;
         cfg.application_name(format!("perdure:{hub}"));
         cfg.options(format!("-c search_path={schema}"));
         cfg.connect_timeout(Duration::from_secs(10));
-        schema::migrate(&cfg, &schema).await?;
+        schema::migrate(&cfg, &tls, &schema).await?;
         let mgr = Manager::from_config(
             cfg.clone(),
-            tokio_postgres::NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -136,7 +210,7 @@ impl PostgresStore {
             .map_err(|e| backend("building the pool", e))?;
         let wake = Arc::new(WakeHub::default());
         let channel = schema.clone();
-        let listener = tokio::spawn(listen::run(cfg, channel.clone(), wake.clone()));
+        let listener = tokio::spawn(listen::run(cfg, tls, channel.clone(), wake.clone()));
         let counters = Arc::new(perdure_store::stats::CommitCounters::default());
         let store = PostgresStore {
             pool: pool.clone(),
@@ -159,15 +233,8 @@ impl PostgresStore {
     /// history, message and task in it. Stores still open on it fail from
     /// then on; opening it again creates it empty.
     pub async fn delete_hub(url: &str) -> Result<(), StoreError> {
-        let (conn_url, hub, _) = parse_url(url)?;
-        let cfg: tokio_postgres::Config = conn_url
-            .parse()
-            .map_err(|e| StoreError::BadUrl(url.to_string(), format!("{e}")))?;
-        let (client, conn) = cfg
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| backend("connecting", e))?;
-        let driver = tokio::spawn(conn);
+        let hub = parse_url(url)?.hub;
+        let (client, driver) = connect(url).await?;
         // The name is checked by `parse_url` (a-z, 0-9, _), so it can be
         // spliced into the statement.
         let dropped = client
@@ -186,11 +253,7 @@ impl PostgresStore {
 
     /// Drops the task hub's schema with everything in it (for tests).
     pub async fn drop_hub(&self) -> Result<(), StoreError> {
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| backend("connecting", e))?;
+        let client = self.pool.get().await.map_err(connecting)?;
         client
             .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.channel))
             .await
@@ -206,7 +269,7 @@ impl PostgresStore {
     /// A pooled connection for a single-statement operation (its own
     /// implicit transaction).
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool.get().await.map_err(|e| backend("connecting", e))
+        self.pool.get().await.map_err(connecting)
     }
 
     /// Runs `f` in one transaction and commits it.
@@ -219,11 +282,7 @@ impl PostgresStore {
             Box<dyn std::future::Future<Output = Result<R, StoreError>> + Send + 'a>,
         >,
     {
-        let mut client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| backend("connecting", e))?;
+        let mut client = self.pool.get().await.map_err(connecting)?;
         let tx = client
             .transaction()
             .await
@@ -256,11 +315,7 @@ impl InstanceStore for PostgresStore {
     }
 
     async fn get_instance(&self, instance_id: &str) -> Result<Option<InstanceRecord>, StoreError> {
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| backend("connecting", e))?;
+        let client = self.pool.get().await.map_err(connecting)?;
         ops::get_instance(&**client, instance_id).await
     }
 
@@ -273,11 +328,7 @@ impl InstanceStore for PostgresStore {
     }
 
     async fn list_instances(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError> {
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| backend("connecting", e))?;
+        let client = self.pool.get().await.map_err(connecting)?;
         ops::list_instances(&**client, query).await
     }
 
@@ -291,11 +342,7 @@ impl InstanceStore for PostgresStore {
 #[async_trait]
 impl HistoryStore for PostgresStore {
     async fn read_history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| backend("connecting", e))?;
+        let client = self.pool.get().await.map_err(connecting)?;
         ops::read_history(&**client, instance_id).await
     }
 }
@@ -398,11 +445,7 @@ impl ActivityQueue for PostgresStore {
         instance_id: &str,
         execution_id: &str,
     ) -> Result<Vec<i64>, StoreError> {
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| backend("connecting", e))?;
+        let client = self.pool.get().await.map_err(connecting)?;
         let rows = client
             .query(
                 "SELECT task_id FROM tasks WHERE instance_id = $1 AND execution_id = $2",
@@ -495,21 +538,139 @@ impl StoreStats for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::parse_url;
+    use crate::tls::{Roots, SslMode};
+
+    /// What a URL is read as: the driver's URL, the hub, the pool size,
+    /// the sslmode and the roots; or the words its error must hold.
+    type Read = Result<
+        (
+            &'static str,
+            &'static str,
+            usize,
+            SslMode,
+            Option<&'static str>,
+        ),
+        &'static str,
+    >;
+
+    const CASES: &[(&str, &str, Read)] = &[
+        (
+            "Perdure's parameters are taken off",
+            "postgres://postgres@127.0.0.1:5432/test?hub=a_1&pool_size=4",
+            Ok((
+                "postgres://postgres@127.0.0.1:5432/test",
+                "a_1",
+                4,
+                SslMode::Prefer,
+                None,
+            )),
+        ),
+        (
+            "sslmode is taken off and read; other parameters stay",
+            "postgresql://u@h/db?sslmode=disable&connect_timeout=3",
+            Ok((
+                "postgresql://u@h/db?connect_timeout=3",
+                "default",
+                16,
+                SslMode::Disable,
+                None,
+            )),
+        ),
+        (
+            "verify-full and a root file",
+            "postgres://u@h/db?sslmode=verify-full&sslrootcert=/etc/ca.pem",
+            Ok((
+                "postgres://u@h/db",
+                "default",
+                16,
+                SslMode::VerifyFull,
+                Some("/etc/ca.pem"),
+            )),
+        ),
+        (
+            "verify-ca, and a root file's path percent-decoded",
+            "postgres://u@h/db?sslmode=verify-ca&sslrootcert=/my%20certs/ca.pem",
+            Ok((
+                "postgres://u@h/db",
+                "default",
+                16,
+                SslMode::VerifyCa,
+                Some("/my certs/ca.pem"),
+            )),
+        ),
+        (
+            "sslrootcert=system names the system's roots",
+            "postgres://u@h/db?sslmode=require&sslrootcert=system",
+            Ok((
+                "postgres://u@h/db",
+                "default",
+                16,
+                SslMode::Require,
+                Some("system"),
+            )),
+        ),
+        (
+            "an unknown sslmode is refused by name",
+            "postgres://u@h/db?sslmode=verify-everything",
+            Err("unknown sslmode `verify-everything`"),
+        ),
+        (
+            "sslmode is case-sensitive, as in libpq",
+            "postgres://u@h/db?sslmode=Require",
+            Err("unknown sslmode `Require`"),
+        ),
+        (
+            "an empty sslrootcert",
+            "postgres://u@h/db?sslrootcert=",
+            Err("sslrootcert names no file"),
+        ),
+        (
+            "a bad hub name",
+            "postgres://u@h/db?hub=Bad-Name",
+            Err("hub must be"),
+        ),
+        (
+            "another scheme",
+            "mysql://u@h/db",
+            Err("expected postgres://"),
+        ),
+        (
+            "a refused URL does not show its password",
+            "postgres://app:s3cret@h/db?sslmode=nope&password=s3cret",
+            Err("postgres://app:***@h/db?sslmode=nope&password=***"),
+        ),
+    ];
 
     #[test]
     fn urls() {
-        let (c, h, p) =
-            parse_url("postgres://postgres@127.0.0.1:5432/test?hub=a_1&pool_size=4").unwrap();
-        assert_eq!(
-            (c.as_str(), h.as_str(), p),
-            ("postgres://postgres@127.0.0.1:5432/test", "a_1", 4)
-        );
-        let (c, h, _) = parse_url("postgresql://u@h/db?sslmode=disable").unwrap();
-        assert_eq!(
-            (c.as_str(), h.as_str()),
-            ("postgresql://u@h/db?sslmode=disable", "default")
-        );
-        assert!(parse_url("postgres://u@h/db?hub=Bad-Name").is_err());
-        assert!(parse_url("mysql://u@h/db").is_err());
+        for (what, url, want) in CASES {
+            let got = parse_url(url);
+            match (got, want) {
+                (Ok(u), Ok((conn, hub, pool, mode, roots))) => {
+                    let read = match &u.tls.roots {
+                        None => None,
+                        Some(Roots::System) => Some("system".to_string()),
+                        Some(Roots::File(p)) => Some(p.display().to_string()),
+                    };
+                    assert_eq!(
+                        (
+                            u.conn.as_str(),
+                            u.hub.as_str(),
+                            u.pool_size,
+                            u.tls.mode,
+                            read.as_deref()
+                        ),
+                        (*conn, *hub, *pool, *mode, *roots),
+                        "{what}"
+                    );
+                }
+                (Err(e), Err(words)) => {
+                    let text = e.to_string();
+                    assert!(text.contains(words), "{what}: {text}");
+                    assert!(!text.contains("s3cret"), "{what}: {text}");
+                }
+                (got, _) => panic!("{what}: {url} read as {got:?}"),
+            }
+        }
     }
 }

@@ -26,10 +26,15 @@ fn apply(wake: &WakeHub, payload: &str) {
     }
 }
 
-pub(crate) async fn run(cfg: tokio_postgres::Config, channel: String, wake: Arc<WakeHub>) {
+pub(crate) async fn run(
+    cfg: tokio_postgres::Config,
+    tls: crate::tls::Tls,
+    channel: String,
+    wake: Arc<WakeHub>,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match cfg.connect(tokio_postgres::NoTls).await {
+        match cfg.connect(tls.clone()).await {
             Ok((client, mut conn)) => {
                 let (tx, mut rx) = futures::channel::mpsc::unbounded::<String>();
                 let driver = tokio::spawn(async move {
@@ -61,7 +66,10 @@ pub(crate) async fn run(cfg: tokio_postgres::Config, channel: String, wake: Arc<
                 }
                 driver.abort();
             }
-            Err(e) => tracing::warn!(error = %e, "postgres listener cannot connect; retrying"),
+            Err(e) => {
+                let error = crate::connecting(e);
+                tracing::warn!(%error, "postgres listener cannot connect; retrying")
+            }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));

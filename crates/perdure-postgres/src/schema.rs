@@ -66,11 +66,12 @@ ALTER TABLE instances ADD COLUMN tags TEXT;
 "#,
 ];
 
-pub(crate) async fn migrate(cfg: &tokio_postgres::Config, schema: &str) -> Result<(), StoreError> {
-    let (mut client, conn) = cfg
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|e| backend("connecting", e))?;
+pub(crate) async fn migrate(
+    cfg: &tokio_postgres::Config,
+    tls: &crate::tls::Tls,
+    schema: &str,
+) -> Result<(), StoreError> {
+    let (mut client, conn) = cfg.connect(tls.clone()).await.map_err(crate::connecting)?;
     let driver = tokio::spawn(conn);
     let result = async {
         let tx = client.transaction().await.map_err(|e| backend("migration", e))?;

@@ -30,8 +30,31 @@ pub enum StoreError {
     BadUrl(String, String),
     #[error("store backend error: {0}")]
     Backend(String),
+    /// The connection to the store's server was refused before anything
+    /// (a password, a query) was sent: its TLS could not be trusted.
+    #[error("the store's server cannot be trusted: {0}")]
+    Tls(TlsFailure),
     #[error("the store is shut down")]
     Closed,
+}
+
+/// Why a TLS connection to a store's server was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsFailure {
+    /// The server's certificate does not lead to a trusted root (it is
+    /// self-signed, signed by an unknown authority, expired, revoked...).
+    #[error("its certificate is not trusted: {0}")]
+    NotTrusted(String),
+    /// The certificate is trusted but names other hosts than the one
+    /// connected to.
+    #[error("its certificate does not name the host connected to: {0}")]
+    WrongName(String),
+    /// The store URL requires TLS and the server does not offer it.
+    #[error("the store URL requires TLS and the server does not offer it")]
+    NotOffered,
+    /// The TLS handshake failed otherwise.
+    #[error("the TLS handshake failed: {0}")]
+    Handshake(String),
 }
 
 impl From<perdure_core::history::CodecError> for StoreError {

@@ -18,17 +18,19 @@ pub mod instances;
 pub mod memory;
 pub mod orchestrations;
 pub mod records;
+pub mod redact;
 pub mod stats;
 pub mod wake;
 
 pub use activities::ActivityQueue;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::StoreError;
+pub use error::{StoreError, TlsFailure};
 pub use history::HistoryStore;
 pub use instances::InstanceStore;
 pub use memory::MemoryStore;
 pub use orchestrations::OrchestrationQueue;
 pub use records::*;
+pub use redact::redact_url;
 pub use stats::{CommitStats, QueueDepths, StoreStats};
 pub use wake::{InstanceWatch, WakeSignal, WorkKind};
 

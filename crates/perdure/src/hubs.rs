@@ -70,7 +70,7 @@ pub fn hub_store_url(base: &str, hub: &str) -> Result<String, StoreError> {
         return Ok(format!("{head}?{}", parts.join("&")));
     }
     Err(StoreError::BadUrl(
-        base.into(),
+        perdure_store::redact_url(base),
         "expected sqlite://PATH, postgres://USER@HOST/DB or memory".into(),
     ))
 }
@@ -97,7 +97,7 @@ pub async fn delete_store(url: &str) -> Result<(), StoreError> {
         return perdure_postgres::PostgresStore::delete_hub(url).await;
     }
     Err(StoreError::BadUrl(
-        url.into(),
+        perdure_store::redact_url(url),
         "expected sqlite://PATH, postgres://USER@HOST/DB or memory".into(),
     ))
 }

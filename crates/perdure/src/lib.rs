@@ -72,7 +72,7 @@ pub use perdure_core::{
     EntityId, EventKind, FailureDetails, HistoryEvent, ParentInstance, RetryOptions, RuntimeStatus,
     Tags, TraceContext,
 };
-pub use perdure_store::{InstanceQuery, Store, StoreError};
+pub use perdure_store::{redact_url, InstanceQuery, Store, StoreError, TlsFailure};
 
 /// Composition helpers, re-exported from `futures` so that orchestrations
 /// need no other import: `join!`, `select`, `Either`, `FutureExt`.
@@ -86,7 +86,8 @@ use std::sync::Arc;
 /// Opens a store by URL: `sqlite://path/to/file.db` (the default is
 /// `sqlite://perdure.db`), `postgres://user@host[:port]/db[?hub=NAME]` (many
 /// processes on many machines share one task hub), or `memory` (not durable;
-/// for tests).
+/// for tests). Errors show the URL only through [`redact_url`] (no
+/// password).
 pub async fn open_store(url: &str) -> std::result::Result<Arc<dyn Store>, StoreError> {
     if url == "memory" || url == "memory://" {
         return Ok(Arc::new(perdure_store::MemoryStore::new()));
@@ -94,7 +95,7 @@ pub async fn open_store(url: &str) -> std::result::Result<Arc<dyn Store>, StoreE
     if let Some(path) = url.strip_prefix("sqlite://") {
         if path.is_empty() {
             return Err(StoreError::BadUrl(
-                url.into(),
+                redact_url(url),
                 "no file path after sqlite://".into(),
             ));
         }
@@ -108,7 +109,7 @@ pub async fn open_store(url: &str) -> std::result::Result<Arc<dyn Store>, StoreE
         return Ok(Arc::new(perdure_postgres::PostgresStore::open(url).await?));
     }
     Err(StoreError::BadUrl(
-        url.into(),
+        redact_url(url),
         "expected sqlite://PATH, postgres://USER@HOST/DB or memory".into(),
     ))
 }

@@ -202,7 +202,10 @@ fn fresh_hub(url: Option<&str>) -> Result<Hub> {
                 scratch: std::env::temp_dir(),
             })
         }
-        Some(u) => bail!("benchmarks run on sqlite:// or postgres:// stores, not {u}"),
+        Some(u) => bail!(
+            "benchmarks run on sqlite:// or postgres:// stores, not {}",
+            perdure::redact_url(u)
+        ),
     }
 }
 
@@ -217,7 +220,8 @@ impl Children {
         for _ in 0..n {
             kids.push(
                 Command::new(&exe)
-                    .args(["bench-worker", "--store", url])
+                    .arg("bench-worker")
+                    .env("PERDURE_STORE", url)
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
                     .spawn()
@@ -292,7 +296,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     };
     let store: Arc<dyn Store> = perdure::open_store(&hub.url)
         .await
-        .with_context(|| format!("opening {}", hub.url))?;
+        .with_context(|| format!("opening {}", perdure::redact_url(&hub.url)))?;
     let spans = match &args.otlp_endpoint {
         Some(endpoint) => Some(perdure_server::telemetry::install_otlp(endpoint)?),
         None => None,

@@ -36,11 +36,11 @@ pub fn sqlite_commit_rate(dir: &Path) -> Result<f64> {
 /// Single-row PostgreSQL commits per second, one connection, in a
 /// temporary table.
 pub async fn postgres_commit_rate(url: &str) -> Result<f64> {
-    let base = url.split('?').next().unwrap_or(url);
-    let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+    // The store's own connection (its TLS too), so the probe measures
+    // what the store gets.
+    let (client, driver) = perdure_postgres::connect(url)
         .await
         .context("connecting to PostgreSQL for the commit probe")?;
-    let driver = tokio::spawn(conn);
     client
         .batch_execute("CREATE TEMP TABLE perdure_probe (k serial PRIMARY KEY, v text)")
         .await?;
