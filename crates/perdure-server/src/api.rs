@@ -106,7 +106,10 @@ pub(crate) fn flag(
     }
 }
 
-fn seconds(q: &HashMap<String, String>, name: &str) -> Result<Option<Duration>, ApiError> {
+pub(crate) fn seconds(
+    q: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<Duration>, ApiError> {
     q.get(name)
         .map(|v| {
             v.parse::<f64>()
@@ -124,7 +127,7 @@ fn seconds(q: &HashMap<String, String>, name: &str) -> Result<Option<Duration>, 
         .transpose()
 }
 
-fn timestamp(
+pub(crate) fn timestamp(
     q: &HashMap<String, String>,
     name: &str,
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
@@ -143,7 +146,7 @@ fn timestamp(
         .transpose()
 }
 
-fn statuses(q: &HashMap<String, String>) -> Result<Vec<RuntimeStatus>, ApiError> {
+pub(crate) fn statuses(q: &HashMap<String, String>) -> Result<Vec<RuntimeStatus>, ApiError> {
     let Some(list) = q.get("runtimeStatus") else {
         return Ok(Vec::new());
     };

@@ -13,10 +13,13 @@ mod api;
 pub mod body;
 mod dashboard;
 mod entities;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grpc;
 mod guard;
 mod hub;
 mod openapi;
+mod refusals;
 pub mod telemetry;
 pub mod wire;
 
@@ -77,6 +80,7 @@ pub fn router_with_hubs(hubs: Arc<TaskHubs>, config: ServerConfig) -> Router {
         .route("/metrics", axum::routing::get(metrics))
         .merge(dashboard::assets())
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(refusals::as_json))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::check,
