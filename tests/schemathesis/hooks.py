@@ -13,7 +13,7 @@ CAP_SECONDS = 0.25
 
 
 @schemathesis.hook
-def before_call(ctx, case, *args, **kwargs):
+def before_call(ctx, case, kwargs):
     query = case.query or {}
     value = query.get("timeout")
     try:

@@ -31,7 +31,18 @@ fn seeds_run_clean_and_are_mostly_accepted() {
 
 /// Inputs the fuzzers found, kept so the fixed bugs stay fixed: (target,
 /// what broke, input).
-const FOUND: &[(&str, &str, &[u8])] = &[];
+const FOUND: &[(&str, &str, &[u8])] = &[
+    (
+        "http_request",
+        "a path segment that is not UTF-8 answered 400 in plain text",
+        b"\x02instances/oshomHista\xfe\xc0\x8a\xa8;cowHisto\xf7y=tru\xcd",
+    ),
+    (
+        "history_decode",
+        "a stored 1e400 payload shown as sent (JSON's grammar, not f64's range)",
+        b"{\x22v\x22:1,\x22event_id\x22:18,\x22timestamp\x22:\x222021-05-05T18:45:28.123456789Z\x22,\x22type\x22:\x22EntityOperationSignaled\x22,\x22request_id\x22:\x22r1\x22,\x22target\x22:\x22@counter@k\x22,\x22operation\x22:\x22add\x22,\x22input\x22:\x2211e400\x22,\x22scheduled_time\x22:\x222021-05-05T18:45:28.123456789Z\x22,\x22trace_conte0t\x22:{\x22t\x22:\x22congo=t61rcWkgMzE\x22}}",
+    ),
+];
 
 #[test]
 fn inputs_that_broke_properties_now_pass() {

@@ -18,6 +18,27 @@ fn string() -> Value {
     json!({ "type": "string" })
 }
 
+/// Characters no instance id or entity key holds: `/ \ # ?` and
+/// control characters.
+const FORBIDDEN: &str = "/\\\\#?\\u0000-\\u001f\\u007f-\\u009f";
+
+/// An instance id: 1 to 256 characters, not starting with `@`.
+fn instance_id() -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": 256,
+        "pattern": format!("^[^@{FORBIDDEN}][^{FORBIDDEN}]*$") })
+}
+
+/// An entity name (no `@`) or key; the id `@name@key` is at most 256
+/// characters.
+fn entity_part(name: bool) -> Value {
+    let pattern = if name {
+        "^[^@]+$".to_string()
+    } else {
+        format!("^[^{FORBIDDEN}]+$")
+    };
+    json!({ "type": "string", "minLength": 1, "maxLength": 127, "pattern": pattern })
+}
+
 fn boolean() -> Value {
     json!({ "type": "boolean" })
 }
@@ -125,7 +146,7 @@ fn op(summary: &str, mut params: Vec<Value>, body: bool, answers: Vec<(&str, Val
 }
 
 fn paths() -> Map<String, Value> {
-    let id = param("instanceId", "path", string(), "Instance id");
+    let id = param("instanceId", "path", instance_id(), "Instance id");
     let reason = param("reason", "query", string(), "Why; recorded in history");
     let not_found = || refusal("No such instance (or task hub)");
     let gone = || refusal("The instance has already finished");
@@ -160,8 +181,8 @@ fn paths() -> Map<String, Value> {
             ("409", refusal("An instance with this id exists and is still running"))]) })
     };
     let purged = || json_answer("Purged", schema("Purged"));
-    let entity_name = param("entityName", "path", string(), "Entity name");
-    let entity_key = param("entityKey", "path", string(), "Entity key");
+    let entity_name = param("entityName", "path", entity_part(true), "Entity name");
+    let entity_key = param("entityKey", "path", entity_part(false), "Entity key");
     let entity_list = |params: Vec<Value>| {
         let mut params = params;
         params.push(top());
