@@ -41,7 +41,9 @@ export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-co
 # --target keeps the flags off build scripts and proc macros, as cargo fuzz does.
 cargo build --release --manifest-path fuzz/Cargo.toml --target "$host" --bins
 unset RUSTFLAGS
-cargo run -q -p perdure-fuzz -- seeds fuzz/corpus
+# The stable driver writes the seeds (built as CI builds it: one feature set).
+cargo build -q --bin perdure --bin perdure-fuzz
+target/debug/perdure-fuzz seeds fuzz/corpus
 status=0
 for t in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"

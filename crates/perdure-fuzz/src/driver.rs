@@ -185,7 +185,7 @@ pub fn run(
             pool[next - 1].clone()
         } else {
             if options.max_runs.is_some_and(|n| report.runs >= n)
-                || (report.runs % 64 == 0 && started.elapsed() >= options.duration)
+                || (report.runs.is_multiple_of(64) && started.elapsed() >= options.duration)
             {
                 break;
             }
