@@ -10,9 +10,10 @@
 #
 # The default engine is libFuzzer, coverage-guided: the fuzz/ workspace
 # built with the instrumentation flags `cargo fuzz` passes, which the
-# stable toolchain takes (no nightly, no cargo-fuzz install; where
-# cargo-fuzz is installed, `cargo fuzz run -s none TARGET` in the project
-# root does the same). Its corpus grows in fuzz/corpus/TARGET (seeded from
+# stable toolchain takes (no nightly, no cargo-fuzz install; fuzz/ has
+# cargo fuzz's layout, so `cargo fuzz run TARGET` is meant to work too,
+# though neither CI nor this script uses it). Its corpus grows in
+# fuzz/corpus/TARGET (seeded from
 # the targets' seeds) and crashing inputs land in fuzz/artifacts/TARGET;
 # `cargo run -p perdure-fuzz -- replay TARGET FILE` runs one again.
 #
