@@ -14,6 +14,8 @@ pub enum EntityIdError {
     EmptyName,
     #[error("entity name `{0}` must not contain `@`")]
     AtInName(String),
+    #[error("entity name `{name}` contains the forbidden character `{ch}` (none of / \\ # ?)")]
+    ForbiddenNameChar { name: String, ch: char },
     #[error("entity key must not be empty")]
     EmptyKey,
     #[error("`{0}` is not an entity instance id (expected `@name@key`)")]
@@ -41,6 +43,12 @@ impl EntityId {
         crate::names::validate_name(crate::names::NameKind::Entity, name)?;
         if name.contains('@') {
             return Err(EntityIdError::AtInName(name.to_string()));
+        }
+        if let Some(ch) = name.chars().find(|c| matches!(c, '/' | '\\' | '#' | '?')) {
+            return Err(EntityIdError::ForbiddenNameChar {
+                name: name.to_string(),
+                ch,
+            });
         }
         if key.is_empty() {
             return Err(EntityIdError::EmptyKey);
@@ -110,6 +118,24 @@ mod tests {
         assert!(matches!(
             EntityId::parse("counter@k"),
             Err(EntityIdError::NotAnEntityId(_))
+        ));
+    }
+
+    #[test]
+    fn names_follow_the_name_rules() {
+        for (name, refused) in [
+            ("a/b", true),
+            ("a\\b", true),
+            ("a#b", true),
+            ("a?b", true),
+            ("tab\tname", true),
+            ("Counter.v2", false),
+        ] {
+            assert_eq!(EntityId::new(name, "k").is_err(), refused, "{name:?}");
+        }
+        assert!(matches!(
+            EntityId::new(&"n".repeat(257), "k"),
+            Err(EntityIdError::Name(crate::NameError::TooLong { .. }))
         ));
     }
 }

@@ -111,7 +111,10 @@ pub(crate) fn flag(
     }
 }
 
-fn seconds(q: &HashMap<String, String>, name: &str) -> Result<Option<Duration>, ApiError> {
+pub(crate) fn seconds(
+    q: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<Duration>, ApiError> {
     q.get(name)
         .map(|v| {
             v.parse::<f64>()
@@ -129,7 +132,7 @@ fn seconds(q: &HashMap<String, String>, name: &str) -> Result<Option<Duration>, 
         .transpose()
 }
 
-fn timestamp(
+pub(crate) fn timestamp(
     q: &HashMap<String, String>,
     name: &str,
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
@@ -148,7 +151,7 @@ fn timestamp(
         .transpose()
 }
 
-fn statuses(q: &HashMap<String, String>) -> Result<Vec<RuntimeStatus>, ApiError> {
+pub(crate) fn statuses(q: &HashMap<String, String>) -> Result<Vec<RuntimeStatus>, ApiError> {
     let Some(list) = q.get("runtimeStatus") else {
         return Ok(Vec::new());
     };

@@ -17,6 +17,8 @@ pub mod body;
 pub mod conn;
 mod dashboard;
 mod entities;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grpc;
 mod guard;
 mod hub;

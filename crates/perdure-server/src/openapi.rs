@@ -1,133 +1,352 @@
-//! The OpenAPI 3.0 description of the HTTP API, served at `/openapi.json`.
+//! The OpenAPI 3.0 description of the HTTP API, served at `/openapi.json`:
+//! every route of the webhook API (instances and entities) and of
+//! `/metrics`, every answer each can give (the door's refusals included:
+//! 401 without the key, 403 for a foreign host or origin on a keyless
+//! server, 413 for a body over the payload limit, 415 for a body that is not
+//! JSON) and the shapes of those answers. `tests/schemathesis` holds the
+//! server to it.
 
 use crate::BASE_PATH;
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-fn param(name: &str, at: &str, kind: &str, doc: &str) -> Value {
-    json!({ "name": name, "in": at, "required": at == "path", "schema": { "type": kind }, "description": doc })
+fn param(name: &str, at: &str, schema: Value, doc: &str) -> Value {
+    json!({ "name": name, "in": at, "required": at == "path", "schema": schema, "description": doc })
 }
 
-fn resp(doc: &str) -> Value {
-    json!({ "description": doc, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+fn string() -> Value {
+    json!({ "type": "string" })
 }
 
-pub async fn document() -> Json<Value> {
-    let id = param("instanceId", "path", "string", "Instance id");
-    let reason = param("reason", "query", "string", "Why; recorded in history");
-    let err400 = resp("Bad input: malformed JSON, an invalid id or parameter");
-    let err404 = resp("No such instance");
-    let err410 = resp("The instance has already finished");
-    let created = |doc: &str| {
-        json!({ "description": doc, "headers": {
+/// Characters no instance id or entity key holds: `/ \ # ?` and
+/// control characters.
+const FORBIDDEN: &str = "/\\\\#?\\u0000-\\u001f\\u007f-\\u009f";
+
+/// An instance id: 1 to 256 characters, not starting with `@`.
+fn instance_id() -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": 256,
+        "pattern": format!("^[^@{FORBIDDEN}][^{FORBIDDEN}]*$") })
+}
+
+/// An entity name (no `@`) or key; the id `@name@key` is at most 256
+/// characters.
+fn entity_part(name: bool) -> Value {
+    let pattern = if name {
+        "^[^@]+$".to_string()
+    } else {
+        format!("^[^{FORBIDDEN}]+$")
+    };
+    json!({ "type": "string", "minLength": 1, "maxLength": 127, "pattern": pattern })
+}
+
+fn boolean() -> Value {
+    json!({ "type": "boolean" })
+}
+
+fn date_time() -> Value {
+    json!({ "type": "string", "format": "date-time" })
+}
+
+fn schema(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn json_answer(doc: &str, body: Value) -> Value {
+    json!({ "description": doc, "content": { "application/json": { "schema": body } } })
+}
+
+/// A refusal: a JSON error body.
+fn refusal(doc: &str) -> Value {
+    json_answer(doc, schema("Error"))
+}
+
+fn empty(doc: &str) -> Value {
+    json!({ "description": doc })
+}
+
+/// Seconds, as `timeout` and `pollingInterval` take them: under a day.
+fn seconds() -> Value {
+    json!({ "type": "number", "minimum": 0, "maximum": 86400, "exclusiveMaximum": true })
+}
+
+/// The statuses a list or purge filters on: comma-separated names.
+fn statuses() -> Value {
+    json!({ "name": "runtimeStatus", "in": "query", "required": false, "style": "form", "explode": false,
+        "schema": { "type": "array", "items": schema("RuntimeStatus") },
+        "description": "Only instances in these statuses (comma-separated)" })
+}
+
+fn required(mut p: Value) -> Value {
+    p["required"] = json!(true);
+    p
+}
+
+fn top() -> Value {
+    param(
+        "top",
+        "query",
+        json!({ "type": "integer", "minimum": 1, "maximum": 10000 }),
+        "Page size (default 100)",
+    )
+}
+
+/// A 202 answer that carries the management URLs.
+fn check_status(doc: &str) -> Value {
+    json!({ "description": doc, "headers": {
         "Location": { "schema": { "type": "string" }, "description": "The status URL" },
         "Retry-After": { "schema": { "type": "integer" } } },
-        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/CheckStatus" } } } })
-    };
+        "content": { "application/json": { "schema": schema("CheckStatus") } } })
+}
+
+/// A page of a list, with the token of the next page in a header.
+fn page(doc: &str, item: Value) -> Value {
+    json!({ "description": doc, "headers": {
+        "x-ms-continuation-token": { "schema": { "type": "string" }, "description": "Present when there are more pages: send it back in the request header of the same name" } },
+        "content": { "application/json": { "schema": { "type": "array", "items": item } } } })
+}
+
+/// One operation: `answers` are its own; every operation also takes
+/// `taskHub` and may answer 400 (a bad parameter or task hub name), 401,
+/// 403 (a foreign host or origin, or the read-only key used to write), 404
+/// (no such task hub), 405, 414 (a target past the limit) and 503 (the
+/// hub's store cannot be opened, or the server's body budget is spent);
+/// one with a body, 408, 413 and 415.
+fn op(summary: &str, mut params: Vec<Value>, body: bool, answers: Vec<(&str, Value)>) -> Value {
+    params.push(param(
+        "taskHub",
+        "query",
+        string(),
+        "The task hub (default: `default`); 1 to 40 characters of a-z, 0-9, - and _",
+    ));
+    let mut responses = Map::new();
+    for (code, answer) in answers {
+        responses.insert(code.to_string(), answer);
+    }
+    let mut common = vec![
+        ("400", refusal("Bad input: a malformed parameter, id or task hub name")),
+        ("401", refusal("The server has an API key and the request does not carry it (`code` query parameter or `Authorization: Bearer`)")),
+        ("403", refusal("A keyless server answers only requests for a loopback host from its own origin; the read-only key cannot change anything")),
+        ("404", refusal("No such task hub")),
+        ("405", refusal("The route does not take this method (see `Allow`)")),
+        ("414", refusal("The request target is longer than the server reads")),
+        ("503", refusal("The task hub's store cannot be opened, or the server holds as many request bodies as it may")),
+    ];
+    if body {
+        common.push(("408", refusal("The body did not arrive in time")));
+        common.push(("413", refusal("The body is larger than the payload limit")));
+        common.push((
+            "415",
+            refusal("The body is typed as something other than JSON"),
+        ));
+    }
+    for (code, answer) in common {
+        responses.entry(code).or_insert(answer);
+    }
+    let mut o = json!({ "summary": summary, "parameters": params, "responses": responses });
+    if body {
+        o["requestBody"] =
+            json!({ "required": false, "content": { "application/json": { "schema": {} } } });
+    }
+    o
+}
+
+fn paths() -> Map<String, Value> {
+    let id = param("instanceId", "path", instance_id(), "Instance id");
+    let reason = param("reason", "query", string(), "Why; recorded in history");
+    let not_found = || refusal("No such instance (or task hub)");
+    let gone = || refusal("The instance has already finished");
+    let accepted = || empty("Accepted");
+    let status_ok = || json_answer("The instance's status", schema("Status"));
     let control = |what: &str, extra: Vec<Value>| {
         let mut params = vec![id.clone(), reason.clone()];
         params.extend(extra);
-        json!({ "post": { "summary": what, "parameters": params, "responses": {
-            "202": { "description": "Accepted" }, "400": err400, "404": err404, "410": err410 } } })
+        json!({ "post": op(what, params, false, vec![
+            ("202", accepted()), ("404", not_found()), ("410", gone())]) })
     };
-    let status_ok = json!({ "description": "The instance's status", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Status" } } } });
-    let mut paths = serde_json::Map::new();
-    let start = json!({ "post": {
-        "summary": "Start an orchestration; the body is its input",
-        "parameters": [param("name", "path", "string", "Orchestrator name"), param("instanceId", "path", "string", "Instance id (optional path segment)"),
-            param("timeout", "query", "number", "Wait up to this many seconds for the result"),
-            param("pollingInterval", "query", "number", "Seconds between checks while waiting")],
-        "requestBody": { "required": false, "content": { "application/json": { "schema": {} } } },
-        "responses": { "200": { "description": "Finished within timeout; the body is the output" },
-            "202": created("Started"), "400": err400, "409": resp("An instance with this id is still running") } } });
-    paths.insert(format!("{BASE_PATH}/orchestrators/{{name}}"), start.clone());
-    paths.insert(
-        format!("{BASE_PATH}/orchestrators/{{name}}/{{instanceId}}"),
-        start,
+    let start = |with_id: bool| {
+        let mut params = vec![param("name", "path", string(), "Orchestrator name")];
+        if with_id {
+            params.push(id.clone());
+        }
+        params.push(param(
+            "timeout",
+            "query",
+            seconds(),
+            "Wait up to this many seconds for the result",
+        ));
+        params.push(param(
+            "pollingInterval",
+            "query",
+            seconds(),
+            "Seconds between checks while waiting",
+        ));
+        json!({ "post": op("Start an orchestration; the body is its input", params, true, vec![
+            ("200", json_answer("Finished within the timeout; the body is the output", json!({}))),
+            ("202", check_status("Started")),
+            ("409", refusal("An instance with this id exists and is still running"))]) })
+    };
+    let purged = || json_answer("Purged", schema("Purged"));
+    let entity_name = param("entityName", "path", entity_part(true), "Entity name");
+    let entity_key = param("entityKey", "path", entity_part(false), "Entity key");
+    let entity_list = |params: Vec<Value>| {
+        let mut params = params;
+        params.push(top());
+        params.push(param(
+            "fetchState",
+            "query",
+            boolean(),
+            "Include each entity's state",
+        ));
+        params.push(param(
+            "x-ms-continuation-token",
+            "header",
+            string(),
+            "Continuation from the previous page",
+        ));
+        json!({ "get": op("List entities", params, false, vec![
+            ("200", page("A page of entities", schema("Entity")))]) })
+    };
+
+    let mut paths = Map::new();
+    let mut add = |path: &str, item: Value| {
+        paths.insert(format!("{BASE_PATH}{path}"), item);
+    };
+    add("/orchestrators/{name}", start(false));
+    add("/orchestrators/{name}/{instanceId}", start(true));
+    add(
+        "/instances",
+        json!({
+        "get": op("List instances", vec![
+            statuses(),
+            param("createdTimeFrom", "query", date_time(), "Created at or after (ISO 8601)"),
+            param("createdTimeTo", "query", date_time(), "Created at or before (ISO 8601)"),
+            param("instanceIdPrefix", "query", string(), "Id prefix"),
+            param("name", "query", string(), "Orchestrator name (a Perdure extension)"),
+            top(),
+            param("showInput", "query", boolean(), "Include inputs"),
+            param("x-ms-continuation-token", "header", string(), "Continuation from the previous page")],
+            false, vec![("200", page("A page of statuses", schema("Status")))]),
+        "delete": op("Purge finished instances by filter", vec![
+            required(param("createdTimeFrom", "query", date_time(), "Created at or after (ISO 8601)")),
+            param("createdTimeTo", "query", date_time(), "Created at or before (ISO 8601)"),
+            statuses()],
+            false, vec![("200", purged()), ("404", refusal("No finished instance matched"))]) }),
     );
-    paths.insert(format!("{BASE_PATH}/instances"), json!({
-        "get": { "summary": "List instances", "parameters": [
-            param("runtimeStatus", "query", "string", "Comma-separated statuses"),
-            param("createdTimeFrom", "query", "string", "ISO 8601"), param("createdTimeTo", "query", "string", "ISO 8601"),
-            param("instanceIdPrefix", "query", "string", "Id prefix"), param("top", "query", "integer", "Page size"),
-            param("showInput", "query", "boolean", "Include inputs"),
-            param("x-ms-continuation-token", "header", "string", "Continuation from the previous page")],
-            "responses": { "200": { "description": "A page of statuses; more pages when the x-ms-continuation-token header is set",
-                "content": { "application/json": { "schema": { "type": "array", "items": { "$ref": "#/components/schemas/Status" } } } } }, "400": err400 } },
-        "delete": { "summary": "Purge finished instances by filter", "parameters": [
-            param("createdTimeFrom", "query", "string", "ISO 8601 (required)"), param("createdTimeTo", "query", "string", "ISO 8601"),
-            param("runtimeStatus", "query", "string", "Comma-separated statuses")],
-            "responses": { "200": { "description": "{\"instancesDeleted\": n}" }, "400": err400, "404": resp("Nothing matched") } } }));
-    paths.insert(format!("{BASE_PATH}/instances/{{instanceId}}"), json!({
-        "get": { "summary": "Get an instance's status", "parameters": [id.clone(),
-            param("showHistory", "query", "boolean", "Include the history"), param("showHistoryOutput", "query", "boolean", "Include results in the history"),
-            param("showInput", "query", "boolean", "Include the input (default true)"),
-            param("returnInternalServerErrorOnFailure", "query", "boolean", "Answer 500 for Failed instances")],
-            "responses": { "200": status_ok.clone(), "202": status_ok, "404": err404 } },
-        "delete": { "summary": "Purge a finished instance", "parameters": [id.clone()],
-            "responses": { "200": { "description": "{\"instancesDeleted\": 1}" }, "404": err404, "409": resp("Still running") } } }));
-    paths.insert(format!("{BASE_PATH}/instances/{{instanceId}}/raiseEvent/{{eventName}}"), json!({ "post": {
-        "summary": "Raise an external event; the body is its data",
-        "parameters": [id.clone(), param("eventName", "path", "string", "Event name")],
-        "requestBody": { "required": false, "content": { "application/json": { "schema": {} } } },
-        "responses": { "202": { "description": "Accepted" }, "400": err400, "404": err404, "410": err410 } } }));
-    paths.insert(
-        format!("{BASE_PATH}/instances/{{instanceId}}/terminate"),
+    add(
+        "/instances/{instanceId}",
+        json!({
+        "get": op("Get an instance's status", vec![id.clone(),
+            param("showHistory", "query", boolean(), "Include the history"),
+            param("showHistoryOutput", "query", boolean(), "Include results in the history"),
+            param("showInput", "query", boolean(), "Include the input (default true)"),
+            param("returnInternalServerErrorOnFailure", "query", boolean(), "Answer 500 for Failed instances")],
+            false, vec![("200", status_ok()),
+                ("202", json!({ "description": "The instance is still running", "headers": {
+                    "Location": { "schema": { "type": "string" } }, "Retry-After": { "schema": { "type": "integer" } } },
+                    "content": { "application/json": { "schema": schema("Status") } } })),
+                ("404", not_found()),
+                ("500", json_answer("The instance Failed and returnInternalServerErrorOnFailure was set", schema("Status")))]),
+        "delete": op("Purge a finished instance", vec![id.clone()], false, vec![
+            ("200", purged()), ("404", not_found()), ("409", refusal("Still running"))]) }),
+    );
+    add(
+        "/instances/{instanceId}/raiseEvent/{eventName}",
+        json!({ "post": op(
+        "Raise an external event; the body is its data",
+        vec![id.clone(), param("eventName", "path", string(), "Event name")], true,
+        vec![("202", accepted()), ("404", not_found()), ("410", gone())]) }),
+    );
+    add(
+        "/instances/{instanceId}/terminate",
         control(
             "Terminate",
             vec![param(
                 "recursive",
                 "query",
-                "boolean",
+                boolean(),
                 "Also terminate sub-orchestrations",
             )],
         ),
     );
-    paths.insert(
-        format!("{BASE_PATH}/instances/{{instanceId}}/suspend"),
+    add(
+        "/instances/{instanceId}/suspend",
         control("Suspend", vec![]),
     );
-    paths.insert(
-        format!("{BASE_PATH}/instances/{{instanceId}}/resume"),
-        control("Resume", vec![]),
-    );
-    paths.insert(
-        format!("{BASE_PATH}/instances/{{instanceId}}/rewind"),
+    add("/instances/{instanceId}/resume", control("Resume", vec![]));
+    add(
+        "/instances/{instanceId}/rewind",
         control("Rewind a Failed instance", vec![]),
     );
-    paths.insert(format!("{BASE_PATH}/instances/{{instanceId}}/restart"), json!({ "post": {
-        "summary": "Restart a finished instance with its input",
-        "parameters": [id, param("restartWithNewInstanceId", "query", "boolean", "Use a new instance id")],
-        "responses": { "202": created("Restarted"), "400": err400, "404": err404 } } }));
-    // Every operation takes the task hub it is for.
-    let hub = param(
-        "taskHub",
-        "query",
-        "string",
-        "The task hub (default: `default`); 1 to 40 characters of a-z, 0-9, - and _",
+    add(
+        "/instances/{instanceId}/restart",
+        json!({ "post": op(
+        "Restart a finished instance with its input",
+        vec![id.clone(), param("restartWithNewInstanceId", "query", boolean(), "Use a new instance id")], false,
+        vec![("202", check_status("Restarted")), ("404", not_found()),
+            ("409", refusal("The new instance's id is taken by a running instance"))]) }),
     );
-    for ops in paths.values_mut() {
-        for op in ops.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
-            if let Some(list) = op.get_mut("parameters").and_then(Value::as_array_mut) {
-                list.push(hub.clone());
-            }
-        }
-    }
+    add("/entities", entity_list(vec![]));
+    add(
+        "/entities/{entityName}",
+        entity_list(vec![entity_name.clone()]),
+    );
+    add(
+        "/entities/{entityName}/{entityKey}",
+        json!({
+        "get": op("Read an entity's state", vec![entity_name.clone(), entity_key.clone()], false, vec![
+            ("200", json_answer("The entity's state", json!({}))),
+            ("404", refusal("The entity has no state"))]),
+        "post": op("Signal an entity; the body is the operation's input", vec![entity_name, entity_key,
+            required(param("op", "query", string(), "The operation"))],
+            true, vec![("202", accepted())]) }),
+    );
+    let mut metrics_text = Map::new();
+    metrics_text.insert(
+        perdure::metrics::CONTENT_TYPE.to_string(),
+        json!({ "schema": { "type": "string" } }),
+    );
+    paths.insert(
+        "/metrics".to_string(),
+        json!({ "get": { "summary": "The process's metrics and the store's queues (Prometheus / OpenMetrics text)",
+            "responses": {
+                "200": { "description": "Metrics", "content": metrics_text },
+                "401": refusal("The server has an API key and the request does not carry it"),
+                "403": refusal("A keyless server answers only requests for a loopback host from its own origin"),
+                "503": refusal("The store's queues cannot be read") } } }),
+    );
+    paths
+}
+
+fn components() -> Value {
+    json!({ "schemas": {
+        "Error": { "type": "object", "required": ["error", "message"], "properties": {
+            "error": { "type": "string" }, "message": { "type": "string" } } },
+        "RuntimeStatus": { "type": "string", "enum": ["Running", "Completed", "ContinuedAsNew", "Failed", "Canceled", "Terminated", "Pending", "Suspended"] },
+        "CheckStatus": { "type": "object", "required": ["id", "statusQueryGetUri"], "properties": {
+            "id": { "type": "string" }, "statusQueryGetUri": { "type": "string" }, "sendEventPostUri": { "type": "string" },
+            "terminatePostUri": { "type": "string" }, "purgeHistoryDeleteUri": { "type": "string" }, "restartPostUri": { "type": "string" },
+            "suspendPostUri": { "type": "string" }, "resumePostUri": { "type": "string" }, "rewindPostUri": { "type": "string" } } },
+        "Status": { "type": "object", "required": ["name", "instanceId", "runtimeStatus", "createdTime", "lastUpdatedTime"], "properties": {
+            "name": { "type": "string" }, "instanceId": { "type": "string" },
+            "runtimeStatus": { "$ref": "#/components/schemas/RuntimeStatus" },
+            "input": {}, "customStatus": {}, "output": {}, "createdTime": { "type": "string" }, "lastUpdatedTime": { "type": "string" },
+            "failureDetails": { "type": "object", "properties": { "errorType": { "type": "string" }, "errorMessage": { "type": "string" } } },
+            "historyEvents": { "type": "array", "items": { "type": "object" } } } },
+        "Purged": { "type": "object", "required": ["instancesDeleted"], "properties": {
+            "instancesDeleted": { "type": "integer", "minimum": 1 } } },
+        "Entity": { "type": "object", "required": ["entityId", "lastOperationTime"], "properties": {
+            "entityId": { "type": "object", "required": ["name", "key"], "properties": {
+                "name": { "type": "string" }, "key": { "type": "string" } } },
+            "lastOperationTime": { "type": "string" },
+            "state": {} } } } })
+}
+
+pub async fn document() -> Json<Value> {
     Json(json!({
         "openapi": "3.0.3",
         "info": { "title": "Perdure HTTP API", "version": env!("CARGO_PKG_VERSION"),
-            "description": "Durable Functions' instance-management webhook API, served by `perdure serve`. Every request needs the API key (`code` query parameter or `Authorization: Bearer`) when the server was started with one." },
-        "paths": paths,
-        "components": { "schemas": {
-            "Error": { "type": "object", "properties": { "error": { "type": "string" }, "message": { "type": "string" } } },
-            "CheckStatus": { "type": "object", "properties": {
-                "id": { "type": "string" }, "statusQueryGetUri": { "type": "string" }, "sendEventPostUri": { "type": "string" },
-                "terminatePostUri": { "type": "string" }, "purgeHistoryDeleteUri": { "type": "string" }, "restartPostUri": { "type": "string" },
-                "suspendPostUri": { "type": "string" }, "resumePostUri": { "type": "string" }, "rewindPostUri": { "type": "string" } } },
-            "Status": { "type": "object", "properties": {
-                "name": { "type": "string" }, "instanceId": { "type": "string" },
-                "runtimeStatus": { "type": "string", "enum": ["Running", "Completed", "ContinuedAsNew", "Failed", "Canceled", "Terminated", "Pending", "Suspended"] },
-                "input": {}, "customStatus": {}, "output": {}, "createdTime": { "type": "string" }, "lastUpdatedTime": { "type": "string" },
-                "historyEvents": { "type": "array", "items": { "type": "object" } } } } } }
+            "description": "Durable Functions' instance-management webhook API, served by `perdure serve`. Every request needs the API key (`code` query parameter or `Authorization: Bearer`) when the server was started with one; a server without a key answers only requests for a loopback host from its own origin. Request bodies are JSON." },
+        "paths": paths(),
+        "components": components(),
     }))
 }

@@ -23,6 +23,8 @@
 mod entities;
 mod orchestrations;
 
+pub(crate) use entities::entity_actions;
+
 use super::convert::{self, event};
 use super::proto as pb;
 use perdure::dispatch::{self, EntityPlan, ExecutionInfo, TurnPlan};

@@ -133,7 +133,7 @@ impl Dispatcher {
 }
 
 /// What an entity batch sent: signals to entities, orchestration starts.
-fn entity_actions(
+pub(crate) fn entity_actions(
     actions: &[pb::OperationAction],
     now: perdure_core::Timestamp,
 ) -> Result<Vec<InstanceMessage>, Status> {

@@ -1,0 +1,7 @@
+//! libFuzzer target `grpc_convert`: `perdure_fuzz::grpc::run` (see that module
+//! for the input format and the properties checked).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    perdure_fuzz::grpc::run(data);
+});
