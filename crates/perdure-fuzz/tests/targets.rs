@@ -33,6 +33,11 @@ fn seeds_run_clean_and_are_mostly_accepted() {
 /// what broke, input).
 const FOUND: &[(&str, &str, &[u8])] = &[
     (
+        "http_params",
+        "a number of seconds just under a day accepted as a whole day once rounded",
+        b"0pollingInterval=86399.9999999999",
+    ),
+    (
         "http_request",
         "a path segment that is not UTF-8 answered 400 in plain text",
         b"\x02instances/oshomHista\xfe\xc0\x8a\xa8;cowHisto\xf7y=tru\xcd",

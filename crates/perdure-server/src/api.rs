@@ -119,8 +119,11 @@ pub(crate) fn seconds(
         .map(|v| {
             v.parse::<f64>()
                 .ok()
-                .filter(|s| s.is_finite() && *s >= 0.0 && *s < 86_400.0)
-                .map(Duration::from_secs_f64)
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                // Checked after rounding to nanoseconds: 86399.9999999999
+                // rounds to a whole day.
+                .filter(|d| *d < Duration::from_secs(86_400))
                 .ok_or_else(|| {
                     error(
                         StatusCode::BAD_REQUEST,
