@@ -28,7 +28,7 @@ pub use instance_id::{generated_instance_id, validate_instance_id, InstanceIdErr
 pub use names::{validate_name, NameError, NameKind, MAX_NAME_CHARS};
 pub use replay::{
     release_held_locks, Action, Applied, Completion, CriticalSection, ExecutionState,
-    NonDeterminism, TaskKey,
+    NonDeterminism, NonDeterminismKind, TaskKey,
 };
 pub use retry::{RetryOptions, RetryOptionsError};
 pub use status::RuntimeStatus;

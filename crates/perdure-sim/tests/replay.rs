@@ -105,7 +105,7 @@ async fn replays_end_where_their_histories_end() {
             "changed code is nondeterministic",
             vec![Op::Activity(1)],
             Then::ChangeCode,
-            "nondeterministic ActionMismatch",
+            "nondeterministic PERDURE-ND-002",
         ),
         (
             "an output the code does not compute is a different end",

@@ -65,6 +65,13 @@ impl OrchestrationContext {
         self.with(|e| e.instance_id.clone())
     }
 
+    /// The version this execution was started with (`StartOptions::version`,
+    /// or the version an SDK client sent), if any: code that changes can
+    /// keep the old path for instances started under an older version.
+    pub fn version(&self) -> Option<String> {
+        self.with(|e| e.version.clone())
+    }
+
     /// The orchestration's registered name.
     pub fn name(&self) -> String {
         self.with(|e| e.name.clone())

@@ -206,6 +206,9 @@ fn registry(calls: Arc<AtomicU32>) -> Registry {
             ctx.call_activity_with_retry("Fail", &p, "no").await;
         Ok(format!("{v} {}", retried.is_err()))
     });
+    r.add_orchestrator("Version", |ctx: OrchestrationContext| async move {
+        Ok(ctx.version())
+    });
     r.add_orchestrator("WaitForever", |ctx: OrchestrationContext| async move {
         let v: Value = ctx.wait_for_external_event("never").await?;
         Ok(v)
@@ -555,6 +558,31 @@ async fn absurd_durations_clamp_to_the_year_9999() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_orchestrator_sees_the_version_it_was_started_with() {
+    for env in envs().await {
+        for version in [Some("v2"), None] {
+            let options = perdure::StartOptions {
+                version: version.map(str::to_string),
+                ..Default::default()
+            };
+            let id = env
+                .client
+                .start_new_with("Version", (), options)
+                .await
+                .unwrap();
+            let st = env.client.wait_for_completion(&id, WAIT).await.unwrap();
+            assert_eq!(
+                st.output_as::<Option<String>>().unwrap().as_deref(),
+                version,
+                "{}",
+                env.name
+            );
+        }
+        env.worker.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_rules_and_terminate() {
     for env in envs().await {
         let c = &env.client;
@@ -655,19 +683,19 @@ async fn nondeterminism_fails_the_instance_naming_both_actions() {
         for (variant, code, expected, actual) in [
             (
                 "renamed",
-                "ActionMismatch",
+                "PERDURE-ND-002",
                 "ScheduleTask `A`",
                 "ScheduleTask `X`",
             ),
             (
                 "missing",
-                "MissingAction",
+                "PERDURE-ND-003",
                 "ScheduleTask `A`",
                 "scheduled nothing",
             ),
             (
                 "extra",
-                "ActionMismatch",
+                "PERDURE-ND-002",
                 "ScheduleTask `A`",
                 "ScheduleTask `X`",
             ),

@@ -87,6 +87,20 @@ impl Action {
         }
     }
 
+    /// The type of the history event that records this action.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Action::ScheduleTask { .. } => "TaskScheduled",
+            Action::CreateTimer { .. } => "TimerCreated",
+            Action::CreateSubOrchestration { .. } => "SubOrchestrationInstanceCreated",
+            Action::SendEvent { .. } => "EventSent",
+            Action::CallEntity { .. } => "EntityOperationCalled",
+            Action::SignalEntity { .. } => "EntityOperationSignaled",
+            Action::LockEntities { .. } => "EntityLockRequested",
+            Action::UnlockEntity { .. } => "EntityUnlockSent",
+        }
+    }
+
     /// A short description used in non-determinism errors.
     pub fn describe(&self) -> String {
         match self {

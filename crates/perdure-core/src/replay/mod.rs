@@ -35,12 +35,51 @@ pub enum Completion {
     Failed(FailureDetails),
 }
 
+/// How the code departs from its history. Each kind has a stable code
+/// (`PERDURE-ND-001` and on) that the failures of running instances carry
+/// and the README's "Non-determinism codes" explains, with the fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NonDeterminismKind {
+    /// `PERDURE-ND-001`: the code scheduled an action of another kind than
+    /// the history recorded at that step (a timer where an activity was).
+    OtherKind,
+    /// `PERDURE-ND-002`: an action of the same kind with another name or
+    /// target (a renamed activity, another sub-orchestration id), or the
+    /// same actions in another order.
+    OtherName,
+    /// `PERDURE-ND-003`: the history recorded an action the code no longer
+    /// schedules.
+    MissingAction,
+    /// `PERDURE-ND-004`: the code scheduled an action the history does not
+    /// have in that turn.
+    ExtraAction,
+    /// `PERDURE-ND-005`: the code finished while the history goes on.
+    CompletedEarly,
+}
+
+impl NonDeterminismKind {
+    /// The stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            NonDeterminismKind::OtherKind => "PERDURE-ND-001",
+            NonDeterminismKind::OtherName => "PERDURE-ND-002",
+            NonDeterminismKind::MissingAction => "PERDURE-ND-003",
+            NonDeterminismKind::ExtraAction => "PERDURE-ND-004",
+            NonDeterminismKind::CompletedEarly => "PERDURE-ND-005",
+        }
+    }
+}
+
 /// The orchestrator's code no longer matches its history.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct NonDeterminism {
-    /// A stable code: `ActionMismatch`, `MissingAction`, `ExtraAction` or
-    /// `CompletedEarly`.
+    /// How the code departs from the history.
+    pub kind: NonDeterminismKind,
+    /// The stable code of `kind` (`PERDURE-ND-00N`).
     pub code: &'static str,
+    /// The history event at which replay stopped (its `event_id`: the
+    /// action's sequence id for an action event, -1 for markers).
+    pub event_id: i64,
     /// What the history says happened.
     pub expected: String,
     /// What the orchestrator code did on replay.
@@ -51,13 +90,28 @@ impl fmt::Display for NonDeterminism {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "NonDeterminism ({}): the history expects {} but the orchestrator {}",
-            self.code, self.expected, self.actual
+            "NonDeterminism {} ({:?}) at history event {}: the history expects {} but the orchestrator {}",
+            self.code, self.kind, self.event_id, self.expected, self.actual
         )
     }
 }
 
 impl NonDeterminism {
+    fn new(
+        kind: NonDeterminismKind,
+        event: &HistoryEvent,
+        expected: String,
+        actual: String,
+    ) -> Self {
+        NonDeterminism {
+            kind,
+            code: kind.code(),
+            event_id: event.event_id,
+            expected,
+            actual,
+        }
+    }
+
     /// Failure details recorded when an instance fails on non-determinism.
     pub fn to_failure(&self) -> FailureDetails {
         FailureDetails::new("NonDeterminism", self.to_string()).non_retriable()
@@ -65,11 +119,12 @@ impl NonDeterminism {
 
     /// The orchestrator finished while the history still had events.
     pub fn completed_early(next: &HistoryEvent) -> Self {
-        NonDeterminism {
-            code: "CompletedEarly",
-            expected: format!("the orchestration to go on with {}", next.type_name()),
-            actual: "completed".into(),
-        }
+        NonDeterminism::new(
+            NonDeterminismKind::CompletedEarly,
+            next,
+            format!("the orchestration to go on with {}", next.type_name()),
+            "completed".into(),
+        )
     }
 }
 
@@ -507,27 +562,34 @@ impl ExecutionState {
             | EventKind::EntityOperationSignaled { .. }
             | EventKind::EntityLockRequested { .. }
             | EventKind::EntityUnlockSent { .. } => match self.unmatched.front() {
-                None => Err(NonDeterminism {
-                    code: "MissingAction",
-                    expected: describe_action_event(event),
-                    actual: "scheduled nothing".into(),
-                }),
-                Some(action) if !action.matches(event) => Err(NonDeterminism {
-                    code: "ActionMismatch",
-                    expected: describe_action_event(event),
-                    actual: format!("scheduled {}", action.describe()),
-                }),
+                None => Err(NonDeterminism::new(
+                    NonDeterminismKind::MissingAction,
+                    event,
+                    describe_action_event(event),
+                    "scheduled nothing".into(),
+                )),
+                Some(action) if !action.matches(event) => Err(NonDeterminism::new(
+                    if action.event_type() == event.type_name() {
+                        NonDeterminismKind::OtherName
+                    } else {
+                        NonDeterminismKind::OtherKind
+                    },
+                    event,
+                    describe_action_event(event),
+                    format!("scheduled {}", action.describe()),
+                )),
                 Some(_) => {
                     self.unmatched.pop_front();
                     Ok(Applied::Recorded)
                 }
             },
             EventKind::OrchestratorCompleted => match self.unmatched.front() {
-                Some(action) if self.replaying => Err(NonDeterminism {
-                    code: "ExtraAction",
-                    expected: "no further action in this turn".into(),
-                    actual: format!("scheduled {}", action.describe()),
-                }),
+                Some(action) if self.replaying => Err(NonDeterminism::new(
+                    NonDeterminismKind::ExtraAction,
+                    event,
+                    "no further action in this turn".into(),
+                    format!("scheduled {}", action.describe()),
+                )),
                 _ => Ok(Applied::Recorded),
             },
             EventKind::TaskCompleted {

@@ -123,16 +123,21 @@ fn nondeterminism_cases() {
         (
             "renamed activity",
             &["A", "C"],
-            "ActionMismatch",
+            "PERDURE-ND-002",
             "ScheduleTask `C`",
         ),
         (
             "first renamed",
             &["Z", "B"],
-            "ActionMismatch",
+            "PERDURE-ND-002",
             "ScheduleTask `Z`",
         ),
-        ("missing step", &["A"], "MissingAction", "scheduled nothing"),
+        (
+            "missing step",
+            &["A"],
+            "PERDURE-ND-003",
+            "scheduled nothing",
+        ),
     ];
     for (what, names, code, actual) in cases {
         let err = replay(&h, chain(names)).expect_err(what);
@@ -148,7 +153,7 @@ fn nondeterminism_cases() {
         }
     })
     .expect_err("extra");
-    assert_eq!(err.code, "ExtraAction");
+    assert_eq!(err.code, "PERDURE-ND-004");
     let h1 = [os(), started(), sched(0, "A"), oc()];
     let err = replay(&h1, |st, a| {
         if matches!(a, Applied::Started) {
@@ -157,8 +162,24 @@ fn nondeterminism_cases() {
         }
     })
     .expect_err("extra at end of turn");
-    assert_eq!(err.code, "ExtraAction");
+    assert_eq!(err.code, "PERDURE-ND-004");
     assert!(err.actual.contains("Extra"));
+}
+
+#[test]
+fn another_kind_of_action_is_nd_001() {
+    let h = [os(), started(), sched(0, "A"), oc()];
+    let err = replay(&h, |st, a| {
+        if matches!(a, Applied::Started) {
+            st.create_timer(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
+        }
+    })
+    .expect_err("a timer where an activity was");
+    assert_eq!(err.kind, NonDeterminismKind::OtherKind);
+    assert_eq!(err.code, "PERDURE-ND-001");
+    assert_eq!(err.event_id, 0);
+    assert!(err.to_string().contains("PERDURE-ND-001"), "{err}");
+    assert!(err.actual.contains("CreateTimer"), "{err}");
 }
 
 #[test]
