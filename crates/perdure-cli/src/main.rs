@@ -6,6 +6,7 @@
 mod backend;
 mod bench;
 mod demo;
+mod replay;
 mod table;
 
 use anyhow::{bail, Context, Result};
@@ -110,6 +111,19 @@ enum Command {
         /// is read when this is not given.
         #[arg(long)]
         otlp_endpoint: Option<String>,
+    },
+    /// Replays recorded histories against this build's orchestrations (the
+    /// samples): every running instance, and with --since every instance
+    /// created since then. Exits 1 if any history no longer replays.
+    Replay {
+        #[arg(long, env = "PERDURE_STORE", hide_env_values = true, default_value = perdure::DEFAULT_STORE_URL)]
+        store: String,
+        /// Only instances of this orchestration.
+        #[arg(long)]
+        name: Option<String>,
+        /// Also finished instances created at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
     },
     /// Runs every pattern of the seed documents and prints their results.
     Demo {
@@ -420,6 +434,7 @@ async fn run() -> Result<()> {
             served
         }
         Command::Demo { store } => demo::run(&store).await,
+        Command::Replay { store, name, since } => replay::run(&store, name, since).await,
         Command::Bench(args) => bench::run(args).await,
         Command::BenchWorker { store } => bench::worker_process(&store).await,
         Command::Worker {

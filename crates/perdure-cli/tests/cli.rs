@@ -346,3 +346,45 @@ fn the_serve_banner_shows_the_store_without_its_password() {
         .block_on(perdure::delete_store(&store))
         .expect("drop the hub");
 }
+
+/// `perdure replay` checks the store's running instances against this
+/// build's orchestrations: a history the samples recorded replays cleanly,
+/// and instances of orchestrations the build does not hold are named.
+#[test]
+fn replay_checks_running_instances_against_this_build() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("sqlite://{}", dir.path().join("replay.db").display());
+    let s = store.as_str();
+    {
+        let (_server, url) = serve(s);
+        let u = url.as_str();
+        ok(&[
+            "start",
+            "ApprovalWorkflow",
+            "--id",
+            "waits",
+            "--input",
+            r#"{"request":"replay"}"#,
+            "--server",
+            u,
+        ]);
+        wait_status(u, "waits", "Running");
+        ok(&["start", "HelloCities", "--id", "done", "--server", u]);
+        wait_status(u, "done", "Completed");
+    }
+    let out = ok(&["replay", "--store", s]);
+    assert!(
+        out.contains("checked 1 instances: 1 replay cleanly, 0 do not"),
+        "{out}"
+    );
+    let out = ok(&["replay", "--store", s, "--since", "2000-01-01T00:00:00Z"]);
+    assert!(
+        out.contains("checked 2 instances: 2 replay cleanly, 0 do not"),
+        "{out}"
+    );
+    let out = ok(&["replay", "--store", s, "--name", "HelloCities"]);
+    assert!(out.contains("checked 0 instances"), "{out}");
+    assert!(
+        fails(&["replay", "--store", s, "--since", "yesterday"]).contains("--since must be a time")
+    );
+}

@@ -15,6 +15,8 @@ use perdure_core::{Action, EventKind, HistoryEvent, NonDeterminism, Payload, Run
 pub enum ReplayError {
     #[error("the history has no ExecutionStarted event")]
     NotStarted,
+    #[error("no orchestrator named `{0}` is registered")]
+    Unregistered(String),
     #[error(transparent)]
     NonDeterministic(#[from] NonDeterminism),
     #[error("the history ends {recorded}, but the code ends {replayed}")]
@@ -32,10 +34,13 @@ pub fn replay_history(
     history: &[HistoryEvent],
 ) -> Result<Option<Outcome>, ReplayError> {
     let info = ExecutionInfo::from_history(history).ok_or(ReplayError::NotStarted)?;
+    let Some(orchestrator) = registry.orchestrator(&info.name) else {
+        return Err(ReplayError::Unregistered(info.name));
+    };
     let now = history
         .first()
         .map_or_else(chrono::Utc::now, |e| e.timestamp);
-    let mut run = OrchestrationRun::new(instance_id, registry.orchestrator(&info.name), now);
+    let mut run = OrchestrationRun::new(instance_id, Some(orchestrator), now);
     run.replay_to_end(history)?;
     let recorded = history.iter().find_map(|e| match &e.kind {
         EventKind::ExecutionCompleted { status, result, .. } => Some((*status, result.clone())),
@@ -64,6 +69,57 @@ pub fn replay_history(
         });
     }
     Ok(run.outcome)
+}
+
+/// One instance's recorded history checked against the code.
+#[derive(Debug)]
+pub struct ReplayCheck {
+    pub instance_id: String,
+    pub name: String,
+    pub status: RuntimeStatus,
+    /// `Ok` when the code makes the decisions the history recorded.
+    pub result: Result<(), ReplayError>,
+}
+
+/// Checks every instance `query` selects (all its pages) against the code
+/// `registry` holds, as a deploy would run them: each recorded history is
+/// replayed from scratch, with no side effects. Instances of orchestrators
+/// the registry does not hold are reported as
+/// [`ReplayError::Unregistered`]; those that failed on non-determinism
+/// before are checked too (a fixed deploy replays them cleanly, and a
+/// rewind can take them on).
+pub async fn check_instances(
+    registry: &Registry,
+    client: &crate::Client,
+    query: &perdure_store::InstanceQuery,
+) -> Result<Vec<ReplayCheck>, crate::ClientError> {
+    let mut query = query.clone();
+    let mut checks = Vec::new();
+    loop {
+        let page = client.list_instances(&query, false).await?;
+        for st in page.instances {
+            let Some(full) = client.get_status(&st.instance_id, true).await? else {
+                continue; // purged since the list was read
+            };
+            let history = full.history.unwrap_or_default();
+            // A pending instance has no history yet: nothing to check.
+            let result = if history.is_empty() {
+                Ok(())
+            } else {
+                replay_history(registry, &st.instance_id, &history).map(|_| ())
+            };
+            checks.push(ReplayCheck {
+                instance_id: st.instance_id,
+                name: st.name,
+                status: st.runtime_status,
+                result,
+            });
+        }
+        match page.continuation_token {
+            Some(token) => query.continuation = Some(token),
+            None => return Ok(checks),
+        }
+    }
 }
 
 /// What orchestrator code decided in one turn.

@@ -736,6 +736,45 @@ async fn nondeterminism_fails_the_instance_naming_both_actions() {
     }
 }
 
+/// A deploy checked before it happens: the running instances' histories
+/// replay against the code they ran, and the changed code is named with
+/// its stable code, the instance and the step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_histories_are_checked_against_changed_code() {
+    for (name, store, _dir) in stores().await {
+        let client = Client::new(store.clone());
+        let w = Worker::start(store.clone(), changed_registry("original"), opts());
+        let id = client.start_new("Evolving", None, ()).await.unwrap();
+        wait_history(&client, &id, "TaskCompleted").await;
+        w.shutdown().await;
+        let running = perdure::InstanceQuery {
+            statuses: vec![RuntimeStatus::Running],
+            page_size: 1,
+            ..Default::default()
+        };
+        for (variant, code) in [
+            ("original", None),
+            ("renamed", Some("PERDURE-ND-002")),
+            ("missing", Some("PERDURE-ND-003")),
+        ] {
+            let checks =
+                perdure::replay::check_instances(&changed_registry(variant), &client, &running)
+                    .await
+                    .unwrap();
+            let mine: Vec<_> = checks.iter().filter(|c| c.instance_id == id).collect();
+            assert_eq!(mine.len(), 1, "{name}/{variant}");
+            match (&mine[0].result, code) {
+                (Ok(()), None) => {}
+                (Err(perdure::replay::ReplayError::NonDeterministic(nd)), Some(code)) => {
+                    assert_eq!(nd.code, code, "{name}/{variant}: {nd}");
+                }
+                (other, _) => panic!("{name}/{variant}: {other:?}"),
+            }
+        }
+        client.terminate(&id, "done").await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_without_cache_gives_the_same_results() {
     for (name, store, _dir) in stores().await {
