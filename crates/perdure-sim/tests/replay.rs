@@ -36,6 +36,7 @@ fn outcome(r: &Result<Option<Outcome>, ReplayError>) -> String {
         Ok(Some(Outcome::Terminated(_))) => "terminated".into(),
         Ok(Some(Outcome::ContinuedAsNew { .. })) => "continued".into(),
         Err(ReplayError::NotStarted) => "not started".into(),
+        Err(ReplayError::Unregistered(name)) => format!("unregistered {name}"),
         Err(ReplayError::NonDeterministic(nd)) => format!("nondeterministic {}", nd.code),
         Err(ReplayError::DifferentEnd { .. }) => "different end".into(),
     }
