@@ -3,7 +3,8 @@
 //! at once when `Content-Length` says so), and within the server's budget
 //! of body bytes held in memory at once, over all requests (a body waits
 //! for room until its timeout, then 503). The handlers then see the body
-//! as one buffer: no copy is made on the way to them.
+//! as one buffer: no copy is made on the way to them. The gRPC door's
+//! bodies ([`TimedBody`]) keep the same timeout and a budget of their own.
 
 use crate::wire;
 use crate::AppState;
@@ -145,4 +146,86 @@ pub(crate) async fn read_body(
     let resp = next.run(req).await;
     drop(held);
     resp
+}
+
+/// A gRPC request body under the same rules as an HTTP one: it must
+/// arrive within the body timeout (counted from the request's headers),
+/// and what it has read holds room in the door's memory budget until the
+/// body is dropped (past the budget: RESOURCE_EXHAUSTED).
+pub(crate) struct TimedBody {
+    inner: tonic::body::Body,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    budget: Arc<Semaphore>,
+    held: Vec<OwnedSemaphorePermit>,
+}
+
+impl TimedBody {
+    pub(crate) fn wrap(
+        inner: tonic::body::Body,
+        timeout: std::time::Duration,
+        budget: &Arc<Semaphore>,
+    ) -> tonic::body::Body {
+        tonic::body::Body::new(TimedBody {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            budget: budget.clone(),
+            held: Vec::new(),
+        })
+    }
+}
+
+/// The gRPC door's budget of request bytes in memory.
+pub(crate) fn grpc_budget(bytes: usize) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(
+        bytes.max(MAX_BODY_BYTES + 1024 * 1024).div_ceil(UNIT),
+    ))
+}
+
+impl hyper::body::Body for TimedBody {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, tonic::Status>>> {
+        use std::future::Future;
+        use std::task::Poll;
+        match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let units = u32::try_from(data.len().div_ceil(UNIT)).unwrap_or(u32::MAX);
+                    if units > 0 {
+                        match self.budget.clone().try_acquire_many_owned(units) {
+                            Ok(p) => self.held.push(p),
+                            Err(_) => {
+                                return Poll::Ready(Some(Err(tonic::Status::resource_exhausted(
+                                    "the server holds as many request bytes as it may; try again shortly",
+                                ))))
+                            }
+                        }
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending => {
+                if self.deadline.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(Some(Err(tonic::Status::deadline_exceeded(
+                        "the request body did not arrive in time",
+                    ))))
+                } else {
+                    Poll::Pending
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }

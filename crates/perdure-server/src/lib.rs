@@ -22,7 +22,7 @@ pub mod fuzzing;
 pub mod grpc;
 mod guard;
 mod hub;
-mod intake;
+pub(crate) mod intake;
 pub mod limits;
 mod openapi;
 mod refusal;

@@ -1,6 +1,7 @@
 //! The gRPC door's bounds: long-poll waits past the cap are refused with
-//! RESOURCE_EXHAUSTED, a connection that sends nothing is closed, and
-//! names are checked as over the other doors.
+//! RESOURCE_EXHAUSTED, a connection that sends nothing is closed, a
+//! request body that never finishes is refused after the body timeout,
+//! and names are checked as over the other doors.
 
 mod support;
 use support::grpc::{create, get, start_with, GrpcServer};
@@ -109,5 +110,64 @@ async fn names_are_checked_as_over_http() {
         .expect_err("a control character");
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused}");
     assert!(refused.message().contains("event name"), "{refused}");
+    stop(s).await;
+}
+
+/// A call whose message never finishes arriving (written with a raw
+/// HTTP/2 client: a gRPC frame that promises 100 bytes and sends 2) is
+/// answered DEADLINE_EXCEEDED once the body timeout passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_that_never_finishes_is_refused() {
+    let s = server(Limits {
+        body_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    })
+    .await;
+    let tcp = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    let (mut h2, conn) = h2::client::handshake(tcp).await.expect("handshake");
+    tokio::spawn(conn);
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri(format!(
+            "http://{}/TaskHubSidecarService/GetInstance",
+            s.addr
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("request");
+    let (answer, mut body) = h2.send_request(req, false).expect("send");
+    body.send_data(
+        axum::body::Bytes::from_static(&[0, 0, 0, 0, 100, 10, 1]),
+        false,
+    )
+    .expect("data");
+    let answer = tokio::time::timeout(Duration::from_secs(10), answer)
+        .await
+        .expect("the server never answered")
+        .expect("an answer");
+    let mut code = answer
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if code.is_none() {
+        let mut rest = answer.into_body();
+        while let Some(chunk) = rest.data().await {
+            chunk.expect("data");
+        }
+        code = rest.trailers().await.expect("trailers").and_then(|t| {
+            t.get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        });
+    }
+    assert_eq!(
+        code.as_deref(),
+        Some((Code::DeadlineExceeded as i32).to_string().as_str())
+    );
+    drop(body);
     stop(s).await;
 }

@@ -99,7 +99,17 @@ pub async fn serve_grpc_with(
         }
     };
     let limits = &config.limits;
+    let (body_timeout, budget) = (
+        limits.body_timeout,
+        crate::intake::grpc_budget(limits.max_body_bytes_in_flight),
+    );
+    let bodies = tower::ServiceBuilder::new().map_request(
+        move |req: axum::http::Request<tonic::body::Body>| {
+            req.map(|b| crate::intake::TimedBody::wrap(b, body_timeout, &budget))
+        },
+    );
     tonic::transport::Server::builder()
+        .layer(bodies)
         .http2_keepalive_interval(Some(limits.grpc_keepalive))
         .http2_keepalive_timeout(Some(limits.grpc_keepalive))
         .max_concurrent_streams(Some(limits.grpc_max_streams))
