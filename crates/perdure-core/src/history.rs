@@ -184,6 +184,14 @@ pub enum EventKind {
         position: usize,
         parent_instance_id: String,
     },
+    /// Code versioning: the orchestration took the new branch of change
+    /// `change_id` (`ctx.is_patched`, `ctx.deprecate_patch`). Recorded once
+    /// per execution, the first time the code asks while running live; a
+    /// replay that finds it takes the new branch again, one that does not
+    /// (an instance started before the change) takes the old one.
+    PatchMarker {
+        change_id: String,
+    },
     /// Every entity of the set is locked for the critical section.
     EntityLockGranted {
         critical_section_id: String,
@@ -220,6 +228,7 @@ impl HistoryEvent {
             | EventKind::SubOrchestrationInstanceCreated { name, .. }
             | EventKind::EventSent { name, .. }
             | EventKind::EventRaised { name, .. } => Some(name),
+            EventKind::PatchMarker { change_id } => Some(change_id),
             EventKind::EntityOperationSignaled { operation, .. }
             | EventKind::EntityOperationCalled { operation, .. } => Some(operation),
             _ => None,
@@ -292,6 +301,7 @@ impl EventKind {
             EventKind::ExecutionSuspended { .. } => "ExecutionSuspended",
             EventKind::ExecutionResumed { .. } => "ExecutionResumed",
             EventKind::ExecutionRewound { .. } => "ExecutionRewound",
+            EventKind::PatchMarker { .. } => "PatchMarker",
             EventKind::TaskScheduled { .. } => "TaskScheduled",
             EventKind::TaskCompleted { .. } => "TaskCompleted",
             EventKind::TaskFailed { .. } => "TaskFailed",

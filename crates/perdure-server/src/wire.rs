@@ -241,6 +241,9 @@ pub fn history(events: &[HistoryEvent], show_output: bool) -> Vec<Body> {
                 o.insert("CriticalSectionId", json!(critical_section_id));
                 o.insert("InstanceId", json!(target));
             }
+            EventKind::PatchMarker { change_id } => {
+                o.insert("Name", json!(change_id));
+            }
         }
         out.push(o);
     }

@@ -81,6 +81,23 @@ impl MemoryStore {
         self.clock.now_ms()
     }
 
+    /// The earliest moment after now at which an inbox message (a durable
+    /// timer, a scheduled start, a delayed signal) or an activity (a retry
+    /// after an abandon) becomes visible; `None` when nothing waits on time.
+    /// A test on a [`ManualClock`] moves the clock there to fire it.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        let now = self.now_ms();
+        let g = self.inner.lock().ok()?;
+        let messages = g.inbox.values().map(|m| m.visible_at);
+        let tasks = g
+            .tasks
+            .values()
+            .filter(|t| t.lock.is_none())
+            .map(|t| t.visible_at);
+        let due = messages.chain(tasks).filter(|t| *t > now).min()?;
+        chrono::DateTime::from_timestamp_millis(due)
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
         self.inner
             .lock()

@@ -72,6 +72,41 @@ impl OrchestrationContext {
         self.with(|e| e.version.clone())
     }
 
+    /// Code versioning in the manner of Temporal's `patched`: true when
+    /// this execution takes the new branch of change `change_id`. New
+    /// executions (and those that reach this point after the change was
+    /// deployed) take it, and a `PatchMarker` event records that in their
+    /// history; an instance that ran this point before the change replays
+    /// without the marker and gets false, so it takes the old branch it
+    /// recorded. Once no instance that ran the old branch is left, replace
+    /// the `if` with [`Self::deprecate_patch`], then remove that too.
+    ///
+    /// ```
+    /// # use perdure::{OrchestrationContext, Registry};
+    /// let mut registry = Registry::new();
+    /// registry.add_orchestrator("Checkout", |ctx: OrchestrationContext| async move {
+    ///     let receipt: String = if ctx.is_patched("fraud-check") {
+    ///         ctx.call_activity::<bool>("CheckFraud", ()).await?;
+    ///         ctx.call_activity("Charge", ()).await?
+    ///     } else {
+    ///         ctx.call_activity("Charge", ()).await?
+    ///     };
+    ///     Ok(receipt)
+    /// });
+    /// ```
+    pub fn is_patched(&self, change_id: &str) -> bool {
+        self.with(|e| e.is_patched(change_id))
+    }
+
+    /// The second step of retiring a change: the code keeps only the new
+    /// branch, and this records the change's marker as
+    /// [`Self::is_patched`] would (so workers still running the `if` take
+    /// the new branch for this instance) without asking for it in
+    /// histories that lack it.
+    pub fn deprecate_patch(&self, change_id: &str) {
+        self.with(|e| e.deprecate_patch(change_id))
+    }
+
     /// The orchestration's registered name.
     pub fn name(&self) -> String {
         self.with(|e| e.name.clone())

@@ -106,6 +106,7 @@ impl OrchestrationRun {
     /// Replays stored history. A mismatch between code and history is a
     /// [`NonDeterminism`] error.
     pub fn replay(&mut self, history: &[HistoryEvent]) -> Result<(), NonDeterminism> {
+        lock(&self.ctx.shared).exec.know_patches(history);
         for (i, event) in history.iter().enumerate() {
             self.apply(event, true)?;
             if self.outcome.is_some() {
@@ -124,6 +125,7 @@ impl OrchestrationRun {
     /// critical sections it held) is the engine's doing, not the code's,
     /// and so is what the dropped code asked for as it went.
     pub fn replay_to_end(&mut self, history: &[HistoryEvent]) -> Result<(), NonDeterminism> {
+        lock(&self.ctx.shared).exec.know_patches(history);
         for event in history {
             self.apply(event, true)?;
             if matches!(self.outcome, Some(Outcome::Terminated(_))) {
@@ -148,7 +150,11 @@ impl OrchestrationRun {
     pub fn run_turn(&mut self, events: Vec<HistoryEvent>) -> Turn {
         if let Some(release) = self.nondeterministic.take() {
             // Discard what the changed code scheduled while replaying.
-            drop(lock(&self.ctx.shared).exec.take_new_actions());
+            {
+                let mut g = lock(&self.ctx.shared);
+                drop(g.exec.take_new_actions());
+                drop(g.exec.take_new_patches());
+            }
             let started = events
                 .into_iter()
                 .filter(|e| matches!(e.kind, perdure_core::EventKind::OrchestratorStarted))
@@ -177,7 +183,16 @@ impl OrchestrationRun {
                 }
             }
         }
-        let actions = lock(&self.ctx.shared).exec.take_new_actions();
+        let (actions, patches) = {
+            let mut g = lock(&self.ctx.shared);
+            (g.exec.take_new_actions(), g.exec.take_new_patches())
+        };
+        // Patch markers go after the events the code reacted to, before
+        // the events of the actions it took.
+        let now = lock(&self.ctx.shared).exec.current_time();
+        accepted.extend(patches.into_iter().map(|change_id| {
+            HistoryEvent::new(now, perdure_core::EventKind::PatchMarker { change_id })
+        }));
         Turn {
             accepted,
             actions,

@@ -49,6 +49,8 @@ pub mod replay;
 mod retry;
 mod tasks;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod worker;
 
 pub use activity::ActivityContext;

@@ -99,6 +99,14 @@ impl Registry {
         self
     }
 
+    /// Registers an activity already erased to JSON text in and out (the
+    /// test kit's fakes).
+    pub(crate) fn add_raw_activity(&mut self, name: &str, f: ActivityFn) -> &mut Self {
+        self.activities
+            .insert(name.to_lowercase(), (name.to_string(), f));
+        self
+    }
+
     /// Registers an entity: an async function of an [`EntityContext`] that
     /// runs one operation (dispatching on `ctx.operation()`), reads and
     /// writes the entity's state through the context, and returns the

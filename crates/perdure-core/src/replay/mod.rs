@@ -191,6 +191,11 @@ pub struct ExecutionState {
     /// The critical section this execution is in (from the lock request
     /// until its release).
     critical_section: Option<CriticalSection>,
+    /// Changes whose new branch this execution takes (markers in its
+    /// history, and those recorded since).
+    patches: std::collections::BTreeSet<String>,
+    /// Markers recorded in the current turn, not yet in history.
+    new_patches: Vec<String>,
 }
 
 /// A critical section: its id, the entities it locks, and its lock action.
@@ -226,6 +231,8 @@ impl ExecutionState {
             guid_counter: 0,
             entity_requests: HashMap::new(),
             critical_section: None,
+            patches: Default::default(),
+            new_patches: Vec::new(),
         }
     }
 
@@ -518,6 +525,51 @@ impl ExecutionState {
         )
     }
 
+    /// Learns the patch markers of `history` (the execution's past, read
+    /// before it is replayed: a marker is recorded at the end of the turn
+    /// in which the code first asked, after the events the code reacted to).
+    pub fn know_patches(&mut self, history: &[HistoryEvent]) {
+        for e in history {
+            if let EventKind::PatchMarker { change_id } = &e.kind {
+                self.patches.insert(change_id.clone());
+            }
+        }
+    }
+
+    /// True when the execution takes the new branch of change `change_id`:
+    /// its history holds the marker, or the code is running live (not
+    /// replaying), in which case the marker is recorded. False only while
+    /// replaying a history without the marker: an instance that ran this
+    /// point before the change, which must take the old branch again.
+    pub fn is_patched(&mut self, change_id: &str) -> bool {
+        if self.patches.contains(change_id) {
+            return true;
+        }
+        if self.replaying {
+            return false;
+        }
+        self.patches.insert(change_id.to_string());
+        self.new_patches.push(change_id.to_string());
+        true
+    }
+
+    /// Records the marker of change `change_id` when running live, and
+    /// never asks for it: for code whose old branch is gone, so that
+    /// histories with or without the marker replay alike, and workers
+    /// still on `is_patched` code take the new branch of this one's
+    /// instances.
+    pub fn deprecate_patch(&mut self, change_id: &str) {
+        if !self.replaying && self.patches.insert(change_id.to_string()) {
+            self.new_patches.push(change_id.to_string());
+        }
+    }
+
+    /// The patch markers recorded since the last call, to be appended to
+    /// the turn's history.
+    pub fn take_new_patches(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.new_patches)
+    }
+
     /// Actions scheduled since the last history event that recorded one;
     /// at the end of a live turn these are the turn's new actions.
     pub fn take_new_actions(&mut self) -> Vec<Action> {
@@ -664,7 +716,8 @@ impl ExecutionState {
             | EventKind::ContinueAsNew { .. }
             | EventKind::ExecutionSuspended { .. }
             | EventKind::ExecutionResumed { .. }
-            | EventKind::ExecutionRewound { .. } => Ok(Applied::Recorded),
+            | EventKind::ExecutionRewound { .. }
+            | EventKind::PatchMarker { .. } => Ok(Applied::Recorded),
         }
     }
 

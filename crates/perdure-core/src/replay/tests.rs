@@ -271,3 +271,70 @@ fn sub_orchestration_ids_are_derived_deterministically() {
     let (_, explicit) = st.create_sub_orchestration("Child", None, Some("mine".into()), None);
     assert_eq!(explicit, "mine");
 }
+
+fn marker(change: &str) -> HistoryEvent {
+    ev(
+        -1,
+        EventKind::PatchMarker {
+            change_id: change.into(),
+        },
+    )
+}
+
+/// What `is_patched("c")` answers on a state that knows `history`'s
+/// markers, replaying or live, and the markers it asks to record.
+fn patched(history: &[HistoryEvent], replaying: bool) -> (bool, Vec<String>) {
+    let mut st = ExecutionState::new("i", ts(0));
+    st.know_patches(history);
+    st.set_replaying(replaying);
+    let answer = st.is_patched("c");
+    (answer, st.take_new_patches())
+}
+
+#[test]
+fn is_patched_while_replaying_a_history_without_the_marker_is_false() {
+    assert_eq!(patched(&[started(), os()], true), (false, vec![]));
+}
+
+#[test]
+fn is_patched_while_replaying_a_history_with_the_marker_is_true() {
+    assert_eq!(
+        patched(&[started(), os(), marker("c")], true),
+        (true, vec![])
+    );
+}
+
+#[test]
+fn is_patched_live_is_true_and_records_the_marker_once() {
+    let mut st = ExecutionState::new("i", ts(0));
+    assert!(st.is_patched("c"));
+    assert!(st.is_patched("c"));
+    assert_eq!(st.take_new_patches(), vec!["c".to_string()]);
+}
+
+#[test]
+fn is_patched_live_with_the_marker_recorded_records_nothing_more() {
+    assert_eq!(patched(&[started(), marker("c")], false), (true, vec![]));
+}
+
+#[test]
+fn a_marker_of_another_change_does_not_count() {
+    assert_eq!(patched(&[started(), marker("d")], true), (false, vec![]));
+}
+
+#[test]
+fn a_marker_in_history_needs_no_code_asking_for_it() {
+    let history = [started(), os(), marker("c"), oc()];
+    assert!(replay(&history, |_, _| {}).is_ok());
+}
+
+#[test]
+fn deprecate_patch_records_live_and_nothing_while_replaying() {
+    let mut st = ExecutionState::new("i", ts(0));
+    st.set_replaying(true);
+    st.deprecate_patch("c");
+    assert!(st.take_new_patches().is_empty());
+    st.set_replaying(false);
+    st.deprecate_patch("c");
+    assert_eq!(st.take_new_patches(), vec!["c".to_string()]);
+}

@@ -341,6 +341,11 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             parent_instance_id: Some(parent_instance_id.clone()),
             target_instance_id: Some(target.clone()),
         }),
+        // The protocol has no patch marker: a generic event carries it
+        // (only Rust orchestrations record one).
+        EventKind::PatchMarker { change_id } => T::GenericEvent(pb::GenericEvent {
+            data: Some(serde_json::json!({ "patchMarker": change_id }).to_string()),
+        }),
     };
     pb::HistoryEvent {
         event_id: e.event_id as i32,
