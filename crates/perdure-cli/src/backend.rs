@@ -40,7 +40,7 @@ pub async fn open(t: &Target) -> Result<Backend> {
     }
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -52,7 +52,7 @@ fn enc(s: &str) -> String {
 }
 
 impl Backend {
-    async fn send(
+    pub(crate) async fn send(
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<(reqwest::StatusCode, reqwest::header::HeaderMap, Value)> {
@@ -82,14 +82,14 @@ impl Backend {
         Ok((status, headers, body))
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         match self {
             Backend::Remote { base, .. } => format!("{base}{path}"),
             Backend::Local(_) => String::new(),
         }
     }
 
-    fn http(&self) -> Result<&reqwest::Client> {
+    pub(crate) fn http(&self) -> Result<&reqwest::Client> {
         match self {
             Backend::Remote { http, .. } => Ok(http),
             Backend::Local(_) => bail!("not a remote backend"),

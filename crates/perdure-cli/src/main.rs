@@ -7,6 +7,7 @@ mod backend;
 mod bench;
 mod demo;
 mod replay;
+mod steps;
 mod table;
 
 use anyhow::{bail, Context, Result};
@@ -114,10 +115,14 @@ enum Command {
     },
     /// Replays recorded histories against this build's orchestrations (the
     /// samples): every running instance, and with --since every instance
-    /// created since then. Exits 1 if any history no longer replays.
+    /// created since then; or, with --file, exports written by `perdure
+    /// history ID --json`. Exits 1 if any history no longer replays.
     Replay {
         #[arg(long, env = "PERDURE_STORE", hide_env_values = true, default_value = perdure::DEFAULT_STORE_URL)]
         store: String,
+        /// Export files to check instead of the store (repeat for more).
+        #[arg(long = "file")]
+        files: Vec<String>,
         /// Only instances of this orchestration.
         #[arg(long)]
         name: Option<String>,
@@ -187,9 +192,56 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Prints an instance's history as a table.
+    /// Prints an instance's history as a table; with --json, its export
+    /// document (status and history; see docs/history-format.md), which
+    /// `perdure import` and `perdure replay --file` read.
     History {
         id: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Imports an export document (`perdure history ID --json`) as an
+    /// instance of the store: a finished instance arrives as it was, an
+    /// open one runs on under this store's workers from where it was.
+    Import {
+        /// The export file (`-` for standard input).
+        file: String,
+        /// Import under this instance id (default: the exported one).
+        #[arg(long = "as")]
+        as_id: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Settles a pending step of a stuck instance by hand (see `--steps`):
+    /// completes or fails an activity or sub-orchestration, or fires a
+    /// timer now. Recorded in the history with who and why, and applied by
+    /// the instance's next turn.
+    Repair {
+        id: String,
+        /// The step's id (the event id of its TaskScheduled, TimerCreated or
+        /// SubOrchestrationInstanceCreated event); without it, lists the
+        /// pending steps.
+        #[arg(long)]
+        step: Option<i64>,
+        /// Complete the step with this result (JSON).
+        #[arg(long, conflicts_with_all = ["fail", "skip_timer"])]
+        complete: Option<String>,
+        /// Fail the step with this message (non-retriable: a retry policy
+        /// does not run it again).
+        #[arg(long, conflicts_with = "skip_timer")]
+        fail: Option<String>,
+        /// The error type of --fail.
+        #[arg(long, default_value = "Repaired", requires = "fail")]
+        error_type: String,
+        /// Fire the timer now.
+        #[arg(long)]
+        skip_timer: bool,
+        /// Why (recorded in the history).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who (recorded; default: $USER).
+        #[arg(long, env = "USER", default_value = "unknown")]
+        by: String,
         #[command(flatten)]
         target: Target,
     },
@@ -434,7 +486,18 @@ async fn run() -> Result<()> {
             served
         }
         Command::Demo { store } => demo::run(&store).await,
-        Command::Replay { store, name, since } => replay::run(&store, name, since).await,
+        Command::Replay {
+            store,
+            files,
+            name,
+            since,
+        } => {
+            if files.is_empty() {
+                replay::run(&store, name, since).await
+            } else {
+                steps::replay_files(&files)
+            }
+        }
         Command::Bench(args) => bench::run(args).await,
         Command::BenchWorker { store } => bench::worker_process(&store).await,
         Command::Worker {
@@ -506,12 +569,58 @@ async fn run() -> Result<()> {
             Ok(())
         }
         Command::History { id, target } => {
-            let st = backend::open(&target).await?.status(&id, true).await?;
+            let backend = backend::open(&target).await?;
             if target.json {
-                println!("{}", serde_json::to_string_pretty(&st["historyEvents"])?);
+                println!("{}", backend.export(&id).await?.to_json());
             } else {
+                let st = backend.status(&id, true).await?;
                 print!("{}", table::history_table(&id, &st["historyEvents"]));
             }
+            Ok(())
+        }
+        Command::Import {
+            file,
+            as_id,
+            target,
+        } => {
+            let export = steps::read_export(&file)?;
+            let id = backend::open(&target)
+                .await?
+                .import(&export, as_id.as_deref())
+                .await?;
+            println!("{id}");
+            Ok(())
+        }
+        Command::Repair {
+            id,
+            step,
+            complete,
+            fail,
+            error_type,
+            skip_timer,
+            reason,
+            by,
+            target,
+        } => {
+            let backend = backend::open(&target).await?;
+            let Some(step) = step else {
+                print!("{}", steps::pending_text(&id, &backend.pending(&id).await?));
+                return Ok(());
+            };
+            let action = match (complete, fail, skip_timer) {
+                (Some(result), None, false) => steps::RepairAction::Complete(result),
+                (None, Some(message), false) => steps::RepairAction::Fail {
+                    message,
+                    error_type,
+                },
+                (None, None, true) => steps::RepairAction::SkipTimer,
+                _ => bail!("say what to do with step {step}: --complete JSON, --fail MESSAGE or --skip-timer"),
+            };
+            let Some(reason) = reason else {
+                bail!("a repair is recorded with its reason: give --reason")
+            };
+            backend.repair(&id, step, action, &by, &reason).await?;
+            println!("repair of step {step} of {id} queued; the instance's next turn applies it");
             Ok(())
         }
         Command::Raise {

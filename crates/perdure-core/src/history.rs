@@ -22,6 +22,50 @@ pub struct ParentInstance {
     pub task_scheduled_id: i64,
 }
 
+/// The kind of step a repair settles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RepairedStep {
+    Activity,
+    SubOrchestration,
+    Timer,
+}
+
+impl RepairedStep {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RepairedStep::Activity => "activity",
+            RepairedStep::SubOrchestration => "subOrchestration",
+            RepairedStep::Timer => "timer",
+        }
+    }
+}
+
+/// How a repair settles a step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum Repair {
+    /// The step succeeds with `result` (JSON text).
+    Complete {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Payload,
+    },
+    /// The step fails with `failure`.
+    Fail { failure: FailureDetails },
+    /// The timer fires now.
+    SkipTimer,
+}
+
+impl Repair {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Repair::Complete { .. } => "complete",
+            Repair::Fail { .. } => "fail",
+            Repair::SkipTimer => "skipTimer",
+        }
+    }
+}
+
 /// One event in an orchestration's history.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEvent {
@@ -192,6 +236,33 @@ pub enum EventKind {
     PatchMarker {
         change_id: String,
     },
+    /// A stuck step settled by hand (`perdure repair`), recorded in place
+    /// of the result the step never got: who (`by`), when (the event's
+    /// timestamp) and why. The code sees it as the step's result, on every
+    /// replay too. A repair of a step that has its result by the time the
+    /// repair arrives is not recorded.
+    StepRepaired {
+        /// The step's action id: its scheduling event's `event_id`.
+        step_id: i64,
+        step: RepairedStep,
+        repair: Repair,
+        by: String,
+        reason: String,
+    },
+    /// An inbox message only, never recorded: an exported history to
+    /// install as a new instance's own (`perdure import`), with the status
+    /// and fields it was exported with. The instance's first turn records
+    /// `events` as its history and queues its open steps again.
+    HistoryImported {
+        status: RuntimeStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Payload,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<FailureDetails>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        custom_status: Payload,
+        events: Vec<HistoryEvent>,
+    },
     /// Every entity of the set is locked for the critical section.
     EntityLockGranted {
         critical_section_id: String,
@@ -252,6 +323,7 @@ impl HistoryEvent {
                 task_scheduled_id, ..
             } => Some(*task_scheduled_id),
             EventKind::TimerFired { timer_id, .. } => Some(*timer_id),
+            EventKind::StepRepaired { step_id, .. } => Some(*step_id),
             _ => None,
         }
     }
@@ -293,6 +365,49 @@ impl HistoryEvent {
 }
 
 impl EventKind {
+    /// For a `StepRepaired` event, the result event it stands for (what
+    /// a runner that knows no repairs, an SDK worker, is shown); `None`
+    /// for any other event, and for a repair that does not fit its step.
+    pub fn repair_as_result(&self, at: Timestamp) -> Option<EventKind> {
+        let EventKind::StepRepaired {
+            step_id,
+            step,
+            repair,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let id = *step_id;
+        Some(match (step, repair) {
+            (RepairedStep::Timer, Repair::SkipTimer) => EventKind::TimerFired {
+                timer_id: id,
+                fire_at: at,
+            },
+            (RepairedStep::Timer, _) | (_, Repair::SkipTimer) => return None,
+            (RepairedStep::Activity, Repair::Complete { result }) => EventKind::TaskCompleted {
+                task_scheduled_id: id,
+                result: result.clone(),
+            },
+            (RepairedStep::Activity, Repair::Fail { failure }) => EventKind::TaskFailed {
+                task_scheduled_id: id,
+                failure: failure.clone(),
+            },
+            (RepairedStep::SubOrchestration, Repair::Complete { result }) => {
+                EventKind::SubOrchestrationInstanceCompleted {
+                    task_scheduled_id: id,
+                    result: result.clone(),
+                }
+            }
+            (RepairedStep::SubOrchestration, Repair::Fail { failure }) => {
+                EventKind::SubOrchestrationInstanceFailed {
+                    task_scheduled_id: id,
+                    failure: failure.clone(),
+                }
+            }
+        })
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self {
             EventKind::ExecutionStarted { .. } => "ExecutionStarted",
@@ -302,6 +417,8 @@ impl EventKind {
             EventKind::ExecutionResumed { .. } => "ExecutionResumed",
             EventKind::ExecutionRewound { .. } => "ExecutionRewound",
             EventKind::PatchMarker { .. } => "PatchMarker",
+            EventKind::StepRepaired { .. } => "StepRepaired",
+            EventKind::HistoryImported { .. } => "HistoryImported",
             EventKind::TaskScheduled { .. } => "TaskScheduled",
             EventKind::TaskCompleted { .. } => "TaskCompleted",
             EventKind::TaskFailed { .. } => "TaskFailed",

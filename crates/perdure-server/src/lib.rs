@@ -26,6 +26,7 @@ pub(crate) mod intake;
 pub mod limits;
 mod openapi;
 mod refusal;
+mod steps;
 pub mod telemetry;
 pub mod wire;
 
@@ -100,6 +101,7 @@ pub fn router_with_hubs(hubs: Arc<TaskHubs>, config: ServerConfig) -> Router {
     });
     api::routes()
         .merge(entities::routes())
+        .merge(steps::routes())
         .merge(dashboard::page())
         .route("/openapi.json", axum::routing::get(openapi::document))
         .route("/metrics", axum::routing::get(metrics))

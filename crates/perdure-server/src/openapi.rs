@@ -285,6 +285,33 @@ fn paths() -> Map<String, Value> {
         vec![("202", check_status("Restarted")), ("404", not_found()),
             ("409", refusal("The new instance's id is taken by a running instance"))]) }),
     );
+    add(
+        "/instances/{instanceId}/export",
+        json!({ "get": op("The instance's status and history as one export document (docs/history-format.md)",
+            vec![id.clone()], false, vec![
+            ("200", json_answer("The export document", schema("HistoryExport"))), ("404", not_found())]) }),
+    );
+    add(
+        "/import",
+        json!({ "post": op("Import an export document as a new instance; the body is the document",
+            vec![param("instanceId", "query", instance_id(), "Import under this id (default: the exported one)")], true,
+            vec![("201", json_answer("Imported", json!({ "type": "object", "required": ["id"],
+                "properties": { "id": { "type": "string" } } })))]) }),
+    );
+    add(
+        "/instances/{instanceId}/steps",
+        json!({ "get": op("The steps the instance still waits on (activities, sub-orchestrations, timers)",
+            vec![id.clone()], false, vec![
+            ("200", json_answer("Pending steps", json!({ "type": "object", "required": ["steps"], "properties": {
+                "steps": { "type": "array", "items": { "type": "object", "required": ["stepId", "kind"] } } } }))),
+            ("404", not_found())]) }),
+    );
+    add(
+        "/instances/{instanceId}/repair",
+        json!({ "post": op("Repair a pending step: complete it, fail it or skip its timer; who and why are recorded. \
+            Body: {stepId, action: complete|fail|skipTimer, result?, errorType?, errorMessage?, by, reason}",
+            vec![id.clone()], true, vec![("202", accepted()), ("404", not_found())]) }),
+    );
     add("/entities", entity_list(vec![]));
     add(
         "/entities/{entityName}",
@@ -332,6 +359,10 @@ fn components() -> Value {
             "input": {}, "customStatus": {}, "output": {}, "createdTime": { "type": "string" }, "lastUpdatedTime": { "type": "string" },
             "failureDetails": { "type": "object", "properties": { "errorType": { "type": "string" }, "errorMessage": { "type": "string" } } },
             "historyEvents": { "type": "array", "items": { "type": "object" } } } },
+        "HistoryExport": { "type": "object", "required": ["format", "formatVersion", "instanceId", "name", "runtimeStatus", "events"], "properties": {
+            "format": { "type": "string" }, "formatVersion": { "type": "integer" }, "instanceId": { "type": "string" },
+            "name": { "type": "string" }, "runtimeStatus": { "$ref": "#/components/schemas/RuntimeStatus" },
+            "events": { "type": "array", "items": { "type": "object" } } } },
         "Purged": { "type": "object", "required": ["instancesDeleted"], "properties": {
             "instancesDeleted": { "type": "integer", "minimum": 1 } } },
         "Entity": { "type": "object", "required": ["entityId", "lastOperationTime"], "properties": {

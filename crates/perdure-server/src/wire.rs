@@ -244,6 +244,35 @@ pub fn history(events: &[HistoryEvent], show_output: bool) -> Vec<Body> {
             EventKind::PatchMarker { change_id } => {
                 o.insert("Name", json!(change_id));
             }
+            EventKind::StepRepaired {
+                step_id,
+                step,
+                repair,
+                by,
+                reason,
+            } => {
+                o.insert("StepId", json!(step_id));
+                o.insert("Step", json!(step.as_str()));
+                o.insert("Repair", json!(repair.as_str()));
+                o.insert("By", json!(by));
+                o.insert("Reason", json!(reason));
+                match repair {
+                    perdure_core::Repair::Complete { result } if show_output => {
+                        o.insert("Result", value(result.as_deref()));
+                    }
+                    perdure_core::Repair::Fail { failure } => {
+                        o.insert(
+                            "FailureDetails",
+                            json!({ "ErrorType": failure.error_type, "ErrorMessage": failure.message }),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            EventKind::HistoryImported { events, status, .. } => {
+                o.insert("Events", json!(events.len()));
+                o.insert("OrchestrationStatus", json!(status.as_str()));
+            }
         }
         out.push(o);
     }

@@ -7,6 +7,8 @@ use crate::payload::IntoPayload;
 pub use crate::payload::MAX_PAYLOAD_BYTES;
 
 mod entities;
+mod history;
+mod repair;
 use chrono::{DateTime, Utc};
 pub use entities::{CleanEntityStorageResult, EntityMetadata, EntityPage, EntityQuery};
 use perdure_core::{
@@ -14,6 +16,7 @@ use perdure_core::{
     HistoryEvent, NameKind, Payload, RuntimeStatus, Tags, TraceContext,
 };
 use perdure_store::{CreateInstance, InstanceMessage, InstanceQuery, InstanceRecord, Store};
+pub use repair::{PendingStep, RepairRequest};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -40,6 +40,7 @@ pub mod dispatch;
 mod entity;
 mod error;
 mod executor;
+pub mod export;
 mod http;
 mod hubs;
 pub mod metrics;
@@ -56,7 +57,7 @@ mod worker;
 pub use activity::ActivityContext;
 pub use client::{
     CleanEntityStorageResult, Client, EntityMetadata, EntityPage, EntityQuery, InstancePage,
-    OrchestrationStatus, PurgeFilter, StartOptions, MAX_PAYLOAD_BYTES,
+    OrchestrationStatus, PendingStep, PurgeFilter, RepairRequest, StartOptions, MAX_PAYLOAD_BYTES,
 };
 pub use context::OrchestrationContext;
 pub use critical::{EntityLock, LockTask};
@@ -71,8 +72,8 @@ pub use tasks::{DurableTask, EventTask, TimerTask};
 pub use worker::{Engine, Worker, WorkerOptions};
 
 pub use perdure_core::{
-    EntityId, EventKind, FailureDetails, HistoryEvent, ParentInstance, RetryOptions, RuntimeStatus,
-    Tags, TraceContext,
+    EntityId, EventKind, FailureDetails, HistoryEvent, ParentInstance, Repair, RepairedStep,
+    RetryOptions, RuntimeStatus, Tags, TraceContext,
 };
 pub use perdure_store::{redact_url, InstanceQuery, Store, StoreError, TlsFailure};
 

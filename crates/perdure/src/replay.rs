@@ -122,6 +122,101 @@ pub async fn check_instances(
     }
 }
 
+/// Why a file does not replay.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayFileError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Export {
+        path: String,
+        source: crate::export::ExportError,
+    },
+    #[error("{path} ({instance_id}): {source}")]
+    Replay {
+        path: String,
+        instance_id: String,
+        source: ReplayError,
+    },
+}
+
+/// The replay checker: recorded histories (exports written by `perdure
+/// history ID --json`, or a store's instances) replayed against the code a
+/// registry holds, with no side effects, so that a deploy can be checked
+/// before it happens. A mismatch names the instance, the history event,
+/// what the history holds and what the code did, with its stable code
+/// (`PERDURE-ND-001` to `-005`, explained in the README).
+///
+/// ```
+/// use perdure::replay::Replayer;
+/// use perdure::{OrchestrationContext, Registry};
+/// # use perdure::export::HistoryExport;
+/// let mut v2 = Registry::new();
+/// v2.add_orchestrator("Checkout", |ctx: OrchestrationContext| async move {
+///     Ok(ctx.call_activity::<String>("Charge", ()).await?)
+/// });
+/// # let recorded = HistoryExport::from_json(r#"{"format":"perdure.history","formatVersion":1,
+/// #   "instanceId":"o1","name":"Checkout","runtimeStatus":"Running",
+/// #   "createdTime":"2026-12-01T10:00:00Z","lastUpdatedTime":"2026-12-01T10:00:00Z","events":[
+/// #   {"event_id":-1,"timestamp":"2026-12-01T10:00:00Z","type":"OrchestratorStarted"},
+/// #   {"event_id":-1,"timestamp":"2026-12-01T10:00:00Z","type":"ExecutionStarted","name":"Checkout","execution_id":"e1"},
+/// #   {"event_id":0,"timestamp":"2026-12-01T10:00:00Z","type":"TimerCreated","fire_at":"2026-12-02T10:00:00Z"},
+/// #   {"event_id":-1,"timestamp":"2026-12-01T10:00:00Z","type":"OrchestratorCompleted"}]}"#).unwrap();
+/// // The recorded instance created a timer where this code calls an activity.
+/// let err = Replayer::new(v2).replay(&recorded).unwrap_err();
+/// assert!(err.to_string().contains("PERDURE-ND-001"), "{err}");
+/// ```
+pub struct Replayer {
+    registry: Registry,
+}
+
+impl Replayer {
+    /// A checker of `registry`'s orchestrations.
+    pub fn new(registry: Registry) -> Replayer {
+        Replayer { registry }
+    }
+
+    /// Replays one exported history.
+    pub fn replay(&self, export: &crate::export::HistoryExport) -> Result<(), ReplayError> {
+        replay_history(&self.registry, &export.instance_id, &export.events).map(|_| ())
+    }
+
+    /// Reads and replays an export file.
+    pub fn replay_file(&self, path: impl AsRef<std::path::Path>) -> Result<(), ReplayFileError> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ReplayFileError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let export = crate::export::HistoryExport::from_json(&text).map_err(|source| {
+            ReplayFileError::Export {
+                path: shown.clone(),
+                source,
+            }
+        })?;
+        self.replay(&export)
+            .map_err(|source| ReplayFileError::Replay {
+                path: shown,
+                instance_id: export.instance_id.clone(),
+                source,
+            })
+    }
+
+    /// Replays every instance `query` selects in `client`'s store (see
+    /// [`check_instances`]).
+    pub async fn replay_store(
+        &self,
+        client: &crate::Client,
+        query: &perdure_store::InstanceQuery,
+    ) -> Result<Vec<ReplayCheck>, crate::ClientError> {
+        check_instances(&self.registry, client, query).await
+    }
+}
+
 /// What orchestrator code decided in one turn.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decision {

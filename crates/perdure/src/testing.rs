@@ -30,6 +30,8 @@
 //! # Ok(()) }
 //! ```
 
+pub use crate::replay::{ReplayError, ReplayFileError, Replayer};
+
 use crate::activity::ActivityContext;
 use crate::client::{Client, OrchestrationStatus};
 use crate::error::{ClientError, Failure};

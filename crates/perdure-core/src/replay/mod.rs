@@ -718,7 +718,33 @@ impl ExecutionState {
             | EventKind::ExecutionResumed { .. }
             | EventKind::ExecutionRewound { .. }
             | EventKind::PatchMarker { .. } => Ok(Applied::Recorded),
+            EventKind::StepRepaired {
+                step_id,
+                step,
+                repair,
+                ..
+            } => Ok(self.repair(*step_id, *step, repair)),
+            // Installed by the dispatcher, never given to code.
+            EventKind::HistoryImported { .. } => Ok(Applied::Ignored),
         }
+    }
+
+    /// A repair settles the step it names when that step is open and of
+    /// the kind the repair says; otherwise it is not recorded.
+    fn repair(&mut self, id: i64, step: crate::RepairedStep, repair: &crate::Repair) -> Applied {
+        use crate::{Repair, RepairedStep};
+        let kind = match step {
+            RepairedStep::Activity => OpenKind::Task,
+            RepairedStep::SubOrchestration => OpenKind::SubOrchestration,
+            RepairedStep::Timer => OpenKind::Timer,
+        };
+        let completion = match (kind, repair) {
+            (OpenKind::Timer, Repair::SkipTimer) => Completion::Ok(None),
+            (OpenKind::Timer, _) | (_, Repair::SkipTimer) => return Applied::Ignored,
+            (_, Repair::Complete { result }) => Completion::Ok(result.clone()),
+            (_, Repair::Fail { failure }) => Completion::Failed(failure.clone()),
+        };
+        self.resolve(id, kind, completion)
     }
 
     fn answer(&mut self, request_id: &str, completion: Completion) -> Applied {

@@ -346,6 +346,24 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
         EventKind::PatchMarker { change_id } => T::GenericEvent(pb::GenericEvent {
             data: Some(serde_json::json!({ "patchMarker": change_id }).to_string()),
         }),
+        // An SDK worker knows no repairs: it is shown the result the repair
+        // stands for (the audit stays in Perdure's history).
+        EventKind::StepRepaired { .. } => match e.kind.repair_as_result(e.timestamp) {
+            Some(kind) => {
+                let stand_in = HistoryEvent {
+                    event_id: e.event_id,
+                    timestamp: e.timestamp,
+                    kind,
+                };
+                return event(instance_id, &stand_in);
+            }
+            None => T::GenericEvent(pb::GenericEvent {
+                data: Some(serde_json::json!({ "stepRepaired": null }).to_string()),
+            }),
+        },
+        EventKind::HistoryImported { events, .. } => T::GenericEvent(pb::GenericEvent {
+            data: Some(serde_json::json!({ "historyImported": events.len() }).to_string()),
+        }),
     };
     pb::HistoryEvent {
         event_id: e.event_id as i32,

@@ -18,6 +18,7 @@
 mod commit;
 mod control;
 mod entities;
+mod import;
 mod rewind;
 
 pub use commit::{activity_result, build_commit};
@@ -256,6 +257,23 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
         })));
     }
 
+    if instance.history_len == 0 && instance.status == RuntimeStatus::Pending {
+        // An imported history: installed as the instance's own. Other
+        // messages (an event raised meanwhile) wait for the next turn.
+        let found = messages
+            .iter()
+            .find_map(|m| import::Imported::from_event(&m.event).map(|i| (m.seq, i)));
+        if let Some((seq, imported)) = found {
+            let handled = control::Handled {
+                lock_token,
+                consumed: vec![seq],
+                messages: Vec::new(),
+                now,
+            };
+            import::install(store, &instance, handled, imported).await?;
+            return Ok(Prepared::Handled);
+        }
+    }
     let consumed: Vec<i64> = messages.iter().map(|m| m.seq).collect();
     let start_pos = messages.iter().position(|m| {
         is_start(m)
