@@ -213,3 +213,65 @@ async fn an_imported_history_holds_no_import_event() {
         .iter()
         .any(|e| matches!(e.kind, EventKind::HistoryImported { .. })));
 }
+
+mod common;
+
+/// On every store, with a real worker: an instance imported at its day-long
+/// timer, the timer repaired (fired now), and the instance completing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_instance_is_repaired_and_completes_on_every_store() {
+    let env = production(true);
+    let id = env.start("Order", ()).await.expect("start");
+    let export = env.client().export_history(&id).await.expect("export");
+    for (label, store, _dir) in common::stores().await {
+        let mut registry = registry();
+        registry.add_activity("Charge", |_ctx, ()| async move { Ok("charged".to_string()) });
+        let worker = perdure::Worker::start(store.clone(), registry, Default::default());
+        let client = perdure::Client::new(store);
+        let as_id = format!("imported-{}", uuid_like(label));
+        client
+            .import_history(&export, Some(&as_id))
+            .await
+            .expect("import");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let timer = loop {
+            let steps = client.pending_steps(&as_id).await.expect("steps");
+            if let Some(t) = steps.into_iter().find(|s| s.step == perdure::RepairedStep::Timer) {
+                break t;
+            }
+            assert!(std::time::Instant::now() < deadline, "{label}: never imported");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        client
+            .repair(
+                &as_id,
+                perdure::RepairRequest {
+                    step_id: timer.step_id,
+                    repair: perdure::Repair::SkipTimer,
+                    by: "test".into(),
+                    reason: "no need to wait a day".into(),
+                },
+            )
+            .await
+            .expect("repair");
+        let st = client
+            .wait_for_completion(&as_id, Duration::from_secs(30))
+            .await
+            .expect("completes");
+        assert_eq!(
+            st.output.as_deref(),
+            Some(r#"["charged","shipped"]"#),
+            "{label}: {st:?}"
+        );
+        worker.shutdown().await;
+    }
+}
+
+/// A per-run suffix, so reruns on a shared PostgreSQL never collide.
+fn uuid_like(label: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{label}-{nanos}")
+}
