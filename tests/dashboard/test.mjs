@@ -2,7 +2,8 @@
 // driven by playwright-core) against a running `perdure serve --samples` on
 // a fresh SQLite file. It lists instances, filters them, pages, opens one
 // and reads its timeline and history, follows parent and child links, and
-// raises an event to a waiting approval and watches it complete, and shows
+// raises an event to a waiting approval and watches it complete, repairs a
+// stuck approval (fires its timer) with who and why recorded, and shows
 // hostile ids, names, inputs, outputs, custom status, failure messages and
 // event names as text (no markup, no script).
 //
@@ -158,6 +159,27 @@ try {
   await page.waitForSelector("#status .badge.Completed", { timeout: 20000 });
   assert.match(await page.textContent("#output"), /approved and processed/);
 
+  // Repair: an approval nobody answers has its 72-hour timer fired from
+  // the page; a repair without a reason is refused; who and why (markup
+  // in it shown as text) land in the history.
+  const stuck = await start("ApprovalWorkflow", { request: "repair test", timeout_secs: 3600 });
+  await page.goto(`${base}/#/instances/${stuck}`);
+  await page.waitForSelector("#steps tr[data-step] .repair-skip", { timeout: 20000 });
+  await page.click("#steps .repair-skip");
+  await page.waitForSelector("#toast.error");
+  assert.match(await page.textContent("#toast"), /reason/);
+  const hostileReason = "<b onclick=window.__pwned=10>approver on leave</b>";
+  await page.fill("#repair-reason", hostileReason);
+  await page.fill("#repair-by", "dashboard test");
+  await page.click("#steps .repair-skip");
+  await page.waitForSelector("#status .badge.Completed", { timeout: 20000 });
+  assert.match(await page.textContent("#output"), /escalated repair test/);
+  await until("the repair in the history", async () => (await page.textContent("#history")).includes("StepRepaired"));
+  const repairedText = await page.textContent("#history");
+  assert.ok(repairedText.includes(hostileReason) && repairedText.includes("dashboard test"), "who and why shown");
+  assert.equal(await page.$$eval("#app b[onclick]", (els) => els.length), 0, "the reason is text");
+  assert.ok(await page.$eval("#repair", (el) => el.hidden), "no repair for a finished instance");
+
   // Hostile text renders as text: an instance id, an input, an event name
   // and event data made of markup create no element and run no script.
   const hostileId = `<img src=x onerror=window.__pwned=1><svg onload=window.__pwned=2>`;
@@ -225,7 +247,7 @@ try {
   await page.waitForSelector("#entities tr");
 
   assert.deepEqual(errors, [], "no script errors");
-  console.log("dashboard: list, paging, filters, instance, timeline, history, links, raise event, hostile ids, names, inputs, outputs, custom status, failures and events as text, entities: ok");
+  console.log("dashboard: list, paging, filters, instance, timeline, history, links, raise event, repair, hostile ids, names, inputs, outputs, custom status, failures and events as text, entities: ok");
 } finally {
   if (browser) await browser.close();
   server.kill("SIGTERM");

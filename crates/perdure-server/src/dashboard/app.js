@@ -178,8 +178,9 @@ function spans(history, now) {
         break;
       case "TaskCompleted": case "TaskFailed":
       case "SubOrchestrationInstanceCompleted": case "SubOrchestrationInstanceFailed":
-      case "TimerFired": {
-        const key = e.EventType === "TimerFired" ? e.TimerId : e.TaskScheduledId;
+      case "TimerFired": case "StepRepaired": {
+        const key = e.EventType === "TimerFired" ? e.TimerId
+          : e.EventType === "StepRepaired" ? e.StepId : e.TaskScheduledId;
         const s = open.get(key);
         if (s) {
           open.delete(key);
@@ -221,7 +222,7 @@ function timeline(history, running) {
 function historyTable(history) {
   const detail = (e) => {
     const parts = [];
-    for (const k of ["Name", "FunctionName", "InstanceId", "FireAt", "OrchestrationStatus", "Reason", "Details"]) {
+    for (const k of ["Name", "FunctionName", "InstanceId", "FireAt", "OrchestrationStatus", "StepId", "Step", "Repair", "By", "Reason", "Details"]) {
       if (e[k] !== undefined && e[k] !== null) parts.push(`${k}: ${typeof e[k] === "string" ? e[k] : JSON.stringify(e[k])}`);
     }
     for (const k of ["Input", "Result", "FailureDetails"]) {
@@ -292,14 +293,74 @@ function actions(id) {
   return { el, update };
 }
 
+// Repair of a stuck instance: its pending steps (activities and
+// sub-orchestrations without a result, timers not yet fired), each with
+// what can be done to it; who and why are recorded in the history.
+function repairs(id) {
+  const reason = h("input", { id: "repair-reason", placeholder: "why (recorded)" });
+  const by = h("input", { id: "repair-by", value: "dashboard", placeholder: "who (recorded)" });
+  const result = h("input", { id: "repair-result", placeholder: "JSON result, e.g. \"done\"" });
+  const error = h("input", { id: "repair-error", placeholder: "error message" });
+  const rows = h("tbody", { id: "steps" });
+  let shown = "";
+  const send = async (step, body, what) => {
+    if (!reason.value.trim()) { toast("Say why: the reason is recorded with the repair.", true); return; }
+    if (!window.confirm(`${what} step ${step.stepId} of ${id}? The instance's code sees this as the step's result.`)) return;
+    try {
+      await call("POST", `/instances/${encodeURIComponent(id)}/repair`, {},
+        { stepId: step.stepId, by: by.value.trim() || "dashboard", reason: reason.value.trim(), ...body });
+      toast(`Repair of step ${step.stepId} sent to ${id}`);
+      shown = "";
+    } catch (e) { toast(e.message, true); }
+  };
+  const complete = (step) => {
+    let value = null;
+    const text = result.value.trim();
+    if (text) {
+      try { value = JSON.parse(text); } catch (_) { toast("The result is not valid JSON.", true); return; }
+    }
+    send(step, { action: "complete", result: value }, "Complete");
+  };
+  const fail = (step) => {
+    if (!error.value.trim()) { toast("Give the error message the step fails with.", true); return; }
+    send(step, { action: "fail", errorMessage: error.value.trim() }, "Fail");
+  };
+  const el = h("div", { class: "card", id: "repair" },
+    h("div", { class: "actions" },
+      h("label", { class: "field" }, "Reason", reason), h("label", { class: "field" }, "By", by),
+      h("label", { class: "field" }, "Result", result), h("label", { class: "field" }, "Error", error)),
+    h("table", {}, h("thead", {}, h("tr", {}, ["Step", "Kind", "Name", "Since / due", ""].map((c) => h("th", {}, c)))), rows));
+  const update = async (active) => {
+    el.hidden = !active;
+    if (!active) return;
+    let r;
+    try { r = await call("GET", `/instances/${encodeURIComponent(id)}/steps`); } catch (_) { return; }
+    const steps = r.json.steps || [];
+    const key = JSON.stringify(steps.map((s) => s.stepId));
+    if (key === shown) return;
+    shown = key;
+    rows.replaceChildren(...(steps.length ? steps.map((s) => h("tr", { "data-step": s.stepId },
+      h("td", {}, s.stepId), h("td", {}, s.kind), h("td", {}, s.name || ""),
+      h("td", {}, s.kind === "timer" ? `due ${time(s.fireAt)}` : `since ${time(s.scheduledAt)}`),
+      h("td", {}, s.kind === "timer"
+        ? h("button", { class: "repair-skip", onclick: () => send(s, { action: "skipTimer" }, "Fire the timer of") }, "Fire now")
+        : [h("button", { class: "repair-complete", onclick: () => complete(s) }, "Complete"), " ",
+          h("button", { class: "danger repair-fail", onclick: () => fail(s) }, "Fail")])))
+      : [h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No pending step."))]));
+  };
+  return { el, update };
+}
+
 async function showInstance(id) {
   const head = h("h1", {}, id);
   const details = h("div", {});
   const bar = actions(id);
+  const fix = repairs(id);
   const tl = h("div", {});
   const hist = h("div", {});
   app(h("p", {}, h("a", { href: "#/" }, "‹ All instances")), head, details,
-    h("h2", {}, "Actions"), bar.el, h("h2", {}, "Timeline"), tl, h("h2", {}, "History"), hist);
+    h("h2", {}, "Actions"), bar.el, h("h2", { id: "repair-title" }, "Repair a stuck step"), fix.el,
+    h("h2", {}, "Timeline"), tl, h("h2", {}, "History"), hist);
   const load = async () => {
     let r;
     try {
@@ -325,6 +386,7 @@ async function showInstance(id) {
       h("dt", {}, "Custom status"), h("dd", {}, json(st.customStatus)),
       f ? [h("dt", {}, "Failure"), h("dd", { class: "failure", id: "failure" }, h("strong", {}, f.errorType), h("pre", {}, f.errorMessage))] : []));
     bar.update(st.runtimeStatus);
+    await fix.update(st.runtimeStatus === "Running" || st.runtimeStatus === "Suspended");
     tl.replaceChildren(timeline(history, running));
     hist.replaceChildren(historyTable(history));
     setLive(running);
