@@ -1,9 +1,9 @@
 //! Pattern 5, human interaction: request approval, then race the
 //! ApprovalEvent against a durable timer (72 hours by default); escalate if
-//! the timer wins.
+//! the timer wins. Declared in the typed form.
 
 use perdure::future::{select, Either};
-use perdure::{OrchestrationContext, Registry};
+use perdure::{ActivityContext, Failure, OrchestrationContext, Registry};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -20,39 +20,49 @@ fn default_timeout() -> u64 {
     72 * 3600
 }
 
+#[perdure::activity]
+pub async fn request_approval(_ctx: ActivityContext, request: String) -> Result<String, Failure> {
+    Ok(format!("approval requested for {request}"))
+}
+
+#[perdure::activity]
+pub async fn process_approval(_ctx: ActivityContext, approved: bool) -> Result<String, Failure> {
+    Ok(if approved {
+        "approved and processed"
+    } else {
+        "rejected"
+    }
+    .to_string())
+}
+
+#[perdure::activity]
+pub async fn escalate(_ctx: ActivityContext, request: String) -> Result<String, Failure> {
+    Ok(format!("escalated {request} to the manager's manager"))
+}
+
+/// `ApprovalWorkflow`: asks, then waits for the approver or the timeout.
+#[perdure::orchestrator]
+pub async fn approval_workflow(
+    ctx: OrchestrationContext,
+    input: ApprovalInput,
+) -> Result<String, Failure> {
+    ctx.call(RequestApproval, &input.request).await?;
+    // What the instance waits for, for whoever watches its status.
+    ctx.set_custom_status(serde_json::json!({ "awaitingApprovalOf": input.request }));
+    let timeout = ctx.create_timer_after(Duration::from_secs(input.timeout_secs));
+    let approval = ctx.wait_for_external_event::<bool>("ApprovalEvent");
+    match select(approval, timeout).await {
+        Either::Left((approved, timeout)) => {
+            timeout.cancel();
+            Ok(ctx.call(ProcessApproval, &approved?).await?)
+        }
+        Either::Right(((), _approval)) => Ok(ctx.call(Escalate, &input.request).await?),
+    }
+}
+
 pub fn register(r: &mut Registry) {
-    r.add_activity("RequestApproval", |_ctx, request: String| async move {
-        Ok(format!("approval requested for {request}"))
-    });
-    r.add_activity("ProcessApproval", |_ctx, approved: bool| async move {
-        Ok(if approved {
-            "approved and processed"
-        } else {
-            "rejected"
-        }
-        .to_string())
-    });
-    r.add_activity("Escalate", |_ctx, request: String| async move {
-        Ok(format!("escalated {request} to the manager's manager"))
-    });
-    r.add_orchestrator("ApprovalWorkflow", |ctx: OrchestrationContext| async move {
-        let input: ApprovalInput = ctx.get_input()?;
-        ctx.call_activity::<String>("RequestApproval", &input.request)
-            .await?;
-        // What the instance waits for, for whoever watches its status.
-        ctx.set_custom_status(serde_json::json!({ "awaitingApprovalOf": input.request }));
-        let timeout = ctx.create_timer_after(Duration::from_secs(input.timeout_secs));
-        let approval = ctx.wait_for_external_event::<bool>("ApprovalEvent");
-        match select(approval, timeout).await {
-            Either::Left((approved, timeout)) => {
-                timeout.cancel();
-                let result: String = ctx.call_activity("ProcessApproval", approved?).await?;
-                Ok(result)
-            }
-            Either::Right(((), _approval)) => {
-                let result: String = ctx.call_activity("Escalate", &input.request).await?;
-                Ok(result)
-            }
-        }
-    });
+    r.register(RequestApproval)
+        .register(ProcessApproval)
+        .register(Escalate)
+        .register(ApprovalWorkflow);
 }

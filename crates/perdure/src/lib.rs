@@ -52,6 +52,7 @@ mod tasks;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod typed;
 mod worker;
 
 pub use activity::ActivityContext;
@@ -66,9 +67,14 @@ pub use error::{ClientError, Failure, Result, TaskError};
 pub use http::{DurableHttpRequest, DurableHttpResponse, HTTP_ACTIVITY};
 pub use hubs::{delete_store, hub_name, hub_store_url, HubError, TaskHubs, DEFAULT_HUB};
 pub use payload::{IntoPayload, PlainText, RawJson};
+/// `#[perdure::activity]` and `#[perdure::orchestrator]`: an async fn
+/// declared once as a typed [`Activity`] or [`Orchestrator`] (see the
+/// `typed` docs on [`Registry::register`]).
+pub use perdure_macros::{activity, orchestrator};
 pub use registry::Registry;
 pub use retry::RetryPolicy;
 pub use tasks::{DurableTask, EventTask, TimerTask};
+pub use typed::{Activity, Orchestrator, Register};
 pub use worker::{Engine, Worker, WorkerOptions};
 
 pub use perdure_core::{

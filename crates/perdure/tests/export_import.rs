@@ -225,7 +225,10 @@ async fn an_imported_instance_is_repaired_and_completes_on_every_store() {
     let export = env.client().export_history(&id).await.expect("export");
     for (label, store, _dir) in common::stores().await {
         let mut registry = registry();
-        registry.add_activity("Charge", |_ctx, ()| async move { Ok("charged".to_string()) });
+        registry.add_activity(
+            "Charge",
+            |_ctx, ()| async move { Ok("charged".to_string()) },
+        );
         let worker = perdure::Worker::start(store.clone(), registry, Default::default());
         let client = perdure::Client::new(store);
         let as_id = format!("imported-{}", uuid_like(label));
@@ -236,10 +239,16 @@ async fn an_imported_instance_is_repaired_and_completes_on_every_store() {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let timer = loop {
             let steps = client.pending_steps(&as_id).await.expect("steps");
-            if let Some(t) = steps.into_iter().find(|s| s.step == perdure::RepairedStep::Timer) {
+            if let Some(t) = steps
+                .into_iter()
+                .find(|s| s.step == perdure::RepairedStep::Timer)
+            {
                 break t;
             }
-            assert!(std::time::Instant::now() < deadline, "{label}: never imported");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{label}: never imported"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         client

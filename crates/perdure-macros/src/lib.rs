@@ -1,0 +1,175 @@
+//! `perdure-macros` owns the attribute macros that declare an async fn as
+//! a typed activity or orchestrator (re-exported as `perdure::activity` and
+//! `perdure::orchestrator`). Each keeps the function and adds a unit struct
+//! named after it in PascalCase (`charge_card` -> `ChargeCard`), which
+//! implements `perdure::Activity` or `perdure::Orchestrator` (name, input
+//! and output types taken from the signature) and `perdure::Register`, so
+//! that `registry.register(ChargeCard)` and `ctx.call(ChargeCard, &input)`
+//! are checked by the compiler. `#[activity(name = "Charge")]` registers
+//! under another name.
+
+use proc_macro::TokenStream;
+use proc_macro2::Span;
+use quote::quote;
+use syn::{
+    parse_macro_input, FnArg, GenericArgument, Ident, ItemFn, LitStr, PathArguments, ReturnType,
+    Type,
+};
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Activity,
+    Orchestrator,
+}
+
+/// Declares an `async fn(ctx: ActivityContext, input: I) -> Result<O,
+/// Failure>` (the input may be left out) as a typed activity.
+#[proc_macro_attribute]
+pub fn activity(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::Activity, attr, item)
+}
+
+/// Declares an `async fn(ctx: OrchestrationContext, input: I) ->
+/// Result<O, Failure>` (the input may be left out) as a typed orchestrator.
+#[proc_macro_attribute]
+pub fn orchestrator(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::Orchestrator, attr, item)
+}
+
+fn pascal(snake: &str) -> String {
+    snake
+        .split('_')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut c = p.chars();
+            match c.next() {
+                Some(first) => first.to_uppercase().chain(c).collect::<String>(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+/// `T` of a return type `Result<T, E>` (or any `X<T, ...>`).
+fn output_type(ret: &ReturnType) -> Option<Type> {
+    let ReturnType::Type(_, ty) = ret else {
+        return None;
+    };
+    let Type::Path(p) = ty.as_ref() else {
+        return None;
+    };
+    let last = p.path.segments.last()?;
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|a| match a {
+        GenericArgument::Type(t) => Some(t.clone()),
+        _ => None,
+    })
+}
+
+fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut name: Option<LitStr> = None;
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("name") {
+            name = Some(meta.value()?.parse()?);
+            Ok(())
+        } else {
+            Err(meta.error("expected `name = \"...\"`"))
+        }
+    });
+    parse_macro_input!(attr with parser);
+    let f = parse_macro_input!(item as ItemFn);
+    let what = match kind {
+        Kind::Activity => "an activity",
+        Kind::Orchestrator => "an orchestrator",
+    };
+    // An error keeps the function, so that only the error shows.
+    let fail = |e: syn::Error| -> TokenStream {
+        let e = e.to_compile_error();
+        quote!(#e #f).into()
+    };
+    if f.sig.asyncness.is_none() {
+        return fail(syn::Error::new_spanned(
+            f.sig.fn_token,
+            format!("{what} is an `async fn`"),
+        ));
+    }
+    let inputs: Vec<&FnArg> = f.sig.inputs.iter().collect();
+    let input_ty: Type = match inputs.as_slice() {
+        [_ctx] => syn::parse_quote!(()),
+        [_ctx, FnArg::Typed(arg)] => (*arg.ty).clone(),
+        _ => {
+            return fail(syn::Error::new_spanned(
+                &f.sig.inputs,
+                format!("{what} takes its context and at most one input (several values as a tuple or struct)"),
+            ))
+        }
+    };
+    let Some(output_ty) = output_type(&f.sig.output) else {
+        return fail(syn::Error::new_spanned(
+            &f.sig,
+            format!("{what} returns `Result<Output, perdure::Failure>`"),
+        ));
+    };
+    let fn_ident = &f.sig.ident;
+    let struct_name = pascal(&fn_ident.to_string());
+    let struct_ident = Ident::new(&struct_name, Span::call_site());
+    let name = name.unwrap_or_else(|| LitStr::new(&struct_name, Span::call_site()));
+    let vis = &f.vis;
+    let call = if inputs.len() == 1 {
+        quote!(#fn_ident(ctx))
+    } else {
+        quote!(#fn_ident(ctx, input))
+    };
+    let (trait_path, ctx_ty, register) = match kind {
+        Kind::Activity => (
+            quote!(::perdure::Activity),
+            quote!(::perdure::ActivityContext),
+            quote!(registry.register_activity(self);),
+        ),
+        Kind::Orchestrator => (
+            quote!(::perdure::Orchestrator),
+            quote!(::perdure::OrchestrationContext),
+            quote!(registry.register_orchestrator(self);),
+        ),
+    };
+    let doc = format!(
+        "The {} `{}` (declared by `{fn_ident}`).",
+        match kind {
+            Kind::Activity => "activity",
+            Kind::Orchestrator => "orchestrator",
+        },
+        name.value()
+    );
+    quote! {
+        #[doc = #doc]
+        #[derive(Clone, Copy, Debug, Default)]
+        #vis struct #struct_ident;
+
+        impl #trait_path for #struct_ident {
+            const NAME: &'static str = #name;
+            type Input = #input_ty;
+            type Output = #output_ty;
+            #[allow(unused_variables)]
+            fn run(
+                &self,
+                ctx: #ctx_ty,
+                input: Self::Input,
+            ) -> impl ::std::future::Future<
+                Output = ::std::result::Result<Self::Output, ::perdure::Failure>,
+            > + ::std::marker::Send {
+                #call
+            }
+        }
+
+        impl ::perdure::Register for #struct_ident {
+            fn register(self, registry: &mut ::perdure::Registry) {
+                #register
+            }
+        }
+
+        #f
+    }
+    .into()
+}
