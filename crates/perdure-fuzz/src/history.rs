@@ -172,6 +172,35 @@ fn sample_events() -> Vec<HistoryEvent> {
             reason: Some("plain words".into()),
         },
         EventKind::ExecutionRewound { reason: None },
+        EventKind::PatchMarker {
+            change_id: "fraud-check".into(),
+        },
+        EventKind::StepRepaired {
+            step_id: 4,
+            step: perdure_core::RepairedStep::Activity,
+            repair: perdure_core::Repair::Fail {
+                failure: failure.clone(),
+            },
+            by: "ops".into(),
+            reason: "INC-7 \"gateway\"".into(),
+        },
+        EventKind::StepRepaired {
+            step_id: 5,
+            step: perdure_core::RepairedStep::Timer,
+            repair: perdure_core::Repair::SkipTimer,
+            by: "ops".into(),
+            reason: String::new(),
+        },
+        EventKind::HistoryImported {
+            status: RuntimeStatus::Running,
+            output: None,
+            failure: None,
+            custom_status: Some("{\"step\": 2}".into()),
+            events: vec![HistoryEvent::new(
+                chrono::DateTime::from_timestamp(0, 0).unwrap_or_default(),
+                EventKind::OrchestratorStarted,
+            )],
+        },
         EventKind::TaskScheduled {
             name: "SayHello".into(),
             version: None,

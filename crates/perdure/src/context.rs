@@ -103,6 +103,17 @@ impl OrchestrationContext {
     /// [`Self::is_patched`] would (so workers still running the `if` take
     /// the new branch for this instance) without asking for it in
     /// histories that lack it.
+    ///
+    /// ```
+    /// # use perdure::{OrchestrationContext, Registry};
+    /// let mut registry = Registry::new();
+    /// registry.add_orchestrator("Checkout", |ctx: OrchestrationContext| async move {
+    ///     // Every instance that took the old branch has finished.
+    ///     ctx.deprecate_patch("fraud-check");
+    ///     ctx.call_activity::<bool>("CheckFraud", ()).await?;
+    ///     Ok(ctx.call_activity::<String>("Charge", ()).await?)
+    /// });
+    /// ```
     pub fn deprecate_patch(&self, change_id: &str) {
         self.with(|e| e.deprecate_patch(change_id))
     }

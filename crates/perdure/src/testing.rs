@@ -233,6 +233,30 @@ impl TestEnv {
     /// their histories through the new one: a change that does not guard
     /// itself with [`crate::OrchestrationContext::is_patched`] fails them
     /// with a `NonDeterminism` failure.
+    ///
+    /// ```
+    /// use perdure::testing::TestEnv;
+    /// use perdure::{OrchestrationContext, Registry};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), perdure::testing::TestError> {
+    /// let release = |extra_step: bool| {
+    ///     let mut r = Registry::new();
+    ///     r.add_orchestrator("Order", move |ctx: OrchestrationContext| async move {
+    ///         if extra_step && ctx.is_patched("extra-step") {
+    ///             ctx.create_timer_after(std::time::Duration::from_secs(1)).await;
+    ///         }
+    ///         ctx.wait_for_external_event::<()>("Ship").await?;
+    ///         Ok("shipped")
+    ///     });
+    ///     r
+    /// };
+    /// let mut env = TestEnv::new(release(false));
+    /// env.start_with_id("Order", "o1", ()).await?;
+    /// env.deploy(release(true)); // o1 keeps the path it recorded
+    /// env.raise_event("o1", "Ship", ()).await?;
+    /// assert_eq!(env.output::<String>("o1").await?, "shipped");
+    /// # Ok(()) }
+    /// ```
     pub fn deploy(&mut self, registry: Registry) {
         let mut registry = registry;
         for (name, fake) in &self.mocks {

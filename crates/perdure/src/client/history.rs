@@ -28,6 +28,31 @@ impl Client {
     /// when the instance is still open, queues its activities and timers
     /// without a result again, so that the code of this build runs it on
     /// from there. Returns the instance id.
+    ///
+    /// ```
+    /// use perdure::testing::TestEnv;
+    /// use perdure::{OrchestrationContext, Registry};
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), perdure::testing::TestError> {
+    /// let code = || {
+    ///     let mut r = Registry::new();
+    ///     r.add_orchestrator("Nightly", |ctx: OrchestrationContext| async move {
+    ///         ctx.create_timer_after(Duration::from_secs(8 * 3600)).await;
+    ///         Ok("done")
+    ///     });
+    ///     r
+    /// };
+    /// let production = TestEnv::new(code());
+    /// let id = production.start("Nightly", ()).await?;
+    /// let export = production.client().export_history(&id).await?; // waiting on its timer
+    ///
+    /// let laptop = TestEnv::new(code());
+    /// laptop.client().import_history(&export, Some("copy")).await?;
+    /// laptop.advance(Duration::from_secs(8 * 3600)).await?; // the timer was queued again
+    /// assert_eq!(laptop.output::<String>("copy").await?, "done");
+    /// # Ok(()) }
+    /// ```
     pub async fn import_history(
         &self,
         export: &HistoryExport,

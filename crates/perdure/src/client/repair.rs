@@ -89,6 +89,33 @@ impl Client {
     /// why) and hands the code the result. A suspended instance applies it
     /// once resumed. An activity still running keeps running; its result,
     /// when it comes, is ignored.
+    ///
+    /// ```
+    /// use perdure::testing::TestEnv;
+    /// use perdure::{OrchestrationContext, Registry, Repair, RepairRequest};
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), perdure::testing::TestError> {
+    /// let mut r = Registry::new();
+    /// r.add_orchestrator("Reminder", |ctx: OrchestrationContext| async move {
+    ///     ctx.create_timer_after(Duration::from_secs(30 * 24 * 3600)).await; // set far too long
+    ///     Ok("reminded")
+    /// });
+    /// let env = TestEnv::new(r);
+    /// let id = env.start("Reminder", ()).await?;
+    /// let timer = env.client().pending_steps(&id).await?.remove(0);
+    /// env.client()
+    ///     .repair(&id, RepairRequest {
+    ///         step_id: timer.step_id,
+    ///         repair: Repair::SkipTimer,
+    ///         by: "alice".into(),
+    ///         reason: "the timer was set to 30 days by mistake".into(),
+    ///     })
+    ///     .await?;
+    /// env.run_until_idle().await?;
+    /// assert_eq!(env.output::<String>(&id).await?, "reminded");
+    /// # Ok(()) }
+    /// ```
     pub async fn repair(&self, instance_id: &str, req: RepairRequest) -> Result<(), ClientError> {
         let st = self
             .get_status(instance_id, true)
