@@ -1,39 +1,55 @@
 //! A durable entity: `Counter` (`add` n, `get`, `reset`), and `CountTo`, an
-//! orchestration that signals it and then reads it with a call.
+//! orchestration that signals it and then reads it with a call. Declared
+//! in the typed form: the entity with its state type, each operation a
+//! plain fn of that state; callers in other languages name the operations
+//! as they like (`add`, `Add`).
 
-use perdure::{EntityContext, EntityId, Failure, OrchestrationContext, Registry};
+use perdure::{Entity, EntityContext, Failure, OrchestrationContext, Registry, TypedEntity};
 
-async fn counter(ctx: EntityContext) -> Result<i64, Failure> {
-    let n: i64 = ctx.get_state_or_default()?;
-    match ctx.operation().to_ascii_lowercase().as_str() {
-        "add" => {
-            let by: i64 = ctx.get_input()?;
-            ctx.set_state(n + by)?;
-            Ok(n + by)
-        }
-        "get" => Ok(n),
-        "reset" => {
-            ctx.delete_state();
-            Ok(0)
-        }
-        other => Err(Failure::new(
-            "UnknownOperation",
-            format!("Counter has no operation `{other}`"),
-        )),
+/// `Counter`: a number.
+pub struct Counter;
+
+impl Entity for Counter {
+    const NAME: &'static str = "Counter";
+    type State = i64;
+}
+
+/// `add`: adds `by`; returns the new count.
+#[perdure::entity_operation(Counter, name = "add")]
+pub fn add(count: &mut i64, by: i64) -> Result<i64, Failure> {
+    *count += by;
+    Ok(*count)
+}
+
+/// `get`: the count (an entity that has none counts 0, and is not created).
+#[perdure::entity_operation(Counter, name = "get")]
+pub fn get(count: &mut i64) -> Result<i64, Failure> {
+    Ok(*count)
+}
+
+/// `reset`: deletes the entity's state.
+#[perdure::entity_operation(Counter, name = "reset")]
+pub fn reset(ctx: &EntityContext, _count: &mut i64) -> Result<i64, Failure> {
+    ctx.delete_state();
+    Ok(0)
+}
+
+/// `CountTo`: signals `add` `n` times, then reads the count with a call.
+#[perdure::orchestrator]
+pub async fn count_to(ctx: OrchestrationContext, (key, n): (String, i64)) -> Result<i64, Failure> {
+    for _ in 0..n {
+        ctx.signal_operation(Add, &key, &1)?;
     }
+    // Signals and calls from one orchestration arrive in order.
+    Ok(ctx.call_operation(Get, &key, &()).await?)
 }
 
 pub fn register(r: &mut Registry) {
-    r.add_entity("Counter", counter);
-    r.add_orchestrator("CountTo", |ctx: OrchestrationContext| async move {
-        let (key, n): (String, i64) = ctx.get_input()?;
-        let id =
-            EntityId::new("Counter", &key).map_err(|e| Failure::new("BadKey", e.to_string()))?;
-        for _ in 0..n {
-            ctx.signal_entity(&id, "add", 1)?;
-        }
-        // Signals and calls from one orchestration arrive in order.
-        let total: i64 = ctx.call_entity(&id, "get", ()).await?;
-        Ok(total)
-    });
+    r.register(
+        TypedEntity::new(Counter)
+            .operation(Add)
+            .operation(Get)
+            .operation(Reset),
+    )
+    .register(CountTo);
 }

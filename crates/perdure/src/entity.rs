@@ -23,6 +23,9 @@ pub struct EntityContext {
     input: Payload,
     state: Arc<Mutex<Payload>>,
     actions: Arc<Mutex<Vec<EntityAction>>>,
+    /// Set by `delete_state`, cleared by `set_state`: whether the
+    /// operation's last word on the state was to delete it.
+    deleted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What an entity operation sent. It is delivered when the operation's
@@ -104,13 +107,35 @@ impl EntityContext {
                 format!("cannot write the state of entity `{}`: {e}", self.id),
             )
         })?;
-        *self.state() = Some(text);
+        self.set_raw_state(text);
         Ok(())
     }
 
     /// Deletes the entity's state.
     pub fn delete_state(&self) {
         *self.state() = None;
+        self.deleted
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The state as stored (JSON text), for typed entities.
+    pub(crate) fn raw_state(&self) -> Payload {
+        self.state().clone()
+    }
+
+    pub(crate) fn set_raw_state(&self, text: String) {
+        *self.state() = Some(text);
+        self.deleted
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn clear_deleted(&self) {
+        self.deleted
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn was_deleted(&self) -> bool {
+        self.deleted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Signals `operation` on `entity` (one-way), once this operation
@@ -224,6 +249,7 @@ pub(crate) async fn run_operation(
         input,
         state: shared.clone(),
         actions: actions.clone(),
+        deleted: Arc::default(),
     };
     let outcome = AssertUnwindSafe(f(ctx)).catch_unwind().await;
     match outcome {

@@ -70,11 +70,11 @@ pub use payload::{IntoPayload, PlainText, RawJson};
 /// `#[perdure::activity]` and `#[perdure::orchestrator]`: an async fn
 /// declared once as a typed [`Activity`] or [`Orchestrator`] (see the
 /// `typed` docs on [`Registry::register`]).
-pub use perdure_macros::{activity, orchestrator};
+pub use perdure_macros::{activity, entity_operation, orchestrator};
 pub use registry::Registry;
 pub use retry::RetryPolicy;
 pub use tasks::{DurableTask, EventTask, TimerTask};
-pub use typed::{Activity, Orchestrator, Register};
+pub use typed::{Activity, Entity, EntityOperation, Orchestrator, Register, TypedEntity};
 pub use worker::{Engine, Worker, WorkerOptions};
 
 pub use perdure_core::{

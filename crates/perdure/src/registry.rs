@@ -107,6 +107,12 @@ impl Registry {
         self
     }
 
+    /// Registers an entity already erased to JSON text out (typed entities).
+    pub(crate) fn add_raw_entity(&mut self, name: &str, f: EntityFn) -> &mut Self {
+        self.entities.insert(name.to_lowercase(), f);
+        self
+    }
+
     /// Registers an entity: an async function of an [`EntityContext`] that
     /// runs one operation (dispatching on `ctx.operation()`), reads and
     /// writes the entity's state through the context, and returns the

@@ -49,6 +49,9 @@ use serde::Serialize;
 use std::future::Future;
 use std::sync::Arc;
 
+mod entities;
+pub use entities::{Entity, EntityOperation, TypedEntity};
+
 /// An activity declared as a Rust item: its registered name and the types
 /// of its input and output. `#[perdure::activity]` implements it for a unit
 /// struct named after the function.

@@ -167,3 +167,145 @@ fn wrong_types_and_names_do_not_compile() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/*.rs");
 }
+
+// --- Typed entities.
+
+pub struct Tally;
+
+impl perdure::Entity for Tally {
+    const NAME: &'static str = "Tally";
+    type State = Vec<String>;
+}
+
+#[perdure::entity_operation(Tally)]
+fn note(items: &mut Vec<String>, item: String) -> Result<usize, Failure> {
+    items.push(item);
+    Ok(items.len())
+}
+
+#[perdure::entity_operation(Tally)]
+fn count(items: &mut Vec<String>) -> Result<usize, Failure> {
+    Ok(items.len())
+}
+
+#[perdure::entity_operation(Tally, name = "clear")]
+fn clear_all(ctx: &perdure::EntityContext, _items: &mut Vec<String>) -> Result<(), Failure> {
+    ctx.delete_state();
+    Ok(())
+}
+
+#[perdure::orchestrator]
+async fn tally_up(ctx: OrchestrationContext, key: String) -> Result<usize, Failure> {
+    ctx.signal_operation(Note, &key, &"first".to_string())?;
+    let n = ctx
+        .call_operation(Note, &key, &"second".to_string())
+        .await?;
+    let counted = ctx.call_operation(Count, &key, &()).await?;
+    Ok(n * 10 + counted)
+}
+
+#[perdure::orchestrator]
+async fn call_unknown(ctx: OrchestrationContext) -> Result<String, Failure> {
+    let id =
+        perdure::EntityId::new("Tally", "t").map_err(|e| Failure::new("Key", e.to_string()))?;
+    match ctx.call_entity::<()>(&id, "explode", ()).await {
+        Ok(()) => Ok("no error".into()),
+        Err(e) => Ok(e.to_string()),
+    }
+}
+
+fn entity_env() -> TestEnv {
+    let mut r = Registry::new();
+    r.register(
+        perdure::TypedEntity::new(Tally)
+            .operation(Note)
+            .operation(Count)
+            .operation(ClearAll),
+    )
+    .register(TallyUp)
+    .register(CallUnknown);
+    TestEnv::new(r)
+}
+
+#[tokio::test]
+async fn typed_entity_operations_are_signalled_and_called() {
+    let env = entity_env();
+    let id = env.start("TallyUp", "k").await.expect("start");
+    assert_eq!(env.output::<usize>(&id).await.expect("output"), 22);
+    let state = env.client().read_entity(Tally, "k").await.expect("read");
+    assert_eq!(state, Some(vec!["first".to_string(), "second".to_string()]));
+}
+
+#[tokio::test]
+async fn a_client_signals_a_typed_operation() {
+    let env = entity_env();
+    env.client()
+        .signal_operation(Note, "c", &"from a client".to_string())
+        .await
+        .expect("signal");
+    env.run_until_idle().await.expect("run");
+    let state = env.client().read_entity(Tally, "c").await.expect("read");
+    assert_eq!(state, Some(vec!["from a client".to_string()]));
+}
+
+#[tokio::test]
+async fn a_read_only_operation_creates_no_state() {
+    let env = entity_env();
+    env.client()
+        .signal_operation(Count, "empty", &())
+        .await
+        .expect("signal");
+    env.run_until_idle().await.expect("run");
+    assert_eq!(
+        env.client()
+            .read_entity(Tally, "empty")
+            .await
+            .expect("read"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn an_operation_that_deletes_the_state_leaves_none() {
+    let env = entity_env();
+    env.client()
+        .signal_operation(Note, "d", &"x".to_string())
+        .await
+        .expect("signal");
+    env.client()
+        .signal_operation(ClearAll, "d", &())
+        .await
+        .expect("signal");
+    env.run_until_idle().await.expect("run");
+    assert_eq!(
+        env.client().read_entity(Tally, "d").await.expect("read"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_operation_names_the_ones_the_entity_has() {
+    let env = entity_env();
+    let id = env.start("CallUnknown", ()).await.expect("start");
+    let text = env.output::<String>(&id).await.expect("output");
+    assert!(
+        text.contains("no operation `explode`") && text.contains("it has clear, Count, Note"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_typed_call_with_an_invalid_key_fails_the_call() {
+    let mut r = Registry::new();
+    r.register(perdure::TypedEntity::new(Tally).operation(Count));
+    r.add_orchestrator("BadKey", |ctx: OrchestrationContext| async move {
+        match ctx.call_operation(Count, "a/b", &()).await {
+            Ok(_) => Ok("called".to_string()),
+            Err(e) => Ok(e.to_string()),
+        }
+    });
+    let env = TestEnv::new(r);
+    let id = env.start("BadKey", ()).await.expect("start");
+    let text = env.output::<String>(&id).await.expect("output");
+    assert!(text.contains("a/b"), "{text}");
+}
