@@ -5,6 +5,7 @@
 //! peak memory of the worker. Workers run in this process, or in child
 //! processes (`--processes N`, `perdure bench-worker`) to measure scale-out.
 
+mod instructions;
 mod probe;
 mod workloads;
 
@@ -90,6 +91,15 @@ pub struct BenchArgs {
     /// the workload runs (the cost of tracing; in-process workers only).
     #[arg(long)]
     pub otlp_endpoint: Option<String>,
+    /// Count instructions and allocations per unit of the workload instead
+    /// of timing it (perf stat, else valgrind; --size N, default 200, and
+    /// 2N are run). Build with --release first.
+    #[arg(long, conflicts_with_all = ["processes", "otlp_endpoint"])]
+    pub instructions: bool,
+    /// Skip the machine's fsync probe (a timed loop: its instruction
+    /// count varies), as the runs of --instructions do.
+    #[arg(long, hide = true)]
+    pub no_probe: bool,
 }
 
 /// One measure of a run.
@@ -285,9 +295,13 @@ pub async fn worker_process(url: &str) -> Result<()> {
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
+    if args.instructions {
+        return instructions::run(&args);
+    }
     let size = args.size.unwrap_or(args.workload.default_size()).max(1);
     let hub = fresh_hub(args.store.as_deref())?;
     let fsync_rate = match hub.kind {
+        _ if args.no_probe => 0.0,
         "postgres" => probe::postgres_commit_rate(&hub.url).await?,
         _ => {
             let dir = hub.scratch.clone();
