@@ -365,38 +365,49 @@ fn read_inbox(
     instance: InstanceRecord,
     token: String,
 ) -> Result<OrchestrationItem, StoreError> {
-    let mut stmt = c
-        .prepare_cached(
-            "SELECT seq, execution_id, event FROM inbox
-             WHERE instance_id = ?1 AND visible_at <= ?2 AND control >= ?4
-             ORDER BY (?5 AND execution_id IS ?6) DESC, seq LIMIT ?3",
-        )
-        .map_err(|e| backend("reading an inbox", e))?;
     let only_control = instance.status == RuntimeStatus::Suspended;
-    // While no execution runs, the one about to start comes first.
+    // While no execution runs, the one about to start comes first. A
+    // running instance's messages come in sequence order straight from the
+    // index: its statement has no sort (a temporary b-tree per turn).
     let no_execution = instance.history_len == 0;
-    let rows = stmt
-        .query_map(
-            params![
-                id,
-                now,
-                max as i64,
-                only_control,
-                no_execution,
-                instance.execution_id
-            ],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            },
-        )
-        .map_err(|e| backend("reading an inbox", e))?;
-    let mut messages = Vec::new();
-    for row in rows {
-        let (seq, execution_id, text) = row.map_err(|e| backend("reading an inbox", e))?;
+    let row = |r: &rusqlite::Row| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    };
+    let read = |e| backend("reading an inbox", e);
+    let rows: Vec<(i64, Option<String>, String)> = if no_execution {
+        let mut stmt = c
+            .prepare_cached(
+                "SELECT seq, execution_id, event FROM inbox
+                 WHERE instance_id = ?1 AND visible_at <= ?2 AND control >= ?4
+                 ORDER BY (execution_id IS ?5) DESC, seq LIMIT ?3",
+            )
+            .map_err(read)?;
+        let rows = stmt
+            .query_map(
+                params![id, now, max as i64, only_control, instance.execution_id],
+                row,
+            )
+            .map_err(read)?;
+        rows.collect::<Result<_, _>>().map_err(read)?
+    } else {
+        let mut stmt = c
+            .prepare_cached(
+                "SELECT seq, execution_id, event FROM inbox
+                 WHERE instance_id = ?1 AND visible_at <= ?2 AND control >= ?4
+                 ORDER BY seq LIMIT ?3",
+            )
+            .map_err(read)?;
+        let rows = stmt
+            .query_map(params![id, now, max as i64, only_control], row)
+            .map_err(read)?;
+        rows.collect::<Result<_, _>>().map_err(read)?
+    };
+    let mut messages = Vec::with_capacity(rows.len());
+    for (seq, execution_id, text) in rows {
         messages.push(InboxMessage {
             seq,
             execution_id,

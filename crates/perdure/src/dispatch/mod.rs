@@ -218,7 +218,7 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
         let ctl = control(&messages, Some(&exec), was_suspended);
         if let Some(terminate) = ctl.terminate {
             let consumed = messages.iter().map(|m| m.seq).collect();
-            control::terminate_running(
+            Box::pin(control::terminate_running(
                 store,
                 &instance,
                 control::Handled {
@@ -228,7 +228,7 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
                     now,
                 },
                 terminate,
-            )
+            ))
             .await?;
             return Ok(Prepared::Handled);
         }
@@ -270,7 +270,7 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
                 messages: Vec::new(),
                 now,
             };
-            import::install(store, &instance, handled, imported).await?;
+            Box::pin(import::install(store, &instance, handled, imported)).await?;
             return Ok(Prepared::Handled);
         }
     }
@@ -300,13 +300,20 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
                 }
                 _ => None,
             }) {
-                rewind::rewind(store, &instance, handled, &messages, reason).await?;
+                Box::pin(rewind::rewind(store, &instance, handled, &messages, reason)).await?;
                 return Ok(Prepared::Handled);
             }
         }
         if instance.status.is_terminal() {
             // Late messages for a finished instance: drop them.
-            control::commit_status(store, &instance, handled, instance.status, None).await?;
+            Box::pin(control::commit_status(
+                store,
+                &instance,
+                handled,
+                instance.status,
+                None,
+            ))
+            .await?;
             return Ok(Prepared::Handled);
         }
         // No execution yet (a scheduled start not due, or one held back by
@@ -320,15 +327,21 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
             let mut handled = handled;
             // A sub-orchestration's parent waits for it: tell it.
             handled.messages.extend(
-                control::tell_parent_of_unstarted(store, &instance, &reason, handled.now).await?,
+                Box::pin(control::tell_parent_of_unstarted(
+                    store,
+                    &instance,
+                    &reason,
+                    handled.now,
+                ))
+                .await?,
             );
-            control::commit_status(
+            Box::pin(control::commit_status(
                 store,
                 &instance,
                 handled,
                 RuntimeStatus::Terminated,
                 Some(reason),
-            )
+            ))
             .await?;
             return Ok(Prepared::Handled);
         }
@@ -342,7 +355,10 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
                 consumed: control_seqs(&messages),
                 ..handled
             };
-            control::commit_status(store, &instance, handled, status, None).await?;
+            Box::pin(control::commit_status(
+                store, &instance, handled, status, None,
+            ))
+            .await?;
             return Ok(Prepared::Handled);
         }
         // A scheduled start is not due yet: try again later.
@@ -363,7 +379,7 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
     let ctl = control(&messages, Some(&exec), was_suspended);
     if let Some(terminate) = ctl.terminate {
         // Terminated before its first turn: nothing of its code runs.
-        control::terminate_unstarted(
+        Box::pin(control::terminate_unstarted(
             store,
             &instance,
             control::Handled {
@@ -374,7 +390,7 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
             },
             start.event,
             terminate,
-        )
+        ))
         .await?;
         return Ok(Prepared::Handled);
     }
@@ -387,7 +403,14 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
             messages: Vec::new(),
             now,
         };
-        control::commit_status(store, &instance, handled, RuntimeStatus::Suspended, None).await?;
+        Box::pin(control::commit_status(
+            store,
+            &instance,
+            handled,
+            RuntimeStatus::Suspended,
+            None,
+        ))
+        .await?;
         return Ok(Prepared::Handled);
     }
     // The start, then messages carried for this execution, then events.

@@ -13,13 +13,14 @@ use tracing::Instrument;
 /// Runs a taken activity in its own task, holding its slot until its
 /// result is recorded.
 pub(super) fn spawn(shared: Arc<Shared>, item: ActivityItem, permit: OwnedSemaphorePermit) {
-    tokio::spawn(async move {
+    // Boxed, as a turn is (see `orchestrations::spawn`).
+    tokio::spawn(Box::pin(async move {
         let next = run(&shared, item).await;
         drop(permit);
         if let Ok(Some((next, slot))) = next {
             super::orchestrations::spawn(shared, next, slot);
         }
-    });
+    }));
 }
 
 /// Runs a taken activity and records its result. With a free turn slot the

@@ -14,10 +14,12 @@ use tracing::Instrument;
 
 /// Runs a taken instance's turn in its own task, holding its slot.
 pub(super) fn spawn(shared: Arc<Shared>, item: OrchestrationItem, permit: OwnedSemaphorePermit) {
-    tokio::spawn(async move {
+    // Boxed: a turn's future is kilobytes, and a task moves its future
+    // (into the task, and out as it finishes); a box moves as a pointer.
+    tokio::spawn(Box::pin(async move {
         run(&shared, item).await;
         drop(permit);
-    });
+    }));
 }
 
 /// Runs one taken instance's turn and commits it; errors are logged (the
@@ -88,7 +90,11 @@ type Claimed = Vec<(ActivityItem, OwnedSemaphorePermit)>;
 async fn process(shared: &Arc<Shared>, item: OrchestrationItem) -> Result<Claimed, StoreError> {
     let plan = match dispatch::prepare(shared.store.as_ref(), item).await? {
         Prepared::Handled => return Ok(Vec::new()),
-        Prepared::Entity(batch) => return run_entity(shared, *batch).await.map(|_| Vec::new()),
+        Prepared::Entity(batch) => {
+            return Box::pin(run_entity(shared, *batch))
+                .await
+                .map(|_| Vec::new())
+        }
         Prepared::Turn(plan) => *plan,
     };
     let id = plan.instance.instance_id.clone();
