@@ -200,14 +200,32 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         },
         2 * n
     );
-    let (small, _) = instructions(counter, args, n, dir.path())?;
-    let (large, profile) = instructions(counter, args, 2 * n, dir.path())?;
-    let (bytes_s, blocks_s) = allocations(args, n, dir.path())?;
-    let (bytes_l, blocks_l) = allocations(args, 2 * n, dir.path())?;
     let per = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / n as f64;
-    let instr = per(small, large);
-    let blocks = per(blocks_s, blocks_l);
-    let bytes = per(bytes_s, bytes_l);
+    let repeat = args.repeat.max(1);
+    let (mut instr, mut blocks, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut small, mut large, mut profile) = (0, 0, None);
+    for i in 0..repeat {
+        let (s, _) = instructions(counter, args, n, dir.path())?;
+        let (l, p) = instructions(counter, args, 2 * n, dir.path())?;
+        instr.push(per(s, l));
+        (small, large, profile) = (s, l, p);
+        let (bytes_s, blocks_s) = allocations(args, n, dir.path())?;
+        let (bytes_l, blocks_l) = allocations(args, 2 * n, dir.path())?;
+        blocks.push(per(blocks_s, blocks_l));
+        bytes.push(per(bytes_s, bytes_l));
+        eprintln!(
+            "  run {}/{repeat}: {:.0} instructions, {:.0} allocations per unit",
+            i + 1,
+            instr[i],
+            blocks[i]
+        );
+    }
+    let spread = {
+        let lo = instr.iter().cloned().fold(f64::INFINITY, f64::min);
+        let hi = instr.iter().cloned().fold(0.0, f64::max);
+        (lo, hi)
+    };
+    let (instr, blocks, bytes) = (median(instr), median(blocks), median(bytes));
     let top = profile
         .as_deref()
         .map(|p| top_functions(p, 15))
@@ -220,6 +238,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 "counter": format!("{counter:?}").to_lowercase(),
                 "sizes": [n, 2 * n],
                 "instructions_per_unit": instr.round(),
+                "instructions_per_unit_range": [spread.0.round(), spread.1.round()],
+                "runs": repeat,
                 "allocations_per_unit": blocks.round(),
                 "allocated_bytes_per_unit": bytes.round(),
                 "instructions_total": [small, large],
@@ -234,7 +254,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         counter,
         2 * n
     );
-    println!("  {:<28} {:>14.0}", "instructions per unit", instr);
+    println!(
+        "  {:<28} {:>14.0}   (median of {repeat}; {:.0} to {:.0})",
+        "instructions per unit", instr, spread.0, spread.1
+    );
     println!("  {:<28} {:>14.0}", "allocations per unit", blocks);
     println!("  {:<28} {:>14.0}", "bytes allocated per unit", bytes);
     if !top.is_empty() {
@@ -246,9 +269,25 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// The median (the lower middle of an even count).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or(0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_median_of_three_is_the_middle_one() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+    }
+
+    #[test]
+    fn the_median_of_none_is_zero() {
+        assert_eq!(median(Vec::new()), 0.0);
+    }
 
     #[test]
     fn perf_csv_gives_the_instruction_count() {

@@ -96,6 +96,10 @@ pub struct BenchArgs {
     /// 2N are run). Build with --release first.
     #[arg(long, conflicts_with_all = ["processes", "otlp_endpoint"])]
     pub instructions: bool,
+    /// With --instructions: measure this many times and report the median
+    /// (thread interleavings move a single count by several percent).
+    #[arg(long, default_value_t = 3, requires = "instructions")]
+    pub repeat: usize,
     /// Skip the machine's fsync probe (a timed loop: its instruction
     /// count varies), as the runs of --instructions do.
     #[arg(long, hide = true)]

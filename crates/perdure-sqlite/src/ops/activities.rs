@@ -86,13 +86,28 @@ pub(crate) fn complete_activity(
         return Err(StoreError::LockLost("activity task".into()));
     }
     let visible = ceil_millis(result.visible_at);
-    let inserted = c
-        .prepare_cached(
+    // Two statements rather than one `INSERT ... SELECT ... WHERE EXISTS`:
+    // SQLite gives a statement that may write several rows a statement
+    // journal (a copy of every page it touches), which a single-row
+    // `INSERT ... VALUES` does without. Both run in the writer's one
+    // transaction.
+    let inserted = if super::exists(c, &result.instance_id)? {
+        c.prepare_cached(
             "INSERT INTO inbox (instance_id, execution_id, event, visible_at, control)
-             SELECT ?1, ?2, ?3, ?4, 0 WHERE EXISTS (SELECT 1 FROM instances WHERE instance_id = ?1)",
+             VALUES (?1, ?2, ?3, ?4, 0)",
         )
-        .and_then(|mut s| s.execute(params![result.instance_id, result.execution_id, event, visible]))
-        .map_err(|e| backend("recording an activity result", e))?;
+        .and_then(|mut s| {
+            s.execute(params![
+                result.instance_id,
+                result.execution_id,
+                event,
+                visible
+            ])
+        })
+        .map_err(|e| backend("recording an activity result", e))?
+    } else {
+        0
+    };
     let mut w = Woken::default();
     if inserted > 0 {
         w.orchestration_message(visible, now);

@@ -165,7 +165,7 @@ fn insert_message(
     Ok(())
 }
 
-fn exists(c: &Connection, id: &str) -> Result<bool, StoreError> {
+pub(crate) fn exists(c: &Connection, id: &str) -> Result<bool, StoreError> {
     c.prepare_cached("SELECT 1 FROM instances WHERE instance_id = ?1")
         .and_then(|mut s| s.exists([id]))
         .map_err(|e| backend("looking up an instance", e))
