@@ -37,6 +37,20 @@ pub fn orchestrator(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(Kind::Orchestrator, attr, item)
 }
 
+/// A compile error that keeps the function, so that only the error shows.
+fn keep_with_error(f: &ItemFn, e: syn::Error) -> TokenStream {
+    let e = e.to_compile_error();
+    quote!(#e #f).into()
+}
+
+/// The struct a declaration makes (PascalCase of the function's name) and
+/// the name it registers under (that, unless `name = "..."` said another).
+fn declared(f: &ItemFn, name: Option<LitStr>) -> (Ident, LitStr) {
+    let struct_name = pascal(&f.sig.ident.to_string());
+    let name = name.unwrap_or_else(|| LitStr::new(&struct_name, Span::call_site()));
+    (Ident::new(&struct_name, Span::call_site()), name)
+}
+
 fn pascal(snake: &str) -> String {
     snake
         .split('_')
@@ -86,10 +100,7 @@ fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
         Kind::Orchestrator => "an orchestrator",
     };
     // An error keeps the function, so that only the error shows.
-    let fail = |e: syn::Error| -> TokenStream {
-        let e = e.to_compile_error();
-        quote!(#e #f).into()
-    };
+    let fail = |e: syn::Error| keep_with_error(&f, e);
     if f.sig.asyncness.is_none() {
         return fail(syn::Error::new_spanned(
             f.sig.fn_token,
@@ -114,9 +125,7 @@ fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
         ));
     };
     let fn_ident = &f.sig.ident;
-    let struct_name = pascal(&fn_ident.to_string());
-    let struct_ident = Ident::new(&struct_name, Span::call_site());
-    let name = name.unwrap_or_else(|| LitStr::new(&struct_name, Span::call_site()));
+    let (struct_ident, name) = declared(&f, name);
     let vis = &f.vis;
     let call = if inputs.len() == 1 {
         quote!(#fn_ident(ctx))
@@ -189,10 +198,7 @@ pub fn entity_operation(attr: TokenStream, item: TokenStream) -> TokenStream {
     // is a Vec or a String.
     f.attrs.push(syn::parse_quote!(#[allow(clippy::ptr_arg)]));
     let f = f;
-    let fail = |e: syn::Error| -> TokenStream {
-        let e = e.to_compile_error();
-        quote!(#e #f).into()
-    };
+    let fail = |e: syn::Error| keep_with_error(&f, e);
     let mut entity: Option<syn::Path> = None;
     let mut name: Option<LitStr> = None;
     for meta in &args {
@@ -251,9 +257,7 @@ pub fn entity_operation(attr: TokenStream, item: TokenStream) -> TokenStream {
         ));
     };
     let fn_ident = &f.sig.ident;
-    let struct_name = pascal(&fn_ident.to_string());
-    let struct_ident = Ident::new(&struct_name, Span::call_site());
-    let name = name.unwrap_or_else(|| LitStr::new(&struct_name, Span::call_site()));
+    let (struct_ident, name) = declared(&f, name);
     let vis = &f.vis;
     let call = match (with_ctx, rest.len()) {
         (true, 1) => quote!(#fn_ident(ctx, state)),
