@@ -6,7 +6,7 @@
 //! stale step changes nothing and fails nothing else; if the transaction as
 //! a whole fails, every step in it is run again on its own.
 
-use crate::fast::{self, Completed, Take};
+use crate::fast;
 use crate::{backend, Woken};
 use deadpool_postgres::Pool;
 use perdure_store::stats::CommitCounters;
@@ -27,14 +27,13 @@ enum Op {
     Result {
         token: String,
         result: InstanceMessage,
-        take: Option<Take>,
-        reply: oneshot::Sender<Result<Completed, StoreError>>,
+        reply: oneshot::Sender<Result<Woken, StoreError>>,
     },
 }
 
 enum Done {
     Turn(Result<(bool, Woken), StoreError>),
-    Result(Result<Completed, StoreError>),
+    Result(Result<Woken, StoreError>),
 }
 
 impl Op {
@@ -48,12 +47,9 @@ impl Op {
                         .map(|(held, _)| (held, w)),
                 )
             }
-            Op::Result {
-                token,
-                result,
-                take,
-                ..
-            } => Done::Result(fast::complete_activity(c, token, result, take.as_ref()).await),
+            Op::Result { token, result, .. } => {
+                Done::Result(fast::complete_activity(c, token, result).await)
+            }
         }
     }
 
@@ -108,19 +104,13 @@ impl Batcher {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Records an activity result (taking its instance when asked).
-    pub async fn result(
-        &self,
-        token: &str,
-        result: InstanceMessage,
-        take: Option<Take>,
-    ) -> Result<Completed, StoreError> {
+    /// Records an activity result.
+    pub async fn result(&self, token: &str, result: InstanceMessage) -> Result<Woken, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Op::Result {
                 token: token.to_string(),
                 result,
-                take,
                 reply,
             })
             .map_err(|_| StoreError::Closed)?;

@@ -142,30 +142,17 @@ async fn with_inboxes<C: GenericClient + Sync>(
         .collect())
 }
 
-/// What recording an activity result did.
-pub(crate) struct Completed {
-    pub woken: Woken,
-    /// The instance leased to the caller, as a row of instance columns, its
-    /// lock token and its inbox: [`taken_item`] makes the item of it.
-    pub taken: Option<Row>,
-}
-
-/// How to take the instance a result goes to: lease (ms), most messages,
-/// and the worker's filter.
+/// How to take an instance for a carried result: lease (ms), most
+/// messages, and the worker's filter.
 pub(crate) type Take = (i64, i64, WorkFilter);
 
-/// Records an activity's result (deleting its task, checking the lease)
-/// and, when `take` is given, leases the instance it went to if it is free
-/// and passes the filter, in one statement.
+/// Records an activity's result (deleting its task, checking the lease) in
+/// one statement.
 pub(crate) async fn complete_activity<C: GenericClient + Sync>(
     c: &C,
     token: &str,
     result: &InstanceMessage,
-    take: Option<&Take>,
-) -> Result<Completed, StoreError> {
-    let any = WorkFilter::Any;
-    let (lease, filter) = take.map_or((0, &any), |(l, _, f)| (*l, f));
-    let (mode, json) = filter.to_sql();
+) -> Result<Woken, StoreError> {
     let sql = format!(
         "WITH {clock},
          del AS (
@@ -176,32 +163,9 @@ pub(crate) async fn complete_activity<C: GenericClient + Sync>(
              SELECT $2, $3, $4, $5, false
              WHERE EXISTS (SELECT 1 FROM del)
                AND EXISTS (SELECT 1 FROM instances WHERE instance_id = $2)
-             RETURNING seq),
-         cand AS (
-             SELECT instance_id FROM instances
-             WHERE $6 AND instance_id = $2 AND EXISTS (SELECT 1 FROM ins)
-               AND $5 <= (SELECT now FROM clock) AND lock_expiry <= (SELECT now FROM clock)
-               AND status <> $7 AND history_len > 0 AND {filter}
-             FOR UPDATE SKIP LOCKED),
-         upd AS (
-             UPDATE instances i SET lock_token = replace(gen_random_uuid()::text, '-', ''),
-                                    lock_expiry = (SELECT now FROM clock) + $10
-             FROM cand WHERE i.instance_id = cand.instance_id
-             RETURNING {cols}, i.lock_token),
-         msgs AS (
-             (SELECT m.seq, m.execution_id, m.event FROM inbox m
-              WHERE m.instance_id = (SELECT instance_id FROM upd)
-                AND m.visible_at <= (SELECT now FROM clock)
-              ORDER BY m.seq LIMIT $11)
-             UNION ALL
-             SELECT seq, $3, $4 FROM ins WHERE EXISTS (SELECT 1 FROM upd))
-         SELECT upd.*, (SELECT count(*) FROM del), (SELECT count(*) FROM ins), (SELECT now FROM clock),
-                (SELECT json_agg(json_build_array(m.seq, m.execution_id, m.event) ORDER BY m.seq)::text
-                 FROM (SELECT * FROM msgs ORDER BY seq LIMIT $11) m)
-         FROM (SELECT 1) AS one LEFT JOIN upd ON true",
+             RETURNING seq)
+         SELECT (SELECT count(*) FROM del), (SELECT count(*) FROM ins), (SELECT now FROM clock)",
         clock = clock(false),
-        filter = filter_sql("name", "version", 8),
-        cols = returning_instance("i"),
     );
     let stmt = c
         .prepare_cached(&sql)
@@ -217,18 +181,11 @@ pub(crate) async fn complete_activity<C: GenericClient + Sync>(
                 &result.execution_id,
                 &encode_event(&result.event),
                 &visible,
-                &take.is_some(),
-                &RuntimeStatus::Suspended.code(),
-                &mode,
-                &json,
-                &lease,
-                &take.map_or(1, |(_, max, _)| *max),
             ],
         )
         .await
         .map_err(|e| backend("completing an activity", e))?;
-    let (deleted, inserted, now): (i64, i64, i64) =
-        (row.get(N + 1), row.get(N + 2), row.get(N + 3));
+    let (deleted, inserted, now): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
     if deleted == 0 {
         return Err(StoreError::LockLost("activity task".into()));
     }
@@ -236,16 +193,13 @@ pub(crate) async fn complete_activity<C: GenericClient + Sync>(
     if inserted > 0 {
         w.orchestration_message(visible, now);
     }
-    let taken = row.get::<_, Option<String>>(0).is_some().then_some(row);
-    Ok(Completed { woken: w, taken })
+    Ok(w)
 }
 
-/// The item for an instance [`complete_activity`] leased, with the inbox
-/// the same statement read (its visible messages, the result among them).
-pub(crate) fn taken_item(done: &Completed) -> Result<Option<OrchestrationItem>, StoreError> {
-    let Some(row) = &done.taken else {
-        return Ok(None);
-    };
+/// An item from a row of instance columns, then its lock token, a count,
+/// another, the database time and its inbox as a JSON array of
+/// `[seq, execution_id, event]` (as [`take_for_result`] answers).
+fn item_of_row(row: &Row) -> Result<OrchestrationItem, StoreError> {
     let text: Option<String> = row.get(N + 4);
     let listed: Vec<(i64, Option<String>, String)> = match text {
         Some(t) => serde_json::from_str(&t)
@@ -260,12 +214,78 @@ pub(crate) fn taken_item(done: &Completed) -> Result<Option<OrchestrationItem>, 
             event: decode_event(&event)?,
         });
     }
-    Ok(Some(OrchestrationItem::new(
+    Ok(OrchestrationItem::new(
         record(row)?,
         messages,
         row.get(N),
         row.get::<_, i64>(N + 3),
-    )))
+    ))
+}
+
+/// Takes running instance `id` for the result of the task leased under
+/// `token`, which its worker carries into the turn
+/// ([`perdure_store::ActivityQueue::take_for_result`]), with its inbox, in
+/// one lease-only statement.
+pub(crate) async fn take_for_result<C: GenericClient + Sync>(
+    c: &C,
+    token: &str,
+    id: &str,
+    take: &Take,
+) -> Result<Option<OrchestrationItem>, StoreError> {
+    let (lease, max, filter) = take;
+    let (mode, json) = filter.to_sql();
+    let sql = format!(
+        "WITH {clock},
+         held AS (
+             SELECT 1 FROM tasks WHERE lock_token = $1 AND lock_expiry > (SELECT now FROM clock)),
+         cand AS (
+             SELECT instance_id FROM instances
+             WHERE instance_id = $2 AND EXISTS (SELECT 1 FROM held)
+               AND lock_expiry <= (SELECT now FROM clock) AND status = $3 AND history_len > 0
+               AND {filter}
+             FOR UPDATE SKIP LOCKED),
+         upd AS (
+             UPDATE instances i SET lock_token = replace(gen_random_uuid()::text, '-', ''),
+                                    lock_expiry = (SELECT now FROM clock) + $6
+             FROM cand WHERE i.instance_id = cand.instance_id
+             RETURNING {cols}, i.lock_token)
+         SELECT upd.*, (SELECT count(*) FROM held), 0::bigint, (SELECT now FROM clock),
+                (SELECT json_agg(json_build_array(m.seq, m.execution_id, m.event) ORDER BY m.seq)::text
+                 FROM (SELECT seq, execution_id, event FROM inbox
+                       WHERE instance_id = (SELECT instance_id FROM upd)
+                         AND visible_at <= (SELECT now FROM clock)
+                       ORDER BY seq LIMIT $7) m)
+         FROM (SELECT 1) AS one LEFT JOIN upd ON true",
+        clock = clock(true),
+        filter = filter_sql("name", "version", 4),
+        cols = returning_instance("i"),
+    );
+    let stmt = c
+        .prepare_cached(&sql)
+        .await
+        .map_err(|e| backend("taking an instance for a result", e))?;
+    let row = c
+        .query_one(
+            &stmt,
+            &[
+                &token,
+                &id,
+                &RuntimeStatus::Running.code(),
+                &mode,
+                &json,
+                lease,
+                max,
+            ],
+        )
+        .await
+        .map_err(|e| backend("taking an instance for a result", e))?;
+    if row.get::<_, i64>(N + 1) == 0 {
+        return Err(StoreError::LockLost("activity task".into()));
+    }
+    if row.get::<_, Option<String>>(0).is_none() {
+        return Ok(None);
+    }
+    item_of_row(&row).map(Some)
 }
 
 /// A turn's lease check, history, consumed messages and new tasks in one
@@ -317,6 +337,8 @@ pub(crate) async fn commit_turn<C: GenericClient + Sync>(
                  WHERE EXISTS (SELECT 1 FROM upd)),
              consumed AS (
                  DELETE FROM inbox WHERE seq = ANY($18) AND EXISTS (SELECT 1 FROM upd)),
+             carried AS (
+                 DELETE FROM tasks WHERE lock_token = ANY($29) AND EXISTS (SELECT 1 FROM upd)),
              tasks AS (
                  INSERT INTO tasks (instance_id, execution_id, task_id, name, version, input, visible_at,
                                     lock_token, lock_expiry, dequeue_count, trace)
@@ -364,6 +386,7 @@ pub(crate) async fn commit_turn<C: GenericClient + Sync>(
                 &claim_lease,
                 &traces,
                 &tags_text(&u.tags),
+                &k.completed_tasks,
             ],
         )
         .await

@@ -369,6 +369,7 @@ impl OrchestrationQueue for PostgresStore {
 
     async fn commit_orchestration(&self, commit: OrchestrationCommit) -> Result<(), StoreError> {
         let (id, status) = (commit.instance_id.clone(), commit.update.status);
+        let carried = commit.completed_tasks.len();
         let w = if commit.messages.is_empty() && !commit.replace_history {
             // The common turn: one guarded statement, group-committed with
             // other workers' steps.
@@ -383,7 +384,10 @@ impl OrchestrationQueue for PostgresStore {
             self.run(|tx, _| Box::pin(ops::commit_orchestration(tx, commit)))
                 .await?
         };
-        self.counters.step();
+        // The turn, and each activity result it carried in.
+        for _ in 0..=carried {
+            self.counters.step();
+        }
         self.wake.instance_changed(&id, status);
         self.signal(w);
         Ok(())
@@ -461,29 +465,23 @@ impl ActivityQueue for PostgresStore {
         lock_token: &str,
         result: InstanceMessage,
     ) -> Result<(), StoreError> {
-        let done = self.batch.result(lock_token, result, None).await?;
+        let woken = self.batch.result(lock_token, result).await?;
         self.counters.step();
-        self.signal(done.woken);
+        self.signal(woken);
         Ok(())
     }
 
-    async fn complete_activity_and_take(
+    async fn take_for_result(
         &self,
         lock_token: &str,
-        result: InstanceMessage,
+        instance_id: &str,
         lease: Duration,
         max_messages: usize,
         filter: &WorkFilter,
     ) -> Result<Option<OrchestrationItem>, StoreError> {
-        let max = max_messages.max(1) as i64;
-        let take = Some((dur_ms(lease), max, filter.clone()));
-        let done = self.batch.result(lock_token, result, take).await?;
-        self.counters.step();
-        if done.taken.is_none() {
-            self.signal(done.woken);
-            return Ok(None);
-        }
-        fast::taken_item(&done)
+        let c = self.client().await?;
+        let take = (dur_ms(lease), max_messages.max(1) as i64, filter.clone());
+        fast::take_for_result(&c, lock_token, instance_id, &take).await
     }
 
     async fn renew_activity_lock(

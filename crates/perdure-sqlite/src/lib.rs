@@ -237,12 +237,16 @@ impl OrchestrationQueue for SqliteStore {
     async fn commit_orchestration(&self, commit: OrchestrationCommit) -> Result<(), StoreError> {
         let clock = self.clock.clone();
         let (id, status) = (commit.instance_id.clone(), commit.update.status);
+        let carried = commit.completed_tasks.len();
         let commit = ops::EncodedCommit::new(commit);
         let w = self
             .writer
             .write(move |c| ops::commit_orchestration(c, &commit, clock.now_ms()))
             .await?;
-        self.writer.counters.step();
+        // The turn, and each activity result it carried in.
+        for _ in 0..=carried {
+            self.writer.counters.step();
+        }
         self.wake.instance_changed(&id, status);
         self.signal(w);
         Ok(())
@@ -323,35 +327,42 @@ impl ActivityQueue for SqliteStore {
         Ok(())
     }
 
-    async fn complete_activity_and_take(
+    async fn take_for_result(
         &self,
         lock_token: &str,
-        result: InstanceMessage,
+        instance_id: &str,
         lease: Duration,
         max_messages: usize,
         filter: &WorkFilter,
     ) -> Result<Option<OrchestrationItem>, StoreError> {
         let clock = self.clock.clone();
-        let (tok, filter) = (lock_token.to_string(), filter.clone());
-        let id = result.instance_id.clone();
-        let event = perdure_core::encode_event(&result.event);
-        let (w, item) = self
+        let (tok, id, filter) = (
+            lock_token.to_string(),
+            instance_id.to_string(),
+            filter.clone(),
+        );
+        let item = self
             .writer
-            .write(move |c| {
+            .lease(move |c| {
                 let now = clock.now_ms();
-                let w = ops::complete_activity(c, &tok, &result, &event, now)?;
-                let item =
-                    ops::take_instance(c, &id, dur_ms(lease), max_messages.max(1), &filter, now)?;
-                Ok((w, item))
+                ops::take_for_result(
+                    c,
+                    &tok,
+                    &id,
+                    dur_ms(lease),
+                    max_messages.max(1),
+                    &filter,
+                    now,
+                )
             })
             .await?;
-        self.writer.counters.step();
-        if item.is_none() {
-            self.signal(w);
-        } else if let Some(t) =
-            chrono::DateTime::from_timestamp_millis(self.clock.now_ms() + dur_ms(lease))
-        {
-            self.wake.schedule(WorkKind::Orchestration, t);
+        if item.is_some() {
+            // Wake whoever should take it should this worker die.
+            if let Some(t) =
+                chrono::DateTime::from_timestamp_millis(self.clock.now_ms() + dur_ms(lease))
+            {
+                self.wake.schedule(WorkKind::Orchestration, t);
+            }
         }
         Ok(item)
     }

@@ -31,26 +31,30 @@ pub trait ActivityQueue {
         result: InstanceMessage,
     ) -> Result<(), StoreError>;
 
-    /// Extends a held lease by `lease` from now.
-    /// [`ActivityQueue::complete_activity`], then, in the same transaction,
-    /// takes the instance the result went to, as
-    /// [`crate::OrchestrationQueue::fetch_orchestrations`] would, when it
-    /// has no live lease, is not suspended and passes `filter`: the worker
-    /// that ran the activity runs the turn that consumes its result without
-    /// another round trip. The default completes and takes nothing.
-    async fn complete_activity_and_take(
+    /// Takes the instance a just-finished activity's result goes to, so
+    /// that the worker which ran it carries the result into the turn that
+    /// consumes it ([`crate::OrchestrationItem::carried`]) and one commit
+    /// records both: a lease-only write (no wait for the disk). Taken only
+    /// when the task is still leased under `lock_token` (else
+    /// [`StoreError::LockLost`]) and instance `instance_id` has no live
+    /// lease, is running (started, not suspended, not finished) and passes
+    /// `filter`; the item holds its visible messages (perhaps none).
+    /// `None` when it could not be taken: the caller then records the
+    /// result with [`ActivityQueue::complete_activity`]. The default takes
+    /// nothing.
+    async fn take_for_result(
         &self,
         lock_token: &str,
-        result: InstanceMessage,
+        instance_id: &str,
         lease: Duration,
         max_messages: usize,
         filter: &WorkFilter,
     ) -> Result<Option<OrchestrationItem>, StoreError> {
-        let _ = (lease, max_messages, filter);
-        self.complete_activity(lock_token, result).await?;
+        let _ = (lock_token, instance_id, lease, max_messages, filter);
         Ok(None)
     }
 
+    /// Extends a held lease by `lease` from now.
     async fn renew_activity_lock(
         &self,
         lock_token: &str,

@@ -193,17 +193,17 @@ impl<S: Store> ActivityQueue for FaultyStore<S> {
             .await
             .0
     }
-    async fn complete_activity_and_take(
+    async fn take_for_result(
         &self,
         token: &str,
-        result: InstanceMessage,
+        instance_id: &str,
         lease: Duration,
         max_messages: usize,
         filter: &WorkFilter,
     ) -> Result<Option<OrchestrationItem>, StoreError> {
-        let take =
-            self.inner
-                .complete_activity_and_take(token, result, lease, max_messages, filter);
+        let take = self
+            .inner
+            .take_for_result(token, instance_id, lease, max_messages, filter);
         self.guarded(take).await.0
     }
     async fn renew_activity_lock(&self, token: &str, lease: Duration) -> Result<(), StoreError> {

@@ -306,14 +306,12 @@ impl HistoryStore for MemoryStore {
 }
 
 impl MemoryStore {
-    /// Locks the instance with the oldest visible message it may run now
-    /// (only instance `only`, when given).
+    /// Locks the instance with the oldest visible message it may run now.
     fn take_one(
         &self,
         lease: Duration,
         max_messages: usize,
         filter: &WorkFilter,
-        only: Option<&str>,
     ) -> Result<Option<OrchestrationItem>, StoreError> {
         // The clock is read under the lock, so a turn's time is never
         // before a create or commit that the fetch sees.
@@ -322,7 +320,7 @@ impl MemoryStore {
         let inner = &mut *g;
         let mut chosen: Option<String> = None;
         for m in inner.inbox.values() {
-            if m.visible_at > now || only.is_some_and(|id| id != m.instance_id) {
+            if m.visible_at > now {
                 continue;
             }
             match inner.instances.get(&m.instance_id) {
@@ -339,45 +337,54 @@ impl MemoryStore {
             }
         }
         let Some(id) = chosen else { return Ok(None) };
-        let suspended = inner
-            .instances
-            .get(&id)
-            .is_some_and(|i| i.rec.status == RuntimeStatus::Suspended);
-        let rec = inner
-            .instances
-            .get(&id)
-            .map(|i| i.rec.clone())
-            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
-        let mut visible: Vec<(&i64, &Msg)> = inner
-            .inbox
-            .iter()
-            .filter(|(_, m)| m.instance_id == id && m.visible_at <= now)
-            .filter(|(_, m)| !suspended || is_control(&m.event))
-            .collect();
-        // Stable: by sequence within each group.
-        visible.sort_by_key(|(_, m)| !start_first(&rec, m.execution_id.as_deref()));
-        let messages: Vec<InboxMessage> = visible
-            .into_iter()
-            .take(max_messages.max(1))
-            .map(|(seq, m)| InboxMessage {
-                seq: *seq,
-                execution_id: m.execution_id.clone(),
-                event: m.event.clone(),
-            })
-            .collect();
-        let token = new_lock_token();
-        let inst = inner
-            .instances
-            .get_mut(&id)
-            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
-        inst.lock = Some((token.clone(), now + lease_ms(lease)));
-        Ok(Some(OrchestrationItem::new(
-            inst.rec.clone(),
-            messages,
-            token,
-            now,
-        )))
+        lease_item(inner, &id, lease, max_messages, now).map(Some)
     }
+}
+
+/// Locks instance `id` for `lease` and returns it with its visible
+/// messages (only control messages while it is suspended).
+fn lease_item(
+    inner: &mut Inner,
+    id: &str,
+    lease: Duration,
+    max_messages: usize,
+    now: i64,
+) -> Result<OrchestrationItem, StoreError> {
+    let rec = inner
+        .instances
+        .get(id)
+        .map(|i| i.rec.clone())
+        .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+    let suspended = rec.status == RuntimeStatus::Suspended;
+    let mut visible: Vec<(&i64, &Msg)> = inner
+        .inbox
+        .iter()
+        .filter(|(_, m)| m.instance_id == id && m.visible_at <= now)
+        .filter(|(_, m)| !suspended || is_control(&m.event))
+        .collect();
+    // Stable: by sequence within each group.
+    visible.sort_by_key(|(_, m)| !start_first(&rec, m.execution_id.as_deref()));
+    let messages: Vec<InboxMessage> = visible
+        .into_iter()
+        .take(max_messages.max(1))
+        .map(|(seq, m)| InboxMessage {
+            seq: *seq,
+            execution_id: m.execution_id.clone(),
+            event: m.event.clone(),
+        })
+        .collect();
+    let token = new_lock_token();
+    let inst = inner
+        .instances
+        .get_mut(id)
+        .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+    inst.lock = Some((token.clone(), now + lease_ms(lease)));
+    Ok(OrchestrationItem::new(
+        inst.rec.clone(),
+        messages,
+        token,
+        now,
+    ))
 }
 
 #[async_trait]
@@ -391,7 +398,7 @@ impl OrchestrationQueue for MemoryStore {
     ) -> Result<Vec<OrchestrationItem>, StoreError> {
         let mut out = Vec::new();
         while out.len() < max_items.max(1) {
-            match self.take_one(lease, max_messages, filter, None)? {
+            match self.take_one(lease, max_messages, filter)? {
                 Some(item) => out.push(item),
                 None => break,
             }
@@ -450,6 +457,11 @@ impl OrchestrationQueue for MemoryStore {
         inst.lock = None;
         for seq in &c.consumed {
             inner.inbox.remove(seq);
+        }
+        if !c.completed_tasks.is_empty() {
+            inner.tasks.retain(
+                |_, t| !matches!(&t.lock, Some((tok, _)) if c.completed_tasks.contains(tok)),
+            );
         }
         let has_activities = c.activities.len() > c.claims.tokens.len();
         for (i, a) in c.activities.into_iter().enumerate() {
@@ -619,17 +631,34 @@ impl ActivityQueue for MemoryStore {
         Ok(())
     }
 
-    async fn complete_activity_and_take(
+    async fn take_for_result(
         &self,
         lock_token: &str,
-        result: InstanceMessage,
+        instance_id: &str,
         lease: Duration,
         max_messages: usize,
         filter: &WorkFilter,
     ) -> Result<Option<OrchestrationItem>, StoreError> {
-        let id = result.instance_id.clone();
-        self.complete_activity(lock_token, result).await?;
-        self.take_one(lease, max_messages, filter, Some(&id))
+        let mut g = self.lock()?;
+        let now = self.now_ms();
+        let inner = &mut *g;
+        let held = inner
+            .tasks
+            .values()
+            .any(|t| matches!(&t.lock, Some((tok, exp)) if tok == lock_token && *exp > now));
+        if !held {
+            return Err(StoreError::LockLost("activity task".into()));
+        }
+        let free = inner.instances.get(instance_id).is_some_and(|i| {
+            !live(&i.lock, now)
+                && i.rec.status == RuntimeStatus::Running
+                && i.rec.history_len > 0
+                && filter.matches(&i.rec.name, i.rec.version.as_deref())
+        });
+        if !free {
+            return Ok(None);
+        }
+        lease_item(inner, instance_id, lease, max_messages, now).map(Some)
     }
 
     async fn renew_activity_lock(

@@ -112,6 +112,22 @@ pub struct OrchestrationItem {
     /// decides both when a timer is visible and what the orchestration sees
     /// as now, so a worker whose clock is behind never sees a timer early.
     pub now: Timestamp,
+    /// Activity results the worker that ran them carries into this turn
+    /// instead of recording them first (see
+    /// [`crate::ActivityQueue::take_for_result`]): applied after
+    /// `messages`, their tasks completed by the turn's commit.
+    pub carried: Vec<CarriedResult>,
+}
+
+/// An activity result held in memory by the worker that ran the activity,
+/// for the turn that consumes it: its task stays leased under `task_token`
+/// until that turn's commit deletes it (a crash before then lets the task
+/// run again when the lease ends, as at-least-once allows).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CarriedResult {
+    pub task_token: String,
+    pub execution_id: Option<String>,
+    pub event: HistoryEvent,
 }
 
 impl OrchestrationItem {
@@ -134,6 +150,7 @@ impl OrchestrationItem {
             messages,
             lock_token,
             now,
+            carried: Vec::new(),
         }
     }
 }
@@ -227,6 +244,11 @@ pub struct OrchestrationCommit {
     /// Activities the committing worker runs itself, stored already leased
     /// to it so that it need not fetch them.
     pub claims: ActivityClaims,
+    /// Lock tokens of tasks whose results this turn carried in
+    /// ([`OrchestrationItem::carried`]): deleted with the commit. A task no
+    /// longer held under its token is left alone (its result, if it comes
+    /// again, is a duplicate the next turn drops).
+    pub completed_tasks: Vec<String>,
 }
 
 /// The first `tokens.len()` activities of a commit are stored leased for

@@ -60,7 +60,7 @@ pub(crate) fn fetch_activities(
     Ok(items)
 }
 
-fn locked_task(c: &Connection, token: &str, now: i64) -> Result<i64, StoreError> {
+pub(crate) fn locked_task(c: &Connection, token: &str, now: i64) -> Result<i64, StoreError> {
     c.prepare_cached("SELECT seq FROM tasks WHERE lock_token = ?1 AND lock_expiry > ?2")
         .and_then(|mut s| s.query_row(params![token, now], |r| r.get(0)).optional())
         .map_err(|e| backend("checking an activity lease", e))?
@@ -76,15 +76,12 @@ pub(crate) fn complete_activity(
     event: &str,
     now: i64,
 ) -> Result<Woken, StoreError> {
-    let deleted: Option<i64> = c
-        .prepare_cached(
-            "DELETE FROM tasks WHERE lock_token = ?1 AND lock_expiry > ?2 RETURNING seq",
-        )
-        .and_then(|mut s| s.query_row(params![token, now], |r| r.get(0)).optional())
+    // Read, then deleted by key: `DELETE ... RETURNING` runs as a trigger
+    // and gets a statement journal.
+    let seq = locked_task(c, token, now)?;
+    c.prepare_cached("DELETE FROM tasks WHERE seq = ?1")
+        .and_then(|mut s| s.execute([seq]))
         .map_err(|e| backend("completing an activity", e))?;
-    if deleted.is_none() {
-        return Err(StoreError::LockLost("activity task".into()));
-    }
     let visible = ceil_millis(result.visible_at);
     // Two statements rather than one `INSERT ... SELECT ... WHERE EXISTS`:
     // SQLite gives a statement that may write several rows a statement

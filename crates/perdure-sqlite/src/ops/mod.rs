@@ -339,21 +339,24 @@ fn lock_and_read(
     lease: i64,
     max: usize,
 ) -> Result<OrchestrationItem, StoreError> {
-    let token = new_lock_token();
-    let instance = c
-        .prepare_cached(&format!(
-            "UPDATE instances SET lock_token = ?1, lock_expiry = ?2 WHERE instance_id = ?3
-             RETURNING {INSTANCE_COLS}"
-        ))
-        .and_then(|mut s| {
-            s.query_row(params![token, now + lease, id], instance_row)
-                .optional()
-        })
-        .map_err(|e| backend("locking an instance", e))?
-        .map(finish_record)
-        .transpose()?
-        .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+    let instance = get_instance(c, id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+    let token = lock_instance(c, id, now + lease)?;
     read_inbox(c, id, now, max, instance, token)
+}
+
+/// Gives instance `id` a new lease until `expiry` and returns its token:
+/// a single-row update by key, read beforehand rather than through
+/// `RETURNING` (SQLite runs `RETURNING` as a trigger, which gives the
+/// statement a journal of every page it touches).
+fn lock_instance(c: &Connection, id: &str, expiry: i64) -> Result<String, StoreError> {
+    let token = new_lock_token();
+    exec_cached(
+        c,
+        "UPDATE instances SET lock_token = ?1, lock_expiry = ?2 WHERE instance_id = ?3",
+        params![token, expiry, id],
+    )
+    .map_err(|e| backend("locking an instance", e))?;
+    Ok(token)
 }
 
 /// The visible messages of instance `id` just locked under `token`.
@@ -417,51 +420,52 @@ fn read_inbox(
     Ok(OrchestrationItem::new(instance, messages, token, now))
 }
 
-/// Takes instance `id` the way a fetch would, if it is free: no live
-/// lease, passes `filter`, and has a visible message it may run now.
-pub(crate) fn take_instance(
+/// Takes running instance `id` for the result of a task still leased under
+/// `task_token` that its worker carries into the turn (see
+/// [`perdure_store::ActivityQueue::take_for_result`]): no live lease,
+/// running, passes `filter`; its inbox may be empty.
+pub(crate) fn take_for_result(
     c: &Connection,
+    task_token: &str,
     id: &str,
     lease: i64,
     max: usize,
     filter: &WorkFilter,
     now: i64,
 ) -> Result<Option<OrchestrationItem>, StoreError> {
-    let token = new_lock_token();
+    locked_task(c, task_token, now)?;
     let (mode, json) = filter.to_sql();
     let sql = format!(
-        "UPDATE instances SET lock_token = ?1, lock_expiry = ?2
-         WHERE instance_id = ?3 AND lock_expiry <= ?4
-           AND EXISTS (SELECT 1 FROM inbox m WHERE m.instance_id = ?3 AND m.visible_at <= ?4
-                       AND (instances.status != ?5 OR m.control = 1))
-           AND {}
-         RETURNING {INSTANCE_COLS}",
-        filter_sql("name", "version", 6)
+        "SELECT {INSTANCE_COLS} FROM instances
+         WHERE instance_id = ?1 AND lock_expiry <= ?2 AND status = ?3 AND history_len > 0 AND {}",
+        filter_sql("name", "version", 4)
     );
+    let params = params![id, now, RuntimeStatus::Running.code(), mode, json];
+    lease_if(c, &sql, params, id, lease, max, now)
+}
+
+/// Leases instance `id` and reads its inbox when `sql` (parameters
+/// `params`) finds its row.
+fn lease_if(
+    c: &Connection,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+    id: &str,
+    lease: i64,
+    max: usize,
+    now: i64,
+) -> Result<Option<OrchestrationItem>, StoreError> {
     let instance = c
-        .prepare_cached(&sql)
-        .and_then(|mut s| {
-            s.query_row(
-                params![
-                    token,
-                    now + lease,
-                    id,
-                    now,
-                    RuntimeStatus::Suspended.code(),
-                    mode,
-                    json
-                ],
-                instance_row,
-            )
-            .optional()
-        })
+        .prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params, instance_row).optional())
         .map_err(|e| backend("taking an instance", e))?
         .map(finish_record)
         .transpose()?;
-    match instance {
-        Some(instance) => read_inbox(c, id, now, max, instance, token).map(Some),
-        None => Ok(None),
-    }
+    let Some(instance) = instance else {
+        return Ok(None);
+    };
+    let token = lock_instance(c, id, now + lease)?;
+    read_inbox(c, id, now, max, instance, token).map(Some)
 }
 
 fn check_instance_lock(c: &Connection, id: &str, token: &str, now: i64) -> Result<u64, StoreError> {
@@ -563,6 +567,16 @@ pub(crate) fn commit_orchestration(
         for seq in &k.consumed {
             del.execute([seq])
                 .map_err(|e| backend("consuming messages", e))?;
+        }
+    }
+    if !k.completed_tasks.is_empty() {
+        // The tasks whose results the turn carried in.
+        let mut del = c
+            .prepare_cached("DELETE FROM tasks WHERE lock_token = ?1")
+            .map_err(|e| backend("completing carried tasks", e))?;
+        for token in &k.completed_tasks {
+            del.execute([token])
+                .map_err(|e| backend("completing carried tasks", e))?;
         }
     }
     let mut w = Woken::default();

@@ -130,9 +130,10 @@ pub async fn check_claims<S: Store>(s: &S) {
     ));
 }
 
-/// Completing an activity can take its instance in the same transaction,
-/// with the result among its messages, unless the instance is leased.
-pub async fn check_complete_and_take<S: Store>(s: &S) {
+/// The worker that ran an activity can take its running instance to carry
+/// the result into the turn (a lease only: nothing of the result is
+/// stored), and that turn's commit completes the task.
+pub async fn check_take_for_result<S: Store>(s: &S) {
     let (_, mut k) = begin_turn(s, "ct").await;
     k.activities = vec![activity("ct", 1), activity("ct", 2)];
     s.commit_orchestration(k).await.expect("commit");
@@ -141,28 +142,38 @@ pub async fn check_complete_and_take<S: Store>(s: &S) {
         .await
         .expect("fetch");
     assert_eq!(tasks.len(), 2);
+    let (first, second) = (&tasks[0].lock_token, &tasks[1].lock_token);
     let other = WorkFilter::names(["SomethingElse".to_string()]);
-    let taken = s
-        .complete_activity_and_take(&tasks[0].lock_token, result("ct", 1), LEASE, 100, &other)
-        .await
-        .expect("complete");
+    let refused = s.take_for_result(first, "ct", LEASE, 100, &other).await;
     assert!(
-        taken.is_none(),
+        refused.expect("take").is_none(),
         "an instance the filter refuses is not taken"
     );
+    assert!(
+        matches!(
+            s.take_for_result("no-such-token", "ct", LEASE, 100, &WorkFilter::Any)
+                .await,
+            Err(StoreError::LockLost(_))
+        ),
+        "a task not leased under the token takes nothing"
+    );
     let taken = s
-        .complete_activity_and_take(
-            &tasks[1].lock_token,
-            result("ct", 2),
-            LEASE,
-            100,
-            &WorkFilter::Any,
-        )
+        .take_for_result(second, "ct", LEASE, 100, &WorkFilter::Any)
         .await
-        .expect("complete")
-        .expect("a free instance is taken with the result");
+        .expect("take")
+        .expect("a free running instance is taken with an empty inbox");
     assert_eq!(taken.instance.instance_id, "ct");
-    assert_eq!(taken.messages.len(), 2, "both results are its messages");
+    assert!(taken.messages.is_empty(), "nothing was recorded");
+    assert!(
+        s.take_for_result(first, "ct", LEASE, 100, &WorkFilter::Any)
+            .await
+            .expect("take")
+            .is_none(),
+        "a leased instance is not taken again"
+    );
+    s.send_message(super::raised("ct", "e", Duration::ZERO))
+        .await
+        .expect("send");
     assert!(
         s.fetch_orchestration(LEASE, 100, &WorkFilter::Any)
             .await
@@ -170,48 +181,28 @@ pub async fn check_complete_and_take<S: Store>(s: &S) {
             .is_none(),
         "the taken instance is leased"
     );
-    // While the instance is leased, a result is only recorded.
     let mut k = commit_for(
         &taken,
         vec![HistoryEvent::new(now(), EventKind::OrchestratorStarted)],
     );
-    k.activities = vec![activity("ct", 3)];
+    k.completed_tasks = vec![second.clone()];
     s.commit_orchestration(k).await.expect("commit");
-    let task = fetch_activity_until(s, LEASE, Duration::from_secs(5))
-        .await
-        .expect("task");
-    let held = fetch_until(s, LEASE, Duration::from_secs(5));
-    assert!(held.await.is_none(), "no message yet");
-    s.send_message(super::raised("ct", "e", Duration::ZERO))
-        .await
-        .expect("send");
-    let holder = fetch_until(s, LEASE, Duration::from_secs(5))
-        .await
-        .expect("the event makes it runnable");
-    let taken = s
-        .complete_activity_and_take(
-            &task.lock_token,
-            result("ct", 3),
-            LEASE,
-            100,
-            &WorkFilter::Any,
-        )
-        .await
-        .expect("complete");
-    assert!(taken.is_none(), "a leased instance is not taken");
-    let mut k = commit_for(&holder, Vec::new());
-    k.consumed.clear();
-    s.commit_orchestration(k).await.expect("release");
+    assert!(
+        matches!(
+            s.complete_activity(second, result("ct", 2)).await,
+            Err(StoreError::LockLost(_))
+        ),
+        "the turn's commit completed the carried task"
+    );
+    assert_eq!(
+        s.pending_tasks("ct", "ct-e1").await.expect("pending"),
+        vec![1],
+        "the other task is still pending"
+    );
     let next = fetch_until(s, LEASE, Duration::from_secs(5))
         .await
-        .expect("the result waits in the inbox");
-    assert!(next.messages.iter().any(|m| matches!(
-        m.event.kind,
-        EventKind::TaskCompleted {
-            task_scheduled_id: 3,
-            ..
-        }
-    )));
+        .expect("the event waits in the inbox");
+    assert_eq!(next.messages.len(), 1);
 }
 
 /// Queue depths count ready and scheduled messages, due and scheduled

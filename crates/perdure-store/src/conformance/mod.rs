@@ -7,7 +7,7 @@ mod clock;
 mod purge;
 mod tags;
 
-pub use batch::{check_batched_fetch, check_claims, check_complete_and_take, check_queue_depths};
+pub use batch::{check_batched_fetch, check_claims, check_queue_depths, check_take_for_result};
 pub use clock::check_turn_time_never_before_last_update;
 pub use purge::{
     check_list_purge_suspend, check_purge_waits_for_a_new_start, check_purge_waits_for_a_rewind,
@@ -93,6 +93,7 @@ fn commit_for(item: &OrchestrationItem, history: Vec<HistoryEvent>) -> Orchestra
         messages: Vec::new(),
         now: now(),
         claims: Default::default(),
+        completed_tasks: Vec::new(),
     }
 }
 
@@ -670,7 +671,7 @@ where
     check_message_order(&make().await).await;
     check_batched_fetch(&make().await).await;
     check_claims(&make().await).await;
-    check_complete_and_take(&make().await).await;
+    check_take_for_result(&make().await).await;
     check_queue_depths(&make().await).await;
     check_purge_waits_for_a_rewind(&make().await).await;
     check_purge_waits_for_a_new_start(&make().await).await;

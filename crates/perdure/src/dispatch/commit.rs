@@ -25,6 +25,7 @@ pub fn build_commit(
         new_execution,
         messages,
         now,
+        completed_tasks,
         ..
     } = plan;
     let id = instance.instance_id.clone();
@@ -59,6 +60,7 @@ pub fn build_commit(
         messages,
         now,
         claims: Default::default(),
+        completed_tasks,
     };
     let nothing_new =
         result.accepted.len() <= 1 && result.actions.is_empty() && result.outcome.is_none();

@@ -56,6 +56,7 @@ async fn commit_terminated(
         events: Vec::new(),
         messages: h.messages,
         now: h.now,
+        completed_tasks: Vec::new(),
     };
     let mut accepted = vec![HistoryEvent::new(h.now, EventKind::OrchestratorStarted)];
     accepted.extend(events);
@@ -182,6 +183,7 @@ pub(super) async fn commit_status(
             messages: h.messages,
             now: h.now,
             claims: Default::default(),
+            completed_tasks: Vec::new(),
         })
         .await
 }

@@ -358,6 +358,7 @@ pub fn entity_commit(
         messages: out,
         now,
         claims: Default::default(),
+        completed_tasks: Vec::new(),
     }
 }
 

@@ -146,6 +146,7 @@ pub(super) async fn install(
         messages,
         now: h.now,
         claims: Default::default(),
+        completed_tasks: Vec::new(),
     };
     store.commit_orchestration(commit).await
 }

@@ -114,6 +114,10 @@ pub struct TurnPlan {
     pub messages: Vec<InstanceMessage>,
     /// The turn's time (its OrchestratorStarted timestamp).
     pub now: Timestamp,
+    /// Tasks whose results the item carried in (applied in `events`, or
+    /// re-queued in `messages` while the instance is suspended): the commit
+    /// completes them.
+    pub completed_tasks: Vec<String>,
 }
 
 impl TurnPlan {
@@ -150,6 +154,14 @@ pub enum Prepared {
     Turn(Box<TurnPlan>),
     /// Operations for an entity (see [`run_entity_batch`]).
     Entity(Box<EntityBatch>),
+}
+
+/// Whether a worker may carry an activity result into the turn of `item`
+/// (taken by [`perdure_store::ActivityQueue::take_for_result`]) rather than
+/// record it first: not when the batch holds a terminate, suspend or
+/// resume, whose turns are decided without orchestrator code.
+pub fn carries_results(item: &OrchestrationItem) -> bool {
+    !item.messages.iter().any(|m| is_control(&m.event))
 }
 
 fn is_start(m: &InboxMessage) -> bool {
@@ -198,6 +210,7 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
         messages,
         lock_token,
         now,
+        carried,
     } = item;
     if perdure_core::is_entity_instance(&instance.instance_id) {
         return Ok(Prepared::Entity(Box::new(EntityBatch {
@@ -245,6 +258,25 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
                 events.push(m.event);
             }
         }
+        let mut messages = refusals;
+        let mut completed_tasks = Vec::with_capacity(carried.len());
+        for c in carried {
+            completed_tasks.push(c.task_token);
+            if c.execution_id.as_ref().is_some_and(|e| *e != exec) {
+                continue; // for an execution that has ended: moot
+            }
+            if ctl.suspended {
+                // Waits in the inbox, as a stored result would.
+                messages.push(InstanceMessage {
+                    instance_id: id.clone(),
+                    execution_id: c.execution_id,
+                    event: c.event,
+                    visible_at: now,
+                });
+            } else {
+                events.push(c.event);
+            }
+        }
         return Ok(Prepared::Turn(Box::new(TurnPlan {
             instance,
             lock_token,
@@ -252,8 +284,9 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
             suspended: ctl.suspended,
             new_execution: false,
             events,
-            messages: refusals,
+            messages,
             now,
+            completed_tasks,
         })));
     }
 
@@ -434,6 +467,7 @@ pub async fn prepare(store: &dyn Store, item: OrchestrationItem) -> Result<Prepa
         events,
         messages: refusals,
         now,
+        completed_tasks: Vec::new(),
     })))
 }
 

@@ -362,6 +362,7 @@ pub(super) async fn rewind(
             messages,
             now,
             claims: Default::default(),
+            completed_tasks: Vec::new(),
         })
         .await
 }

@@ -65,18 +65,12 @@ pub(super) async fn run(
     crate::metrics::global().activity_finished(&a.name, outcome.is_ok(), Some(began.elapsed()));
     let span_outcome = outcome.as_ref().map(|_| ()).map_err(|f| f.to_string());
     let msg = crate::dispatch::activity_result(a, outcome);
-    // With a free turn slot, take the instance in the same transaction and
-    // run the turn that consumes this result at once.
+    // With a free turn slot, take the instance and carry the result into
+    // the turn that consumes it: that turn's commit records both (one
+    // fsync for the step). Without one, or when the instance is busy, the
+    // result is recorded on its own and waits in the inbox.
     let recorded = match shared.orchestration_slots.clone().try_acquire_owned() {
-        Ok(slot) => shared
-            .store
-            .complete_activity_and_take(
-                &item.lock_token,
-                msg,
-                lease,
-                shared.options.max_batch,
-                &shared.orchestration_filter,
-            )
+        Ok(slot) => carry(shared, &item, msg)
             .await
             .map(|taken| taken.map(|next| (next, slot))),
         Err(_) => shared
@@ -95,4 +89,43 @@ pub(super) async fn run(
         }
     }
     recorded
+}
+
+/// Takes the result's instance for this worker and carries the result into
+/// its turn; records the result on its own when the instance cannot be
+/// taken (leased elsewhere, suspended, finished) or its batch holds a
+/// control message (a terminate, suspend or resume is decided without the
+/// orchestrator, so the result must wait in the inbox).
+async fn carry(
+    shared: &Shared,
+    item: &ActivityItem,
+    msg: perdure_store::InstanceMessage,
+) -> Result<Option<OrchestrationItem>, StoreError> {
+    let store = &shared.store;
+    let taken = store
+        .take_for_result(
+            &item.lock_token,
+            &msg.instance_id,
+            shared.options.lease,
+            shared.options.max_batch,
+            &shared.orchestration_filter,
+        )
+        .await?;
+    let Some(mut next) = taken else {
+        store.complete_activity(&item.lock_token, msg).await?;
+        return Ok(None);
+    };
+    if crate::dispatch::carries_results(&next) {
+        next.carried.push(perdure_store::CarriedResult {
+            task_token: item.lock_token.clone(),
+            execution_id: msg.execution_id,
+            event: msg.event,
+        });
+        return Ok(Some(next));
+    }
+    // The instance is this worker's now: its turn runs either way.
+    if let Err(e) = store.complete_activity(&item.lock_token, msg).await {
+        tracing::warn!(error = %e, "recording an activity result failed; it runs again when its lease ends");
+    }
+    Ok(Some(next))
 }

@@ -166,8 +166,12 @@ impl Engine {
         Ok(claimed.into_iter().map(|(item, _)| item).collect())
     }
 
-    /// Runs one taken activity and records its result; returns the instance
-    /// the result went to when it was taken in the same transaction.
+    /// Runs one taken activity; returns the instance its result went to when
+    /// this engine took it, with the result carried in
+    /// ([`perdure_store::OrchestrationItem::carried`]): the turn run on that
+    /// item records the result with its own commit. Dropping the item is a
+    /// crash: the task runs again when its lease ends. Otherwise the result
+    /// was recorded in the instance's inbox.
     pub async fn run_activity(
         &self,
         item: perdure_store::ActivityItem,
