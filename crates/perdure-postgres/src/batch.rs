@@ -6,11 +6,11 @@
 //! stale step changes nothing and fails nothing else; if the transaction as
 //! a whole fails, every step in it is run again on its own.
 
-use crate::fast;
+use crate::fast::{self, Take};
 use crate::{backend, Woken};
 use deadpool_postgres::Pool;
 use perdure_store::stats::CommitCounters;
-use perdure_store::{InstanceMessage, OrchestrationCommit, StoreError};
+use perdure_store::{InstanceMessage, OrchestrationCommit, OrchestrationItem, StoreError};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -29,11 +29,20 @@ enum Op {
         result: InstanceMessage,
         reply: oneshot::Sender<Result<Woken, StoreError>>,
     },
+    /// A lease-only take for a carried result: pipelined with the steps
+    /// rather than a round trip and a transaction of its own.
+    Take {
+        token: String,
+        instance_id: String,
+        take: Take,
+        reply: oneshot::Sender<Result<Option<OrchestrationItem>, StoreError>>,
+    },
 }
 
 enum Done {
     Turn(Result<(bool, Woken), StoreError>),
     Result(Result<Woken, StoreError>),
+    Take(Result<Option<OrchestrationItem>, StoreError>),
 }
 
 impl Op {
@@ -50,6 +59,12 @@ impl Op {
             Op::Result { token, result, .. } => {
                 Done::Result(fast::complete_activity(c, token, result).await)
             }
+            Op::Take {
+                token,
+                instance_id,
+                take,
+                ..
+            } => Done::Take(fast::take_for_result(c, token, instance_id, take).await),
         }
     }
 
@@ -59,6 +74,9 @@ impl Op {
                 let _ = reply.send(r);
             }
             (Op::Result { reply, .. }, Done::Result(r)) => {
+                let _ = reply.send(r);
+            }
+            (Op::Take { reply, .. }, Done::Take(r)) => {
                 let _ = reply.send(r);
             }
             (op, _) => op.fail(StoreError::Backend(
@@ -73,6 +91,9 @@ impl Op {
                 let _ = reply.send(Err(e));
             }
             Op::Result { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Op::Take { reply, .. } => {
                 let _ = reply.send(Err(e));
             }
         }
@@ -111,6 +132,28 @@ impl Batcher {
             .send(Op::Result {
                 token: token.to_string(),
                 result,
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl Batcher {
+    /// Takes an instance for a carried result (see
+    /// [`fast::take_for_result`]).
+    pub async fn take(
+        &self,
+        token: &str,
+        instance_id: &str,
+        take: Take,
+    ) -> Result<Option<OrchestrationItem>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Op::Take {
+                token: token.to_string(),
+                instance_id: instance_id.to_string(),
+                take,
                 reply,
             })
             .map_err(|_| StoreError::Closed)?;
@@ -174,6 +217,9 @@ async fn run_batch(pool: &Pool, ops: Vec<Op>, counters: &CommitCounters) {
         let failed = done.iter().any(|d| match d {
             Done::Turn(r) => r.is_err(),
             Done::Result(r) => r
+                .as_ref()
+                .is_err_and(|e| !matches!(e, StoreError::LockLost(_))),
+            Done::Take(r) => r
                 .as_ref()
                 .is_err_and(|e| !matches!(e, StoreError::LockLost(_))),
         });

@@ -225,7 +225,8 @@ fn item_of_row(row: &Row) -> Result<OrchestrationItem, StoreError> {
 /// Takes running instance `id` for the result of the task leased under
 /// `token`, which its worker carries into the turn
 /// ([`perdure_store::ActivityQueue::take_for_result`]), with its inbox, in
-/// one lease-only statement.
+/// one statement. It runs in the group commit's transaction among durable
+/// steps, so it must not turn off the wait for the flush (`clock(false)`).
 pub(crate) async fn take_for_result<C: GenericClient + Sync>(
     c: &C,
     token: &str,
@@ -256,7 +257,7 @@ pub(crate) async fn take_for_result<C: GenericClient + Sync>(
                          AND visible_at <= (SELECT now FROM clock)
                        ORDER BY seq LIMIT $7) m)
          FROM (SELECT 1) AS one LEFT JOIN upd ON true",
-        clock = clock(true),
+        clock = clock(false),
         filter = filter_sql("name", "version", 4),
         cols = returning_instance("i"),
     );
@@ -302,10 +303,10 @@ pub(crate) async fn commit_turn<C: GenericClient + Sync>(
     } else {
         k.expected_history_len
     };
-    let seqs: Vec<i64> = (0..k.history.len())
-        .map(|i| (base + i as u64) as i64)
-        .collect();
-    let events: Vec<String> = k.history.iter().map(encode_event).collect();
+    // The turn's events in one row, keyed by the first one's position (as
+    // SQLite keeps them): one insert per turn, not one per event.
+    let events: Option<String> =
+        (!k.history.is_empty()).then(|| perdure_core::encode_events(&k.history));
     let a = &k.activities;
     let iids: Vec<&str> = a.iter().map(|x| x.instance_id.as_str()).collect();
     let eids: Vec<&str> = a.iter().map(|x| x.execution_id.as_str()).collect();
@@ -333,8 +334,7 @@ pub(crate) async fn commit_turn<C: GenericClient + Sync>(
                  RETURNING instance_id),
              hist AS (
                  INSERT INTO history (instance_id, seq, event)
-                 SELECT $1, s, e FROM unnest($16::bigint[], $17::text[]) AS t(s, e)
-                 WHERE EXISTS (SELECT 1 FROM upd)),
+                 SELECT $1, $16, $17 WHERE $17::text IS NOT NULL AND EXISTS (SELECT 1 FROM upd)),
              consumed AS (
                  DELETE FROM inbox WHERE seq = ANY($18) AND EXISTS (SELECT 1 FROM upd)),
              carried AS (
@@ -373,7 +373,7 @@ pub(crate) async fn commit_turn<C: GenericClient + Sync>(
                 &k.lock_token,
                 &k.replace_history,
                 &(k.expected_history_len as i64),
-                &seqs,
+                &(base as i64),
                 &events,
                 &k.consumed,
                 &iids,

@@ -479,9 +479,8 @@ impl ActivityQueue for PostgresStore {
         max_messages: usize,
         filter: &WorkFilter,
     ) -> Result<Option<OrchestrationItem>, StoreError> {
-        let c = self.client().await?;
         let take = (dur_ms(lease), max_messages.max(1) as i64, filter.clone());
-        fast::take_for_result(&c, lock_token, instance_id, &take).await
+        self.batch.take(lock_token, instance_id, take).await
     }
 
     async fn renew_activity_lock(

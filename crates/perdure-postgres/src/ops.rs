@@ -2,7 +2,7 @@
 
 use crate::{backend, Woken};
 use deadpool_postgres::Transaction;
-use perdure_core::{decode_event, encode_event, FailureDetails, HistoryEvent, RuntimeStatus};
+use perdure_core::{encode_event, FailureDetails, HistoryEvent, RuntimeStatus};
 use perdure_store::*;
 use tokio_postgres::{GenericClient, Row};
 
@@ -98,7 +98,12 @@ pub(crate) async fn read_history<C: GenericClient + Sync>(
         )
         .await
         .map_err(|e| backend("reading history", e))?;
-    rows.iter().map(|r| Ok(decode_event(r.get(0))?)).collect()
+    // A row holds one event, or a turn's run of them.
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        out.extend(perdure_core::decode_events(r.get(0))?);
+    }
+    Ok(out)
 }
 
 pub(crate) async fn pending_times(tx: &Transaction<'_>) -> Result<Woken, StoreError> {
