@@ -144,6 +144,9 @@ enum Command {
         /// process list.
         #[arg(long, env = "PERDURE_STORE", hide_env_values = true)]
         store: String,
+        /// Activities run at once (the parent's --activity-concurrency).
+        #[arg(long)]
+        activity_concurrency: Option<usize>,
     },
     /// Runs a worker with the sample orchestrations until interrupted.
     Worker {
@@ -499,7 +502,10 @@ async fn run() -> Result<()> {
             }
         }
         Command::Bench(args) => bench::run(args).await,
-        Command::BenchWorker { store } => bench::worker_process(&store).await,
+        Command::BenchWorker {
+            store,
+            activity_concurrency,
+        } => bench::worker_process(&store, activity_concurrency).await,
         Command::Worker {
             store,
             lease_ms,

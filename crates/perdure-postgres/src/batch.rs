@@ -42,7 +42,7 @@ enum Op {
 enum Done {
     Turn(Result<(bool, Woken), StoreError>),
     Result(Result<Woken, StoreError>),
-    Take(Result<Option<OrchestrationItem>, StoreError>),
+    Take(Result<Option<Box<OrchestrationItem>>, StoreError>),
 }
 
 impl Op {
@@ -64,7 +64,11 @@ impl Op {
                 instance_id,
                 take,
                 ..
-            } => Done::Take(fast::take_for_result(c, token, instance_id, take).await),
+            } => Done::Take(
+                fast::take_for_result(c, token, instance_id, take)
+                    .await
+                    .map(|i| i.map(Box::new)),
+            ),
         }
     }
 
@@ -77,7 +81,7 @@ impl Op {
                 let _ = reply.send(r);
             }
             (Op::Take { reply, .. }, Done::Take(r)) => {
-                let _ = reply.send(r);
+                let _ = reply.send(r.map(|i| i.map(|b| *b)));
             }
             (op, _) => op.fail(StoreError::Backend(
                 "group commit mixed up its answers".into(),

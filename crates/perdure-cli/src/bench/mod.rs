@@ -47,6 +47,17 @@ pub enum Workload {
     /// per step over the first and the last 1,000.
     #[value(name = "long-history")]
     LongHistory,
+    /// N orchestrations (default 2,000) of 5 sequential activities that
+    /// each wait --io-ms (a call to another service), started at once,
+    /// under a per-worker limit of --activity-concurrency: orchestrations/s
+    /// and activities/s (with --processes 1, 2, 4: scale-out).
+    #[value(name = "io-seq5")]
+    IoSeq5,
+    /// N orchestrations (default 1,000) passing a 64 KiB payload through 5
+    /// activities in turn, started at once: payload MB/s, beside the
+    /// disk's sequential write rate.
+    #[value(name = "payload-seq5")]
+    PayloadSeq5,
 }
 
 impl Workload {
@@ -54,6 +65,8 @@ impl Workload {
         match self {
             Workload::LatencySeq3 => 500,
             Workload::IdleInstances => 100_000,
+            Workload::IoSeq5 => 2_000,
+            Workload::PayloadSeq5 => 1_000,
             _ => 10_000,
         }
     }
@@ -67,6 +80,8 @@ impl Workload {
             Workload::Timers => "timers",
             Workload::IdleInstances => "idle-instances",
             Workload::LongHistory => "long-history",
+            Workload::IoSeq5 => "io-seq5",
+            Workload::PayloadSeq5 => "payload-seq5",
         }
     }
 }
@@ -87,6 +102,14 @@ pub struct BenchArgs {
     /// Run the workers in this many child processes instead of in this one.
     #[arg(long, default_value_t = 0)]
     pub processes: usize,
+    /// How long each io-seq5 activity waits, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub io_ms: u64,
+    /// Activities each worker (process) runs at once. Default: 16 for
+    /// io-seq5 (a worker's limit on calls to another service), the
+    /// worker's default (256) otherwise.
+    #[arg(long)]
+    pub activity_concurrency: Option<usize>,
     /// Export this process's spans over OTLP/gRPC to this endpoint while
     /// the workload runs (the cost of tracing; in-process workers only).
     #[arg(long)]
@@ -151,9 +174,22 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// The worker settings benchmarks run with (and `bench-worker` children).
-pub fn worker_options() -> WorkerOptions {
-    WorkerOptions::default()
+/// The worker settings benchmarks run with (and `bench-worker` children):
+/// the defaults, with at most `activities` activities at once when given.
+pub fn worker_options(activities: Option<usize>) -> WorkerOptions {
+    let mut o = WorkerOptions::default();
+    if let Some(n) = activities {
+        o.activity_concurrency = n.max(1);
+    }
+    o
+}
+
+impl BenchArgs {
+    /// The per-worker activity limit of this run, if not the default.
+    fn activity_limit(&self) -> Option<usize> {
+        self.activity_concurrency
+            .or((self.workload == Workload::IoSeq5).then_some(16))
+    }
 }
 
 pub fn registry() -> Registry {
@@ -228,14 +264,17 @@ fn fresh_hub(url: Option<&str>) -> Result<Hub> {
 struct Children(Vec<Child>);
 
 impl Children {
-    fn spawn(n: usize, url: &str) -> Result<Self> {
+    fn spawn(n: usize, url: &str, activities: Option<usize>) -> Result<Self> {
         let exe = std::env::current_exe().context("finding the perdure binary")?;
         let mut kids = Vec::new();
         for _ in 0..n {
+            let mut cmd = Command::new(&exe);
+            cmd.arg("bench-worker");
+            if let Some(a) = activities {
+                cmd.arg("--activity-concurrency").arg(a.to_string());
+            }
             kids.push(
-                Command::new(&exe)
-                    .arg("bench-worker")
-                    .env("PERDURE_STORE", url)
+                cmd.env("PERDURE_STORE", url)
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
                     .spawn()
@@ -277,9 +316,9 @@ impl Drop for Children {
 
 /// `perdure bench-worker`: runs the benchmark orchestrations until stdin
 /// closes, then prints its commit counters and peak memory.
-pub async fn worker_process(url: &str) -> Result<()> {
+pub async fn worker_process(url: &str, activities: Option<usize>) -> Result<()> {
     let store = perdure::open_store(url).await?;
-    let worker = Worker::start(store.clone(), registry(), worker_options());
+    let worker = Worker::start(store.clone(), registry(), worker_options(activities));
     tokio::task::spawn_blocking(|| {
         let mut sink = String::new();
         while std::io::stdin().read_line(&mut sink).unwrap_or(0) > 0 {}
@@ -322,11 +361,16 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let client = Client::new(store.clone());
     let (worker, children) = if args.processes == 0 {
         (
-            Some(Worker::start(store.clone(), registry(), worker_options())),
+            Some(Worker::start(
+                store.clone(),
+                registry(),
+                worker_options(args.activity_limit()),
+            )),
             None,
         )
     } else {
-        (None, Some(Children::spawn(args.processes, &hub.url)?))
+        let kids = Children::spawn(args.processes, &hub.url, args.activity_limit())?;
+        (None, Some(kids))
     };
     let progress = if args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         ProgressBar::hidden()
@@ -354,6 +398,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         Workload::Timers => workloads::timers(&run).await,
         Workload::IdleInstances => workloads::idle_instances(&run).await,
         Workload::LongHistory => workloads::long_history(&run).await,
+        Workload::IoSeq5 => workloads::io_seq5(&run, args.io_ms).await,
+        Workload::PayloadSeq5 => workloads::payload_seq5(&run).await,
     };
     let elapsed = began.elapsed().as_secs_f64();
     run.progress.finish_and_clear();
@@ -375,7 +421,12 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         drop(store);
         drop_pg_hub(&hub.url).await;
     }
-    let metrics = metrics?;
+    let mut metrics = metrics?;
+    if args.workload == Workload::PayloadSeq5 && !args.no_probe {
+        let dir = hub.scratch.clone();
+        let rate = tokio::task::spawn_blocking(move || probe::disk_write_rate(&dir)).await??;
+        metrics.push(Metric::rate("disk_seq_write_mb_per_s", rate));
+    }
     report(
         &args, &hub, size, elapsed, fsync_rate, stats, peak, &metrics,
     )

@@ -33,6 +33,25 @@ pub fn sqlite_commit_rate(dir: &Path) -> Result<f64> {
     rate.context("probing the SQLite commit rate")
 }
 
+/// The disk's sequential write rate in MB/s: 64 MiB written in 1 MiB
+/// blocks to a file in `dir`, then flushed (fsync), timed together.
+pub fn disk_write_rate(dir: &Path) -> Result<f64> {
+    use std::io::Write as _;
+    let path = dir.join(format!("write-probe-{}.bin", std::process::id()));
+    let rate = (|| -> Result<f64> {
+        let block = vec![0x5au8; 1 << 20];
+        let began = Instant::now();
+        let mut f = std::fs::File::create(&path)?;
+        for _ in 0..64 {
+            f.write_all(&block)?;
+        }
+        f.sync_all()?;
+        Ok((64 << 20) as f64 / 1e6 / began.elapsed().as_secs_f64())
+    })();
+    let _ = std::fs::remove_file(&path);
+    rate.context("probing the disk's sequential write rate")
+}
+
 /// Single-row PostgreSQL commits per second, one connection, in a
 /// temporary table.
 pub async fn postgres_commit_rate(url: &str) -> Result<f64> {

@@ -27,6 +27,34 @@ fn micros_now() -> i64 {
 /// The orchestrations and the activity the workloads run.
 pub fn register(r: &mut Registry) {
     r.add_activity("BenchNoop", |_ctx, v: Value| async move { Ok(v) });
+    // A call to another service: waits `ms` and answers (io-seq5).
+    r.add_activity("BenchIo", |_ctx, (i, ms): (u32, u64)| async move {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok(i)
+    });
+    r.add_orchestrator("BenchIoSeq", |ctx: OrchestrationContext| async move {
+        let (n, ms): (u32, u64) = ctx.get_input()?;
+        for i in 0..n {
+            ctx.call_activity::<u32>("BenchIo", (i, ms)).await?;
+        }
+        Ok(n)
+    });
+    // Takes a payload and answers one of the same size, the last byte
+    // changed (payload-seq5).
+    r.add_activity("BenchPayload", |_ctx, mut p: String| async move {
+        if let Some(last) = p.pop() {
+            p.push(if last == 'a' { 'b' } else { 'a' });
+        }
+        Ok(p)
+    });
+    r.add_orchestrator("BenchPayloadSeq", |ctx: OrchestrationContext| async move {
+        let (n, bytes): (u32, usize) = ctx.get_input()?;
+        let mut p = "a".repeat(bytes);
+        for _ in 0..n {
+            p = ctx.call_activity("BenchPayload", p).await?;
+        }
+        Ok(p.len())
+    });
     r.add_orchestrator("BenchSeq", |ctx: OrchestrationContext| async move {
         let n: u32 = ctx.get_input()?;
         for i in 0..n {
@@ -193,6 +221,15 @@ pub async fn hello_seq5(run: &Run) -> Result<Vec<Metric>> {
         Ok((st.created_time, st.last_updated_time))
     })
     .await?;
+    Ok(span_metrics(&spans, n).1)
+}
+
+/// Start-to-finish spans of instances read from their status: the
+/// throughput over the whole run and p50/p99 per instance.
+fn span_metrics(
+    spans: &[(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)],
+    n: usize,
+) -> (f64, Vec<Metric>) {
     let first = spans.iter().map(|s| s.0).min().unwrap_or_default();
     let last = spans.iter().map(|s| s.1).max().unwrap_or_default();
     let wall = ((last - first).num_microseconds().unwrap_or(0) as f64 / 1e6).max(1e-6);
@@ -205,6 +242,55 @@ pub async fn hello_seq5(run: &Run) -> Result<Vec<Metric>> {
         Metric::secs("wall_s", wall),
     ];
     latency_metrics("", lat, &mut out);
+    (wall, out)
+}
+
+/// N orchestrations of 5 activities that each wait `io_ms` (a call to
+/// another service), started at once: throughput is bounded by the
+/// workers' activity slots, so more worker processes add to it.
+pub async fn io_seq5(run: &Run, io_ms: u64) -> Result<Vec<Metric>> {
+    let n = run.size;
+    run.progress.set_length(n as u64);
+    let spans = many(
+        run,
+        n,
+        "BenchIoSeq",
+        json!([5, io_ms]),
+        |client, id| async move {
+            let st = finish(&client, &id).await?;
+            if output::<u32>(&st)? != 5 {
+                bail!("{id} returned {:?}", st.output);
+            }
+            Ok((st.created_time, st.last_updated_time))
+        },
+    )
+    .await?;
+    let (wall, mut out) = span_metrics(&spans, n);
+    out.insert(1, Metric::rate("activities_per_s", (n * 5) as f64 / wall));
+    Ok(out)
+}
+
+/// Bytes of each activity's input and of its output in payload-seq5.
+pub const PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// N orchestrations passing a 64 KiB payload through 5 activities in turn
+/// (each answers 64 KiB), started at once: payload MB/s through the
+/// engine (activity inputs and outputs).
+pub async fn payload_seq5(run: &Run) -> Result<Vec<Metric>> {
+    let n = run.size;
+    run.progress.set_length(n as u64);
+    let input = json!([5, PAYLOAD_BYTES]);
+    let spans = many(run, n, "BenchPayloadSeq", input, |client, id| async move {
+        let st = finish(&client, &id).await?;
+        if output::<usize>(&st)? != PAYLOAD_BYTES {
+            bail!("{id} returned {:?}", st.output);
+        }
+        Ok((st.created_time, st.last_updated_time))
+    })
+    .await?;
+    let (wall, mut out) = span_metrics(&spans, n);
+    let bytes = (n * 5 * 2 * PAYLOAD_BYTES) as f64;
+    out.insert(1, Metric::rate("payload_mb_per_s", bytes / 1e6 / wall));
     Ok(out)
 }
 
