@@ -22,7 +22,9 @@ const COMMITTERS: usize = 4;
 enum Op {
     Turn {
         commit: OrchestrationCommit,
-        reply: oneshot::Sender<Result<(bool, Woken), StoreError>>,
+        /// The instance's last update (ms) for a turn without a lease.
+        unleased: Option<i64>,
+        reply: oneshot::Sender<Result<TurnDone, StoreError>>,
     },
     Result {
         token: String,
@@ -39,8 +41,12 @@ enum Op {
     },
 }
 
+/// A turn's statement ran: whether its check held, what it woke, and the
+/// database's time (ms).
+pub(crate) type TurnDone = (bool, Woken, i64);
+
 enum Done {
-    Turn(Result<(bool, Woken), StoreError>),
+    Turn(Result<TurnDone, StoreError>),
     Result(Result<Woken, StoreError>),
     Take(Result<Option<Box<OrchestrationItem>>, StoreError>),
 }
@@ -48,12 +54,14 @@ enum Done {
 impl Op {
     async fn run<C: deadpool_postgres::GenericClient + Sync>(&self, c: &C) -> Done {
         match self {
-            Op::Turn { commit, .. } => {
+            Op::Turn {
+                commit, unleased, ..
+            } => {
                 let mut w = Woken::default();
                 Done::Turn(
-                    fast::commit_turn(c, commit, &mut w)
+                    fast::commit_turn(c, commit, &mut w, *unleased)
                         .await
-                        .map(|(held, _)| (held, w)),
+                        .map(|(held, now)| (held, w, now)),
                 )
             }
             Op::Result { token, result, .. } => {
@@ -120,11 +128,19 @@ impl Batcher {
     }
 
     /// Commits a turn without messages; false when its lease or history
-    /// check failed (nothing was changed).
-    pub async fn turn(&self, commit: OrchestrationCommit) -> Result<(bool, Woken), StoreError> {
+    /// check (unleased: its state check) failed (nothing was changed).
+    pub async fn turn(
+        &self,
+        commit: OrchestrationCommit,
+        unleased: Option<i64>,
+    ) -> Result<TurnDone, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Op::Turn { commit, reply })
+            .send(Op::Turn {
+                commit,
+                unleased,
+                reply,
+            })
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }

@@ -293,10 +293,16 @@ pub(crate) async fn take_for_result<C: GenericClient + Sync>(
 /// statement; messages to instances are the caller's (in the same
 /// transaction, when there are any). Returns whether the lease held, and
 /// the database time.
+///
+/// With `unleased` (the instance's last update, ms, as the turn saw it) the
+/// statement checks, instead of the lease, that the instance is free,
+/// running, unchanged and has no visible message
+/// ([`perdure_store::OrchestrationQueue::commit_unleased`]).
 pub(crate) async fn commit_turn<C: GenericClient + Sync>(
     c: &C,
     k: &OrchestrationCommit,
     w: &mut Woken,
+    unleased: Option<i64>,
 ) -> Result<(bool, i64), StoreError> {
     let base = if k.replace_history {
         0
@@ -322,6 +328,17 @@ pub(crate) async fn commit_turn<C: GenericClient + Sync>(
         w.activities_now = true;
     }
     let claim_lease = i64::try_from(k.claims.lease.as_millis()).unwrap_or(i64::MAX / 4);
+    let guard = match unleased {
+        None => "lock_token = $13 AND lock_expiry > (SELECT now FROM clock) AND ($14 OR history_len = $15)"
+            .to_string(),
+        Some(_) => format!(
+            "updated_at = $13 AND lock_expiry <= (SELECT now FROM clock) AND NOT $14
+               AND history_len = $15 AND status = {}
+               AND NOT EXISTS (SELECT 1 FROM inbox m WHERE m.instance_id = $1
+                               AND m.visible_at <= (SELECT now FROM clock))",
+            RuntimeStatus::Running.code()
+        ),
+    };
     let stmt = c
         .prepare_cached(&format!(
             "WITH {clock},
@@ -329,8 +346,7 @@ pub(crate) async fn commit_turn<C: GenericClient + Sync>(
                  UPDATE instances SET name = $2, version = $3, status = $4, execution_id = $5, input = $6,
                      output = $7, failure = $8, custom_status = $9, parent_instance_id = $10, updated_at = $11,
                      history_len = $12, lock_token = NULL, lock_expiry = 0, tags = $28
-                 WHERE instance_id = $1 AND lock_token = $13 AND lock_expiry > (SELECT now FROM clock)
-                   AND ($14 OR history_len = $15)
+                 WHERE instance_id = $1 AND {guard}
                  RETURNING instance_id),
              hist AS (
                  INSERT INTO history (instance_id, seq, event)
@@ -354,6 +370,11 @@ pub(crate) async fn commit_turn<C: GenericClient + Sync>(
         .await
         .map_err(|e| backend("committing a turn", e))?;
     let u = &k.update;
+    let last = unleased.unwrap_or_default();
+    let holder: &(dyn tokio_postgres::types::ToSql + Sync) = match unleased {
+        None => &k.lock_token,
+        Some(_) => &last,
+    };
     let row = c
         .query_one(
             &stmt,
@@ -370,7 +391,7 @@ pub(crate) async fn commit_turn<C: GenericClient + Sync>(
                 &u.parent_instance_id,
                 &k.now.timestamp_millis(),
                 &((base + k.history.len() as u64) as i64),
-                &k.lock_token,
+                holder,
                 &k.replace_history,
                 &(k.expected_history_len as i64),
                 &(base as i64),

@@ -84,6 +84,54 @@ pub struct PostgresStore {
     counters: Arc<perdure_store::stats::CommitCounters>,
     notifier: notify::Notifier,
     batch: batch::Batcher,
+    /// The database clock minus this machine's (ms), as last seen by a
+    /// commit: the time of turns run without a lease.
+    skew_ms: std::sync::atomic::AtomicI64,
+}
+
+impl PostgresStore {
+    /// A turn's commit, leased or not; false when an unleased one was not
+    /// applied.
+    async fn commit_turn(
+        &self,
+        commit: OrchestrationCommit,
+        unleased: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let (id, status) = (commit.instance_id.clone(), commit.update.status);
+        let carried = commit.completed_tasks.len();
+        let w = if commit.messages.is_empty() && !commit.replace_history {
+            // The common turn: one guarded statement, group-committed with
+            // other workers' steps.
+            let (token, expected) = (commit.lock_token.clone(), commit.expected_history_len);
+            let (held, w, db_now) = self.batch.turn(commit, unleased).await?;
+            let local = chrono::Utc::now().timestamp_millis();
+            self.skew_ms
+                .store(db_now - local, std::sync::atomic::Ordering::Relaxed);
+            match (held, unleased) {
+                (true, _) => w,
+                (false, Some(_)) => return Ok(false),
+                (false, None) => {
+                    let c = self.client().await?;
+                    return Err(ops::lease_or_history_error(&c, &id, &token, expected).await);
+                }
+            }
+        } else {
+            let done = self
+                .run(|tx, _| Box::pin(ops::commit_orchestration(tx, commit, unleased)))
+                .await?;
+            match done {
+                Some(w) => w,
+                None => return Ok(false),
+            }
+        };
+        // The turn, and each activity result it carried in.
+        for _ in 0..=carried {
+            self.counters.step();
+        }
+        self.wake.instance_changed(&id, status);
+        self.signal(w);
+        Ok(true)
+    }
 }
 
 impl Drop for PostgresStore {
@@ -219,6 +267,7 @@ impl PostgresStore {
             hub,
             listener,
             batch: batch::Batcher::start(pool.clone(), counters.clone()),
+            skew_ms: Default::default(),
             counters,
             notifier: notify::Notifier::start(pool.clone(), schema.clone()),
         };
@@ -368,29 +417,22 @@ impl OrchestrationQueue for PostgresStore {
     }
 
     async fn commit_orchestration(&self, commit: OrchestrationCommit) -> Result<(), StoreError> {
-        let (id, status) = (commit.instance_id.clone(), commit.update.status);
-        let carried = commit.completed_tasks.len();
-        let w = if commit.messages.is_empty() && !commit.replace_history {
-            // The common turn: one guarded statement, group-committed with
-            // other workers' steps.
-            let (token, expected) = (commit.lock_token.clone(), commit.expected_history_len);
-            let (held, w) = self.batch.turn(commit).await?;
-            if !held {
-                let c = self.client().await?;
-                return Err(ops::lease_or_history_error(&c, &id, &token, expected).await);
-            }
-            w
-        } else {
-            self.run(|tx, _| Box::pin(ops::commit_orchestration(tx, commit)))
-                .await?
-        };
-        // The turn, and each activity result it carried in.
-        for _ in 0..=carried {
-            self.counters.step();
-        }
-        self.wake.instance_changed(&id, status);
-        self.signal(w);
-        Ok(())
+        self.commit_turn(commit, None).await.map(|_| ())
+    }
+
+    async fn commit_unleased(
+        &self,
+        commit: OrchestrationCommit,
+        last_update: perdure_core::Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.commit_turn(commit, Some(last_update.timestamp_millis()))
+            .await
+    }
+
+    fn unleased_now(&self) -> Option<perdure_core::Timestamp> {
+        let skew = self.skew_ms.load(std::sync::atomic::Ordering::Relaxed);
+        let ms = chrono::Utc::now().timestamp_millis().saturating_add(skew);
+        chrono::DateTime::from_timestamp_millis(ms)
     }
 
     async fn renew_orchestration_lock(

@@ -393,10 +393,16 @@ async fn check_lock(
 
 /// A turn with messages to instances, or one that replaces the history:
 /// [`crate::fast::commit_turn`] and the messages in one transaction.
+/// With `unleased` see [`crate::fast::commit_turn`]: `None`, with nothing
+/// written, when its check fails.
 pub(crate) async fn commit_orchestration(
     tx: &Transaction<'_>,
     k: OrchestrationCommit,
-) -> Result<Woken, StoreError> {
+    unleased: Option<i64>,
+) -> Result<Option<Woken>, StoreError> {
+    if unleased.is_some() && k.replace_history {
+        return Ok(None); // a new execution is never an unleased turn
+    }
     if k.replace_history {
         let now = now(&**tx).await?;
         check_lock(tx, &k.instance_id, &k.lock_token, now).await?;
@@ -408,7 +414,10 @@ pub(crate) async fn commit_orchestration(
         .map_err(|e| backend("dropping history", e))?;
     }
     let mut w = Woken::default();
-    let (held, now) = crate::fast::commit_turn(tx, &k, &mut w).await?;
+    let (held, now) = crate::fast::commit_turn(tx, &k, &mut w, unleased).await?;
+    if !held && unleased.is_some() {
+        return Ok(None);
+    }
     if !held {
         return Err(lease_or_history_error(
             tx,
@@ -426,7 +435,7 @@ pub(crate) async fn commit_orchestration(
         }
     }
     insert_messages(tx, &k.messages, now, &mut w).await?;
-    Ok(w)
+    Ok(Some(w))
 }
 
 pub(crate) async fn renew_orchestration(

@@ -169,8 +169,9 @@ impl World {
         self.engines[i].1 = rest;
         let Some(item) = item else { return false };
         match self.engines[i].0.run_activity(item).await {
-            Ok(Some(next)) => self.turn(i, next).await,
-            Ok(None) => {}
+            Ok(perdure::AfterActivity::Taken(next)) => self.turn(i, *next).await,
+            Ok(perdure::AfterActivity::TurnRan(claimed)) => self.engines[i].1.extend(claimed),
+            Ok(perdure::AfterActivity::Recorded) => {}
             Err(_) => self.crash(i),
         }
         true

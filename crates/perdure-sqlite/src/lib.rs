@@ -235,21 +235,20 @@ impl OrchestrationQueue for SqliteStore {
     }
 
     async fn commit_orchestration(&self, commit: OrchestrationCommit) -> Result<(), StoreError> {
-        let clock = self.clock.clone();
-        let (id, status) = (commit.instance_id.clone(), commit.update.status);
-        let carried = commit.completed_tasks.len();
-        let commit = ops::EncodedCommit::new(commit);
-        let w = self
-            .writer
-            .write(move |c| ops::commit_orchestration(c, &commit, clock.now_ms()))
-            .await?;
-        // The turn, and each activity result it carried in.
-        for _ in 0..=carried {
-            self.writer.counters.step();
-        }
-        self.wake.instance_changed(&id, status);
-        self.signal(w);
-        Ok(())
+        self.commit_turn(commit, None).await.map(|_| ())
+    }
+
+    async fn commit_unleased(
+        &self,
+        commit: OrchestrationCommit,
+        last_update: perdure_core::Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.commit_turn(commit, Some(last_update.timestamp_millis()))
+            .await
+    }
+
+    fn unleased_now(&self) -> Option<perdure_core::Timestamp> {
+        Some(self.clock.now())
     }
 
     async fn renew_orchestration_lock(
@@ -392,6 +391,33 @@ impl ActivityQueue for SqliteStore {
             .await?;
         self.signal(w);
         Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// A turn's commit, leased or not (see [`ops::commit_orchestration`]);
+    /// false when an unleased one was not applied.
+    async fn commit_turn(
+        &self,
+        commit: OrchestrationCommit,
+        unleased: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let clock = self.clock.clone();
+        let (id, status) = (commit.instance_id.clone(), commit.update.status);
+        let carried = commit.completed_tasks.len();
+        let commit = ops::EncodedCommit::new(commit);
+        let w = self
+            .writer
+            .write(move |c| ops::commit_orchestration(c, &commit, clock.now_ms(), unleased))
+            .await?;
+        let Some(w) = w else { return Ok(false) };
+        // The turn, and each activity result it carried in.
+        for _ in 0..=carried {
+            self.writer.counters.step();
+        }
+        self.wake.instance_changed(&id, status);
+        self.signal(w);
+        Ok(true)
     }
 }
 

@@ -154,6 +154,35 @@ impl<S: Store> OrchestrationQueue for FaultyStore<S> {
         }
         r
     }
+    async fn commit_unleased(
+        &self,
+        commit: OrchestrationCommit,
+        last_update: perdure_core::Timestamp,
+    ) -> Result<bool, StoreError> {
+        // "Not applied" travels as an error through `guarded`, so that the
+        // observer hears of applied commits only.
+        const NOT_APPLIED: &str = "unleased turn not applied";
+        let seen = self.observer.as_ref().map(|_| commit.clone());
+        let inner = async {
+            match self.inner.commit_unleased(commit, last_update).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(StoreError::LockLost(NOT_APPLIED.into())),
+                Err(e) => Err(e),
+            }
+        };
+        let (r, applied) = self.guarded(inner).await;
+        if let (Some(observe), Some(commit)) = (&self.observer, seen) {
+            observe(&commit, applied);
+        }
+        match r {
+            Ok(()) => Ok(true),
+            Err(StoreError::LockLost(what)) if what == NOT_APPLIED => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+    fn unleased_now(&self) -> Option<perdure_core::Timestamp> {
+        self.inner.unleased_now()
+    }
     async fn renew_orchestration_lock(
         &self,
         id: &str,

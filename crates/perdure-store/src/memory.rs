@@ -387,34 +387,40 @@ fn lease_item(
     ))
 }
 
-#[async_trait]
-impl OrchestrationQueue for MemoryStore {
-    async fn fetch_orchestrations(
+impl MemoryStore {
+    /// Applies a turn's commit under its lease, or, with `unleased` (the
+    /// instance's last update as the turn saw it), when the instance is
+    /// free and unchanged (see [`OrchestrationQueue::commit_unleased`]):
+    /// false when that check fails.
+    fn apply_commit(
         &self,
-        lease: Duration,
-        max_messages: usize,
-        max_items: usize,
-        filter: &WorkFilter,
-    ) -> Result<Vec<OrchestrationItem>, StoreError> {
-        let mut out = Vec::new();
-        while out.len() < max_items.max(1) {
-            match self.take_one(lease, max_messages, filter)? {
-                Some(item) => out.push(item),
-                None => break,
-            }
-        }
-        Ok(out)
-    }
-
-    async fn commit_orchestration(&self, c: OrchestrationCommit) -> Result<(), StoreError> {
+        c: OrchestrationCommit,
+        unleased: Option<perdure_core::Timestamp>,
+    ) -> Result<bool, StoreError> {
         let now = self.now_ms();
         let mut g = self.lock()?;
         let inner = &mut *g;
+        if let Some(last) = unleased {
+            let visible = inner
+                .inbox
+                .values()
+                .any(|m| m.instance_id == c.instance_id && m.visible_at <= now);
+            let unchanged = inner.instances.get(&c.instance_id).is_some_and(|i| {
+                !live(&i.lock, now)
+                    && i.rec.status == RuntimeStatus::Running
+                    && i.history.len() as u64 == c.expected_history_len
+                    && i.rec.updated_at.timestamp_millis() == last.timestamp_millis()
+            });
+            if visible || !unchanged {
+                return Ok(false);
+            }
+        }
         let inst = inner
             .instances
             .get_mut(&c.instance_id)
             .ok_or_else(|| StoreError::NotFound(c.instance_id.clone()))?;
         match &inst.lock {
+            _ if unleased.is_some() => {}
             Some((t, exp)) if *t == c.lock_token && *exp > now => {}
             _ => {
                 return Err(StoreError::LockLost(format!(
@@ -423,6 +429,7 @@ impl OrchestrationQueue for MemoryStore {
                 )))
             }
         }
+
         let base = if c.replace_history {
             0
         } else {
@@ -514,7 +521,43 @@ impl OrchestrationQueue for MemoryStore {
         if has_activities {
             self.wake.notify(WorkKind::Activity);
         }
-        Ok(())
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl OrchestrationQueue for MemoryStore {
+    async fn fetch_orchestrations(
+        &self,
+        lease: Duration,
+        max_messages: usize,
+        max_items: usize,
+        filter: &WorkFilter,
+    ) -> Result<Vec<OrchestrationItem>, StoreError> {
+        let mut out = Vec::new();
+        while out.len() < max_items.max(1) {
+            match self.take_one(lease, max_messages, filter)? {
+                Some(item) => out.push(item),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn commit_orchestration(&self, c: OrchestrationCommit) -> Result<(), StoreError> {
+        self.apply_commit(c, None).map(|_| ())
+    }
+
+    async fn commit_unleased(
+        &self,
+        c: OrchestrationCommit,
+        last_update: perdure_core::Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.apply_commit(c, Some(last_update))
+    }
+
+    fn unleased_now(&self) -> Option<perdure_core::Timestamp> {
+        Some(self.clock.now())
     }
 
     async fn renew_orchestration_lock(

@@ -3,6 +3,7 @@
 
 use crate::{OrchestrationCommit, OrchestrationItem, StoreError, WorkFilter};
 use async_trait::async_trait;
+use perdure_core::Timestamp;
 use std::time::Duration;
 
 #[async_trait]
@@ -35,6 +36,31 @@ pub trait OrchestrationQueue {
     }
 
     async fn commit_orchestration(&self, commit: OrchestrationCommit) -> Result<(), StoreError>;
+
+    /// Commits a turn its worker ran without taking the instance: the turn
+    /// that consumes an activity result the worker carried, on the run it
+    /// holds in memory, when that run waits on nothing else. `commit.lock_token`
+    /// is ignored. Applied only when, at commit, the instance has no live
+    /// lease, is running, has `commit.expected_history_len` events, was last
+    /// updated at `last_update` (to the millisecond: the worker's own last
+    /// commit) and has no visible message in its inbox: the state in which
+    /// a take would have handed the worker this very turn. `Ok(false)`, and
+    /// nothing changed, otherwise. The default applies nothing.
+    async fn commit_unleased(
+        &self,
+        commit: OrchestrationCommit,
+        last_update: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let _ = (commit, last_update);
+        Ok(false)
+    }
+
+    /// The time a turn without a lease runs at: the store's clock (for a
+    /// database server, its clock as last seen). `None` when the store does
+    /// not commit such turns ([`OrchestrationQueue::commit_unleased`]).
+    fn unleased_now(&self) -> Option<Timestamp> {
+        None
+    }
 
     /// Extends a held lease by `lease` from now.
     async fn renew_orchestration_lock(

@@ -103,6 +103,39 @@ impl OrchestrationRun {
         self.ctx.execution_id()
     }
 
+    /// The instance row as this run's last commit left it, when that commit
+    /// was at `committed_at` (for a turn run without taking the instance).
+    pub fn as_record(
+        &self,
+        committed_at: perdure_core::Timestamp,
+    ) -> perdure_store::InstanceRecord {
+        let g = lock(&self.ctx.shared);
+        let e = &g.exec;
+        perdure_store::InstanceRecord {
+            instance_id: e.instance_id.clone(),
+            name: e.name.clone(),
+            version: e.version.clone(),
+            status: perdure_core::RuntimeStatus::Running,
+            execution_id: e.execution_id.clone(),
+            input: e.input.clone(),
+            output: None,
+            failure: None,
+            custom_status: e.custom_status().clone(),
+            created_at: committed_at,
+            updated_at: committed_at,
+            parent_instance_id: e.parent.as_ref().map(|p| p.instance_id.clone()),
+            history_len: self.history_len,
+            tags: e.tags.clone(),
+        }
+    }
+
+    /// True when this run waits on activity `task_id` of execution
+    /// `execution_id` and on nothing else.
+    pub fn waits_only_on(&self, execution_id: &str, task_id: i64) -> bool {
+        let g = lock(&self.ctx.shared);
+        g.exec.execution_id == execution_id && g.exec.waits_only_on(task_id)
+    }
+
     /// Replays stored history. A mismatch between code and history is a
     /// [`NonDeterminism`] error.
     pub fn replay(&mut self, history: &[HistoryEvent]) -> Result<(), NonDeterminism> {

@@ -75,7 +75,7 @@ pub use registry::Registry;
 pub use retry::RetryPolicy;
 pub use tasks::{DurableTask, EventTask, TimerTask};
 pub use typed::{Activity, Entity, EntityOperation, Orchestrator, Register, TypedEntity};
-pub use worker::{Engine, Worker, WorkerOptions};
+pub use worker::{AfterActivity, Engine, Worker, WorkerOptions};
 
 pub use perdure_core::{
     EntityId, EventKind, FailureDetails, HistoryEvent, ParentInstance, Repair, RepairedStep,

@@ -37,7 +37,7 @@ use crate::client::{Client, OrchestrationStatus};
 use crate::error::{ClientError, Failure};
 use crate::payload::IntoPayload;
 use crate::registry::{ActivityFn, Registry};
-use crate::worker::{Engine, WorkerOptions};
+use crate::worker::{AfterActivity, Engine, WorkerOptions};
 use futures::FutureExt;
 use perdure_core::{FailureDetails, HistoryEvent, Payload, RuntimeStatus, Timestamp};
 use perdure_store::{ActivityItem, ManualClock, MemoryStore, StoreError, WorkFilter};
@@ -358,9 +358,16 @@ impl TestEnv {
             while let Some(activity) = claimed.pop() {
                 busy = true;
                 steps += 1;
-                if let Some(next) = self.engine.run_activity(activity).await? {
-                    steps += 1;
-                    claimed.extend(self.engine.run_orchestration(next).await?);
+                match self.engine.run_activity(activity).await? {
+                    AfterActivity::Taken(next) => {
+                        steps += 1;
+                        claimed.extend(self.engine.run_orchestration(*next).await?);
+                    }
+                    AfterActivity::TurnRan(more) => {
+                        steps += 1;
+                        claimed.extend(more);
+                    }
+                    AfterActivity::Recorded => {}
                 }
             }
             if !busy {

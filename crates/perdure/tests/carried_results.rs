@@ -1,9 +1,12 @@
 //! An activity's result carried by the worker that ran it into the turn
-//! that consumes it (one commit records both), on the memory and SQLite
-//! stores with a virtual clock: what happens to the result when something
-//! else reaches the instance first, and when the worker dies holding it.
+//! that consumes it (one commit records both), or consumed by a turn run
+//! without taking the instance at all, on the memory and SQLite stores with
+//! a virtual clock: what happens to the result when something else reaches
+//! the instance first, and when the worker dies holding it.
 
-use perdure::{Client, Engine, OrchestrationContext, Registry, RuntimeStatus, WorkerOptions};
+use perdure::{
+    AfterActivity, Client, Engine, OrchestrationContext, Registry, RuntimeStatus, WorkerOptions,
+};
 use perdure_store::clock::ManualClock;
 use perdure_store::{ActivityItem, MemoryStore, Store, WorkFilter};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -25,11 +28,28 @@ enum Meanwhile {
     Leased,
     /// Terminated and restarted under the same id: a new execution.
     Restarted,
+    /// An event was raised and another worker ran the turn it made: the
+    /// instance is free again, its history longer.
+    HandledElsewhere,
+}
+
+/// How the engine that runs the activity works.
+#[derive(Clone, Copy, Debug)]
+enum Engine1 {
+    /// Keeps replayed runs in memory: a turn waiting on one activity runs
+    /// without taking the instance.
+    Caching,
+    /// Keeps none: every result is carried into a taken instance.
+    NoCache,
+    /// Keeps none, and dies after the activity, before the turn.
+    NoCacheCrash,
 }
 
 /// What became of the first activity's result.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Result1 {
+    /// Consumed by a turn committed without taking the instance.
+    Unleased,
     /// Carried into the turn handed back.
     Carried,
     /// Recorded in the inbox on its own.
@@ -74,6 +94,16 @@ async fn open(kind: &str, clock: Arc<ManualClock>, dir: &tempfile::TempDir) -> A
     }
 }
 
+/// Runs an activity and the turn its result leads to; returns the
+/// activities claimed on the way.
+async fn run_activity(engine: &Engine, a: ActivityItem) -> Vec<ActivityItem> {
+    match engine.run_activity(a).await.expect("activity") {
+        AfterActivity::Taken(next) => engine.run_orchestration(*next).await.expect("turn"),
+        AfterActivity::TurnRan(claimed) => claimed,
+        AfterActivity::Recorded => Vec::new(),
+    }
+}
+
 /// Takes and runs every turn and activity there is, until none is left.
 async fn drive(store: &Arc<dyn Store>, engine: &Engine) {
     for _ in 0..100 {
@@ -96,9 +126,7 @@ async fn drive(store: &Arc<dyn Store>, engine: &Engine) {
             return;
         }
         while let Some(a) = claimed.pop() {
-            if let Some(next) = engine.run_activity(a).await.expect("activity") {
-                claimed.extend(engine.run_orchestration(next).await.expect("turn"));
-            }
+            claimed.extend(run_activity(engine, a).await);
         }
     }
     panic!("never idle");
@@ -108,7 +136,8 @@ async fn drive(store: &Arc<dyn Store>, engine: &Engine) {
 /// the first activity, then (unless `crash`) runs the turn it hands back;
 /// a crash drops the engine and what it held, and a new one carries on
 /// once the leases have run out. Everything left then runs to the end.
-async fn scenario(kind: &str, meanwhile: Meanwhile, crash: bool) -> Seen {
+async fn scenario(kind: &str, meanwhile: Meanwhile, engine1: Engine1) -> Seen {
+    let crash = matches!(engine1, Engine1::NoCacheCrash);
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(perdure::testing::default_start()));
     let store = open(kind, clock.clone(), &dir).await;
@@ -116,6 +145,10 @@ async fn scenario(kind: &str, meanwhile: Meanwhile, crash: bool) -> Seen {
     let runs = Arc::new(AtomicU32::new(0));
     let options = WorkerOptions {
         lease: LEASE,
+        cache_capacity: match engine1 {
+            Engine1::Caching => 10,
+            _ => 0,
+        },
         ..WorkerOptions::default()
     };
     let engine = Engine::new(store.clone(), registry(runs.clone()), options.clone());
@@ -144,6 +177,11 @@ async fn scenario(kind: &str, meanwhile: Meanwhile, crash: bool) -> Seen {
                 .expect("fetch");
             assert!(holder.is_some(), "another worker takes the instance");
         }
+        Meanwhile::HandledElsewhere => {
+            client.raise_event("c1", "ping", 1).await.expect("raise");
+            let other = Engine::new(store.clone(), registry(runs.clone()), options.clone());
+            claimed.extend(drive_turns(&store, &other).await);
+        }
         Meanwhile::Restarted => {
             client.terminate("c1", "stop").await.expect("terminate");
             claimed.extend(drive_turns(&store, &engine).await);
@@ -152,8 +190,13 @@ async fn scenario(kind: &str, meanwhile: Meanwhile, crash: bool) -> Seen {
         }
     }
     let (next, result) = match engine.run_activity(activity).await {
-        Ok(Some(n)) if !n.carried.is_empty() => (Some(n), Result1::Carried),
-        Ok(n) => (n, Result1::Recorded),
+        Ok(AfterActivity::Taken(n)) if !n.carried.is_empty() => (Some(*n), Result1::Carried),
+        Ok(AfterActivity::Taken(n)) => (Some(*n), Result1::Recorded),
+        Ok(AfterActivity::Recorded) => (None, Result1::Recorded),
+        Ok(AfterActivity::TurnRan(more)) => {
+            claimed.extend(more);
+            (None, Result1::Unleased)
+        }
         Err(perdure::StoreError::LockLost(_)) => (None, Result1::Discarded),
         Err(e) => panic!("activity: {e}"),
     };
@@ -172,9 +215,7 @@ async fn scenario(kind: &str, meanwhile: Meanwhile, crash: bool) -> Seen {
         engine
     };
     while let Some(a) = claimed.pop() {
-        if let Some(next) = engine.run_activity(a).await.expect("activity") {
-            claimed.extend(engine.run_orchestration(next).await.expect("turn"));
-        }
+        claimed.extend(run_activity(&engine, a).await);
     }
     if matches!(meanwhile, Meanwhile::Suspend) {
         client.resume("c1", "go on").await.expect("resume");
@@ -207,10 +248,10 @@ async fn drive_turns(store: &Arc<dyn Store>, engine: &Engine) -> Vec<ActivityIte
     claimed
 }
 
-async fn check(meanwhile: Meanwhile, crash: bool, expected: Seen) {
+async fn check(meanwhile: Meanwhile, engine1: Engine1, expected: Seen) {
     for kind in ["memory", "sqlite"] {
-        let seen = scenario(kind, meanwhile, crash).await;
-        assert_eq!(seen, expected, "{kind}, {meanwhile:?}, crash: {crash}");
+        let seen = scenario(kind, meanwhile, engine1).await;
+        assert_eq!(seen, expected, "{kind}, {meanwhile:?}, {engine1:?}");
     }
 }
 
@@ -226,8 +267,18 @@ fn seen(result: Result1, status: RuntimeStatus, runs: u32) -> Seen {
 async fn a_result_is_carried_into_the_next_turn_of_a_free_instance() {
     check(
         Meanwhile::Nothing,
-        false,
+        Engine1::NoCache,
         seen(Result1::Carried, RuntimeStatus::Completed, 2),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_run_waiting_on_one_activity_takes_its_result_without_a_lease() {
+    check(
+        Meanwhile::Nothing,
+        Engine1::Caching,
+        seen(Result1::Unleased, RuntimeStatus::Completed, 2),
     )
     .await;
 }
@@ -236,7 +287,17 @@ async fn a_result_is_carried_into_the_next_turn_of_a_free_instance() {
 async fn an_event_waiting_in_the_inbox_joins_the_carried_result() {
     check(
         Meanwhile::Event,
-        false,
+        Engine1::NoCache,
+        seen(Result1::Carried, RuntimeStatus::Completed, 2),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_event_waiting_in_the_inbox_refuses_the_unleased_turn() {
+    check(
+        Meanwhile::Event,
+        Engine1::Caching,
         seen(Result1::Carried, RuntimeStatus::Completed, 2),
     )
     .await;
@@ -246,7 +307,7 @@ async fn an_event_waiting_in_the_inbox_joins_the_carried_result() {
 async fn a_carried_result_lost_in_a_crash_runs_its_activity_again() {
     check(
         Meanwhile::Nothing,
-        true,
+        Engine1::NoCacheCrash,
         seen(Result1::Carried, RuntimeStatus::Completed, 3),
     )
     .await;
@@ -256,7 +317,17 @@ async fn a_carried_result_lost_in_a_crash_runs_its_activity_again() {
 async fn a_terminate_waiting_in_the_inbox_gets_the_result_recorded_not_carried() {
     check(
         Meanwhile::Terminate,
-        false,
+        Engine1::NoCache,
+        seen(Result1::Recorded, RuntimeStatus::Terminated, 1),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_terminate_waiting_in_the_inbox_refuses_the_unleased_turn() {
+    check(
+        Meanwhile::Terminate,
+        Engine1::Caching,
         seen(Result1::Recorded, RuntimeStatus::Terminated, 1),
     )
     .await;
@@ -266,7 +337,17 @@ async fn a_terminate_waiting_in_the_inbox_gets_the_result_recorded_not_carried()
 async fn a_suspend_waiting_in_the_inbox_keeps_the_result_for_the_resume() {
     check(
         Meanwhile::Suspend,
-        false,
+        Engine1::NoCache,
+        seen(Result1::Recorded, RuntimeStatus::Completed, 2),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_suspend_waiting_in_the_inbox_refuses_the_unleased_turn() {
+    check(
+        Meanwhile::Suspend,
+        Engine1::Caching,
         seen(Result1::Recorded, RuntimeStatus::Completed, 2),
     )
     .await;
@@ -276,8 +357,28 @@ async fn a_suspend_waiting_in_the_inbox_keeps_the_result_for_the_resume() {
 async fn a_result_for_an_instance_leased_elsewhere_waits_in_its_inbox() {
     check(
         Meanwhile::Leased,
-        false,
+        Engine1::NoCache,
         seen(Result1::Recorded, RuntimeStatus::Completed, 2),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_instance_leased_elsewhere_refuses_the_unleased_turn() {
+    check(
+        Meanwhile::Leased,
+        Engine1::Caching,
+        seen(Result1::Recorded, RuntimeStatus::Completed, 2),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_turn_run_elsewhere_meanwhile_refuses_the_unleased_turn() {
+    check(
+        Meanwhile::HandledElsewhere,
+        Engine1::Caching,
+        seen(Result1::Carried, RuntimeStatus::Completed, 2),
     )
     .await;
 }
@@ -286,7 +387,7 @@ async fn a_result_for_an_instance_leased_elsewhere_waits_in_its_inbox() {
 async fn a_result_for_an_execution_replaced_by_a_restart_is_discarded() {
     check(
         Meanwhile::Restarted,
-        false,
+        Engine1::Caching,
         seen(Result1::Discarded, RuntimeStatus::Completed, 3),
     )
     .await;

@@ -198,7 +198,7 @@ async fn a_repair_that_arrives_after_the_result_is_not_recorded() {
     .expect("fetch");
     for a in acts {
         // The result's commit may take the instance at once: its turn runs.
-        if let Some(item) = engine.run_activity(a).await.expect("activity") {
+        if let Some(item) = engine.run_activity(a).await.expect("activity").taken() {
             engine.run_orchestration(item).await.expect("turn");
         }
     }

@@ -5,6 +5,7 @@
 //! peak memory of the worker. Workers run in this process, or in child
 //! processes (`--processes N`, `perdure bench-worker`) to measure scale-out.
 
+mod hosts;
 mod instructions;
 mod probe;
 mod workloads;
@@ -102,6 +103,15 @@ pub struct BenchArgs {
     /// Run the workers in this many child processes instead of in this one.
     #[arg(long, default_value_t = 0)]
     pub processes: usize,
+    /// Run N worker processes, each on a host of its own: a network
+    /// namespace joined to PostgreSQL's by a veth link, with --rtt-ms added
+    /// to each round trip (tc netem, or a delaying relay where the kernel
+    /// has no netem). Needs root and a postgres:// store.
+    #[arg(long, default_value_t = 0, conflicts_with_all = ["processes", "instructions"])]
+    pub hosts: usize,
+    /// With --hosts: milliseconds added to each round trip to PostgreSQL.
+    #[arg(long, default_value_t = 1.0, requires = "hosts")]
+    pub rtt_ms: f64,
     /// How long each io-seq5 activity waits, in milliseconds.
     #[arg(long, default_value_t = 20)]
     pub io_ms: u64,
@@ -264,11 +274,19 @@ fn fresh_hub(url: Option<&str>) -> Result<Hub> {
 struct Children(Vec<Child>);
 
 impl Children {
-    fn spawn(n: usize, url: &str, activities: Option<usize>) -> Result<Self> {
+    fn spawn(
+        n: usize,
+        url: &str,
+        activities: Option<usize>,
+        hosts: Option<&hosts::Hosts>,
+    ) -> Result<Self> {
         let exe = std::env::current_exe().context("finding the perdure binary")?;
         let mut kids = Vec::new();
-        for _ in 0..n {
-            let mut cmd = Command::new(&exe);
+        for i in 0..n {
+            let (mut cmd, url) = match hosts {
+                Some(h) => (h.command(i, &exe), h.urls[i].as_str()),
+                None => (Command::new(&exe), url),
+            };
             cmd.arg("bench-worker");
             if let Some(a) = activities {
                 cmd.arg("--activity-concurrency").arg(a.to_string());
@@ -359,7 +377,13 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         None => None,
     };
     let client = Client::new(store.clone());
-    let (worker, children) = if args.processes == 0 {
+    let hosts = match args.hosts {
+        0 => None,
+        n if hub.kind == "postgres" => Some(hosts::Hosts::create(n, &hub.url, args.rtt_ms)?),
+        _ => bail!("--hosts runs workers against PostgreSQL: give --store postgres://..."),
+    };
+    let processes = args.processes.max(args.hosts);
+    let (worker, children) = if processes == 0 {
         (
             Some(Worker::start(
                 store.clone(),
@@ -369,7 +393,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             None,
         )
     } else {
-        let kids = Children::spawn(args.processes, &hub.url, args.activity_limit())?;
+        let kids = Children::spawn(processes, &hub.url, args.activity_limit(), hosts.as_ref())?;
         (None, Some(kids))
     };
     let progress = if args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -422,6 +446,18 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         drop_pg_hub(&hub.url).await;
     }
     let mut metrics = metrics?;
+    if let Some(h) = &hosts {
+        let trips = h.round_trips.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        metrics.push(Metric::count(
+            "round_trips_per_step",
+            trips / (stats.steps.max(1) as f64),
+        ));
+        metrics.push(Metric::count(
+            "delay_by_netem",
+            f64::from(u8::from(h.netem)),
+        ));
+    }
+    drop(hosts);
     if args.workload == Workload::PayloadSeq5 && !args.no_probe {
         let dir = hub.scratch.clone();
         let rate = tokio::task::spawn_blocking(move || probe::disk_write_rate(&dir)).await??;
@@ -463,7 +499,11 @@ fn report(
         m.insert("workload".into(), json!(args.workload.name()));
         m.insert("store".into(), json!(hub.kind));
         m.insert("size".into(), json!(size));
-        m.insert("processes".into(), json!(args.processes));
+        m.insert("processes".into(), json!(args.processes.max(args.hosts)));
+        if args.hosts > 0 {
+            m.insert("hosts".into(), json!(args.hosts));
+            m.insert("rtt_ms".into(), json!(args.rtt_ms));
+        }
         for x in metrics {
             m.insert(x.key.clone(), json!(round(x.value)));
         }
@@ -477,9 +517,10 @@ fn report(
         println!("{}", Value::Object(m));
         return Ok(());
     }
-    let procs = match args.processes {
-        0 => "worker in this process".to_string(),
-        n => format!("{n} worker processes"),
+    let procs = match (args.processes, args.hosts) {
+        (0, 0) => "worker in this process".to_string(),
+        (n, 0) => format!("{n} worker processes"),
+        (_, h) => format!("{h} worker hosts, {} ms round trip", args.rtt_ms),
     };
     println!(
         "{} on {} ({procs}), size {size}, {elapsed:.2} s",

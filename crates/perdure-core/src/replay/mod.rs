@@ -576,6 +576,14 @@ impl ExecutionState {
         self.unmatched.drain(..).collect()
     }
 
+    /// True if action `id` is the only thing this execution has open (no
+    /// other activity, timer, child, entity call or external event awaited):
+    /// its result is then the only event that can move it on, and the
+    /// worker holding it may run the turn without taking the instance.
+    pub fn waits_only_on(&self, id: i64) -> bool {
+        self.open.len() == 1 && self.open.contains_key(&id) && self.waiters.is_empty()
+    }
+
     /// True if an action is still awaited or an external event is awaited.
     pub fn has_open_tasks(&self) -> bool {
         !self.open.is_empty() || !self.waiters.is_empty()

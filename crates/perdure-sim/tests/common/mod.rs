@@ -73,11 +73,15 @@ impl Rig {
 
     /// Runs an activity, and the turn that takes its result at once.
     pub async fn activity(&self, a: perdure_store::ActivityItem) {
-        if let Some(next) = self.engine.run_activity(a).await.expect("activity") {
-            let claimed = self.engine.run_orchestration(next).await.expect("turn");
-            for a in claimed {
-                Box::pin(self.activity(a)).await;
+        let claimed = match self.engine.run_activity(a).await.expect("activity") {
+            perdure::AfterActivity::Taken(next) => {
+                self.engine.run_orchestration(*next).await.expect("turn")
             }
+            perdure::AfterActivity::TurnRan(claimed) => claimed,
+            perdure::AfterActivity::Recorded => Vec::new(),
+        };
+        for a in claimed {
+            Box::pin(self.activity(a)).await;
         }
     }
 

@@ -513,11 +513,17 @@ impl EncodedCommit {
     }
 }
 
+/// Commits a turn under its lease, or, given `unleased` (the instance's
+/// last update, ms, as the turn saw it), only when the instance is free,
+/// running, unchanged and has no visible message
+/// ([`perdure_store::OrchestrationQueue::commit_unleased`]): `None`, with
+/// nothing written, when that check fails.
 pub(crate) fn commit_orchestration(
     c: &Connection,
     e: &EncodedCommit,
     now: i64,
-) -> Result<Woken, StoreError> {
+    unleased: Option<i64>,
+) -> Result<Option<Woken>, StoreError> {
     let k = &e.commit;
     let base = if k.replace_history {
         0
@@ -525,24 +531,63 @@ pub(crate) fn commit_orchestration(
         k.expected_history_len
     };
     let u = &k.update;
-    // The lease and the history length are checked by the update itself.
-    let updated = c
-        .prepare_cached(
+    // The lease (or, unleased, the instance's state) and the history length
+    // are checked by the update itself.
+    static LEASED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static UNLEASED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let update = |guard: &str| {
+        format!(
             "UPDATE instances SET name = ?2, version = ?3, status = ?4, execution_id = ?5, input = ?6, output = ?7, failure = ?8,
              custom_status = ?9, parent_instance_id = ?10, updated_at = ?11, history_len = ?12, lock_token = NULL, lock_expiry = 0,
              tags = ?17
-             WHERE instance_id = ?1 AND lock_token = ?13 AND lock_expiry > ?14 AND (?15 OR history_len = ?16)",
+             WHERE instance_id = ?1 AND {guard}"
         )
+    };
+    let sql = match unleased {
+        None => LEASED.get_or_init(|| {
+            update("lock_token = ?13 AND lock_expiry > ?14 AND (?15 OR history_len = ?16)")
+        }),
+        Some(_) => UNLEASED.get_or_init(|| {
+            update(&format!(
+                "lock_expiry <= ?14 AND updated_at = ?13 AND NOT ?15 AND history_len = ?16
+                 AND status = {}
+                 AND NOT EXISTS (SELECT 1 FROM inbox m WHERE m.instance_id = ?1 AND m.visible_at <= ?14)",
+                RuntimeStatus::Running.code()
+            ))
+        }),
+    };
+    let holder: &dyn rusqlite::ToSql = match &unleased {
+        None => &k.lock_token,
+        Some(last) => last,
+    };
+    let updated = c
+        .prepare_cached(sql)
         .and_then(|mut s| {
             s.execute(params![
-                k.instance_id, u.name, u.version, u.status.code(), u.execution_id, u.input, u.output,
-                failure_text(&u.failure), u.custom_status, u.parent_instance_id, k.now.timestamp_millis(),
-                (base + k.history.len() as u64) as i64, k.lock_token, now, k.replace_history,
-                k.expected_history_len as i64, tags_text(&u.tags)
+                k.instance_id,
+                u.name,
+                u.version,
+                u.status.code(),
+                u.execution_id,
+                u.input,
+                u.output,
+                failure_text(&u.failure),
+                u.custom_status,
+                u.parent_instance_id,
+                k.now.timestamp_millis(),
+                (base + k.history.len() as u64) as i64,
+                holder,
+                now,
+                k.replace_history,
+                k.expected_history_len as i64,
+                tags_text(&u.tags)
             ])
         })
         .map_err(|e| backend("updating an instance", e))?;
     if updated == 0 {
+        if unleased.is_some() {
+            return Ok(None);
+        }
         let len = check_instance_lock(c, &k.instance_id, &k.lock_token, now)?;
         return Err(StoreError::HistoryConflict {
             id: k.instance_id.clone(),
@@ -622,7 +667,7 @@ pub(crate) fn commit_orchestration(
         }
         insert_message(c, m, text, &mut w, now)?;
     }
-    Ok(w)
+    Ok(Some(w))
 }
 
 pub(crate) fn renew_orchestration(

@@ -205,6 +205,85 @@ pub async fn check_take_for_result<S: Store>(s: &S) {
     assert_eq!(next.messages.len(), 1);
 }
 
+/// A turn committed without a lease applies only while the instance is
+/// free, running, unchanged since the turn's view of it and has nothing
+/// visible in its inbox; otherwise nothing changes.
+pub async fn check_commit_unleased<S: Store>(s: &S) {
+    let (item, k) = begin_turn(s, "cu").await;
+    let first = k.now;
+    s.commit_orchestration(k).await.expect("commit");
+    let turn = |len: u64, at| {
+        let mut k = commit_for(
+            &item,
+            vec![
+                HistoryEvent::new(at, EventKind::OrchestratorStarted),
+                HistoryEvent::new(at, EventKind::OrchestratorCompleted),
+            ],
+        );
+        k.lock_token = String::new();
+        k.consumed.clear();
+        k.expected_history_len = len;
+        k.now = at;
+        k
+    };
+    let stale = first - chrono::Duration::milliseconds(5);
+    assert!(
+        !s.commit_unleased(turn(1, now()), stale)
+            .await
+            .expect("commit"),
+        "a turn that saw an older update is refused"
+    );
+    assert!(
+        !s.commit_unleased(turn(3, now()), first)
+            .await
+            .expect("commit"),
+        "a turn that saw another history length is refused"
+    );
+    // Later than the first to the millisecond (stores keep milliseconds).
+    let second = now().max(first + chrono::Duration::milliseconds(1));
+    assert!(
+        s.commit_unleased(turn(1, second), first)
+            .await
+            .expect("commit"),
+        "a turn on the instance as it is applies"
+    );
+    assert_eq!(s.read_history("cu").await.expect("history").len(), 3);
+    assert!(
+        !s.commit_unleased(turn(3, now()), first)
+            .await
+            .expect("commit"),
+        "the same view, used twice, is refused the second time"
+    );
+    s.send_message(super::raised("cu", "e", Duration::ZERO))
+        .await
+        .expect("send");
+    assert!(
+        !s.commit_unleased(turn(3, now().max(second)), second)
+            .await
+            .expect("commit"),
+        "a visible message refuses it"
+    );
+    let held = fetch_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("the event makes it runnable");
+    assert!(
+        !s.commit_unleased(turn(3, now().max(second)), second)
+            .await
+            .expect("commit"),
+        "a live lease refuses it"
+    );
+    let mut k = commit_for(&held, Vec::new());
+    k.expected_history_len = 3;
+    s.commit_orchestration(k)
+        .await
+        .expect("the lease holder commits");
+    assert_eq!(
+        s.read_history("cu").await.expect("history").len(),
+        3,
+        "refused turns wrote nothing"
+    );
+}
+
 /// Queue depths count ready and scheduled messages, due and scheduled
 /// timers, and ready, running and delayed activities.
 pub async fn check_queue_depths<S: Store>(s: &S) {

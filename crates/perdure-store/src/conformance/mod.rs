@@ -7,7 +7,10 @@ mod clock;
 mod purge;
 mod tags;
 
-pub use batch::{check_batched_fetch, check_claims, check_queue_depths, check_take_for_result};
+pub use batch::{
+    check_batched_fetch, check_claims, check_commit_unleased, check_queue_depths,
+    check_take_for_result,
+};
 pub use clock::check_turn_time_never_before_last_update;
 pub use purge::{
     check_list_purge_suspend, check_purge_waits_for_a_new_start, check_purge_waits_for_a_rewind,
@@ -672,6 +675,7 @@ where
     check_batched_fetch(&make().await).await;
     check_claims(&make().await).await;
     check_take_for_result(&make().await).await;
+    check_commit_unleased(&make().await).await;
     check_queue_depths(&make().await).await;
     check_purge_waits_for_a_rewind(&make().await).await;
     check_purge_waits_for_a_new_start(&make().await).await;

@@ -1,7 +1,8 @@
 //! Activity dispatch: take a task, run the function (panics caught), and
-//! commit its result to the instance's inbox. The lease is renewed while the
-//! function runs; a crash before the commit lets the task run again once
-//! the lease ends (at least once).
+//! hand its result on: to the turn that consumes it (run at once without a
+//! lease, or in the instance taken for it), or to the instance's inbox. The
+//! lease is renewed while the function runs; a crash before the result is
+//! committed lets the task run again once the lease ends (at least once).
 
 use super::Shared;
 use crate::activity::ActivityContext;
@@ -11,25 +12,45 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 /// Runs a taken activity in its own task, holding its slot until its
-/// result is recorded.
+/// function returns.
 pub(super) fn spawn(shared: Arc<Shared>, item: ActivityItem, permit: OwnedSemaphorePermit) {
     // Boxed, as a turn is (see `orchestrations::spawn`).
     tokio::spawn(Box::pin(async move {
-        let next = run(&shared, item).await;
-        drop(permit);
-        if let Ok(Some((next, slot))) = next {
-            super::orchestrations::spawn(shared, next, slot);
+        match run(&shared, item, Some(permit)).await {
+            Ok(After::Turn(next, slot)) => super::orchestrations::spawn(shared, *next, slot),
+            Ok(After::Ran(claimed)) => {
+                for (item, permit) in claimed {
+                    spawn(shared.clone(), item, permit);
+                }
+            }
+            Ok(After::Recorded) | Err(_) => {}
         }
     }));
+}
+
+/// What became of an activity's result.
+pub(super) enum After {
+    /// Recorded in its instance's inbox.
+    Recorded,
+    /// Carried into the instance, taken for this worker with a turn slot:
+    /// its turn is to run.
+    Turn(Box<OrchestrationItem>, OwnedSemaphorePermit),
+    /// Its turn ran at once without taking the instance; these are the
+    /// activities that turn claimed for this worker.
+    Ran(super::orchestrations::Claimed),
 }
 
 /// Runs a taken activity and records its result. With a free turn slot the
 /// instance the result went to is taken in the same transaction and
 /// returned, with its slot, for the turn that consumes the result.
+/// The activity's slot (`permit`) is given back as soon as its function
+/// returns: the turn that consumes the result may then claim it for the
+/// activity it schedules.
 pub(super) async fn run(
     shared: &Arc<Shared>,
     item: ActivityItem,
-) -> Result<Option<(OrchestrationItem, OwnedSemaphorePermit)>, StoreError> {
+    permit: Option<OwnedSemaphorePermit>,
+) -> Result<After, StoreError> {
     let lease = shared.options.lease;
     let a = &item.activity;
     let span = tracing::info_span!(
@@ -59,25 +80,35 @@ pub(super) async fn run(
     }
     .instrument(span.clone())
     .await;
+    drop(permit);
     if let Err(failure) = &outcome {
         span.in_scope(|| tracing::info!(%failure, "activity failed"));
     }
     crate::metrics::global().activity_finished(&a.name, outcome.is_ok(), Some(began.elapsed()));
     let span_outcome = outcome.as_ref().map(|_| ()).map_err(|f| f.to_string());
     let msg = crate::dispatch::activity_result(a, outcome);
-    // With a free turn slot, take the instance and carry the result into
-    // the turn that consumes it: that turn's commit records both (one
-    // fsync for the step). Without one, or when the instance is busy, the
-    // result is recorded on its own and waits in the inbox.
+    // With a free turn slot, run the turn that consumes the result without
+    // a lease when this worker holds the run and it waits on nothing else;
+    // else take the instance and carry the result into its turn. Either
+    // way the turn's commit records the result (one fsync for the step).
+    // Without a slot, or when the instance is busy, the result is recorded
+    // on its own and waits in the inbox.
     let recorded = match shared.orchestration_slots.clone().try_acquire_owned() {
-        Ok(slot) => carry(shared, &item, msg)
-            .await
-            .map(|taken| taken.map(|next| (next, slot))),
+        Ok(slot) => {
+            let ran = super::orchestrations::unleased_turn(shared, &item, &msg).await;
+            match ran {
+                Some(claimed) => Ok(After::Ran(claimed)),
+                None => carry(shared, &item, msg).await.map(|taken| match taken {
+                    Some(next) => After::Turn(Box::new(next), slot),
+                    None => After::Recorded,
+                }),
+            }
+        }
         Err(_) => shared
             .store
             .complete_activity(&item.lock_token, msg)
             .await
-            .map(|()| None),
+            .map(|()| After::Recorded),
     };
     match &recorded {
         Ok(_) => crate::telemetry::activity_span(a, began_at, span_outcome),

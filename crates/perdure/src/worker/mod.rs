@@ -166,18 +166,45 @@ impl Engine {
         Ok(claimed.into_iter().map(|(item, _)| item).collect())
     }
 
-    /// Runs one taken activity; returns the instance its result went to when
-    /// this engine took it, with the result carried in
-    /// ([`perdure_store::OrchestrationItem::carried`]): the turn run on that
-    /// item records the result with its own commit. Dropping the item is a
-    /// crash: the task runs again when its lease ends. Otherwise the result
-    /// was recorded in the instance's inbox.
+    /// Runs one taken activity and what its result leads to (see
+    /// [`AfterActivity`]).
     pub async fn run_activity(
         &self,
         item: perdure_store::ActivityItem,
-    ) -> Result<Option<perdure_store::OrchestrationItem>, perdure_store::StoreError> {
-        let next = activities::run(&self.shared, item).await?;
-        Ok(next.map(|(item, _)| item))
+    ) -> Result<AfterActivity, perdure_store::StoreError> {
+        Ok(match activities::run(&self.shared, item, None).await? {
+            activities::After::Recorded => AfterActivity::Recorded,
+            activities::After::Turn(item, _) => AfterActivity::Taken(item),
+            activities::After::Ran(claimed) => {
+                AfterActivity::TurnRan(claimed.into_iter().map(|(item, _)| item).collect())
+            }
+        })
+    }
+}
+
+/// What an activity run by [`Engine::run_activity`] led to.
+#[derive(Debug)]
+pub enum AfterActivity {
+    /// Its result is recorded in its instance's inbox.
+    Recorded,
+    /// Its instance was taken for this engine with the result carried in
+    /// ([`perdure_store::OrchestrationItem::carried`]): the turn run on this
+    /// item records the result with its own commit. Dropping the item is a
+    /// crash: the task runs again when its lease ends.
+    Taken(Box<perdure_store::OrchestrationItem>),
+    /// The turn that consumes the result ran at once, without taking the
+    /// instance (the engine held its run, waiting on this activity alone),
+    /// and committed; these are the activities it claimed for this engine.
+    TurnRan(Vec<perdure_store::ActivityItem>),
+}
+
+impl AfterActivity {
+    /// The taken item, if the result was carried into one.
+    pub fn taken(self) -> Option<perdure_store::OrchestrationItem> {
+        match self {
+            AfterActivity::Taken(item) => Some(*item),
+            _ => None,
+        }
     }
 }
 

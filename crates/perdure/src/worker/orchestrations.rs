@@ -64,7 +64,7 @@ pub(super) async fn turn(
     item: OrchestrationItem,
 ) -> Result<Vec<(ActivityItem, OwnedSemaphorePermit)>, StoreError> {
     let id = item.instance.instance_id.clone();
-    let result = process(shared, item).await;
+    let result = process(shared, item, None).await;
     match &result {
         Ok(_) => {}
         Err(StoreError::LockLost(what)) | Err(StoreError::HistoryConflict { id: what, .. }) => {
@@ -85,9 +85,61 @@ fn drop_cached(shared: &Shared, id: &str) {
     }
 }
 
-type Claimed = Vec<(ActivityItem, OwnedSemaphorePermit)>;
+pub(super) type Claimed = Vec<(ActivityItem, OwnedSemaphorePermit)>;
 
-async fn process(shared: &Arc<Shared>, item: OrchestrationItem) -> Result<Claimed, StoreError> {
+/// Runs the turn that consumes activity `task`'s result (`msg`) without
+/// taking the instance, when this worker holds the instance's run in its
+/// cache, its last commit was that run's own, and the run waits on that
+/// activity alone: no other result can reach it here, and the store
+/// applies the commit only if nothing reached it elsewhere either
+/// ([`perdure_store::OrchestrationQueue::commit_unleased`]). One write per
+/// step, with no lease taken. `None` when the turn was not run or its
+/// commit was refused: the caller then takes the instance the usual way.
+pub(super) async fn unleased_turn(
+    shared: &Arc<Shared>,
+    task: &ActivityItem,
+    msg: &perdure_store::InstanceMessage,
+) -> Option<Claimed> {
+    let now = shared.store.unleased_now()?;
+    let a = &task.activity;
+    let (record, last_update) = {
+        let cache = shared.cache.lock().ok()?;
+        let run = cache.peek(&a.instance_id)?;
+        let last = run.committed_at?;
+        if !run.waits_only_on(&a.execution_id, a.task_id) {
+            return None;
+        }
+        (run.as_record(last), last)
+    };
+    let item = OrchestrationItem {
+        instance: record,
+        messages: Vec::new(),
+        lock_token: String::new(),
+        now: now.max(last_update),
+        carried: vec![perdure_store::CarriedResult {
+            task_token: task.lock_token.clone(),
+            execution_id: msg.execution_id.clone(),
+            event: msg.event.clone(),
+        }],
+    };
+    match process(shared, item, Some(last_update)).await {
+        Ok(claimed) => Some(claimed),
+        Err(e) => {
+            // The run moved on in memory: replay it when next needed.
+            drop_cached(shared, &a.instance_id);
+            tracing::debug!(error = %e, instance_id = %a.instance_id, "unleased turn not applied; taking the instance");
+            None
+        }
+    }
+}
+
+/// Runs a turn and commits it: under the item's lease, or, with `unleased`
+/// (the instance's last update as the item's run saw it), without one.
+async fn process(
+    shared: &Arc<Shared>,
+    item: OrchestrationItem,
+    unleased: Option<perdure_core::Timestamp>,
+) -> Result<Claimed, StoreError> {
     let plan = match dispatch::prepare(shared.store.as_ref(), item).await? {
         Prepared::Handled => return Ok(Vec::new()),
         Prepared::Entity(batch) => {
@@ -159,7 +211,16 @@ async fn process(shared: &Arc<Shared>, item: OrchestrationItem) -> Result<Claime
     let finished = run.outcome.is_some();
     let claimed = claim_activities(shared, &mut commit);
     let summary = crate::metrics::TurnSummary::of(&commit);
-    shared.store.commit_orchestration(commit).await?;
+    match unleased {
+        None => shared.store.commit_orchestration(commit).await?,
+        Some(last) => {
+            if !shared.store.commit_unleased(commit, last).await? {
+                return Err(StoreError::LockLost(format!(
+                    "instance `{id}` changed before an unleased turn's commit"
+                )));
+            }
+        }
+    }
     crate::metrics::global().turn_committed(&summary);
     crate::telemetry::export_turn(spans);
     if finished || shared.options.cache_capacity == 0 {
