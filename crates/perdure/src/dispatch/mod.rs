@@ -129,6 +129,15 @@ impl TurnPlan {
         v.extend(self.events.iter().cloned());
         v
     }
+
+    /// [`TurnPlan::turn_events`], moved out of the plan rather than copied
+    /// (payloads are not copied on the hot path); `events` is left empty.
+    pub fn take_turn_events(&mut self) -> Vec<HistoryEvent> {
+        let mut v = Vec::with_capacity(self.events.len() + 1);
+        v.push(HistoryEvent::new(self.now, EventKind::OrchestratorStarted));
+        v.append(&mut self.events);
+        v
+    }
 }
 
 /// What a runner made of a turn.

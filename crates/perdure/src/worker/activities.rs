@@ -48,9 +48,11 @@ pub(super) enum After {
 /// activity it schedules.
 pub(super) async fn run(
     shared: &Arc<Shared>,
-    item: ActivityItem,
+    mut item: ActivityItem,
     permit: Option<OwnedSemaphorePermit>,
 ) -> Result<After, StoreError> {
+    // The input goes to the function as it is (not copied: it may be large).
+    let input = std::mem::take(&mut item.activity.input);
     let lease = shared.options.lease;
     let a = &item.activity;
     let span = tracing::info_span!(
@@ -64,7 +66,7 @@ pub(super) async fn run(
     let began_at = std::time::SystemTime::now();
     let outcome = async {
         let ctx = ActivityContext::new(&a.instance_id, &a.name, a.task_id, item.dequeue_count);
-        let run = shared.registry.invoke_activity(ctx, a.input.clone());
+        let run = shared.registry.invoke_activity(ctx, input);
         tokio::pin!(run);
         let renew_every = lease / 3;
         loop {

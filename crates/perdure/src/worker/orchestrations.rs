@@ -140,7 +140,7 @@ async fn process(
     item: OrchestrationItem,
     unleased: Option<perdure_core::Timestamp>,
 ) -> Result<Claimed, StoreError> {
-    let plan = match dispatch::prepare(shared.store.as_ref(), item).await? {
+    let mut plan = match dispatch::prepare(shared.store.as_ref(), item).await? {
         Prepared::Handled => return Ok(Vec::new()),
         Prepared::Entity(batch) => {
             return Box::pin(run_entity(shared, *batch))
@@ -169,7 +169,7 @@ async fn process(
         accepted,
         actions,
         leftover,
-    } = run.run_turn(plan.turn_events());
+    } = run.run_turn(plan.take_turn_events());
     let exec = match started {
         Some(start) if plan.new_execution => start,
         _ => ExecutionInfo {

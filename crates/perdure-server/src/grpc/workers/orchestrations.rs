@@ -37,7 +37,7 @@ impl Dispatcher {
         item: perdure_store::OrchestrationItem,
         permit: OwnedSemaphorePermit,
     ) -> Result<Option<pb::WorkItem>, StoreError> {
-        let plan = match dispatch::prepare(self.store.as_ref(), item).await? {
+        let mut plan = match dispatch::prepare(self.store.as_ref(), item).await? {
             Prepared::Handled => return Ok(None),
             Prepared::Entity(batch) => {
                 return self.entity_item(stream, *batch, permit).await;
@@ -60,7 +60,7 @@ impl Dispatcher {
                 "instance `{id}` has no ExecutionStarted event"
             )));
         };
-        let accepted = dedupe(&past, plan.turn_events());
+        let accepted = dedupe(&past, plan.take_turn_events());
         if accepted.len() <= 1 && !plan.new_execution {
             // Only duplicates or stale messages: consume them here.
             let commit = dispatch::build_commit(
