@@ -10,7 +10,9 @@ use crate::fast::{self, Take};
 use crate::{backend, Woken};
 use deadpool_postgres::Pool;
 use perdure_store::stats::CommitCounters;
-use perdure_store::{InstanceMessage, OrchestrationCommit, OrchestrationItem, StoreError};
+use perdure_store::{
+    CreateInstance, InstanceMessage, OrchestrationCommit, OrchestrationItem, StoreError,
+};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -31,6 +33,11 @@ enum Op {
         result: InstanceMessage,
         reply: oneshot::Sender<Result<Woken, StoreError>>,
     },
+    /// A new instance and its start message (a client's start).
+    Create {
+        req: CreateInstance,
+        reply: oneshot::Sender<Result<Created, StoreError>>,
+    },
     /// A lease-only take for a carried result: pipelined with the steps
     /// rather than a round trip and a transaction of its own.
     Take {
@@ -41,6 +48,10 @@ enum Op {
     },
 }
 
+/// A start: what it woke, or, when the id was taken (nothing written), the
+/// request back for the slower path.
+pub(crate) type Created = Result<Woken, Box<CreateInstance>>;
+
 /// A turn's statement ran: whether its check held, what it woke, and the
 /// database's time (ms).
 pub(crate) type TurnDone = (bool, Woken, i64);
@@ -49,6 +60,7 @@ enum Done {
     Turn(Result<TurnDone, StoreError>),
     Result(Result<Woken, StoreError>),
     Take(Result<Option<Box<OrchestrationItem>>, StoreError>),
+    Create(Result<(bool, Woken), StoreError>),
 }
 
 impl Op {
@@ -66,6 +78,14 @@ impl Op {
             }
             Op::Result { token, result, .. } => {
                 Done::Result(fast::complete_activity(c, token, result).await)
+            }
+            Op::Create { req, .. } => {
+                let mut w = Woken::default();
+                Done::Create(
+                    fast::create_instance(c, req, &mut w)
+                        .await
+                        .map(|created| (created, w)),
+                )
             }
             Op::Take {
                 token,
@@ -88,6 +108,17 @@ impl Op {
             (Op::Result { reply, .. }, Done::Result(r)) => {
                 let _ = reply.send(r);
             }
+            (Op::Create { req, reply }, Done::Create(r)) => {
+                let _ = reply.send(r.map(
+                    |(created, w)| {
+                        if created {
+                            Ok(w)
+                        } else {
+                            Err(Box::new(req))
+                        }
+                    },
+                ));
+            }
             (Op::Take { reply, .. }, Done::Take(r)) => {
                 let _ = reply.send(r.map(|i| i.map(|b| *b)));
             }
@@ -106,6 +137,9 @@ impl Op {
                 let _ = reply.send(Err(e));
             }
             Op::Take { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Op::Create { reply, .. } => {
                 let _ = reply.send(Err(e));
             }
         }
@@ -160,6 +194,16 @@ impl Batcher {
 }
 
 impl Batcher {
+    /// Creates a new instance (see [`fast::create_instance`]); the request
+    /// back when the id is taken, and nothing was written.
+    pub async fn create(&self, req: CreateInstance) -> Result<Created, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Op::Create { req, reply })
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Takes an instance for a carried result (see
     /// [`fast::take_for_result`]).
     pub async fn take(
@@ -242,6 +286,7 @@ async fn run_batch(pool: &Pool, ops: Vec<Op>, counters: &CommitCounters) {
             Done::Take(r) => r
                 .as_ref()
                 .is_err_and(|e| !matches!(e, StoreError::LockLost(_))),
+            Done::Create(r) => r.is_err(),
         });
         if failed {
             return Ok(None); // rolled back when `tx` drops

@@ -142,6 +142,58 @@ async fn with_inboxes<C: GenericClient + Sync>(
         .collect())
 }
 
+/// Creates a new instance and its start message in one statement: `false`
+/// (nothing written) when the id is taken, for the caller's slower path
+/// (which replaces a finished instance or refuses).
+pub(crate) async fn create_instance<C: GenericClient + Sync>(
+    c: &C,
+    req: &CreateInstance,
+    w: &mut Woken,
+) -> Result<bool, StoreError> {
+    let stmt = c
+        .prepare_cached(&format!(
+            "WITH {clock},
+             ins AS (
+                 INSERT INTO instances (instance_id, name, version, status, execution_id, input,
+                                        created_at, updated_at, parent_instance_id, tags)
+                 SELECT $1, $2, $3, $4, $5, $6, now, now, $7, $8 FROM clock
+                 ON CONFLICT (instance_id) DO NOTHING
+                 RETURNING instance_id),
+             msg AS (
+                 INSERT INTO inbox (instance_id, execution_id, event, visible_at, control)
+                 SELECT instance_id, $5, $9, $10, false FROM ins)
+             SELECT (SELECT count(*) FROM ins), (SELECT now FROM clock)",
+            clock = clock(false)
+        ))
+        .await
+        .map_err(|e| backend("creating an instance", e))?;
+    let row = req.row();
+    let visible = ceil_millis(req.visible_at).max(0);
+    let done = c
+        .query_one(
+            &stmt,
+            &[
+                &req.instance_id,
+                &row.name,
+                &row.version,
+                &RuntimeStatus::Pending.code(),
+                &row.execution_id,
+                &row.input,
+                &row.parent_instance_id,
+                &tags_text(&row.tags),
+                &encode_event(&req.start_event),
+                &visible,
+            ],
+        )
+        .await
+        .map_err(|e| backend("creating an instance", e))?;
+    let (created, now): (i64, i64) = (done.get(0), done.get(1));
+    if created > 0 {
+        w.orchestration_message(visible, now);
+    }
+    Ok(created > 0)
+}
+
 /// How to take an instance for a carried result: lease (ms), most
 /// messages, and the worker's filter.
 pub(crate) type Take = (i64, i64, WorkFilter);

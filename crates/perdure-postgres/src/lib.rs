@@ -356,9 +356,16 @@ impl PostgresStore {
 #[async_trait]
 impl InstanceStore for PostgresStore {
     async fn create_instance(&self, req: CreateInstance) -> Result<(), StoreError> {
-        let w = self
-            .run(|tx, _| Box::pin(ops::create_instance(tx, req)))
-            .await?;
+        // A new id, the usual case: one statement, group-committed with
+        // other clients' starts and the workers' steps. A taken id (a
+        // finished instance to replace, or a refusal) goes the long way.
+        let w = match self.batch.create(req).await? {
+            Ok(w) => w,
+            Err(req) => {
+                self.run(|tx, _| Box::pin(ops::create_instance(tx, *req)))
+                    .await?
+            }
+        };
         self.signal(w);
         Ok(())
     }

@@ -40,10 +40,8 @@ pub(super) enum After {
     Ran(super::orchestrations::Claimed),
 }
 
-/// Runs a taken activity and records its result. With a free turn slot the
-/// instance the result went to is taken in the same transaction and
-/// returned, with its slot, for the turn that consumes the result.
-/// The activity's slot (`permit`) is given back as soon as its function
+/// Runs a taken activity and hands its result on (see [`After`]). The
+/// activity's slot (`permit`) is given back as soon as its function
 /// returns: the turn that consumes the result may then claim it for the
 /// activity it schedules.
 pub(super) async fn run(
