@@ -125,9 +125,7 @@ impl PostgresStore {
             }
         };
         // The turn, and each activity result it carried in.
-        for _ in 0..=carried {
-            self.counters.step();
-        }
+        self.counters.steps(1 + carried);
         self.wake.instance_changed(&id, status);
         self.signal(w);
         Ok(true)

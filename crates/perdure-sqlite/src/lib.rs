@@ -412,9 +412,7 @@ impl SqliteStore {
             .await?;
         let Some(w) = w else { return Ok(false) };
         // The turn, and each activity result it carried in.
-        for _ in 0..=carried {
-            self.writer.counters.step();
-        }
+        self.writer.counters.steps(1 + carried);
         self.wake.instance_changed(&id, status);
         self.signal(w);
         Ok(true)

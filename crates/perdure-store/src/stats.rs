@@ -96,6 +96,11 @@ impl CommitCounters {
         self.steps.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// `n` durable steps (a turn and the activity results it carried in).
+    pub fn steps(&self, n: usize) {
+        self.steps.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> CommitStats {
         CommitStats {
             transactions: self.transactions.load(Ordering::Relaxed),
