@@ -15,22 +15,10 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import net from "node:net";
 import assert from "node:assert/strict";
 
 const BIN = process.env.PERDURE_BIN || "target/debug/perdure";
 const CHROME = process.env.CHROMIUM || "/usr/bin/chromium";
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -45,9 +33,22 @@ async function until(what, f, ms = 20000) {
 }
 
 const dir = mkdtempSync(join(tmpdir(), "perdure-dashboard-"));
-const [http, grpc] = [await freePort(), await freePort()];
+// Port 0: the server takes free ports itself and names them in its first
+// line on stderr (passed on to ours).
 const server = spawn(BIN, ["serve", "--samples", "--store", `sqlite://${join(dir, "d.db")}`,
-  "--http", `127.0.0.1:${http}`, "--grpc", `127.0.0.1:${grpc}`], { stdio: ["ignore", "ignore", "inherit"] });
+  "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"], { stdio: ["ignore", "ignore", "pipe"] });
+const http = await new Promise((resolve, reject) => {
+  let seen = "";
+  let found = false;
+  server.stderr.on("data", (chunk) => {
+    process.stderr.write(chunk);
+    if (found) return;
+    seen += chunk.toString();
+    const m = seen.match(/HTTP API on http:\/\/127\.0\.0\.1:(\d+)\//);
+    if (m) { found = true; resolve(Number(m[1])); }
+  });
+  server.on("exit", (code) => reject(new Error(`perdure serve exited (${code}) before it listened`)));
+});
 const base = `http://127.0.0.1:${http}`;
 const api = `${base}/runtime/webhooks/durabletask`;
 let browser;

@@ -11,14 +11,13 @@ from durabletask import client as cl
 from durabletask import worker as wk
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "interop"))
-from perdure_server import free_port, new_store, start_server, stores  # noqa: E402
+from perdure_server import new_store, start_server, stores  # noqa: E402
 
 
 @pytest.fixture(params=list(stores()))
 def server(request):
-    port = free_port()
-    proc = start_server(new_store(request.param), port, samples=False)
-    yield f"localhost:{port}"
+    proc = start_server(new_store(request.param), samples=False)
+    yield f"localhost:{proc.grpc_port}"
     proc.kill()
     proc.wait()
 

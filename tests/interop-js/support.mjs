@@ -1,47 +1,41 @@
 // What the JavaScript interop tests share: a `perdure serve` on a fresh
-// SQLite file and a free port, and a runner that reports one line per named
+// SQLite file on ports it chooses, and a runner that reports one line per named
 // behaviour and exits non-zero when any failed.
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import net from "node:net";
 
 const BIN = process.env.PERDURE_BIN || "target/debug/perdure";
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function freePort() {
+// Resolves to the gRPC port `perdure serve` took, read from its startup
+// line on stderr (which is passed on to ours).
+function listening(server) {
   return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
+    let seen = "";
+    let found = false;
+    const timer = setTimeout(() => reject(new Error("perdure serve did not listen")), 30000);
+    server.stderr.on("data", (chunk) => {
+      process.stderr.write(chunk);
+      if (found) return;
+      seen += chunk.toString();
+      const m = seen.match(/gRPC on 127\.0\.0\.1:(\d+) /);
+      if (m) { found = true; clearTimeout(timer); resolve(Number(m[1])); }
     });
+    server.on("exit", (code) => { clearTimeout(timer); reject(new Error(`perdure serve exited (${code}) before it listened`)); });
   });
 }
 
-async function listening(port) {
-  const deadline = Date.now() + 30000;
-  for (;;) {
-    const ok = await new Promise((resolve) => {
-      const c = net.connect(port, "127.0.0.1", () => { c.end(); resolve(true); });
-      c.on("error", () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error("perdure serve did not listen");
-    await sleep(50);
-  }
-}
-
-// Starts `perdure serve` and resolves to { hostAddress, stop }.
+// Starts `perdure serve` on ports of its own choosing (port 0: nothing can
+// take them between a choice and the bind) and resolves to
+// { hostAddress, stop }.
 export async function serve(label) {
   const dir = mkdtempSync(join(tmpdir(), `perdure-${label}-`));
-  const port = await freePort();
-  const server = spawn(BIN, ["serve", "--store", `sqlite://${join(dir, "js.db")}`, "--grpc", `127.0.0.1:${port}`, "--http", "127.0.0.1:0"], { stdio: ["ignore", "ignore", "inherit"] });
-  await listening(port);
+  const server = spawn(BIN, ["serve", "--store", `sqlite://${join(dir, "js.db")}`, "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"], { stdio: ["ignore", "ignore", "pipe"] });
+  const port = await listening(server);
   return {
     hostAddress: `localhost:${port}`,
     async stop() {

@@ -4,7 +4,7 @@ from the official Durable Task SDK that connect to it."""
 
 import pytest
 from durabletask import worker as wk
-from perdure_server import BIN, free_port, new_store, server_log, start_server, stores  # noqa: F401
+from perdure_server import BIN, new_store, server_log, start_server, stores  # noqa: F401
 
 
 @pytest.fixture(params=list(stores()))
@@ -14,9 +14,8 @@ def store_kind(request):
 
 @pytest.fixture
 def server(store_kind):
-    port = free_port()
-    proc = start_server(new_store(store_kind), port)
-    yield f"localhost:{port}"
+    proc = start_server(new_store(store_kind))
+    yield f"localhost:{proc.grpc_port}"
     proc.kill()
     proc.wait()
 

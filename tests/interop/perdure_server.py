@@ -1,10 +1,11 @@
 """Starting and stopping `perdure serve` for the Python interoperability
-tests: a free port, a fresh store URL (SQLite, or a fresh hub on
+tests: the ports it took, a fresh store URL (SQLite, or a fresh hub on
 PostgreSQL), the server process and its log. Plain Python, no SDK, so the
 suites for both flavours of the SDK (tests/interop, tests/interop-dapr)
 share it."""
 
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -12,12 +13,6 @@ import time
 import uuid
 
 BIN = os.environ.get("PERDURE_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "target", "debug", "perdure"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stores():
@@ -37,8 +32,14 @@ def new_store(kind: str) -> str:
     return f"{base}{sep}hub=py_{uuid.uuid4().hex[:12]}"
 
 
-def start_server(store: str, port: int, samples: bool = True, extra=(), http_port: int = 0) -> subprocess.Popen:
-    """Starts `perdure serve` and waits until its gRPC port accepts."""
+READY = re.compile(rb"HTTP API on http://127\.0\.0\.1:(\d+)/.* gRPC on 127\.0\.0\.1:(\d+) ")
+
+
+def start_server(store: str, port: int = 0, samples: bool = True, extra=(), http_port: int = 0) -> subprocess.Popen:
+    """Starts `perdure serve` and waits until it has said where it listens.
+    Port 0 (the default) lets the server take free ports, so no other process
+    can take them between a choice and the bind; the ports it took are
+    `proc.grpc_port` and `proc.http_port`, read from its startup line."""
     args = [BIN, "serve", "--store", store, "--http", f"127.0.0.1:{http_port}", "--grpc", f"127.0.0.1:{port}", *extra]
     if samples:
         args.append("--samples")
@@ -50,16 +51,18 @@ def start_server(store: str, port: int, samples: bool = True, extra=(), http_por
     proc.log_path = log_path
     deadline = time.time() + 30
     while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        with open(log_path, "rb") as f:
+            ready = READY.search(f.read())
+        if ready:
+            proc.http_port, proc.grpc_port = int(ready.group(1)), int(ready.group(2))
+            socket.create_connection(("127.0.0.1", proc.grpc_port), timeout=5).close()
             return proc
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"perdure serve exited: {server_log(proc)}")
-            if time.time() > deadline:
-                proc.kill()
-                raise RuntimeError(f"perdure serve did not start listening: {server_log(proc)}")
-            time.sleep(0.05)
+        if proc.poll() is not None:
+            raise RuntimeError(f"perdure serve exited: {server_log(proc)}")
+        if time.time() > deadline:
+            proc.kill()
+            raise RuntimeError(f"perdure serve did not start listening: {server_log(proc)}")
+        time.sleep(0.05)
 
 
 def server_log(proc) -> str:

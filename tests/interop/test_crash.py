@@ -8,7 +8,7 @@ import time
 import grpc
 from datetime import timedelta
 
-from conftest import free_port, new_store, server_log, start_server
+from conftest import new_store, server_log, start_server
 from durabletask import client as dt
 from durabletask import task
 from durabletask import worker as wk
@@ -40,10 +40,12 @@ def wait_through_reconnect(c, iid, within=120):
 
 
 def test_sigkill_serve_while_python_workers_run(store_kind):
-    port = free_port()
     store = new_store(store_kind)
     lease = "--lease-ms"
-    server = start_server(store, port, samples=False, extra=[lease, "2000"])
+    server = start_server(store, samples=False, extra=[lease, "2000"])
+    # The restarts listen on the port the first server took: the workers
+    # reconnect to the address they were given.
+    port = server.grpc_port
     address = f"localhost:{port}"
     workers = []
     for _ in range(2):

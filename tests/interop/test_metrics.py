@@ -10,7 +10,7 @@ from durabletask import client as dt
 from durabletask import task
 from durabletask import worker as wk
 
-from conftest import free_port, new_store, server_log, start_server
+from conftest import new_store, server_log, start_server
 
 
 def greet(ctx: task.ActivityContext, city: str) -> str:
@@ -47,8 +47,8 @@ def until(what, f, within=30):
 
 
 def test_metrics_count_sdk_workers_and_their_work():
-    grpc_port, http_port = free_port(), free_port()
-    proc = start_server(new_store("sqlite"), grpc_port, http_port=http_port)
+    proc = start_server(new_store("sqlite"))
+    grpc_port, http_port = proc.grpc_port, proc.http_port
     w = None
     try:
         assert scrape(http_port)["perdure_grpc_workers"] == 0

@@ -15,7 +15,7 @@ import grpc
 from durabletask import client as dt
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from conftest import free_port, new_store, server_log, start_server
+from conftest import new_store, server_log, start_server
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 CALLER = "b7ad6b7169203331"
@@ -47,15 +47,14 @@ def served_with_otlp():
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, otlp)
     otlp_port = otlp.add_insecure_port("127.0.0.1:0")
     otlp.start()
-    grpc_port, http_port = free_port(), free_port()
     os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "100"
     try:
-        proc = start_server(new_store("sqlite"), grpc_port, http_port=http_port,
+        proc = start_server(new_store("sqlite"),
                             extra=["--otlp-endpoint", f"http://127.0.0.1:{otlp_port}"])
     finally:
         del os.environ["OTEL_BSP_SCHEDULE_DELAY"]
     try:
-        yield receiver, grpc_port, http_port, proc
+        yield receiver, proc.grpc_port, proc.http_port, proc
     finally:
         proc.kill()
         proc.wait()

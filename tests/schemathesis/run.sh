@@ -25,13 +25,21 @@ if [ ! -x "$venv/bin/st" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check schemathesis==4.32.5
 fi
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 out=target/schemathesis
 mkdir -p "$out"
-"$bin" serve --samples --store memory --http "127.0.0.1:$port" --grpc 127.0.0.1:0 \
+# Port 0: the server takes free ports itself and names them in its first line.
+"$bin" serve --samples --store memory --http 127.0.0.1:0 --grpc 127.0.0.1:0 \
   2>"$out/server.log" &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
+port=
+for _ in $(seq 300); do
+  port=$(sed -n 's|.*HTTP API on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$out/server.log" | head -n 1)
+  [ -n "$port" ] && break
+  kill -0 "$server" 2>/dev/null || { cat "$out/server.log"; exit 1; }
+  sleep 0.1
+done
+[ -n "$port" ] || { echo "perdure serve did not say where it listens"; cat "$out/server.log"; exit 1; }
 # --wait-for-schema polls until the server answers (bounded); no sleeps.
 SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$PWD/tests/schemathesis" \
   "$venv/bin/st" run "http://127.0.0.1:$port/openapi.json" \

@@ -423,12 +423,19 @@ async fn serve(
             );
         }
     }
-    let listener = tokio::net::TcpListener::bind(http)
-        .await
-        .with_context(|| format!("cannot listen on {http}"))?;
-    let grpc_listener = tokio::net::TcpListener::bind(grpc)
-        .await
-        .with_context(|| format!("cannot listen on {grpc}"))?;
+    // A fixed port is bound before port 0: an ephemeral port the kernel
+    // picks for one door must not be the fixed port the other door asked for.
+    let bind = |addr: std::net::SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))
+    };
+    let (listener, grpc_listener) = if http.port() == 0 {
+        let grpc_listener = bind(grpc).await?;
+        (bind(http).await?, grpc_listener)
+    } else {
+        (bind(http).await?, bind(grpc).await?)
+    };
     let http_addr = listener.local_addr()?;
     eprintln!(
         "perdure serve: HTTP API on http://{http_addr}{}, dashboard on http://{http_addr}/, metrics on http://{http_addr}/metrics, gRPC on {} (store {}{})",
