@@ -1,6 +1,6 @@
-//! The stored history encoding (`perdure_core::history`): bytes as a store
-//! row holds them, decoded as one event or a run of events. Properties: no
-//! panic; what decodes encodes to text that decodes to the same events and
+//! The stored history encoding (`perdure_core::history`, versions 1 and 2:
+//! JSON, and frames with raw payloads): bytes as a store row holds them,
+//! decoded as one event or a run of events. Properties: no panic; what decodes encodes to text that decodes to the same events and
 //! encodes to the same text again; a single event decodes the same way
 //! alone and as a run; every decoded event has a gRPC form that survives
 //! protobuf's encoding and an HTTP form that is valid JSON.
@@ -15,6 +15,9 @@ use prost::Message;
 /// Field names, type names and JSON fragments of the encoding.
 pub const DICTIONARY: &[&[u8]] = &[
     b"\"v\":1",
+    b"{\"v\":2,",
+    b"\"result\":[0,1]",
+    b"\"input\":[0,3]",
     b"\"v\":",
     b"\"event_id\":",
     b"\"timestamp\":\"2026-01-01T00:00:00Z\"",

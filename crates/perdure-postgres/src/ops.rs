@@ -711,9 +711,9 @@ pub(crate) async fn queue_depths(
             SELECT
               (SELECT count(*) FROM inbox, now WHERE visible_at <= now.t),
               (SELECT count(*) FROM inbox, now WHERE visible_at > now.t),
-              (SELECT count(*) FROM inbox, now WHERE visible_at <= now.t AND event LIKE '%"type":"TimerFired"%'),
+              (SELECT count(*) FROM inbox, now WHERE visible_at <= now.t AND substr(event, strpos(event, '"type":"'), 20) = '"type":"TimerFired",'),
               (SELECT count(*) FROM inbox m JOIN instances i ON i.instance_id = m.instance_id, now
-                 WHERE m.visible_at > now.t AND m.event LIKE '%"type":"TimerFired"%'
+                 WHERE m.visible_at > now.t AND substr(m.event, strpos(m.event, '"type":"'), 20) = '"type":"TimerFired",'
                    AND i.status = ANY($1) AND (m.execution_id IS NULL OR m.execution_id = i.execution_id)),
               (SELECT count(*) FROM tasks, now WHERE visible_at <= now.t AND lock_expiry <= now.t),
               (SELECT count(*) FROM tasks, now WHERE lock_expiry > now.t),

@@ -751,9 +751,9 @@ pub(crate) fn queue_depths(
 const QUEUE_DEPTHS_SQL: &str = r#"SELECT
     (SELECT count(*) FROM inbox WHERE visible_at <= ?1),
     (SELECT count(*) FROM inbox WHERE visible_at > ?1),
-    (SELECT count(*) FROM inbox WHERE visible_at <= ?1 AND event LIKE '%"type":"TimerFired"%'),
+    (SELECT count(*) FROM inbox WHERE visible_at <= ?1 AND substr(event, instr(event, '"type":"'), 20) = '"type":"TimerFired",'),
     (SELECT count(*) FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
-       WHERE m.visible_at > ?1 AND m.event LIKE '%"type":"TimerFired"%'
+       WHERE m.visible_at > ?1 AND substr(m.event, instr(m.event, '"type":"'), 20) = '"type":"TimerFired",'
          AND i.status IN (?2, ?3, ?4) AND (m.execution_id IS NULL OR m.execution_id = i.execution_id)),
     (SELECT count(*) FROM tasks WHERE visible_at <= ?1 AND lock_expiry <= ?1),
     (SELECT count(*) FROM tasks WHERE lock_expiry > ?1),

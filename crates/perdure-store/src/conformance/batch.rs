@@ -307,7 +307,20 @@ pub async fn check_queue_depths<S: Store>(s: &S) {
         visible_at: at,
     };
     let later = now() + chrono::Duration::hours(1);
-    k.messages = vec![timer(10, later), timer(11, now())];
+    // An event whose payload reads like a timer is not one (stored
+    // payloads are not escaped).
+    let lookalike = InstanceMessage {
+        event: HistoryEvent::new(
+            now(),
+            EventKind::EventRaised {
+                name: "TimerFired".into(),
+                input: Some(r#"{"type":"TimerFired","timer_id":1}"#.into()),
+                trace_context: None,
+            },
+        ),
+        ..timer(12, now())
+    };
+    k.messages = vec![timer(10, later), timer(11, now()), lookalike];
     s.commit_orchestration(k).await.expect("commit");
     s.create_instance(create("qd-other")).await.expect("create");
     let running = s
@@ -326,8 +339,8 @@ pub async fn check_queue_depths<S: Store>(s: &S) {
     assert_eq!(
         d,
         QueueDepths {
-            // The due timer and qd-other's start.
-            messages_ready: 2,
+            // The due timer, the lookalike and qd-other's start.
+            messages_ready: 3,
             messages_scheduled: 1,
             timers_due: 1,
             timers_scheduled: 1,

@@ -1,9 +1,14 @@
 //! History events: the append-only record an orchestration instance is made
-//! of, following Durable Task's event list, and their versioned stored
-//! encoding.
+//! of, following Durable Task's event list; their versioned stored encoding
+//! is `codec`'s.
 
 use crate::{FailureDetails, RuntimeStatus, Timestamp, TraceContext};
 use serde::{Deserialize, Serialize};
+
+mod codec;
+pub use codec::{
+    decode_event, decode_events, encode_event, encode_events, CodecError, HISTORY_FORMAT,
+};
 
 /// A payload is JSON text carried as it is; `None` means no value.
 pub type Payload = Option<String>;
@@ -47,7 +52,11 @@ impl RepairedStep {
 pub enum Repair {
     /// The step succeeds with `result` (JSON text).
     Complete {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "codec::payload"
+        )]
         result: Payload,
     },
     /// The step fails with `failure`.
@@ -86,6 +95,7 @@ pub enum EventKind {
         name: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         version: Option<String>,
+        #[serde(default, with = "codec::payload")]
         input: Payload,
         execution_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,26 +110,32 @@ pub enum EventKind {
     },
     ExecutionCompleted {
         status: RuntimeStatus,
+        #[serde(default, with = "codec::payload")]
         result: Payload,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         failure: Option<FailureDetails>,
     },
     ExecutionTerminated {
+        #[serde(default, with = "codec::payload")]
         reason: Payload,
     },
     ExecutionSuspended {
+        #[serde(default, with = "codec::payload")]
         reason: Payload,
     },
     ExecutionResumed {
+        #[serde(default, with = "codec::payload")]
         reason: Payload,
     },
     ExecutionRewound {
+        #[serde(default, with = "codec::payload")]
         reason: Payload,
     },
     TaskScheduled {
         name: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         version: Option<String>,
+        #[serde(default, with = "codec::payload")]
         input: Payload,
         /// The activity's client span, which its execution continues.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,6 +145,7 @@ pub enum EventKind {
     },
     TaskCompleted {
         task_scheduled_id: i64,
+        #[serde(default, with = "codec::payload")]
         result: Payload,
     },
     TaskFailed {
@@ -140,6 +157,7 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         version: Option<String>,
         instance_id: String,
+        #[serde(default, with = "codec::payload")]
         input: Payload,
         /// The sub-orchestration's client span, which the child continues.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,6 +168,7 @@ pub enum EventKind {
     },
     SubOrchestrationInstanceCompleted {
         task_scheduled_id: i64,
+        #[serde(default, with = "codec::payload")]
         result: Payload,
     },
     SubOrchestrationInstanceFailed {
@@ -168,10 +187,12 @@ pub enum EventKind {
     EventSent {
         instance_id: String,
         name: String,
+        #[serde(default, with = "codec::payload")]
         input: Payload,
     },
     EventRaised {
         name: String,
+        #[serde(default, with = "codec::payload")]
         input: Payload,
         /// The span that raised it (a client's `orchestration_event`
         /// producer span, the request it served, or the sending
@@ -180,6 +201,7 @@ pub enum EventKind {
         trace_context: Option<TraceContext>,
     },
     ContinueAsNew {
+        #[serde(default, with = "codec::payload")]
         input: Payload,
     },
     /// A one-way operation request to an entity. In the sender's history it
@@ -190,6 +212,7 @@ pub enum EventKind {
         /// The entity's instance id, `@name@key`.
         target: String,
         operation: String,
+        #[serde(default, with = "codec::payload")]
         input: Payload,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         scheduled_time: Option<Timestamp>,
@@ -203,6 +226,7 @@ pub enum EventKind {
         request_id: String,
         target: String,
         operation: String,
+        #[serde(default, with = "codec::payload")]
         input: Payload,
         parent_instance_id: String,
         parent_execution_id: String,
@@ -213,6 +237,7 @@ pub enum EventKind {
     /// An entity's answer to a call.
     EntityOperationCompleted {
         request_id: String,
+        #[serde(default, with = "codec::payload")]
         output: Payload,
     },
     /// An entity operation failed; its state change was rolled back.
@@ -255,11 +280,19 @@ pub enum EventKind {
     /// `events` as its history and queues its open steps again.
     HistoryImported {
         status: RuntimeStatus,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "codec::payload"
+        )]
         output: Payload,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         failure: Option<FailureDetails>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "codec::payload"
+        )]
         custom_status: Payload,
         events: Vec<HistoryEvent>,
     },
@@ -443,81 +476,6 @@ impl EventKind {
             EventKind::EntityUnlockSent { .. } => "EntityUnlockSent",
         }
     }
-}
-
-/// The version of the stored event encoding written by [`encode_event`].
-pub const HISTORY_FORMAT: u32 = 1;
-
-/// A stored event that could not be decoded.
-#[derive(Debug, thiserror::Error)]
-pub enum CodecError {
-    #[error("stored history event is not valid: {0}")]
-    Invalid(#[from] serde_json::Error),
-    #[error(
-        "stored history event has format version {0}; this build reads version {HISTORY_FORMAT}"
-    )]
-    UnknownFormat(u32),
-}
-
-#[derive(Serialize)]
-struct EncodedRef<'a> {
-    v: u32,
-    #[serde(flatten)]
-    event: &'a HistoryEvent,
-}
-
-#[derive(Deserialize)]
-struct Encoded {
-    v: u32,
-    #[serde(flatten)]
-    event: HistoryEvent,
-}
-
-/// Encodes an event for storage (JSON with a format version).
-pub fn encode_event(event: &HistoryEvent) -> String {
-    // Serializing this plain data model to a String cannot fail.
-    serde_json::to_string(&EncodedRef {
-        v: HISTORY_FORMAT,
-        event,
-    })
-    .unwrap_or_default()
-}
-
-/// Encodes a run of events as one JSON array of [`encode_event`] texts (a
-/// store may keep a whole turn in one row).
-pub fn encode_events(events: &[HistoryEvent]) -> String {
-    let mut out = String::from("[");
-    for (i, e) in events.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&encode_event(e));
-    }
-    out.push(']');
-    out
-}
-
-/// Decodes what [`encode_events`] or [`encode_event`] wrote.
-pub fn decode_events(text: &str) -> Result<Vec<HistoryEvent>, CodecError> {
-    if !text.trim_start().starts_with('[') {
-        return decode_event(text).map(|e| vec![e]);
-    }
-    let all: Vec<Encoded> = serde_json::from_str(text)?;
-    all.into_iter()
-        .map(|e| match e.v {
-            HISTORY_FORMAT => Ok(e.event),
-            v => Err(CodecError::UnknownFormat(v)),
-        })
-        .collect()
-}
-
-/// Decodes a stored event written by [`encode_event`].
-pub fn decode_event(text: &str) -> Result<HistoryEvent, CodecError> {
-    let e: Encoded = serde_json::from_str(text)?;
-    if e.v != HISTORY_FORMAT {
-        return Err(CodecError::UnknownFormat(e.v));
-    }
-    Ok(e.event)
 }
 
 #[cfg(test)]
