@@ -107,17 +107,20 @@ async fn with_inboxes<C: GenericClient + Sync>(
         .collect();
     let stmt = c
         .prepare_cached(
-            "SELECT instance_id, seq, execution_id, event FROM (
-                 SELECT m.instance_id, m.seq, m.execution_id, m.event,
-                        row_number() OVER (
-                            PARTITION BY m.instance_id
-                            ORDER BY (i.history_len = 0
-                                      AND m.execution_id IS NOT DISTINCT FROM i.execution_id) DESC,
-                                     m.seq) AS n
-                 FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
-                 WHERE m.instance_id = ANY($1) AND m.visible_at <= $2
-                   AND (m.control OR NOT m.instance_id = ANY($3))) x
-             WHERE n <= $4 ORDER BY instance_id, n",
+            // Instance by instance (the inbox's instance index), never a
+            // scan of every visible message.
+            "SELECT ids.id, m.seq, m.execution_id, m.event
+             FROM unnest($1::text[]) AS ids(id)
+             JOIN instances i ON i.instance_id = ids.id
+             CROSS JOIN LATERAL (
+                 SELECT seq, execution_id, event,
+                        (i.history_len = 0
+                         AND execution_id IS NOT DISTINCT FROM i.execution_id) AS first
+                 FROM inbox
+                 WHERE instance_id = ids.id AND visible_at <= $2
+                   AND (control OR NOT ids.id = ANY($3))
+                 ORDER BY first DESC, seq LIMIT $4) m
+             ORDER BY ids.id, m.first DESC, m.seq",
         )
         .await
         .map_err(|e| backend("reading inboxes", e))?;

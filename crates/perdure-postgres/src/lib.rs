@@ -237,7 +237,10 @@ impl PostgresStore {
         let schema = format!("perdure_{hub}");
         let (mut cfg, tls) = parsed.connection(url)?;
         cfg.application_name(format!("perdure:{hub}"));
-        cfg.options(format!("-c search_path={schema}"));
+        // Every statement of ours is written for an index. A plan cached
+        // while a table was small (a new hub; no autovacuum to analyze it)
+        // must not go on scanning the whole table as it grows.
+        cfg.options(format!("-c search_path={schema} -c enable_seqscan=off"));
         cfg.connect_timeout(Duration::from_secs(10));
         schema::migrate(&cfg, &tls, &schema).await?;
         let mgr = Manager::from_config(

@@ -72,7 +72,7 @@ pub fn build_commit(
     commit.history = result.accepted;
     let mut actions = result.actions;
     crate::telemetry::assign_task_contexts(&id, exec, &mut actions);
-    for action in &actions {
+    for action in actions {
         commit.history.push(action.to_event(now));
         side_effects(exec, action, now, &mut commit);
     }
@@ -137,13 +137,13 @@ pub fn activity_result(
 
 fn side_effects(
     exec: &ExecutionInfo,
-    action: &Action,
+    action: Action,
     now: Timestamp,
     commit: &mut OrchestrationCommit,
 ) {
     let id = &commit.instance_id;
     let exec_id = &exec.execution_id;
-    match action.clone() {
+    match action {
         Action::ScheduleTask {
             trace_context,
             id: task_id,
@@ -240,7 +240,7 @@ fn side_effects(
         Action::CallEntity { ref target, .. }
         | Action::SignalEntity { ref target, .. }
         | Action::UnlockEntity { ref target, .. } => {
-            let visible_at = match action {
+            let visible_at = match &action {
                 Action::SignalEntity {
                     scheduled_time: Some(at),
                     ..
