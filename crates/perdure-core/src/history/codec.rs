@@ -48,12 +48,20 @@ enum Mode {
     Append,
 }
 
+/// Payloads up to this size are gathered during the header's pass and
+/// copied twice; a frame with a larger one takes a second pass instead, so
+/// that large payloads are copied once.
+const SMALL: usize = 1024;
+
 thread_local! {
     static MODE: Cell<Mode> = const { Cell::new(Mode::Plain) };
     /// The next payload's offset in the frame's tail (`Offsets`, encoding).
     static NEXT: Cell<usize> = const { Cell::new(0) };
     /// The text being encoded (`Append`): moved in and out, never copied.
     static TAIL: RefCell<String> = const { RefCell::new(String::new()) };
+    /// The frame's small payloads, gathered during the header's pass, or
+    /// `None` once a large one was seen.
+    static SMALL_TAIL: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 /// Sets the mode for one (de)serialization and puts `Plain` back after it,
@@ -87,6 +95,10 @@ pub(super) mod payload {
             Mode::Offsets => {
                 let at = NEXT.get();
                 NEXT.set(at + text.len());
+                SMALL_TAIL.with_borrow_mut(|small| match small {
+                    Some(t) if text.len() <= SMALL => t.push_str(text),
+                    _ => *small = None,
+                });
                 (at, text.len()).serialize(s)
             }
             Mode::Append => {
@@ -189,12 +201,27 @@ fn encode_into(event: &HistoryEvent, out: &mut String) {
     let header = {
         let _mode = ModeGuard::set(Mode::Offsets);
         NEXT.set(0);
+        SMALL_TAIL.with_borrow_mut(|small| match small {
+            Some(t) => t.clear(),
+            None => *small = Some(String::new()),
+        });
         serde_json::to_string(&framed).unwrap_or_default()
     };
     out.reserve(header.len() + NEXT.get());
     out.push_str(&header);
-    // The second pass visits the payloads in the order the first gave them
-    // offsets (the same derive), appending each to `out`.
+    let gathered = SMALL_TAIL.with_borrow(|small| match small {
+        Some(t) => {
+            out.push_str(t);
+            true
+        }
+        None => false,
+    });
+    if gathered {
+        return;
+    }
+    // A large payload: the second pass visits the payloads in the order
+    // the first gave them offsets (the same derive), appending each to
+    // `out`.
     TAIL.with_borrow_mut(|t| std::mem::swap(t, out));
     {
         let _mode = ModeGuard::set(Mode::Append);
@@ -451,6 +478,49 @@ mod tests {
             assert_eq!(decode_events(&run).unwrap(), events, "{run}");
         }
         assert_eq!(decode_events(&encode_events(&[])).unwrap(), vec![]);
+    }
+
+    /// A frame with payloads on both sides of SMALL (gathered in one pass,
+    /// or appended in a second) keeps them in their places.
+    #[test]
+    fn large_and_small_payloads_share_a_frame() {
+        let big = format!("\"{}\"", "x".repeat(SMALL * 3));
+        let t = chrono::Utc.with_ymd_and_hms(2026, 12, 4, 1, 2, 3).unwrap();
+        for (output, custom_status, nested) in [
+            (
+                Some(big.clone()),
+                Some("1".to_string()),
+                Some("2".to_string()),
+            ),
+            (Some("1".to_string()), Some(big.clone()), None),
+            (None, Some("1".to_string()), Some(big.clone())),
+        ] {
+            let e = HistoryEvent::new(
+                t,
+                EventKind::HistoryImported {
+                    status: RuntimeStatus::Completed,
+                    output,
+                    failure: None,
+                    custom_status,
+                    events: vec![HistoryEvent::new(
+                        t,
+                        EventKind::TaskCompleted {
+                            task_scheduled_id: 0,
+                            result: nested,
+                        },
+                    )],
+                },
+            );
+            let small = HistoryEvent::new(
+                t,
+                EventKind::ContinueAsNew {
+                    input: Some("3".into()),
+                },
+            );
+            let run = [e.clone(), small.clone(), e];
+            assert_eq!(decode_events(&encode_events(&run)).unwrap(), run);
+            assert_eq!(decode_event(&encode_event(&small)).unwrap(), small);
+        }
     }
 
     #[test]
