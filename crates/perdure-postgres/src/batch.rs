@@ -33,9 +33,11 @@ enum Op {
         result: InstanceMessage,
         reply: oneshot::Sender<Result<Woken, StoreError>>,
     },
-    /// A new instance and its start message (a client's start).
+    /// A new instance and its start message (a client's start), leased to
+    /// the caller when `lease` (token, ms) is given.
     Create {
         req: CreateInstance,
+        lease: Option<(String, i64)>,
         reply: oneshot::Sender<Result<Created, StoreError>>,
     },
     /// A lease-only take for a carried result: pipelined with the steps
@@ -48,9 +50,10 @@ enum Op {
     },
 }
 
-/// A start: what it woke, or, when the id was taken (nothing written), the
+/// A start: what it woke, the start message's seq and the database time,
+/// with the request; or, when the id was taken (nothing written), the
 /// request back for the slower path.
-pub(crate) type Created = Result<Woken, Box<CreateInstance>>;
+pub(crate) type Created = Result<(Woken, i64, i64, Box<CreateInstance>), Box<CreateInstance>>;
 
 /// A turn's statement ran: whether its check held, what it woke, and the
 /// database's time (ms).
@@ -60,7 +63,7 @@ enum Done {
     Turn(Result<TurnDone, StoreError>),
     Result(Result<Woken, StoreError>),
     Take(Result<Option<Box<OrchestrationItem>>, StoreError>),
-    Create(Result<(bool, Woken), StoreError>),
+    Create(Result<(Option<(i64, i64)>, Woken), StoreError>),
 }
 
 impl Op {
@@ -79,10 +82,10 @@ impl Op {
             Op::Result { token, result, .. } => {
                 Done::Result(fast::complete_activity(c, token, result).await)
             }
-            Op::Create { req, .. } => {
+            Op::Create { req, lease, .. } => {
                 let mut w = Woken::default();
                 Done::Create(
-                    fast::create_instance(c, req, &mut w)
+                    fast::create_instance(c, req, lease.as_ref(), &mut w)
                         .await
                         .map(|created| (created, w)),
                 )
@@ -108,16 +111,11 @@ impl Op {
             (Op::Result { reply, .. }, Done::Result(r)) => {
                 let _ = reply.send(r);
             }
-            (Op::Create { req, reply }, Done::Create(r)) => {
-                let _ = reply.send(r.map(
-                    |(created, w)| {
-                        if created {
-                            Ok(w)
-                        } else {
-                            Err(Box::new(req))
-                        }
-                    },
-                ));
+            (Op::Create { req, reply, .. }, Done::Create(r)) => {
+                let _ = reply.send(r.map(|(created, w)| match created {
+                    Some((seq, now)) => Ok((w, seq, now, Box::new(req))),
+                    None => Err(Box::new(req)),
+                }));
             }
             (Op::Take { reply, .. }, Done::Take(r)) => {
                 let _ = reply.send(r.map(|i| i.map(|b| *b)));
@@ -196,10 +194,14 @@ impl Batcher {
 impl Batcher {
     /// Creates a new instance (see [`fast::create_instance`]); the request
     /// back when the id is taken, and nothing was written.
-    pub async fn create(&self, req: CreateInstance) -> Result<Created, StoreError> {
+    pub async fn create(
+        &self,
+        req: CreateInstance,
+        lease: Option<(String, i64)>,
+    ) -> Result<Created, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Op::Create { req, reply })
+            .send(Op::Create { req, lease, reply })
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }

@@ -145,33 +145,44 @@ async fn with_inboxes<C: GenericClient + Sync>(
         .collect())
 }
 
-/// Creates a new instance and its start message in one statement: `false`
-/// (nothing written) when the id is taken, for the caller's slower path
-/// (which replaces a finished instance or refuses).
+/// Creates a new instance and its start message in one statement, leased
+/// to `lease` (token, ms) when given: `None` (nothing written) when the id
+/// is taken, for the caller's slower path (which replaces a finished
+/// instance or refuses); else the start message's seq and the database
+/// time.
 pub(crate) async fn create_instance<C: GenericClient + Sync>(
     c: &C,
     req: &CreateInstance,
+    lease: Option<&(String, i64)>,
     w: &mut Woken,
-) -> Result<bool, StoreError> {
+) -> Result<Option<(i64, i64)>, StoreError> {
     let stmt = c
         .prepare_cached(&format!(
             "WITH {clock},
              ins AS (
                  INSERT INTO instances (instance_id, name, version, status, execution_id, input,
-                                        created_at, updated_at, parent_instance_id, tags)
-                 SELECT $1, $2, $3, $4, $5, $6, now, now, $7, $8 FROM clock
+                                        created_at, updated_at, parent_instance_id, tags,
+                                        lock_token, lock_expiry)
+                 SELECT $1, $2, $3, $4, $5, $6, now, now, $7, $8,
+                        $11, CASE WHEN $11::text IS NULL THEN 0 ELSE now + $12 END FROM clock
                  ON CONFLICT (instance_id) DO NOTHING
                  RETURNING instance_id),
              msg AS (
                  INSERT INTO inbox (instance_id, execution_id, event, visible_at, control)
-                 SELECT instance_id, $5, $9, $10, false FROM ins)
-             SELECT (SELECT count(*) FROM ins), (SELECT now FROM clock)",
+                 SELECT instance_id, $5, $9, $10, false FROM ins
+                 RETURNING seq)
+             SELECT (SELECT count(*) FROM ins), (SELECT now FROM clock),
+                    (SELECT seq FROM msg)",
             clock = clock(false)
         ))
         .await
         .map_err(|e| backend("creating an instance", e))?;
     let row = req.row();
     let visible = ceil_millis(req.visible_at).max(0);
+    let (token, lease_ms) = match lease {
+        Some((t, ms)) => (Some(t.as_str()), *ms),
+        None => (None, 0),
+    };
     let done = c
         .query_one(
             &stmt,
@@ -186,15 +197,22 @@ pub(crate) async fn create_instance<C: GenericClient + Sync>(
                 &tags_text(&row.tags),
                 &encode_event(&req.start_event),
                 &visible,
+                &token,
+                &lease_ms,
             ],
         )
         .await
         .map_err(|e| backend("creating an instance", e))?;
-    let (created, now): (i64, i64) = (done.get(0), done.get(1));
-    if created > 0 {
-        w.orchestration_message(visible, now);
+    let (created, now, seq): (i64, i64, Option<i64>) = (done.get(0), done.get(1), done.get(2));
+    match seq {
+        Some(seq) if created > 0 => {
+            if token.is_none() {
+                w.orchestration_message(visible, now);
+            }
+            Ok(Some((seq, now)))
+        }
+        _ => Ok(None),
     }
-    Ok(created > 0)
 }
 
 /// How to take an instance for a carried result: lease (ms), most

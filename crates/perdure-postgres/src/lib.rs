@@ -360,8 +360,8 @@ impl InstanceStore for PostgresStore {
         // A new id, the usual case: one statement, group-committed with
         // other clients' starts and the workers' steps. A taken id (a
         // finished instance to replace, or a refusal) goes the long way.
-        let w = match self.batch.create(req).await? {
-            Ok(w) => w,
+        let w = match self.batch.create(req, None).await? {
+            Ok((w, ..)) => w,
             Err(req) => {
                 self.run(|tx, _| Box::pin(ops::create_instance(tx, *req)))
                     .await?
@@ -369,6 +369,45 @@ impl InstanceStore for PostgresStore {
         };
         self.signal(w);
         Ok(())
+    }
+
+    async fn create_leased(
+        &self,
+        req: CreateInstance,
+        lease: Duration,
+    ) -> Result<LeasedCreate, StoreError> {
+        // A scheduled start is not this caller's to run now. (The database
+        // clock decides for every other start; a start due within the
+        // skew between the clocks is one the caller runs a little early.)
+        if req.visible_at > chrono::Utc::now() {
+            return Ok(LeasedCreate::Declined(Box::new(req)));
+        }
+        let token = new_lock_token();
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4);
+        match self
+            .batch
+            .create(req, Some((token.clone(), lease_ms)))
+            .await?
+        {
+            Ok((_, seq, now, req)) => {
+                let req = *req;
+                let created =
+                    chrono::DateTime::from_timestamp_millis(now).unwrap_or(req.visible_at);
+                let record = InstanceRecord::pending(&req.instance_id, req.row(), created);
+                let start = InboxMessage {
+                    seq,
+                    execution_id: Some(req.execution_id),
+                    event: req.start_event,
+                };
+                Ok(LeasedCreate::Taken(Box::new(OrchestrationItem::new(
+                    record,
+                    vec![start],
+                    token,
+                    now,
+                ))))
+            }
+            Err(req) => Ok(LeasedCreate::Declined(req)),
+        }
     }
 
     async fn get_instance(&self, instance_id: &str) -> Result<Option<InstanceRecord>, StoreError> {

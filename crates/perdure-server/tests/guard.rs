@@ -476,10 +476,14 @@ async fn a_read_only_key_reads_and_changes_nothing() {
     .await;
     // The status of a running instance, read with the read key, hands out
     // URLs that carry the read key, never the API key.
+    // (With its input, so that it waits for its approval: without, it
+    // fails at once, and may have by the time its status is read.)
     let r = s
         .http
         .post(s.url("/orchestrators/ApprovalWorkflow/waiting"))
         .header("authorization", "Bearer write+key=")
+        .header("content-type", "application/json")
+        .body(r#"{"request": "guard", "timeout_secs": 3600}"#)
         .send()
         .await
         .expect("start");

@@ -162,6 +162,53 @@ impl InstanceStore for SqliteStore {
         Ok(())
     }
 
+    async fn create_leased(
+        &self,
+        req: CreateInstance,
+        lease: std::time::Duration,
+    ) -> Result<LeasedCreate, StoreError> {
+        let clock = self.clock.clone();
+        // Scheduled for later: not this caller's to run now. (Within the
+        // millisecond is now: `visible_at` is stored rounded up.)
+        if req.visible_at.timestamp_millis() > clock.now_ms() {
+            return Ok(LeasedCreate::Declined(Box::new(req)));
+        }
+        let visible = ceil_millis(req.visible_at);
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4);
+        let token = new_lock_token();
+        let (id, row, event) = (
+            req.instance_id.clone(),
+            req.row(),
+            perdure_core::encode_event(&req.start_event),
+        );
+        let (execution_id, held) = (req.execution_id.clone(), token.clone());
+        let done = self
+            .writer
+            .write(move |c| {
+                let now = clock.now_ms().max(visible);
+                let start = (event.as_str(), Some(execution_id.as_str()), visible);
+                let seq = ops::create_leased(c, &id, &row, start, &held, now + lease_ms, now)?;
+                Ok(seq.map(|seq| (seq, now)))
+            })
+            .await?;
+        let Some((seq, now)) = done else {
+            return Ok(LeasedCreate::Declined(Box::new(req)));
+        };
+        let created = chrono::DateTime::from_timestamp_millis(now).unwrap_or(req.visible_at);
+        let record = InstanceRecord::pending(&req.instance_id, req.row(), created);
+        let start = InboxMessage {
+            seq,
+            execution_id: Some(req.execution_id),
+            event: req.start_event,
+        };
+        Ok(LeasedCreate::Taken(Box::new(OrchestrationItem::new(
+            record,
+            vec![start],
+            token,
+            now,
+        ))))
+    }
+
     async fn get_instance(&self, instance_id: &str) -> Result<Option<InstanceRecord>, StoreError> {
         let id = instance_id.to_string();
         self.read(move |c| ops::get_instance(c, &id)).await

@@ -112,6 +112,13 @@ impl<S: Store> InstanceStore for FaultyStore<S> {
     async fn create_instance(&self, req: CreateInstance) -> Result<(), StoreError> {
         self.inner.create_instance(req).await
     }
+    async fn create_leased(
+        &self,
+        req: CreateInstance,
+        lease: std::time::Duration,
+    ) -> Result<LeasedCreate, StoreError> {
+        self.inner.create_leased(req, lease).await
+    }
     async fn get_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StoreError> {
         self.inner.get_instance(id).await
     }

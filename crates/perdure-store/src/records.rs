@@ -25,6 +25,38 @@ pub struct InstanceRecord {
     pub tags: Tags,
 }
 
+impl InstanceRecord {
+    /// A new instance's record as a create writes it: Pending, no history,
+    /// created and updated at `now`.
+    pub fn pending(id: &str, new: ImplicitInstance, now: Timestamp) -> Self {
+        InstanceRecord {
+            instance_id: id.to_string(),
+            name: new.name,
+            version: new.version,
+            status: RuntimeStatus::Pending,
+            execution_id: new.execution_id,
+            input: new.input,
+            output: None,
+            failure: None,
+            custom_status: None,
+            created_at: now,
+            updated_at: now,
+            parent_instance_id: new.parent_instance_id,
+            history_len: 0,
+            tags: new.tags,
+        }
+    }
+}
+
+/// What [`crate::InstanceStore::create_leased`] did.
+#[derive(Debug)]
+pub enum LeasedCreate {
+    /// Created, leased to the caller: the item its first turn runs on.
+    Taken(Box<OrchestrationItem>),
+    /// Nothing written: the request back, for `create_instance`.
+    Declined(Box<CreateInstance>),
+}
+
 /// A request to create (or replace a finished) instance.
 #[derive(Clone, Debug)]
 pub struct CreateInstance {

@@ -259,18 +259,22 @@ impl Client {
                 tags,
             },
         );
-        let created = self
-            .store
-            .create_instance(CreateInstance {
-                instance_id: id.clone(),
-                name: name.to_string(),
-                version,
-                input,
-                execution_id,
-                start_event,
-                visible_at: perdure_core::time::clamp(start_at.unwrap_or(now).max(now)),
-            })
-            .await;
+        let req = CreateInstance {
+            instance_id: id.clone(),
+            name: name.to_string(),
+            version,
+            input,
+            execution_id,
+            start_event,
+            visible_at: perdure_core::time::clamp(start_at.unwrap_or(now).max(now)),
+        };
+        // A worker of this process on the same store runs the first turn
+        // at once when it can; otherwise the instance waits for any worker.
+        let created = match crate::worker::local::start(&self.store, req).await {
+            Ok(Some(req)) => self.store.create_instance(req).await,
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
         if let Some(span) = span {
             span.end(created.as_ref().err().map(|e| e.to_string()));
         }

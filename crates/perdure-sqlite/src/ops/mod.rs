@@ -244,6 +244,37 @@ pub(crate) fn create_instance(
     Ok(w)
 }
 
+/// A new instance leased to the caller (`token`, until `now + lease_ms`)
+/// and its start message: the message's seq, or `None` (nothing written)
+/// when the id is taken.
+pub(crate) fn create_leased(
+    c: &Connection,
+    id: &str,
+    new: &ImplicitInstance,
+    start: (&str, Option<&str>, i64),
+    token: &str,
+    expiry: i64,
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
+    if exists(c, id)? {
+        return Ok(None);
+    }
+    exec_cached(c,
+        "INSERT INTO instances (instance_id, name, version, status, execution_id, input, output, failure, custom_status, created_at, updated_at, parent_instance_id, history_len, lock_token, lock_expiry, tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL, NULL, ?7, ?7, ?8, 0, ?9, ?10, ?11)",
+        params![id, new.name, new.version, RuntimeStatus::Pending.code(), new.execution_id, new.input, now,
+            new.parent_instance_id, token, expiry, tags_text(&new.tags)],
+    )
+    .map_err(|e| backend("creating an instance", e))?;
+    let (event, execution_id, visible) = start;
+    c.prepare_cached(
+        "INSERT INTO inbox (instance_id, execution_id, event, visible_at, control) VALUES (?1, ?2, ?3, ?4, 0)",
+    )
+    .and_then(|mut s| s.execute(params![id, execution_id, event, visible]))
+    .map_err(|e| backend("enqueueing a message", e))?;
+    Ok(Some(c.last_insert_rowid()))
+}
+
 fn create_implicit(
     c: &Connection,
     id: &str,

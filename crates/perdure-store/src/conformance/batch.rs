@@ -367,3 +367,65 @@ pub async fn check_queue_depths<S: Store>(s: &S) {
         "a timer of an ended instance is not counted as scheduled"
     );
 }
+
+/// A leased create writes what a create writes, leased to the caller: the
+/// item it returns is the one a fetch would have handed out, its turn
+/// commits under its token, and no fetch takes the instance meanwhile. A
+/// taken id or a start scheduled for later is declined with nothing
+/// written.
+pub async fn check_create_leased<S: Store>(s: &S) {
+    let item = match s.create_leased(create("cl"), LEASE).await.expect("create") {
+        LeasedCreate::Taken(item) => *item,
+        LeasedCreate::Declined(_) => panic!("a new id starting now is created leased"),
+    };
+    assert_eq!(item.instance.instance_id, "cl");
+    assert_eq!(item.instance.status, RuntimeStatus::Pending);
+    assert_eq!(item.instance.history_len, 0);
+    assert_eq!(item.instance.input.as_deref(), Some("1"));
+    assert_eq!(item.messages.len(), 1, "the start message");
+    assert!(matches!(
+        item.messages[0].event.kind,
+        EventKind::ExecutionStarted { .. }
+    ));
+    let stored = s.get_instance("cl").await.expect("get").expect("created");
+    assert_eq!(stored.status, RuntimeStatus::Pending);
+    assert_eq!(
+        stored.created_at, item.instance.created_at,
+        "the record as stored"
+    );
+    assert!(
+        s.fetch_orchestrations(LEASE, 100, 10, &WorkFilter::Any)
+            .await
+            .expect("fetch")
+            .is_empty(),
+        "a leased new instance is nobody else's work"
+    );
+    let start = item.messages[0].event.clone();
+    s.commit_orchestration(commit_for(&item, vec![start]))
+        .await
+        .expect("the first turn commits under the create's lease");
+    let after = s.get_instance("cl").await.expect("get").expect("exists");
+    assert_eq!(after.status, RuntimeStatus::Running);
+    assert_eq!(after.history_len, 1);
+    assert!(
+        s.fetch_orchestrations(LEASE, 100, 10, &WorkFilter::Any)
+            .await
+            .expect("fetch")
+            .is_empty(),
+        "the start message was consumed"
+    );
+    match s.create_leased(create("cl"), LEASE).await.expect("again") {
+        LeasedCreate::Declined(req) => assert_eq!(req.instance_id, "cl"),
+        LeasedCreate::Taken(_) => panic!("a taken id must be declined"),
+    }
+    let mut later = create("cl-later");
+    later.visible_at = now() + chrono::Duration::hours(1);
+    assert!(matches!(
+        s.create_leased(later, LEASE).await.expect("later"),
+        LeasedCreate::Declined(_)
+    ));
+    assert!(
+        s.get_instance("cl-later").await.expect("get").is_none(),
+        "a declined start writes nothing"
+    );
+}

@@ -165,7 +165,7 @@ impl InstanceStore for MemoryStore {
         }
         // The store's clock, like every other time it hands out.
         let now = self.clock.now();
-        let rec = new_record(&req.instance_id, req.row(), now);
+        let rec = InstanceRecord::pending(&req.instance_id, req.row(), now);
         g.instances.insert(
             req.instance_id.clone(),
             Inst {
@@ -184,6 +184,46 @@ impl InstanceStore for MemoryStore {
         drop(g);
         self.signal_message(visible, ms(now));
         Ok(())
+    }
+
+    async fn create_leased(
+        &self,
+        req: CreateInstance,
+        lease: Duration,
+    ) -> Result<LeasedCreate, StoreError> {
+        let mut g = self.lock()?;
+        let now = self.clock.now();
+        if g.instances.contains_key(&req.instance_id) || req.visible_at > now {
+            return Ok(LeasedCreate::Declined(Box::new(req)));
+        }
+        let rec = InstanceRecord::pending(&req.instance_id, req.row(), now);
+        let token = crate::new_lock_token();
+        let expiry = ms(now) + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4);
+        g.instances.insert(
+            req.instance_id.clone(),
+            Inst {
+                rec: rec.clone(),
+                history: Vec::new(),
+                lock: Some((token.clone(), expiry)),
+            },
+        );
+        let start = InboxMessage {
+            seq: g.next_seq + 1,
+            execution_id: Some(req.execution_id.clone()),
+            event: req.start_event.clone(),
+        };
+        g.push_msg(InstanceMessage {
+            instance_id: req.instance_id,
+            execution_id: Some(req.execution_id),
+            event: req.start_event,
+            visible_at: req.visible_at,
+        });
+        Ok(LeasedCreate::Taken(Box::new(OrchestrationItem::new(
+            rec,
+            vec![start],
+            token,
+            ms(now),
+        ))))
     }
 
     async fn get_instance(&self, instance_id: &str) -> Result<Option<InstanceRecord>, StoreError> {
@@ -258,7 +298,7 @@ impl InstanceStore for MemoryStore {
             let Some(new) = implicit_instance(&msg) else {
                 return Err(StoreError::NotFound(msg.instance_id));
             };
-            let rec = new_record(&msg.instance_id, new, self.clock.now());
+            let rec = InstanceRecord::pending(&msg.instance_id, new, self.clock.now());
             g.instances.insert(
                 msg.instance_id.clone(),
                 Inst {
@@ -273,25 +313,6 @@ impl InstanceStore for MemoryStore {
         drop(g);
         self.signal_message(visible, self.now_ms());
         Ok(())
-    }
-}
-
-fn new_record(id: &str, new: ImplicitInstance, now: Timestamp) -> InstanceRecord {
-    InstanceRecord {
-        instance_id: id.to_string(),
-        name: new.name,
-        version: new.version,
-        status: RuntimeStatus::Pending,
-        execution_id: new.execution_id,
-        input: new.input,
-        output: None,
-        failure: None,
-        custom_status: None,
-        created_at: now,
-        updated_at: now,
-        parent_instance_id: new.parent_instance_id,
-        history_len: 0,
-        tags: new.tags,
     }
 }
 

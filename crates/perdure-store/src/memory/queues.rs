@@ -191,7 +191,7 @@ impl MemoryStore {
                 let Some(new) = implicit_instance(&m) else {
                     continue; // undeliverable: dropped
                 };
-                let rec = new_record(&m.instance_id, new, c.now);
+                let rec = InstanceRecord::pending(&m.instance_id, new, c.now);
                 inner.instances.insert(
                     m.instance_id.clone(),
                     Inst {

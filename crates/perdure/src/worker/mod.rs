@@ -3,6 +3,7 @@
 //! can fail or panic; the worker records that and goes on.
 
 mod activities;
+pub(crate) mod local;
 mod orchestrations;
 
 use crate::registry::Registry;
@@ -110,6 +111,7 @@ impl Worker {
     /// Starts its dispatchers on the current tokio runtime.
     pub fn start(store: Arc<dyn Store>, registry: Registry, options: WorkerOptions) -> Worker {
         let shared = shared(store, registry, options);
+        local::register(&shared);
         let (stop, stop_rx) = watch::channel(false);
         let loops = [WorkKind::Orchestration, WorkKind::Activity]
             .into_iter()
