@@ -389,23 +389,9 @@ impl InstanceStore for PostgresStore {
             .create(req, Some((token.clone(), lease_ms)))
             .await?
         {
-            Ok((_, seq, now, req)) => {
-                let req = *req;
-                let created =
-                    chrono::DateTime::from_timestamp_millis(now).unwrap_or(req.visible_at);
-                let record = InstanceRecord::pending(&req.instance_id, req.row(), created);
-                let start = InboxMessage {
-                    seq,
-                    execution_id: Some(req.execution_id),
-                    event: req.start_event,
-                };
-                Ok(LeasedCreate::Taken(Box::new(OrchestrationItem::new(
-                    record,
-                    vec![start],
-                    token,
-                    now,
-                ))))
-            }
+            Ok((_, seq, now, req)) => Ok(LeasedCreate::Taken(Box::new(
+                req.into_leased_item(seq, token, now),
+            ))),
             Err(req) => Ok(LeasedCreate::Declined(req)),
         }
     }

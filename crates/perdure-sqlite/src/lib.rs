@@ -194,19 +194,9 @@ impl InstanceStore for SqliteStore {
         let Some((seq, now)) = done else {
             return Ok(LeasedCreate::Declined(Box::new(req)));
         };
-        let created = chrono::DateTime::from_timestamp_millis(now).unwrap_or(req.visible_at);
-        let record = InstanceRecord::pending(&req.instance_id, req.row(), created);
-        let start = InboxMessage {
-            seq,
-            execution_id: Some(req.execution_id),
-            event: req.start_event,
-        };
-        Ok(LeasedCreate::Taken(Box::new(OrchestrationItem::new(
-            record,
-            vec![start],
-            token,
-            now,
-        ))))
+        Ok(LeasedCreate::Taken(Box::new(
+            req.into_leased_item(seq, token, now),
+        )))
     }
 
     async fn get_instance(&self, instance_id: &str) -> Result<Option<InstanceRecord>, StoreError> {

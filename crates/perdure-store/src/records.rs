@@ -72,6 +72,21 @@ pub struct CreateInstance {
 }
 
 impl CreateInstance {
+    /// The item a fetch would hand out for this instance, just created at
+    /// store time `now_ms` (ms, as a store keeps it) with its start message
+    /// `seq`, leased under `token` (see
+    /// [`crate::InstanceStore::create_leased`]).
+    pub fn into_leased_item(self, seq: i64, token: String, now_ms: i64) -> OrchestrationItem {
+        let created = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or(self.visible_at);
+        let record = InstanceRecord::pending(&self.instance_id, self.row(), created);
+        let start = InboxMessage {
+            seq,
+            execution_id: Some(self.execution_id),
+            event: self.start_event,
+        };
+        OrchestrationItem::new(record, vec![start], token, now_ms)
+    }
+
     /// The instance row it creates (Pending): its fields, with the parent
     /// and tags its ExecutionStarted event carries.
     pub fn row(&self) -> ImplicitInstance {
