@@ -33,12 +33,15 @@ enum Op {
         result: InstanceMessage,
         reply: oneshot::Sender<Result<Woken, StoreError>>,
     },
-    /// A new instance and its start message (a client's start), leased to
-    /// the caller when `lease` (token, ms) is given.
+    /// A new instance and its start message (a client's start).
     Create {
         req: CreateInstance,
-        lease: Option<(String, i64)>,
         reply: oneshot::Sender<Result<Created, StoreError>>,
+    },
+    /// A new instance with its first turn (no messages to instances).
+    First {
+        commit: OrchestrationCommit,
+        reply: oneshot::Sender<Result<FirstDone, StoreError>>,
     },
     /// A lease-only take for a carried result: pipelined with the steps
     /// rather than a round trip and a transaction of its own.
@@ -50,10 +53,13 @@ enum Op {
     },
 }
 
-/// A start: what it woke, the start message's seq and the database time,
-/// with the request; or, when the id was taken (nothing written), the
+/// A start: what it woke; or, when the id was taken (nothing written), the
 /// request back for the slower path.
-pub(crate) type Created = Result<(Woken, i64, i64, Box<CreateInstance>), Box<CreateInstance>>;
+pub(crate) type Created = Result<Woken, Box<CreateInstance>>;
+
+/// A first turn: what it woke and the database time; or, when the id was
+/// taken (nothing written), the commit back.
+pub(crate) type FirstDone = Result<(Woken, i64), Box<OrchestrationCommit>>;
 
 /// A turn's statement ran: whether its check held, what it woke, and the
 /// database's time (ms).
@@ -63,7 +69,7 @@ enum Done {
     Turn(Result<TurnDone, StoreError>),
     Result(Result<Woken, StoreError>),
     Take(Result<Option<Box<OrchestrationItem>>, StoreError>),
-    Create(Result<(Option<(i64, i64)>, Woken), StoreError>),
+    Create(Result<(bool, Woken), StoreError>),
 }
 
 impl Op {
@@ -82,12 +88,20 @@ impl Op {
             Op::Result { token, result, .. } => {
                 Done::Result(fast::complete_activity(c, token, result).await)
             }
-            Op::Create { req, lease, .. } => {
+            Op::Create { req, .. } => {
                 let mut w = Woken::default();
                 Done::Create(
-                    fast::create_instance(c, req, lease.as_ref(), &mut w)
+                    fast::create_instance(c, req, &mut w)
                         .await
                         .map(|created| (created, w)),
+                )
+            }
+            Op::First { commit, .. } => {
+                let mut w = Woken::default();
+                Done::Turn(
+                    fast::commit_guarded(c, commit, &mut w, fast::Guard::New)
+                        .await
+                        .map(|(held, now)| (held, w, now)),
                 )
             }
             Op::Take {
@@ -113,8 +127,14 @@ impl Op {
             }
             (Op::Create { req, reply, .. }, Done::Create(r)) => {
                 let _ = reply.send(r.map(|(created, w)| match created {
-                    Some((seq, now)) => Ok((w, seq, now, Box::new(req))),
-                    None => Err(Box::new(req)),
+                    true => Ok(w),
+                    false => Err(Box::new(req)),
+                }));
+            }
+            (Op::First { commit, reply }, Done::Turn(r)) => {
+                let _ = reply.send(r.map(|(created, w, now)| match created {
+                    true => Ok((w, now)),
+                    false => Err(Box::new(commit)),
                 }));
             }
             (Op::Take { reply, .. }, Done::Take(r)) => {
@@ -138,6 +158,9 @@ impl Op {
                 let _ = reply.send(Err(e));
             }
             Op::Create { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Op::First { reply, .. } => {
                 let _ = reply.send(Err(e));
             }
         }
@@ -194,14 +217,21 @@ impl Batcher {
 impl Batcher {
     /// Creates a new instance (see [`fast::create_instance`]); the request
     /// back when the id is taken, and nothing was written.
-    pub async fn create(
-        &self,
-        req: CreateInstance,
-        lease: Option<(String, i64)>,
-    ) -> Result<Created, StoreError> {
+    pub async fn create(&self, req: CreateInstance) -> Result<Created, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Op::Create { req, lease, reply })
+            .send(Op::Create { req, reply })
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Creates a new instance with its first turn (see
+    /// [`fast::Guard::New`]); the commit back when the id is taken, and
+    /// nothing was written.
+    pub async fn first(&self, commit: OrchestrationCommit) -> Result<FirstDone, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Op::First { commit, reply })
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }

@@ -145,26 +145,21 @@ async fn with_inboxes<C: GenericClient + Sync>(
         .collect())
 }
 
-/// Creates a new instance and its start message in one statement, leased
-/// to `lease` (token, ms) when given: `None` (nothing written) when the id
-/// is taken, for the caller's slower path (which replaces a finished
-/// instance or refuses); else the start message's seq and the database
-/// time.
+/// Creates a new instance and its start message in one statement: false
+/// (nothing written) when the id is taken, for the caller's slower path
+/// (which replaces a finished instance or refuses).
 pub(crate) async fn create_instance<C: GenericClient + Sync>(
     c: &C,
     req: &CreateInstance,
-    lease: Option<&(String, i64)>,
     w: &mut Woken,
-) -> Result<Option<(i64, i64)>, StoreError> {
+) -> Result<bool, StoreError> {
     let stmt = c
         .prepare_cached(&format!(
             "WITH {clock},
              ins AS (
                  INSERT INTO instances (instance_id, name, version, status, execution_id, input,
-                                        created_at, updated_at, parent_instance_id, tags,
-                                        lock_token, lock_expiry)
-                 SELECT $1, $2, $3, $4, $5, $6, now, now, $7, $8,
-                        $11, CASE WHEN $11::text IS NULL THEN 0 ELSE now + $12 END FROM clock
+                                        created_at, updated_at, parent_instance_id, tags)
+                 SELECT $1, $2, $3, $4, $5, $6, now, now, $7, $8 FROM clock
                  ON CONFLICT (instance_id) DO NOTHING
                  RETURNING instance_id),
              msg AS (
@@ -179,10 +174,6 @@ pub(crate) async fn create_instance<C: GenericClient + Sync>(
         .map_err(|e| backend("creating an instance", e))?;
     let row = req.row();
     let visible = ceil_millis(req.visible_at).max(0);
-    let (token, lease_ms) = match lease {
-        Some((t, ms)) => (Some(t.as_str()), *ms),
-        None => (None, 0),
-    };
     let done = c
         .query_one(
             &stmt,
@@ -197,22 +188,16 @@ pub(crate) async fn create_instance<C: GenericClient + Sync>(
                 &tags_text(&row.tags),
                 &encode_event(&req.start_event),
                 &visible,
-                &token,
-                &lease_ms,
             ],
         )
         .await
         .map_err(|e| backend("creating an instance", e))?;
     let (created, now, seq): (i64, i64, Option<i64>) = (done.get(0), done.get(1), done.get(2));
-    match seq {
-        Some(seq) if created > 0 => {
-            if token.is_none() {
-                w.orchestration_message(visible, now);
-            }
-            Ok(Some((seq, now)))
-        }
-        _ => Ok(None),
+    let created = created > 0 && seq.is_some();
+    if created {
+        w.orchestration_message(visible, now);
     }
+    Ok(created)
 }
 
 /// How to take an instance for a carried result: lease (ms), most
@@ -377,6 +362,39 @@ pub(crate) async fn commit_turn<C: GenericClient + Sync>(
     w: &mut Woken,
     unleased: Option<i64>,
 ) -> Result<(bool, i64), StoreError> {
+    let guard = match unleased {
+        None => Guard::Lease,
+        Some(last) => Guard::Unleased(last),
+    };
+    commit_guarded(c, k, w, guard).await
+}
+
+/// What a turn's statement checks before it applies.
+#[derive(Clone, Copy)]
+pub(crate) enum Guard {
+    /// The commit's lease and history length.
+    Lease,
+    /// No lease: the instance free, running, unchanged since this update
+    /// (ms) and without a visible message.
+    Unleased(i64),
+    /// A new instance's first turn
+    /// ([`perdure_store::OrchestrationQueue::create_with_first_turn`]): the
+    /// row is inserted with the turn's state, unless the id is taken.
+    New,
+}
+
+/// [`commit_turn`] under any [`Guard`]: whether it applied, and the
+/// database time.
+pub(crate) async fn commit_guarded<C: GenericClient + Sync>(
+    c: &C,
+    k: &OrchestrationCommit,
+    w: &mut Woken,
+    guard: Guard,
+) -> Result<(bool, i64), StoreError> {
+    let unleased = match guard {
+        Guard::Unleased(last) => Some(last),
+        Guard::Lease | Guard::New => None,
+    };
     let base = if k.replace_history {
         0
     } else {
@@ -401,10 +419,10 @@ pub(crate) async fn commit_turn<C: GenericClient + Sync>(
         w.activities_now = true;
     }
     let claim_lease = i64::try_from(k.claims.lease.as_millis()).unwrap_or(i64::MAX / 4);
-    let guard = match unleased {
-        None => "lock_token = $13 AND lock_expiry > (SELECT now FROM clock) AND ($14 OR history_len = $15)"
+    let check = match guard {
+        Guard::Lease | Guard::New => "lock_token = $13 AND lock_expiry > (SELECT now FROM clock) AND ($14 OR history_len = $15)"
             .to_string(),
-        Some(_) => format!(
+        Guard::Unleased(_) => format!(
             "updated_at = $13 AND lock_expiry <= (SELECT now FROM clock) AND NOT $14
                AND history_len = $15 AND status = {}
                AND NOT EXISTS (SELECT 1 FROM inbox m WHERE m.instance_id = $1
@@ -412,15 +430,29 @@ pub(crate) async fn commit_turn<C: GenericClient + Sync>(
             RuntimeStatus::Running.code()
         ),
     };
+    let head = match guard {
+        Guard::Lease | Guard::Unleased(_) => format!(
+            "UPDATE instances SET name = $2, version = $3, status = $4, execution_id = $5, input = $6,
+                 output = $7, failure = $8, custom_status = $9, parent_instance_id = $10, updated_at = $11,
+                 history_len = $12, lock_token = NULL, lock_expiry = 0, tags = $28
+             WHERE instance_id = $1 AND {check}
+             RETURNING instance_id"
+        ),
+        // The first turn's own checks hold by construction (a token, no
+        // replace, an empty history); the row is the turn's state.
+        Guard::New => "INSERT INTO instances (instance_id, name, version, status, execution_id, input, output,
+                                    failure, custom_status, parent_instance_id, created_at, updated_at,
+                                    history_len, lock_token, lock_expiry, tags)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, NULL, 0, $28
+             WHERE $13::text IS NOT NULL AND NOT $14 AND $15::bigint = 0
+             ON CONFLICT (instance_id) DO NOTHING
+             RETURNING instance_id"
+            .to_string(),
+    };
     let stmt = c
         .prepare_cached(&format!(
             "WITH {clock},
-             upd AS (
-                 UPDATE instances SET name = $2, version = $3, status = $4, execution_id = $5, input = $6,
-                     output = $7, failure = $8, custom_status = $9, parent_instance_id = $10, updated_at = $11,
-                     history_len = $12, lock_token = NULL, lock_expiry = 0, tags = $28
-                 WHERE instance_id = $1 AND {guard}
-                 RETURNING instance_id),
+             upd AS ({head}),
              hist AS (
                  INSERT INTO history (instance_id, seq, event)
                  SELECT $1, $16, $17 WHERE $17::text IS NOT NULL AND EXISTS (SELECT 1 FROM upd)),
@@ -438,7 +470,8 @@ pub(crate) async fn commit_turn<C: GenericClient + Sync>(
                              $25::text[], $27::text[]) AS t(i, e, k, n, v, p, l, tr)
                  WHERE EXISTS (SELECT 1 FROM upd))
              SELECT (SELECT count(*) FROM upd), (SELECT now FROM clock)",
-            clock = clock(false)
+            clock = clock(false),
+            head = head,
         ))
         .await
         .map_err(|e| backend("committing a turn", e))?;

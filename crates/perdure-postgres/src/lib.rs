@@ -360,8 +360,8 @@ impl InstanceStore for PostgresStore {
         // A new id, the usual case: one statement, group-committed with
         // other clients' starts and the workers' steps. A taken id (a
         // finished instance to replace, or a refusal) goes the long way.
-        let w = match self.batch.create(req, None).await? {
-            Ok((w, ..)) => w,
+        let w = match self.batch.create(req).await? {
+            Ok(w) => w,
             Err(req) => {
                 self.run(|tx, _| Box::pin(ops::create_instance(tx, *req)))
                     .await?
@@ -369,31 +369,6 @@ impl InstanceStore for PostgresStore {
         };
         self.signal(w);
         Ok(())
-    }
-
-    async fn create_leased(
-        &self,
-        req: CreateInstance,
-        lease: Duration,
-    ) -> Result<LeasedCreate, StoreError> {
-        // A scheduled start is not this caller's to run now. (The database
-        // clock decides for every other start; a start due within the
-        // skew between the clocks is one the caller runs a little early.)
-        if req.visible_at > chrono::Utc::now() {
-            return Ok(LeasedCreate::Declined(Box::new(req)));
-        }
-        let token = new_lock_token();
-        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4);
-        match self
-            .batch
-            .create(req, Some((token.clone(), lease_ms)))
-            .await?
-        {
-            Ok((_, seq, now, req)) => Ok(LeasedCreate::Taken(Box::new(
-                req.into_leased_item(seq, token, now),
-            ))),
-            Err(req) => Ok(LeasedCreate::Declined(req)),
-        }
     }
 
     async fn get_instance(&self, instance_id: &str) -> Result<Option<InstanceRecord>, StoreError> {
@@ -460,6 +435,40 @@ impl OrchestrationQueue for PostgresStore {
     ) -> Result<bool, StoreError> {
         self.commit_turn(commit, Some(last_update.timestamp_millis()))
             .await
+    }
+
+    async fn create_with_first_turn(
+        &self,
+        commit: OrchestrationCommit,
+    ) -> Result<FirstTurn, StoreError> {
+        let commit = commit.into_first_turn();
+        let (id, status) = (commit.instance_id.clone(), commit.update.status);
+        let w = if commit.messages.is_empty() {
+            // The common first turn: one statement, group-committed.
+            match self.batch.first(commit).await? {
+                Ok((w, db_now)) => {
+                    let local = chrono::Utc::now().timestamp_millis();
+                    self.skew_ms
+                        .store(db_now - local, std::sync::atomic::Ordering::Relaxed);
+                    w
+                }
+                Err(commit) => return Ok(FirstTurn::Declined(commit)),
+            }
+        } else {
+            // Messages to instances (a sub-orchestration, an event): the
+            // row leased to the commit, then the turn as any leased one.
+            let done = self
+                .run(|tx, _| Box::pin(ops::create_with_first_turn(tx, commit)))
+                .await?;
+            match done {
+                Ok(w) => w,
+                Err(commit) => return Ok(FirstTurn::Declined(commit)),
+            }
+        };
+        self.counters.steps(1);
+        self.wake.instance_changed(&id, status);
+        self.signal(w);
+        Ok(FirstTurn::Created)
     }
 
     fn unleased_now(&self) -> Option<perdure_core::Timestamp> {

@@ -391,6 +391,43 @@ async fn check_lock(
     }
 }
 
+/// Creates instance `k.instance_id` with its first turn, when the turn
+/// sends messages to instances: the row leased to the commit, then the
+/// turn as [`commit_orchestration`] applies a leased one. The commit back,
+/// nothing written, when the id is taken.
+pub(crate) async fn create_with_first_turn(
+    tx: &Transaction<'_>,
+    k: OrchestrationCommit,
+) -> Result<Result<Woken, Box<OrchestrationCommit>>, StoreError> {
+    let inserted = tx
+        .execute(
+            "INSERT INTO instances (instance_id, name, status, execution_id, created_at, updated_at,
+                                    lock_token, lock_expiry)
+             VALUES ($1, $2, $3, $4, $5, $5, $6, $7)
+             ON CONFLICT (instance_id) DO NOTHING",
+            &[
+                &k.instance_id,
+                &k.update.name,
+                &RuntimeStatus::Pending.code(),
+                &k.update.execution_id,
+                &k.now.timestamp_millis(),
+                &k.lock_token,
+                &i64::MAX,
+            ],
+        )
+        .await
+        .map_err(|e| backend("creating an instance", e))?;
+    if inserted == 0 {
+        return Ok(Err(Box::new(k)));
+    }
+    match commit_orchestration(tx, k, None).await? {
+        Some(w) => Ok(Ok(w)),
+        None => Err(StoreError::Backend(
+            "a new instance's first turn was refused".into(),
+        )),
+    }
+}
+
 /// A turn with messages to instances, or one that replaces the history:
 /// [`crate::fast::commit_turn`] and the messages in one transaction.
 /// With `unleased` see [`crate::fast::commit_turn`]: `None`, with nothing

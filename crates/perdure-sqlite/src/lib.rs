@@ -162,43 +162,6 @@ impl InstanceStore for SqliteStore {
         Ok(())
     }
 
-    async fn create_leased(
-        &self,
-        req: CreateInstance,
-        lease: std::time::Duration,
-    ) -> Result<LeasedCreate, StoreError> {
-        let clock = self.clock.clone();
-        // Scheduled for later: not this caller's to run now. (Within the
-        // millisecond is now: `visible_at` is stored rounded up.)
-        if req.visible_at.timestamp_millis() > clock.now_ms() {
-            return Ok(LeasedCreate::Declined(Box::new(req)));
-        }
-        let visible = ceil_millis(req.visible_at);
-        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4);
-        let token = new_lock_token();
-        let (id, row, event) = (
-            req.instance_id.clone(),
-            req.row(),
-            perdure_core::encode_event(&req.start_event),
-        );
-        let (execution_id, held) = (req.execution_id.clone(), token.clone());
-        let done = self
-            .writer
-            .write(move |c| {
-                let now = clock.now_ms().max(visible);
-                let start = (event.as_str(), Some(execution_id.as_str()), visible);
-                let seq = ops::create_leased(c, &id, &row, start, &held, now + lease_ms, now)?;
-                Ok(seq.map(|seq| (seq, now)))
-            })
-            .await?;
-        let Some((seq, now)) = done else {
-            return Ok(LeasedCreate::Declined(Box::new(req)));
-        };
-        Ok(LeasedCreate::Taken(Box::new(
-            req.into_leased_item(seq, token, now),
-        )))
-    }
-
     async fn get_instance(&self, instance_id: &str) -> Result<Option<InstanceRecord>, StoreError> {
         let id = instance_id.to_string();
         self.read(move |c| ops::get_instance(c, &id)).await
@@ -282,6 +245,31 @@ impl OrchestrationQueue for SqliteStore {
     ) -> Result<bool, StoreError> {
         self.commit_turn(commit, Some(last_update.timestamp_millis()))
             .await
+    }
+
+    async fn create_with_first_turn(
+        &self,
+        commit: OrchestrationCommit,
+    ) -> Result<FirstTurn, StoreError> {
+        let clock = self.clock.clone();
+        let (id, status) = (commit.instance_id.clone(), commit.update.status);
+        let encoded = Arc::new(ops::EncodedCommit::new(commit.into_first_turn()));
+        let held = encoded.clone();
+        let w = self
+            .writer
+            .write(move |c| ops::create_with_first_turn(c, &held, clock.now_ms()))
+            .await?;
+        let Some(w) = w else {
+            // The id is taken (rare): the commit back, for the usual create.
+            let commit = Arc::try_unwrap(encoded)
+                .map(|e| e.commit)
+                .unwrap_or_else(|e| e.commit.clone());
+            return Ok(FirstTurn::Declined(Box::new(commit)));
+        };
+        self.writer.counters.steps(1);
+        self.wake.instance_changed(&id, status);
+        self.signal(w);
+        Ok(FirstTurn::Created)
     }
 
     fn unleased_now(&self) -> Option<perdure_core::Timestamp> {

@@ -112,13 +112,6 @@ impl<S: Store> InstanceStore for FaultyStore<S> {
     async fn create_instance(&self, req: CreateInstance) -> Result<(), StoreError> {
         self.inner.create_instance(req).await
     }
-    async fn create_leased(
-        &self,
-        req: CreateInstance,
-        lease: std::time::Duration,
-    ) -> Result<LeasedCreate, StoreError> {
-        self.inner.create_leased(req, lease).await
-    }
     async fn get_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StoreError> {
         self.inner.get_instance(id).await
     }
@@ -185,6 +178,34 @@ impl<S: Store> OrchestrationQueue for FaultyStore<S> {
             Ok(()) => Ok(true),
             Err(StoreError::LockLost(what)) if what == NOT_APPLIED => Ok(false),
             Err(e) => Err(e),
+        }
+    }
+    async fn create_with_first_turn(
+        &self,
+        commit: OrchestrationCommit,
+    ) -> Result<FirstTurn, StoreError> {
+        // A decline (nothing written) travels as an error through
+        // `guarded`, so that the observer hears of applied commits only.
+        let seen = self.observer.as_ref().map(|_| commit.clone());
+        let mut declined = None;
+        let inner = async {
+            match self.inner.create_with_first_turn(commit).await {
+                Ok(FirstTurn::Created) => Ok(()),
+                Ok(FirstTurn::Declined(c)) => {
+                    declined = Some(c);
+                    Err(StoreError::LockLost("first turn declined".into()))
+                }
+                Err(e) => Err(e),
+            }
+        };
+        let (r, applied) = self.guarded(inner).await;
+        if let (Some(observe), Some(commit)) = (&self.observer, seen) {
+            observe(&commit, applied);
+        }
+        match (r, declined) {
+            (_, Some(commit)) => Ok(FirstTurn::Declined(commit)),
+            (Ok(()), None) => Ok(FirstTurn::Created),
+            (Err(e), None) => Err(e),
         }
     }
     fn unleased_now(&self) -> Option<perdure_core::Timestamp> {

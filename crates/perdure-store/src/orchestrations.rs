@@ -1,7 +1,7 @@
 //! The orchestration queue: taking an instance with visible messages under a
 //! lease, and committing a turn.
 
-use crate::{OrchestrationCommit, OrchestrationItem, StoreError, WorkFilter};
+use crate::{FirstTurn, OrchestrationCommit, OrchestrationItem, StoreError, WorkFilter};
 use async_trait::async_trait;
 use perdure_core::Timestamp;
 use std::time::Duration;
@@ -36,6 +36,23 @@ pub trait OrchestrationQueue {
     }
 
     async fn commit_orchestration(&self, commit: OrchestrationCommit) -> Result<(), StoreError>;
+
+    /// Creates a new instance together with its first turn, which the
+    /// caller ran on a start it never stored
+    /// ([`crate::CreateInstance::into_item`]): the instance, created at
+    /// `commit.now`, with the turn's state, history, activities (claims
+    /// included) and messages, in one durable write: no start message, no
+    /// lease, no fetch. Applied only when no instance has the id; a taken
+    /// id (even a finished instance's) is [`FirstTurn::Declined`], nothing
+    /// written, and the caller creates the instance the usual way.
+    /// `commit.lock_token`, `commit.consumed` and
+    /// `commit.expected_history_len` are ignored. The default declines.
+    async fn create_with_first_turn(
+        &self,
+        commit: OrchestrationCommit,
+    ) -> Result<FirstTurn, StoreError> {
+        Ok(FirstTurn::Declined(Box::new(commit)))
+    }
 
     /// Commits a turn its worker ran without taking the instance: the turn
     /// that consumes an activity result the worker carried, on the run it

@@ -48,13 +48,15 @@ impl InstanceRecord {
     }
 }
 
-/// What [`crate::InstanceStore::create_leased`] did.
+/// What [`crate::OrchestrationQueue::create_with_first_turn`] did.
 #[derive(Debug)]
-pub enum LeasedCreate {
-    /// Created, leased to the caller: the item its first turn runs on.
-    Taken(Box<OrchestrationItem>),
-    /// Nothing written: the request back, for `create_instance`.
-    Declined(Box<CreateInstance>),
+pub enum FirstTurn {
+    /// The instance and its first turn are stored.
+    Created,
+    /// Nothing written (the id is taken, or the store does not create
+    /// instances this way): the commit back, for the usual create
+    /// ([`CreateInstance::from_first_turn`]).
+    Declined(Box<OrchestrationCommit>),
 }
 
 /// A request to create (or replace a finished) instance.
@@ -72,11 +74,11 @@ pub struct CreateInstance {
 }
 
 impl CreateInstance {
-    /// The item a fetch would hand out for this instance, just created at
-    /// store time `now_ms` (ms, as a store keeps it) with its start message
-    /// `seq`, leased under `token` (see
-    /// [`crate::InstanceStore::create_leased`]).
-    pub fn into_leased_item(self, seq: i64, token: String, now_ms: i64) -> OrchestrationItem {
+    /// The item a fetch would hand out for this instance had it been
+    /// created at store time `now_ms` (ms) with its start message `seq`,
+    /// leased under `token`: what a worker runs the first turn on before
+    /// anything is stored ([`crate::OrchestrationQueue::create_with_first_turn`]).
+    pub fn into_item(self, seq: i64, token: String, now_ms: i64) -> OrchestrationItem {
         let created = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or(self.visible_at);
         let record = InstanceRecord::pending(&self.instance_id, self.row(), created);
         let start = InboxMessage {
@@ -85,6 +87,36 @@ impl CreateInstance {
             event: self.start_event,
         };
         OrchestrationItem::new(record, vec![start], token, now_ms)
+    }
+
+    /// The start a declined first turn ran on, back from its commit (whose
+    /// history holds the ExecutionStarted event), due at the turn's time;
+    /// `None` when the commit holds no start.
+    pub fn from_first_turn(commit: OrchestrationCommit) -> Option<CreateInstance> {
+        let at = commit.now;
+        let start_event = commit
+            .history
+            .into_iter()
+            .find(|e| matches!(e.kind, EventKind::ExecutionStarted { .. }))?;
+        let EventKind::ExecutionStarted {
+            name,
+            version,
+            input,
+            execution_id,
+            ..
+        } = &start_event.kind
+        else {
+            return None;
+        };
+        Some(CreateInstance {
+            instance_id: commit.instance_id,
+            name: name.clone(),
+            version: version.clone(),
+            input: input.clone(),
+            execution_id: execution_id.clone(),
+            start_event,
+            visible_at: at,
+        })
     }
 
     /// The instance row it creates (Pending): its fields, with the parent
@@ -296,6 +328,19 @@ pub struct OrchestrationCommit {
     /// longer held under its token is left alone (its result, if it comes
     /// again, is a duplicate the next turn drops).
     pub completed_tasks: Vec<String>,
+}
+
+impl OrchestrationCommit {
+    /// A first turn's commit as a store applies it to the instance it
+    /// creates ([`crate::OrchestrationQueue::create_with_first_turn`]):
+    /// under a fresh lock token the store creates the row with, on an empty
+    /// history, consuming no stored message.
+    pub fn into_first_turn(mut self) -> Self {
+        self.lock_token = crate::new_lock_token();
+        self.consumed.clear();
+        self.expected_history_len = 0;
+        self
+    }
 }
 
 /// The first `tokens.len()` activities of a commit are stored leased for

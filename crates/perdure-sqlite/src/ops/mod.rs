@@ -244,35 +244,27 @@ pub(crate) fn create_instance(
     Ok(w)
 }
 
-/// A new instance leased to the caller (`token`, until `now + lease_ms`)
-/// and its start message: the message's seq, or `None` (nothing written)
-/// when the id is taken.
-pub(crate) fn create_leased(
+/// Creates instance `e.commit.instance_id` with its first turn
+/// ([`perdure_store::OrchestrationQueue::create_with_first_turn`]): a row
+/// leased to the commit, which then applies as any leased turn does, in
+/// the same transaction. `None`, nothing written, when the id is taken.
+pub(crate) fn create_with_first_turn(
     c: &Connection,
-    id: &str,
-    new: &ImplicitInstance,
-    start: (&str, Option<&str>, i64),
-    token: &str,
-    expiry: i64,
+    e: &EncodedCommit,
     now: i64,
-) -> Result<Option<i64>, StoreError> {
-    if exists(c, id)? {
+) -> Result<Option<Woken>, StoreError> {
+    let k = &e.commit;
+    if exists(c, &k.instance_id)? {
         return Ok(None);
     }
     exec_cached(c,
-        "INSERT INTO instances (instance_id, name, version, status, execution_id, input, output, failure, custom_status, created_at, updated_at, parent_instance_id, history_len, lock_token, lock_expiry, tags)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL, NULL, ?7, ?7, ?8, 0, ?9, ?10, ?11)",
-        params![id, new.name, new.version, RuntimeStatus::Pending.code(), new.execution_id, new.input, now,
-            new.parent_instance_id, token, expiry, tags_text(&new.tags)],
+        "INSERT INTO instances (instance_id, name, status, execution_id, created_at, updated_at, history_len, lock_token, lock_expiry)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, 0, ?6, ?7)",
+        params![k.instance_id, k.update.name, RuntimeStatus::Pending.code(), k.update.execution_id,
+            k.now.timestamp_millis(), k.lock_token, i64::MAX],
     )
     .map_err(|e| backend("creating an instance", e))?;
-    let (event, execution_id, visible) = start;
-    c.prepare_cached(
-        "INSERT INTO inbox (instance_id, execution_id, event, visible_at, control) VALUES (?1, ?2, ?3, ?4, 0)",
-    )
-    .and_then(|mut s| s.execute(params![id, execution_id, event, visible]))
-    .map_err(|e| backend("enqueueing a message", e))?;
-    Ok(Some(c.last_insert_rowid()))
+    commit_orchestration(c, e, now, None)
 }
 
 fn create_implicit(

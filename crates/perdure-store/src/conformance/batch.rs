@@ -368,64 +368,132 @@ pub async fn check_queue_depths<S: Store>(s: &S) {
     );
 }
 
-/// A leased create writes what a create writes, leased to the caller: the
-/// item it returns is the one a fetch would have handed out, its turn
-/// commits under its token, and no fetch takes the instance meanwhile. A
-/// taken id or a start scheduled for later is declined with nothing
-/// written.
-pub async fn check_create_leased<S: Store>(s: &S) {
-    let item = match s.create_leased(create("cl"), LEASE).await.expect("create") {
-        LeasedCreate::Taken(item) => *item,
-        LeasedCreate::Declined(_) => panic!("a new id starting now is created leased"),
+/// A new instance created with its first turn: one write, the turn's
+/// state, history and tasks as a leased commit leaves them, no start
+/// message and no lease left behind; a taken id is declined untouched; the
+/// turn's messages create the instances they start; and the next turn can
+/// go unleased on the first turn's time.
+pub async fn check_create_with_first_turn<S: Store>(s: &S) {
+    let at = now();
+    let first = |id: &str, messages: Vec<InstanceMessage>| {
+        let item = create(id).into_item(0, String::new(), at.timestamp_millis());
+        let start = item.messages[0].event.clone();
+        let mut k = commit_for(
+            &item,
+            vec![
+                HistoryEvent::new(at, EventKind::OrchestratorStarted),
+                start,
+                HistoryEvent::new(
+                    at,
+                    EventKind::TaskScheduled {
+                        name: "Work".into(),
+                        version: None,
+                        input: None,
+                        trace_context: None,
+                        tags: Default::default(),
+                    },
+                ),
+            ],
+        );
+        k.now = at;
+        k.activities = vec![activity(id, 2), activity(id, 3)];
+        k.claims.tokens = vec![format!("{id}-claim")];
+        k.claims.lease = LEASE;
+        k.messages = messages;
+        k
     };
-    assert_eq!(item.instance.instance_id, "cl");
-    assert_eq!(item.instance.status, RuntimeStatus::Pending);
-    assert_eq!(item.instance.history_len, 0);
-    assert_eq!(item.instance.input.as_deref(), Some("1"));
-    assert_eq!(item.messages.len(), 1, "the start message");
+    match s
+        .create_with_first_turn(first("ft", Vec::new()))
+        .await
+        .expect("first turn")
+    {
+        FirstTurn::Created => {}
+        FirstTurn::Declined(_) => panic!("a new id is created with its first turn"),
+    }
+    let rec = s.get_instance("ft").await.expect("get").expect("created");
+    assert_eq!(rec.status, RuntimeStatus::Running);
+    assert_eq!(rec.history_len, 3);
+    assert_eq!(rec.input.as_deref(), Some("1"));
+    assert_eq!(rec.custom_status.as_deref(), Some("\"cs\""));
+    assert_eq!(rec.created_at.timestamp_millis(), at.timestamp_millis());
+    assert_eq!(rec.updated_at.timestamp_millis(), at.timestamp_millis());
+    let history = s.read_history("ft").await.expect("history");
+    assert_eq!(history.len(), 3);
     assert!(matches!(
-        item.messages[0].event.kind,
+        history[1].kind,
         EventKind::ExecutionStarted { .. }
     ));
-    let stored = s.get_instance("cl").await.expect("get").expect("created");
-    assert_eq!(stored.status, RuntimeStatus::Pending);
-    assert_eq!(
-        stored.created_at, item.instance.created_at,
-        "the record as stored"
-    );
     assert!(
         s.fetch_orchestrations(LEASE, 100, 10, &WorkFilter::Any)
             .await
             .expect("fetch")
             .is_empty(),
-        "a leased new instance is nobody else's work"
+        "no start message and no lease are left: nothing to take"
     );
-    let start = item.messages[0].event.clone();
-    s.commit_orchestration(commit_for(&item, vec![start]))
+    let free = fetch_activity_until(s, LEASE, Duration::from_secs(5))
         .await
-        .expect("the first turn commits under the create's lease");
-    let after = s.get_instance("cl").await.expect("get").expect("exists");
-    assert_eq!(after.status, RuntimeStatus::Running);
-    assert_eq!(after.history_len, 1);
-    assert!(
-        s.fetch_orchestrations(LEASE, 100, 10, &WorkFilter::Any)
-            .await
-            .expect("fetch")
-            .is_empty(),
-        "the start message was consumed"
+        .expect("the unclaimed activity is anyone's");
+    assert_eq!(
+        free.activity.task_id, 3,
+        "the claimed one is leased to the caller"
     );
-    match s.create_leased(create("cl"), LEASE).await.expect("again") {
-        LeasedCreate::Declined(req) => assert_eq!(req.instance_id, "cl"),
-        LeasedCreate::Taken(_) => panic!("a taken id must be declined"),
+    match s
+        .create_with_first_turn(first("ft", Vec::new()))
+        .await
+        .expect("again")
+    {
+        FirstTurn::Declined(k) => {
+            assert_eq!(k.instance_id, "ft");
+            let req = CreateInstance::from_first_turn(*k).expect("the start is in its history");
+            assert_eq!(
+                (req.name.as_str(), req.input.as_deref()),
+                ("Orch", Some("1"))
+            );
+        }
+        FirstTurn::Created => panic!("a taken id must be declined"),
     }
-    let mut later = create("cl-later");
-    later.visible_at = now() + chrono::Duration::hours(1);
-    assert!(matches!(
-        s.create_leased(later, LEASE).await.expect("later"),
-        LeasedCreate::Declined(_)
-    ));
-    assert!(
-        s.get_instance("cl-later").await.expect("get").is_none(),
-        "a declined start writes nothing"
+    assert_eq!(
+        s.read_history("ft").await.expect("history").len(),
+        3,
+        "declined: untouched"
     );
+    // The next turn, unleased, on the first turn's time.
+    let item = create("ft").into_item(0, String::new(), at.timestamp_millis());
+    let mut next = commit_for(
+        &item,
+        vec![HistoryEvent::new(at, EventKind::OrchestratorStarted)],
+    );
+    next.lock_token = String::new();
+    next.consumed.clear();
+    next.expected_history_len = 3;
+    next.now = now().max(at + chrono::Duration::milliseconds(1));
+    assert!(
+        s.commit_unleased(next, at).await.expect("commit"),
+        "a turn after the first applies unleased, on the time it was created at"
+    );
+    // A first turn that starts a sub-orchestration creates it.
+    let child = super::create("ft-child");
+    let start_child = InstanceMessage {
+        instance_id: child.instance_id.clone(),
+        execution_id: Some(child.execution_id.clone()),
+        event: child.start_event.clone(),
+        visible_at: at,
+    };
+    assert!(matches!(
+        s.create_with_first_turn(first("ft-parent", vec![start_child]))
+            .await
+            .expect("with a message"),
+        FirstTurn::Created
+    ));
+    assert_eq!(
+        s.get_instance("ft-parent")
+            .await
+            .expect("get")
+            .map(|r| r.history_len),
+        Some(3)
+    );
+    let taken = fetch_until(s, LEASE, Duration::from_secs(5))
+        .await
+        .expect("the child's start is work");
+    assert_eq!(taken.instance.instance_id, "ft-child");
 }

@@ -8,7 +8,7 @@ mod purge;
 mod tags;
 
 pub use batch::{
-    check_batched_fetch, check_claims, check_commit_unleased, check_create_leased,
+    check_batched_fetch, check_claims, check_commit_unleased, check_create_with_first_turn,
     check_queue_depths, check_take_for_result,
 };
 pub use clock::check_turn_time_never_before_last_update;
@@ -676,7 +676,7 @@ where
     check_claims(&make().await).await;
     check_take_for_result(&make().await).await;
     check_commit_unleased(&make().await).await;
-    check_create_leased(&make().await).await;
+    check_create_with_first_turn(&make().await).await;
     check_queue_depths(&make().await).await;
     check_purge_waits_for_a_rewind(&make().await).await;
     check_purge_waits_for_a_new_start(&make().await).await;

@@ -186,46 +186,6 @@ impl InstanceStore for MemoryStore {
         Ok(())
     }
 
-    async fn create_leased(
-        &self,
-        req: CreateInstance,
-        lease: Duration,
-    ) -> Result<LeasedCreate, StoreError> {
-        let mut g = self.lock()?;
-        let now = self.clock.now();
-        if g.instances.contains_key(&req.instance_id) || req.visible_at > now {
-            return Ok(LeasedCreate::Declined(Box::new(req)));
-        }
-        let rec = InstanceRecord::pending(&req.instance_id, req.row(), now);
-        let token = crate::new_lock_token();
-        let expiry = ms(now) + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4);
-        g.instances.insert(
-            req.instance_id.clone(),
-            Inst {
-                rec: rec.clone(),
-                history: Vec::new(),
-                lock: Some((token.clone(), expiry)),
-            },
-        );
-        let start = InboxMessage {
-            seq: g.next_seq + 1,
-            execution_id: Some(req.execution_id.clone()),
-            event: req.start_event.clone(),
-        };
-        g.push_msg(InstanceMessage {
-            instance_id: req.instance_id,
-            execution_id: Some(req.execution_id),
-            event: req.start_event,
-            visible_at: req.visible_at,
-        });
-        Ok(LeasedCreate::Taken(Box::new(OrchestrationItem::new(
-            rec,
-            vec![start],
-            token,
-            ms(now),
-        ))))
-    }
-
     async fn get_instance(&self, instance_id: &str) -> Result<Option<InstanceRecord>, StoreError> {
         Ok(self
             .lock()?

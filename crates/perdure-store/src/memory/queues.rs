@@ -86,18 +86,47 @@ fn lease_item(
 }
 
 impl MemoryStore {
-    /// Applies a turn's commit under its lease, or, with `unleased` (the
+    /// Applies a turn's commit under `guard`: its lease; or, unleased (the
     /// instance's last update as the turn saw it), when the instance is
-    /// free and unchanged (see [`OrchestrationQueue::commit_unleased`]):
-    /// false when that check fails.
+    /// free and unchanged (see [`OrchestrationQueue::commit_unleased`]); or,
+    /// for a new instance's first turn, when no instance has the id. The
+    /// commit back, nothing changed, when that check fails.
     fn apply_commit(
         &self,
         c: OrchestrationCommit,
-        unleased: Option<perdure_core::Timestamp>,
-    ) -> Result<bool, StoreError> {
+        guard: Guard,
+    ) -> Result<Result<(), OrchestrationCommit>, StoreError> {
         let now = self.now_ms();
         let mut g = self.lock()?;
         let inner = &mut *g;
+        let unleased = match guard {
+            Guard::Unleased(last) => Some(last),
+            Guard::Lease => None,
+            Guard::New => {
+                if inner.instances.contains_key(&c.instance_id) {
+                    return Ok(Err(c));
+                }
+                // Created leased to the commit, which then applies as any
+                // leased turn does, under the same lock.
+                let new = ImplicitInstance {
+                    name: c.update.name.clone(),
+                    version: None,
+                    execution_id: String::new(),
+                    input: None,
+                    parent_instance_id: None,
+                    tags: Default::default(),
+                };
+                inner.instances.insert(
+                    c.instance_id.clone(),
+                    Inst {
+                        rec: InstanceRecord::pending(&c.instance_id, new, c.now),
+                        history: Vec::new(),
+                        lock: Some((c.lock_token.clone(), i64::MAX)),
+                    },
+                );
+                None
+            }
+        };
         if let Some(last) = unleased {
             let visible = inner
                 .inbox
@@ -110,7 +139,7 @@ impl MemoryStore {
                     && i.rec.updated_at.timestamp_millis() == last.timestamp_millis()
             });
             if visible || !unchanged {
-                return Ok(false);
+                return Ok(Err(c));
             }
         }
         let inst = inner
@@ -219,8 +248,18 @@ impl MemoryStore {
         if has_activities {
             self.wake.notify(WorkKind::Activity);
         }
-        Ok(true)
+        Ok(Ok(()))
     }
+}
+
+/// What a commit is applied under (see [`MemoryStore::apply_commit`]).
+enum Guard {
+    /// The commit's lease.
+    Lease,
+    /// No lease: the instance free and last updated at this time.
+    Unleased(perdure_core::Timestamp),
+    /// A new instance's first turn: no instance has the id.
+    New,
 }
 
 #[async_trait]
@@ -243,7 +282,18 @@ impl OrchestrationQueue for MemoryStore {
     }
 
     async fn commit_orchestration(&self, c: OrchestrationCommit) -> Result<(), StoreError> {
-        self.apply_commit(c, None).map(|_| ())
+        self.apply_commit(c, Guard::Lease)?
+            .map_err(|c| StoreError::LockLost(format!("instance `{}`", c.instance_id)))
+    }
+
+    async fn create_with_first_turn(
+        &self,
+        c: OrchestrationCommit,
+    ) -> Result<FirstTurn, StoreError> {
+        Ok(match self.apply_commit(c.into_first_turn(), Guard::New)? {
+            Ok(()) => FirstTurn::Created,
+            Err(c) => FirstTurn::Declined(Box::new(c)),
+        })
     }
 
     async fn commit_unleased(
@@ -251,7 +301,7 @@ impl OrchestrationQueue for MemoryStore {
         c: OrchestrationCommit,
         last_update: perdure_core::Timestamp,
     ) -> Result<bool, StoreError> {
-        self.apply_commit(c, Some(last_update))
+        Ok(self.apply_commit(c, Guard::Unleased(last_update))?.is_ok())
     }
 
     fn unleased_now(&self) -> Option<perdure_core::Timestamp> {

@@ -87,28 +87,26 @@ pub(super) async fn run(
     crate::metrics::global().activity_finished(&a.name, outcome.is_ok(), Some(began.elapsed()));
     let span_outcome = outcome.as_ref().map(|_| ()).map_err(|f| f.to_string());
     let msg = crate::dispatch::activity_result(a, outcome);
-    // With a free turn slot, run the turn that consumes the result without
-    // a lease when this worker holds the run and it waits on nothing else;
-    // else take the instance and carry the result into its turn. Either
-    // way the turn's commit records the result (one fsync for the step).
-    // Without a slot, or when the instance is busy, the result is recorded
-    // on its own and waits in the inbox.
-    let recorded = match shared.orchestration_slots.clone().try_acquire_owned() {
-        Ok(slot) => {
-            let ran = super::orchestrations::unleased_turn(shared, &item, &msg).await;
-            match ran {
-                Some(claimed) => Ok(After::Ran(claimed)),
-                None => carry(shared, &item, msg).await.map(|taken| match taken {
-                    Some(next) => After::Turn(Box::new(next), slot),
-                    None => After::Recorded,
-                }),
-            }
-        }
-        Err(_) => shared
-            .store
-            .complete_activity(&item.lock_token, msg)
-            .await
-            .map(|()| After::Recorded),
+    // Run the turn that consumes the result without a lease when this
+    // worker holds the run and it waits on nothing else (on this task: the
+    // activity's own, so such turns are bounded by the activity slots);
+    // else, with a free turn slot, take the instance and carry the result
+    // into its turn. Either way the turn's commit records the result (one
+    // fsync for the step). Without a slot, or when the instance is busy,
+    // the result is recorded on its own and waits in the inbox.
+    let recorded = match super::orchestrations::unleased_turn(shared, &item, &msg).await {
+        Some(claimed) => Ok(After::Ran(claimed)),
+        None => match shared.orchestration_slots.clone().try_acquire_owned() {
+            Ok(slot) => carry(shared, &item, msg).await.map(|taken| match taken {
+                Some(next) => After::Turn(Box::new(next), slot),
+                None => After::Recorded,
+            }),
+            Err(_) => shared
+                .store
+                .complete_activity(&item.lock_token, msg)
+                .await
+                .map(|()| After::Recorded),
+        },
     };
     match &recorded {
         Ok(_) => crate::telemetry::activity_span(a, began_at, span_outcome),

@@ -1,17 +1,23 @@
 //! In-process starts. A client that shares its store (the same
-//! `Arc<dyn Store>`) with a running [`super::Worker`] of this process hands
-//! a new instance straight to that worker: the store creates the instance
-//! already leased to it ([`perdure_store::InstanceStore::create_leased`]),
-//! in the same durable write a start always was, and the worker runs the
-//! first turn at once, without a fetch (one write and one round trip fewer
-//! per orchestration). Should the process die before that turn commits,
-//! the lease ends and any worker takes the instance, as after any crash
-//! mid-turn. A start the worker cannot take now (no free slot, a name it
-//! does not run, a start scheduled for later, a taken id) goes the usual
-//! way.
+//! `Arc<dyn Store>`) with a running [`super::Worker`] of this process that
+//! runs the orchestration has that worker run the instance's first turn on
+//! the start before anything is stored, and the store creates the instance
+//! together with that turn's commit
+//! ([`perdure_store::OrchestrationQueue::create_with_first_turn`]): one
+//! durable write for the start and the first step, with no start message,
+//! no lease and no fetch, and the activities the turn schedules claimed by
+//! this worker as any turn's are. The start call returns once that write is
+//! durable; should the process die before, nothing was written, as with a
+//! create that did not return. The first turn runs on the starting task
+//! (orchestrator code is short and deterministic), so a start never waits
+//! for a worker slot. A start the worker cannot run this way (a name it
+//! does not run, a start scheduled for later, an entity id, a store that
+//! does not create instances with a turn, a taken id, a stopped worker)
+//! goes the usual way.
 
-use super::{orchestrations, Shared};
-use perdure_store::{CreateInstance, LeasedCreate, Store, StoreError};
+use super::orchestrations::{self, Committed};
+use super::Shared;
+use perdure_store::{CreateInstance, Store, StoreError};
 use std::sync::{Arc, Mutex, Weak};
 
 /// The running workers of this process, by the address of their store.
@@ -41,8 +47,9 @@ fn worker_for(store: &Arc<dyn Store>, name: &str) -> Option<Arc<Shared>> {
 }
 
 /// Starts `req` on a worker of this process if one takes it: `Ok(None)`
-/// when it did (the instance is created and its first turn is running),
-/// `Ok(Some(req))` when the caller must create it the usual way.
+/// when it did (the instance and its first turn are stored, and the
+/// activities the worker claimed are running), `Ok(Some(req))` when the
+/// caller must create it the usual way.
 pub(crate) async fn start(
     store: &Arc<dyn Store>,
     req: CreateInstance,
@@ -50,16 +57,35 @@ pub(crate) async fn start(
     let Some(shared) = worker_for(store, &req.name) else {
         return Ok(Some(req));
     };
-    let Ok(permit) = shared.orchestration_slots.clone().try_acquire_owned() else {
+    if shared.orchestration_slots.is_closed() || perdure_core::is_entity_instance(&req.instance_id)
+    {
+        return Ok(Some(req));
+    }
+    let Some(store_now) = store.unleased_now() else {
         return Ok(Some(req));
     };
-    match store.create_leased(req, shared.options.lease).await? {
-        LeasedCreate::Taken(item) => {
-            orchestrations::spawn(shared, *item, permit);
-            Ok(None)
-        }
-        LeasedCreate::Declined(req) => Ok(Some(*req)),
+    // Scheduled for later: not this caller's to run now. (Within the
+    // millisecond is now: stores keep milliseconds.)
+    let now_ms = store_now.timestamp_millis();
+    let due = req.visible_at.timestamp_millis();
+    if due > now_ms.max(chrono::Utc::now().timestamp_millis()) {
+        return Ok(Some(req));
     }
+    let item = req.into_item(0, String::new(), now_ms.max(due));
+    let claimed = match orchestrations::first_turn(&shared, item).await? {
+        Committed::Applied(claimed) => claimed,
+        Committed::Declined(commit) => {
+            return CreateInstance::from_first_turn(*commit)
+                .map(Some)
+                .ok_or_else(|| {
+                    StoreError::Backend("a declined first turn carried no start".into())
+                })
+        }
+    };
+    for (item, permit) in claimed {
+        super::activities::spawn(shared.clone(), item, permit);
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -100,7 +126,48 @@ mod tests {
             let n: u32 = ctx.get_input()?;
             Ok(n * 2)
         });
+        r.add_orchestrator("AwaitGo", |ctx: OrchestrationContext| async move {
+            let go: u32 = ctx.wait_for_external_event("go").await?;
+            Ok(go)
+        });
         r
+    }
+
+    /// Right after a start returns, its instance is as the first turn left
+    /// it when a worker of this process ran that turn in the start, and
+    /// Pending (its start waiting for a worker) otherwise: data, one case
+    /// each.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_start_returns_with_its_first_turn_stored_when_a_worker_here_runs_it() {
+        let cases = [
+            ("a worker here runs it", true, RuntimeStatus::Running, 3),
+            ("no worker here", false, RuntimeStatus::Pending, 0),
+        ];
+        for (what, with_worker, status, history_len) in cases {
+            let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+            let worker = with_worker
+                .then(|| Worker::start(store.clone(), registry(), WorkerOptions::default()));
+            let client = Client::new(store.clone());
+            let id = client
+                .start_new("AwaitGo", Some("w"), ())
+                .await
+                .expect(what);
+            let rec = store.get_instance(&id).await.expect("get").expect(what);
+            assert_eq!(
+                (rec.status, rec.history_len),
+                (status, history_len),
+                "{what}"
+            );
+            if let Some(worker) = worker {
+                client.raise_event(&id, "go", 7).await.expect("raise");
+                let st = client
+                    .wait_for_completion(&id, Duration::from_secs(10))
+                    .await
+                    .expect("completes");
+                assert_eq!(st.output.as_deref(), Some("7"), "{what}");
+                worker.shutdown().await;
+            }
+        }
     }
 
     enum Expect {

@@ -7,7 +7,7 @@ use super::Shared;
 use crate::dispatch::{self, ExecutionInfo, Prepared, TurnResult};
 use crate::executor::{OrchestrationRun, Turn};
 use perdure_core::{EventKind, Payload};
-use perdure_store::{ActivityItem, InstanceRecord, OrchestrationItem, StoreError};
+use perdure_store::{ActivityItem, FirstTurn, InstanceRecord, OrchestrationItem, StoreError};
 use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
@@ -26,12 +26,7 @@ pub(super) fn spawn(shared: Arc<Shared>, item: OrchestrationItem, permit: OwnedS
 /// lease then runs out and the work is taken again).
 async fn run(shared: &Arc<Shared>, item: OrchestrationItem) {
     let id = item.instance.instance_id.clone();
-    let span = tracing::info_span!(
-        "orchestration",
-        otel.name = %format!("orchestration:{}", item.instance.name),
-        instance_id = %id,
-        name = %item.instance.name,
-    );
+    let span = turn_span(&item);
     // A long turn (a large replay after a restart) keeps its lease.
     let renewer = {
         let (store, token, rid) = (shared.store.clone(), item.lock_token.clone(), id.clone());
@@ -64,7 +59,7 @@ pub(super) async fn turn(
     item: OrchestrationItem,
 ) -> Result<Vec<(ActivityItem, OwnedSemaphorePermit)>, StoreError> {
     let id = item.instance.instance_id.clone();
-    let result = process(shared, item, None).await;
+    let result = process(shared, item, Commit::Leased).await;
     match &result {
         Ok(_) => {}
         Err(StoreError::LockLost(what)) | Err(StoreError::HistoryConflict { id: what, .. }) => {
@@ -77,6 +72,35 @@ pub(super) async fn turn(
         }
     }
     result
+}
+
+/// Runs the first turn of a start that was never stored and creates the
+/// instance with it (see [`super::local`]); errors are logged and returned
+/// to the starter (nothing was written).
+pub(super) async fn first_turn(
+    shared: &Arc<Shared>,
+    item: OrchestrationItem,
+) -> Result<Committed, StoreError> {
+    let id = item.instance.instance_id.clone();
+    let span = turn_span(&item);
+    let result = process_as(shared, item, Commit::Created)
+        .instrument(span)
+        .await;
+    if let Err(e) = &result {
+        drop_cached(shared, &id);
+        tracing::warn!(error = %e, instance_id = %id, "first turn of a start not stored");
+    }
+    result
+}
+
+/// The span a turn of `item`'s instance runs in.
+fn turn_span(item: &OrchestrationItem) -> tracing::Span {
+    tracing::info_span!(
+        "orchestration",
+        otel.name = %format!("orchestration:{}", item.instance.name),
+        instance_id = %item.instance.instance_id,
+        name = %item.instance.name,
+    )
 }
 
 fn drop_cached(shared: &Shared, id: &str) {
@@ -122,7 +146,7 @@ pub(super) async fn unleased_turn(
             event: msg.event.clone(),
         }],
     };
-    match process(shared, item, Some(last_update)).await {
+    match process(shared, item, Commit::Unleased(last_update)).await {
         Ok(claimed) => Some(claimed),
         Err(e) => {
             // The run moved on in memory: replay it when next needed.
@@ -133,19 +157,52 @@ pub(super) async fn unleased_turn(
     }
 }
 
-/// Runs a turn and commits it: under the item's lease, or, with `unleased`
-/// (the instance's last update as the item's run saw it), without one.
+/// How a turn's commit is applied.
+pub(super) enum Commit {
+    /// Under the item's lease.
+    Leased,
+    /// Without one, on the instance as last updated at this time (the
+    /// item's run's own commit).
+    Unleased(perdure_core::Timestamp),
+    /// With the instance it creates: the first turn of a start that was
+    /// never stored ([`perdure_store::OrchestrationQueue::create_with_first_turn`]).
+    Created,
+}
+
+/// What became of a turn.
+pub(super) enum Committed {
+    /// Committed: the activities this worker claimed, to run now.
+    Applied(Claimed),
+    /// A first turn whose id was taken: nothing written; the commit back.
+    Declined(Box<perdure_store::OrchestrationCommit>),
+}
+
+/// Runs a turn and commits it as `how` says.
 async fn process(
     shared: &Arc<Shared>,
     item: OrchestrationItem,
-    unleased: Option<perdure_core::Timestamp>,
+    how: Commit,
 ) -> Result<Claimed, StoreError> {
+    match process_as(shared, item, how).await? {
+        Committed::Applied(claimed) => Ok(claimed),
+        Committed::Declined(_) => Err(StoreError::Backend(
+            "a first turn was declined outside a start".into(),
+        )),
+    }
+}
+
+/// Runs a turn and commits it as `how` says; see [`Committed`].
+pub(super) async fn process_as(
+    shared: &Arc<Shared>,
+    item: OrchestrationItem,
+    how: Commit,
+) -> Result<Committed, StoreError> {
     let mut plan = match dispatch::prepare(shared.store.as_ref(), item).await? {
-        Prepared::Handled => return Ok(Vec::new()),
+        Prepared::Handled => return Ok(Committed::Applied(Vec::new())),
         Prepared::Entity(batch) => {
             return Box::pin(run_entity(shared, *batch))
                 .await
-                .map(|_| Vec::new())
+                .map(|_| Committed::Applied(Vec::new()))
         }
         Prepared::Turn(plan) => *plan,
     };
@@ -211,13 +268,19 @@ async fn process(
     let finished = run.outcome.is_some();
     let claimed = claim_activities(shared, &mut commit);
     let summary = crate::metrics::TurnSummary::of(&commit);
-    match unleased {
-        None => shared.store.commit_orchestration(commit).await?,
-        Some(last) => {
+    match how {
+        Commit::Leased => shared.store.commit_orchestration(commit).await?,
+        Commit::Unleased(last) => {
             if !shared.store.commit_unleased(commit, last).await? {
                 return Err(StoreError::LockLost(format!(
                     "instance `{id}` changed before an unleased turn's commit"
                 )));
+            }
+        }
+        Commit::Created => {
+            if let FirstTurn::Declined(commit) = shared.store.create_with_first_turn(commit).await?
+            {
+                return Ok(Committed::Declined(commit));
             }
         }
     }
@@ -232,7 +295,7 @@ async fn process(
             c.put(id, run);
         }
     }
-    Ok(claimed)
+    Ok(Committed::Applied(claimed))
 }
 
 /// Claims the commit's activities that this worker runs and has free slots
