@@ -239,8 +239,16 @@ impl PostgresStore {
         cfg.application_name(format!("perdure:{hub}"));
         // Every statement of ours is written for an index. A plan cached
         // while a table was small (a new hub; no autovacuum to analyze it)
-        // must not go on scanning the whole table as it grows.
-        cfg.options(format!("-c search_path={schema} -c enable_seqscan=off"));
+        // must not go on scanning the whole table as it grows. And a hot
+        // statement is planned once per connection, not at every run: left
+        // to choose, the server kept planning the turn's commit afresh at
+        // each bind (as long as running it). No JIT: a statement of ours
+        // runs in well under a millisecond, and the few that scan (a due
+        // time at start) were compiled for 50 to 300 ms each (the seq
+        // scans' disabled cost passes every JIT threshold).
+        cfg.options(format!(
+            "-c search_path={schema} -c enable_seqscan=off -c plan_cache_mode=force_generic_plan -c jit=off"
+        ));
         cfg.connect_timeout(Duration::from_secs(10));
         schema::migrate(&cfg, &tls, &schema).await?;
         let mgr = Manager::from_config(
