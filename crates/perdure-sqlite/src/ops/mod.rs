@@ -245,26 +245,30 @@ pub(crate) fn create_instance(
 }
 
 /// Creates instance `e.commit.instance_id` with its first turn
-/// ([`perdure_store::OrchestrationQueue::create_with_first_turn`]): a row
-/// leased to the commit, which then applies as any leased turn does, in
-/// the same transaction. `None`, nothing written, when the id is taken.
+/// ([`perdure_store::OrchestrationQueue::create_with_first_turn`]): its row
+/// as the turn leaves it, then the turn's other writes, in the same
+/// transaction. `None`, nothing written, when the id is taken.
 pub(crate) fn create_with_first_turn(
     c: &Connection,
     e: &EncodedCommit,
     now: i64,
 ) -> Result<Option<Woken>, StoreError> {
     let k = &e.commit;
-    if exists(c, &k.instance_id)? {
-        return Ok(None);
-    }
-    exec_cached(c,
-        "INSERT INTO instances (instance_id, name, status, execution_id, created_at, updated_at, history_len, lock_token, lock_expiry)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, 0, ?6, ?7)",
-        params![k.instance_id, k.update.name, RuntimeStatus::Pending.code(), k.update.execution_id,
-            k.now.timestamp_millis(), k.lock_token, i64::MAX],
+    let u = &k.update;
+    let at = k.now.timestamp_millis();
+    let inserted = exec_cached(c,
+        "INSERT INTO instances (instance_id, name, version, status, execution_id, input, output, failure, custom_status, created_at, updated_at, parent_instance_id, history_len, lock_token, lock_expiry, tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, NULL, 0, ?13)
+         ON CONFLICT (instance_id) DO NOTHING",
+        params![k.instance_id, u.name, u.version, u.status.code(), u.execution_id, u.input, u.output,
+            failure_text(&u.failure), u.custom_status, at, u.parent_instance_id, k.history.len() as i64,
+            tags_text(&u.tags)],
     )
     .map_err(|e| backend("creating an instance", e))?;
-    commit_orchestration(c, e, now, None)
+    if inserted == 0 {
+        return Ok(None);
+    }
+    apply_turn(c, e, 0, now).map(Some)
 }
 
 fn create_implicit(
@@ -626,6 +630,13 @@ pub(crate) fn commit_orchestration(
         )
         .map_err(|e| backend("dropping history", e))?;
     }
+    apply_turn(c, e, base, now).map(Some)
+}
+
+/// A turn's writes after its instance row: history, consumed messages,
+/// carried tasks, new tasks and messages to instances.
+fn apply_turn(c: &Connection, e: &EncodedCommit, base: u64, now: i64) -> Result<Woken, StoreError> {
+    let k = &e.commit;
     if !k.history.is_empty() {
         exec_cached(
             c,
@@ -690,7 +701,7 @@ pub(crate) fn commit_orchestration(
         }
         insert_message(c, m, text, &mut w, now)?;
     }
-    Ok(Some(w))
+    Ok(w)
 }
 
 pub(crate) fn renew_orchestration(

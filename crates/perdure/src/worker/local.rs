@@ -72,7 +72,9 @@ pub(crate) async fn start(
         return Ok(Some(req));
     }
     let item = req.into_item(0, String::new(), now_ms.max(due));
-    let claimed = match orchestrations::first_turn(&shared, item).await? {
+    // Boxed: a turn's future is kilobytes, and the start's own future is
+    // moved around by callers that start many at once.
+    let claimed = match Box::pin(orchestrations::first_turn(&shared, item)).await? {
         Committed::Applied(claimed) => claimed,
         Committed::Declined(commit) => {
             return CreateInstance::from_first_turn(*commit)
