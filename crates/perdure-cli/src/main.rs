@@ -3,6 +3,7 @@
 //! orchestrations, and the instance commands manage instances in a store
 //! (`--store`) or through a running server (`--server`).
 
+mod alloc;
 mod backend;
 mod bench;
 mod demo;
@@ -16,6 +17,9 @@ use perdure::{Client, Worker, WorkerOptions};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+#[global_allocator]
+static ALLOCATOR: alloc::Allocator = alloc::Allocator;
 
 #[derive(Parser)]
 #[command(name = "perdure", version, about = "Durable orchestrations in Rust")]

@@ -144,6 +144,7 @@ fn allocations(args: &BenchArgs, size: usize, dir: &Path) -> Result<(u64, u64)> 
     let exe = std::env::current_exe().context("finding this binary")?;
     let log = dir.join(format!("dhat.{size}.log"));
     let out = Command::new("valgrind")
+        .env(crate::alloc::SYSTEM_ALLOCATOR_VAR, "1")
         .arg("--tool=dhat")
         .arg(format!("--log-file={}", log.display()))
         .arg(format!(
