@@ -32,7 +32,11 @@ fn returning_instance(alias: &str) -> String {
 }
 
 /// Takes up to `max_items` instances with work, oldest work first: one
-/// statement finds and leases them, one reads their inboxes.
+/// statement finds and leases them, one reads their inboxes. The visible
+/// messages are read in order and each one's instance looked up by its key
+/// (the lateral subquery, kept whole by `OFFSET 0`): the plan the server
+/// caches for the connection, maybe while the hub was empty, stays in
+/// proportion to the work taken, not to the tables.
 pub(crate) async fn fetch_orchestrations<C: GenericClient + Sync>(
     c: &C,
     lease: i64,
@@ -44,9 +48,13 @@ pub(crate) async fn fetch_orchestrations<C: GenericClient + Sync>(
     let sql = format!(
         "WITH {clock},
          cand AS (
-             SELECT i.instance_id, m.visible_at, m.seq FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
-             WHERE m.visible_at <= (SELECT now FROM clock) AND i.lock_expiry <= (SELECT now FROM clock)
-               AND (i.status <> $1 OR m.control) AND {filter}
+             SELECT i.instance_id, m.visible_at, m.seq FROM inbox m
+             CROSS JOIN LATERAL (
+                 SELECT i.instance_id, i.status FROM instances i
+                 WHERE i.instance_id = m.instance_id AND i.lock_expiry <= (SELECT now FROM clock)
+                   AND {filter}
+                 OFFSET 0) i
+             WHERE m.visible_at <= (SELECT now FROM clock) AND (i.status <> $1 OR m.control)
              ORDER BY m.visible_at, m.seq LIMIT $4 FOR UPDATE OF i SKIP LOCKED),
          picked AS (
              SELECT instance_id, min(visible_at) AS v, min(seq) AS s FROM cand

@@ -13,9 +13,13 @@ const NOW: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint
 /// crash only loses the lease (the work is taken again), and a worker whose
 /// lease vanished cannot commit its result, so nothing else can go wrong.
 async fn now_lease_only(tx: &Transaction<'_>) -> Result<i64, StoreError> {
+    // The transaction's statements are planned for their parameters: a
+    // take (ORDER BY .. LIMIT n over a queue) cached generically while the
+    // table was empty sorted the whole queue at every take.
     Ok(tx
         .query_one(
-            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint, set_config('synchronous_commit', 'off', true)",
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint, set_config('synchronous_commit', 'off', true),
+                    set_config('plan_cache_mode', 'force_custom_plan', true)",
             &[],
         )
         .await

@@ -84,8 +84,8 @@ pub(crate) async fn start(
                 })
         }
     };
-    for (item, permit) in claimed {
-        super::activities::spawn(shared.clone(), item, permit);
+    for (item, slot) in claimed {
+        super::activities::spawn(shared.clone(), item, slot);
     }
     Ok(None)
 }

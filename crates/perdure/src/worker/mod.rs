@@ -67,6 +67,8 @@ pub(crate) struct Shared {
     pub orchestration_slots: Arc<Semaphore>,
     /// One permit per activity running (fetched or claimed at commit).
     pub activity_slots: Arc<Semaphore>,
+    /// Tasks claimed while every activity slot was busy, waiting for one.
+    pub backlog: activities::Backlog,
 }
 
 /// Most work items taken in one fetch.
@@ -103,6 +105,7 @@ fn shared(store: Arc<dyn Store>, registry: Registry, options: WorkerOptions) -> 
         cache: Mutex::new(lru::LruCache::new(cap)),
         orchestration_slots: Arc::new(Semaphore::new(options.orchestration_concurrency.max(1))),
         activity_slots: Arc::new(Semaphore::new(options.activity_concurrency.max(1))),
+        backlog: activities::Backlog::new(options.activity_concurrency.max(1)),
         options: options.clone(),
     })
 }
@@ -260,7 +263,7 @@ async fn dispatcher(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, kind: 
                     let n = items.len();
                     for item in items {
                         let Some(permit) = permits.pop() else { break };
-                        activities::spawn(shared.clone(), item, permit);
+                        activities::spawn(shared.clone(), item, activities::Slot::Running(permit));
                     }
                     n
                 }),

@@ -10,6 +10,8 @@ use perdure_core::{EventKind, Payload};
 use perdure_store::{ActivityItem, FirstTurn, InstanceRecord, OrchestrationItem, StoreError};
 use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
+
+pub(super) use super::activities::Slot;
 use tracing::Instrument;
 
 /// Runs a taken instance's turn in its own task, holding its slot.
@@ -46,8 +48,8 @@ async fn run(shared: &Arc<Shared>, item: OrchestrationItem) {
     };
     let result = turn(shared, item).instrument(span.clone()).await;
     renewer.abort();
-    for (item, permit) in result.unwrap_or_default() {
-        super::activities::spawn(shared.clone(), item, permit);
+    for (item, slot) in result.unwrap_or_default() {
+        super::activities::spawn(shared.clone(), item, slot);
     }
 }
 
@@ -57,7 +59,7 @@ async fn run(shared: &Arc<Shared>, item: OrchestrationItem) {
 pub(super) async fn turn(
     shared: &Arc<Shared>,
     item: OrchestrationItem,
-) -> Result<Vec<(ActivityItem, OwnedSemaphorePermit)>, StoreError> {
+) -> Result<Claimed, StoreError> {
     let id = item.instance.instance_id.clone();
     let result = process(shared, item, Commit::Leased).await;
     match &result {
@@ -109,7 +111,9 @@ fn drop_cached(shared: &Shared, id: &str) {
     }
 }
 
-pub(super) type Claimed = Vec<(ActivityItem, OwnedSemaphorePermit)>;
+/// Activities a commit claimed for this worker, each with its slot (or its
+/// place in the backlog, waiting for one).
+pub(super) type Claimed = Vec<(ActivityItem, Slot)>;
 
 /// Runs the turn that consumes activity `task`'s result (`msg`) without
 /// taking the instance, when this worker holds the instance's run in its
@@ -298,27 +302,31 @@ pub(super) async fn process_as(
     Ok(Committed::Applied(claimed))
 }
 
-/// Claims the commit's activities that this worker runs and has free slots
-/// for: they are stored already leased to it and run as soon as the commit
-/// is durable, without a fetch. The rest wait in the store for any worker.
-fn claim_activities(
-    shared: &Shared,
-    commit: &mut perdure_store::OrchestrationCommit,
-) -> Vec<(ActivityItem, OwnedSemaphorePermit)> {
+/// Claims the commit's activities that this worker runs and has a free
+/// slot for, or, all slots busy, room for in its backlog (as many as it has
+/// slots: a task there waits for the next free slot, briefly, see
+/// [`super::activities::spawn`]): they are stored already leased to it and
+/// run as soon as the commit is durable and a slot is theirs, without a
+/// fetch, and their results find the run in this worker's cache. The rest
+/// wait in the store for any worker.
+fn claim_activities(shared: &Shared, commit: &mut perdure_store::OrchestrationCommit) -> Claimed {
     let mut mine = Vec::new();
     let mut others = Vec::new();
     for a in std::mem::take(&mut commit.activities) {
-        let permit = match shared.registry.activity(&a.name) {
-            Some(_) => shared.activity_slots.clone().try_acquire_owned().ok(),
+        let slot = match shared.registry.activity(&a.name) {
+            Some(_) => match shared.activity_slots.clone().try_acquire_owned() {
+                Ok(permit) => Some(Slot::Running(permit)),
+                Err(_) => shared.backlog.enter().map(Slot::Waiting),
+            },
             None => None,
         };
-        match permit {
-            Some(p) => mine.push((a, p)),
+        match slot {
+            Some(slot) => mine.push((a, slot)),
             None => others.push(a),
         }
     }
     let mut claimed = Vec::with_capacity(mine.len());
-    for (a, permit) in mine {
+    for (a, slot) in mine {
         let token = perdure_store::new_lock_token();
         commit.claims.tokens.push(token.clone());
         commit.activities.push(a.clone());
@@ -328,7 +336,7 @@ fn claim_activities(
                 lock_token: token,
                 dequeue_count: 1,
             },
-            permit,
+            slot,
         ));
     }
     commit.claims.lease = shared.options.lease;
