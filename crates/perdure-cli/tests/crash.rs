@@ -4,8 +4,12 @@
 //! times: one worker on a SQLite file, and three workers sharing one
 //! PostgreSQL task hub. After restarts every instance must complete with the
 //! right output, with no step twice in its history, and every durable timer
-//! must have fired at or after its time. A last test drops the workers'
-//! PostgreSQL connections under load and checks that they recover.
+//! must have fired at or after its time. Another kills `perdure serve` while
+//! the starts it takes over HTTP run their first turn in it. A last test
+//! drops the workers' PostgreSQL connections under load and checks that
+//! they recover.
+
+mod support;
 
 use perdure::{Client, EventKind, HistoryEvent, RuntimeStatus};
 use perdure_examples::{approval::ApprovalInput, eternal::CleanupState, fan_out::expected_sum};
@@ -359,4 +363,84 @@ async fn postgres_workers_recover_from_dropped_connections() {
         let _ = p.kill();
         let _ = p.wait();
     }
+}
+
+/// `perdure serve --samples` on `url` (leases of 1.5 s): the process and
+/// its HTTP base URL.
+fn spawn_serve(url: &str) -> (Child, String) {
+    support::spawn_serve(url, &["--samples", "--lease-ms", "1500"])
+}
+
+/// Starts that run their first turn in the process that takes them: `perdure
+/// serve --samples` on SQLite, started over HTTP while it is killed with
+/// SIGKILL at random moments. Every start it acknowledged, and every other
+/// that got stored, completes with its output once a server runs again,
+/// with no step twice in its history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_killed_while_starts_run_their_first_turn_loses_nothing() {
+    let _one_at_a_time = SERIAL.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("starts.db").display());
+    let seed = seed();
+    println!("kill schedule seed: {seed}");
+    let mut rng = Lcg(seed);
+    let http = reqwest::Client::new();
+    let mut tried: Vec<(String, Value)> = Vec::new();
+    let mut acknowledged = 0;
+    for round in 0..5 {
+        let (mut server, base) = spawn_serve(&url);
+        let alive = Duration::from_millis(rng.next(100, 600));
+        let until = Instant::now() + alive;
+        let mut i = 0;
+        while Instant::now() < until {
+            let (name, input, want) = if i % 2 == 0 {
+                ("DoWork", json!(12), json!(780))
+            } else {
+                (
+                    "HelloCities",
+                    Value::Null,
+                    json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"]),
+                )
+            };
+            let id = format!("start-{round}-{i}");
+            i += 1;
+            let sent = http
+                .post(format!(
+                    "{base}/runtime/webhooks/durabletask/orchestrators/{name}/{id}"
+                ))
+                .json(&input)
+                .send()
+                .await;
+            if sent.is_ok_and(|r| r.status() == reqwest::StatusCode::ACCEPTED) {
+                acknowledged += 1;
+            }
+            tried.push((id, want));
+        }
+        server.kill().expect("SIGKILL perdure serve");
+        let _ = server.wait();
+        println!("round {round}: killed serve after {alive:?}; {i} starts sent");
+    }
+    assert!(acknowledged > 0, "no start was acknowledged");
+    let (mut server, _) = spawn_serve(&url);
+    let client = Client::new(perdure::open_store(&url).await.expect("store"));
+    let mut stored = Vec::new();
+    for (id, want) in tried {
+        if client
+            .get_status(&id, false)
+            .await
+            .expect("status")
+            .is_some()
+        {
+            stored.push((id, want));
+        }
+    }
+    assert!(
+        stored.len() >= acknowledged,
+        "{} stored, {acknowledged} acknowledged: an acknowledged start was lost",
+        stored.len()
+    );
+    let mut none: [Child; 0] = [];
+    verify(&client, &stored, &mut none).await;
+    let _ = server.kill();
+    let _ = server.wait();
 }

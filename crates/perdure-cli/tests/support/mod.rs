@@ -52,35 +52,48 @@ pub fn serve(store: &str) -> (Serve, String) {
 }
 
 pub fn serve_with(store: &str, samples: bool) -> (Serve, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_perdure"))
+    let extra: &[&str] = if samples { &["--samples"] } else { &[] };
+    let (child, url) = spawn_serve(store, extra);
+    (Serve(child), url)
+}
+
+/// `perdure serve` on `store` with `extra` arguments, on ports the kernel
+/// picks (a test never picks them: a port found free may be taken before
+/// the server binds it): the process and its HTTP base URL, read from its
+/// startup line.
+pub fn spawn_serve(store: &str, extra: &[&str]) -> (Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_perdure"))
         .args([
             "serve",
             "--store",
             store,
             "--http",
-            &addr,
+            "127.0.0.1:0",
             "--grpc",
             "127.0.0.1:0",
         ])
-        .args(if samples { &["--samples"][..] } else { &[][..] })
+        .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn perdure serve");
-    let guard = Serve(child);
-    let url = format!("http://{addr}");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&addr).is_err() {
+    let addr = loop {
         assert!(Instant::now() < deadline, "perdure serve did not come up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (guard, url)
+        let line = lines
+            .next()
+            .expect("perdure serve printed no startup line")
+            .expect("read its stderr");
+        if let Some(rest) = line.split("HTTP API on http://").nth(1) {
+            break rest.split('/').next().unwrap_or_default().to_string();
+        }
+    };
+    // Keep reading, so that the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, format!("http://{addr}"))
 }
 
 pub fn wait_status(server: &str, id: &str, want: &str) -> Value {

@@ -78,7 +78,9 @@ pub(super) async fn turn(
 
 /// Runs the first turn of a start that was never stored and creates the
 /// instance with it (see [`super::local`]); errors are logged and returned
-/// to the starter (nothing was written).
+/// to the starter, whose start then failed as a create that fails does
+/// (nothing written, or, when only the store's answer was lost, the
+/// instance created).
 pub(super) async fn first_turn(
     shared: &Arc<Shared>,
     item: OrchestrationItem,
