@@ -92,6 +92,14 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// A turn's commit, leased or not; false when an unleased one was not
     /// applied.
+    /// Keeps the database clock's lead on this one, from a time (ms) the
+    /// database just answered with (see `unleased_now`).
+    fn saw_database_time(&self, db_now: i64) {
+        let local = chrono::Utc::now().timestamp_millis();
+        self.skew_ms
+            .store(db_now - local, std::sync::atomic::Ordering::Relaxed);
+    }
+
     async fn commit_turn(
         &self,
         commit: OrchestrationCommit,
@@ -104,9 +112,7 @@ impl PostgresStore {
             // other workers' steps.
             let (token, expected) = (commit.lock_token.clone(), commit.expected_history_len);
             let (held, w, db_now) = self.batch.turn(commit, unleased).await?;
-            let local = chrono::Utc::now().timestamp_millis();
-            self.skew_ms
-                .store(db_now - local, std::sync::atomic::Ordering::Relaxed);
+            self.saw_database_time(db_now);
             match (held, unleased) {
                 (true, _) => w,
                 (false, Some(_)) => return Ok(false),
@@ -455,9 +461,7 @@ impl OrchestrationQueue for PostgresStore {
             // The common first turn: one statement, group-committed.
             match self.batch.first(commit).await? {
                 Ok((w, db_now)) => {
-                    let local = chrono::Utc::now().timestamp_millis();
-                    self.skew_ms
-                        .store(db_now - local, std::sync::atomic::Ordering::Relaxed);
+                    self.saw_database_time(db_now);
                     w
                 }
                 Err(commit) => return Ok(FirstTurn::Declined(commit)),

@@ -3,6 +3,7 @@
 //! replaying the stored history), apply the messages as one turn, and commit
 //! history, status, new activities, timers and messages in one transaction.
 
+use super::activities::Slot;
 use super::Shared;
 use crate::dispatch::{self, ExecutionInfo, Prepared, TurnResult};
 use crate::executor::{OrchestrationRun, Turn};
@@ -10,8 +11,6 @@ use perdure_core::{EventKind, Payload};
 use perdure_store::{ActivityItem, FirstTurn, InstanceRecord, OrchestrationItem, StoreError};
 use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
-
-pub(super) use super::activities::Slot;
 use tracing::Instrument;
 
 /// Runs a taken instance's turn in its own task, holding its slot.
