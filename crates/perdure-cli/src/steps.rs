@@ -89,7 +89,9 @@ impl Backend {
                     RepairAction::Complete(text) => {
                         serde_json::from_str::<Value>(&text)
                             .with_context(|| format!("--complete is not valid JSON: {text}"))?;
-                        Repair::Complete { result: Some(text) }
+                        Repair::Complete {
+                            result: Some(text.into()),
+                        }
                     }
                     RepairAction::Fail {
                         message,

@@ -12,6 +12,7 @@ pub mod failure;
 pub mod history;
 pub mod instance_id;
 pub mod names;
+pub mod payload;
 pub mod replay;
 pub mod retry;
 pub mod status;
@@ -22,7 +23,7 @@ pub use entity::{is_entity_instance, EntityId, EntityIdError};
 pub use failure::FailureDetails;
 pub use history::{
     decode_event, decode_events, encode_event, encode_events, EventKind, HistoryEvent,
-    ParentInstance, Payload, Repair, RepairedStep, Tags,
+    ParentInstance, Payload, PayloadText, Repair, RepairedStep, Tags,
 };
 pub use instance_id::{generated_instance_id, validate_instance_id, InstanceIdError};
 pub use names::{validate_name, NameError, NameKind, MAX_NAME_CHARS};

@@ -38,6 +38,12 @@ fn ts(ms: i64) -> perdure_core::Timestamp {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// A payload column: its text, moved into a shared payload.
+pub(crate) fn text(r: &Row, i: usize) -> perdure_core::Payload {
+    r.get::<_, Option<String>>(i)
+        .map(perdure_core::PayloadText::from)
+}
+
 pub(crate) fn failure_text(f: &Option<FailureDetails>) -> Option<String> {
     f.as_ref().and_then(|f| serde_json::to_string(f).ok())
 }
@@ -66,9 +72,9 @@ pub(crate) fn record(r: &Row) -> Result<InstanceRecord, StoreError> {
         name: r.get(1),
         version: r.get(2),
         execution_id: r.get(4),
-        input: r.get(5),
-        output: r.get(6),
-        custom_status: r.get(8),
+        input: text(r, 5),
+        output: text(r, 6),
+        custom_status: text(r, 8),
         created_at: ts(r.get(9)),
         updated_at: ts(r.get(10)),
         parent_instance_id: r.get(11),
@@ -184,7 +190,7 @@ async fn insert_instance(
         .execute(
             "INSERT INTO instances (instance_id, name, version, status, execution_id, input, created_at, updated_at, parent_instance_id, tags)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9) ON CONFLICT (instance_id) DO NOTHING",
-            &[&id, &new.name, &new.version, &RuntimeStatus::Pending.code(), &new.execution_id, &new.input, &created,
+            &[&id, &new.name, &new.version, &RuntimeStatus::Pending.code(), &new.execution_id, &new.input.as_deref(), &created,
               &new.parent_instance_id, &tags_text(&new.tags)],
         )
         .await
@@ -557,7 +563,7 @@ pub(crate) async fn fetch_activities(
                 task_id: r.get(3),
                 name: r.get(4),
                 version: r.get(5),
-                input: r.get(6),
+                input: text(&r, 6),
             },
             dequeue_count: r.get::<_, i32>(7) as u32,
             lock_token: r.get(8),

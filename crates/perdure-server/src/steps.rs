@@ -100,7 +100,7 @@ async fn repair(hub: Hub, Path(id): Path<String>, body: Bytes) -> Result<Respons
         .map_err(|e| bad("InvalidRepair", format!("the repair is not valid: {e}")))?;
     let repair = match body.action.as_str() {
         "complete" => Repair::Complete {
-            result: body.result.map(|v| v.to_string()),
+            result: body.result.map(|v| v.to_string().into()),
         },
         "fail" => Repair::Fail {
             failure: FailureDetails::new(

@@ -57,7 +57,7 @@ pub fn orchestrate(
     pb::OrchestratorResponse {
         instance_id: r.instance_id.clone(),
         actions,
-        custom_status: d.custom_status,
+        custom_status: d.custom_status.map(String::from),
         completion_token: token.to_string(),
         ..Default::default()
     }
@@ -75,14 +75,17 @@ pub async fn run_activity(
         .map(|i| i.instance_id.clone())
         .unwrap_or_default();
     let ctx = ActivityContext::new(&instance_id, &r.name, i64::from(r.task_id), 1);
-    let (result, failure_details) = match registry.invoke_activity(ctx, r.input.clone()).await {
+    let (result, failure_details) = match registry
+        .invoke_activity(ctx, r.input.as_deref().map(perdure_core::PayloadText::from))
+        .await
+    {
         Ok(out) => (out, None),
         Err(f) => (None, Some(failure(&f))),
     };
     pb::ActivityResponse {
         instance_id,
         task_id: r.task_id,
-        result,
+        result: result.map(String::from),
         failure_details,
         completion_token: token.to_string(),
     }
@@ -123,18 +126,23 @@ pub async fn run_entity(
             _ => (String::new(), None),
         };
         let (next, result) = registry
-            .invoke_entity(&id, &operation, input, state.clone())
+            .invoke_entity(
+                &id,
+                &operation,
+                input,
+                state.as_deref().map(perdure_core::PayloadText::from),
+            )
             .await;
         results.push(pb::OperationResult {
             result_type: Some(match result {
                 Ok((out, sent)) => {
-                    state = next;
+                    state = next.map(String::from);
                     actions.extend(
                         sent.into_iter()
                             .map(|a| operation_action(&mut actions_id, a)),
                     );
                     R::Success(pb::OperationResultSuccess {
-                        result: out,
+                        result: out.map(String::from),
                         ..Default::default()
                     })
                 }
@@ -168,7 +176,7 @@ fn operation_action(next_id: &mut i32, a: perdure::EntityAction) -> pb::Operatio
         } => T::SendSignal(pb::SendSignalAction {
             instance_id: target.to_string(),
             name: operation,
-            input,
+            input: input.map(String::from),
             scheduled_time: at.map(ts),
             ..Default::default()
         }),
@@ -179,7 +187,7 @@ fn operation_action(next_id: &mut i32, a: perdure::EntityAction) -> pb::Operatio
         } => T::StartNewOrchestration(pb::StartNewOrchestrationAction {
             instance_id,
             name,
-            input,
+            input: input.map(String::from),
             ..Default::default()
         }),
     };
@@ -195,7 +203,7 @@ fn complete(outcome: Outcome, leftover: &[HistoryEvent]) -> pb::CompleteOrchestr
     match outcome {
         Outcome::Completed(result) => {
             c.orchestration_status = S::Completed as i32;
-            c.result = result;
+            c.result = result.map(String::from);
         }
         Outcome::Failed(f) => {
             c.orchestration_status = S::Failed as i32;
@@ -203,11 +211,11 @@ fn complete(outcome: Outcome, leftover: &[HistoryEvent]) -> pb::CompleteOrchestr
         }
         Outcome::Terminated(reason) => {
             c.orchestration_status = S::Terminated as i32;
-            c.result = reason;
+            c.result = reason.map(String::from);
         }
         Outcome::ContinuedAsNew { input, carried } => {
             c.orchestration_status = S::ContinuedAsNew as i32;
-            c.result = input;
+            c.result = input.map(String::from);
             let unseen = leftover.iter().filter_map(|e| match &e.kind {
                 EventKind::EventRaised { name, input, .. } => Some((name.clone(), input.clone())),
                 _ => None,
@@ -219,7 +227,10 @@ fn complete(outcome: Outcome, leftover: &[HistoryEvent]) -> pb::CompleteOrchestr
                     event_id: -1,
                     timestamp: None,
                     event_type: Some(pb::history_event::EventType::EventRaised(
-                        pb::EventRaisedEvent { name, input },
+                        pb::EventRaisedEvent {
+                            name,
+                            input: input.map(String::from),
+                        },
                     )),
                 })
                 .collect();
@@ -246,7 +257,7 @@ fn action(a: &Action) -> pb::OrchestratorAction {
         } => A::ScheduleTask(pb::ScheduleTaskAction {
             name,
             version,
-            input,
+            input: input.map(String::from),
             parent_trace_context: perdure_server::grpc::flavour::trace_field(
                 trace_context.as_ref(),
             ),
@@ -266,7 +277,7 @@ fn action(a: &Action) -> pb::OrchestratorAction {
             instance_id,
             name,
             version,
-            input,
+            input: input.map(String::from),
             parent_trace_context: trace_context.as_ref().map(trace_to_pb),
             ..Default::default()
         }),
@@ -281,7 +292,7 @@ fn action(a: &Action) -> pb::OrchestratorAction {
                 execution_id: None,
             }),
             name,
-            data: input,
+            data: input.map(String::from),
         }),
         Action::CallEntity {
             request_id,
@@ -295,7 +306,7 @@ fn action(a: &Action) -> pb::OrchestratorAction {
             request_id,
             operation,
             scheduled_time: None,
-            input,
+            input: input.map(String::from),
             parent_instance_id: Some(parent_instance_id),
             parent_execution_id: Some(parent_execution_id),
             target_instance_id: Some(target),
@@ -312,7 +323,7 @@ fn action(a: &Action) -> pb::OrchestratorAction {
                 request_id,
                 operation,
                 scheduled_time: scheduled_time.map(ts),
-                input,
+                input: input.map(String::from),
                 target_instance_id: Some(target),
             },
         )),
@@ -365,7 +376,7 @@ fn from_pb(e: &pb::HistoryEvent) -> Option<HistoryEvent> {
         T::ExecutionStarted(s) => EventKind::ExecutionStarted {
             name: s.name.clone(),
             version: s.version.clone(),
-            input: s.input.clone(),
+            input: s.input.as_deref().map(perdure_core::PayloadText::from),
             execution_id: s
                 .orchestration_instance
                 .as_ref()
@@ -385,31 +396,31 @@ fn from_pb(e: &pb::HistoryEvent) -> Option<HistoryEvent> {
         },
         T::ExecutionCompleted(c) => EventKind::ExecutionCompleted {
             status: RuntimeStatus::from_code(c.orchestration_status)?,
-            result: c.result.clone(),
+            result: c.result.as_deref().map(perdure_core::PayloadText::from),
             failure: c.failure_details.as_ref().map(from_failure),
         },
         T::ExecutionTerminated(t) => EventKind::ExecutionTerminated {
-            reason: t.input.clone(),
+            reason: t.input.as_deref().map(perdure_core::PayloadText::from),
         },
         T::ExecutionSuspended(s) => EventKind::ExecutionSuspended {
-            reason: s.input.clone(),
+            reason: s.input.as_deref().map(perdure_core::PayloadText::from),
         },
         T::ExecutionResumed(s) => EventKind::ExecutionResumed {
-            reason: s.input.clone(),
+            reason: s.input.as_deref().map(perdure_core::PayloadText::from),
         },
         T::ExecutionRewound(r) => EventKind::ExecutionRewound {
-            reason: r.reason.clone(),
+            reason: r.reason.as_deref().map(perdure_core::PayloadText::from),
         },
         T::TaskScheduled(t) => EventKind::TaskScheduled {
             name: t.name.clone(),
             version: t.version.clone(),
-            input: t.input.clone(),
+            input: t.input.as_deref().map(perdure_core::PayloadText::from),
             trace_context: trace(t.parent_trace_context.as_ref()),
             tags: t.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         },
         T::TaskCompleted(t) => EventKind::TaskCompleted {
             task_scheduled_id: i64::from(t.task_scheduled_id),
-            result: t.result.clone(),
+            result: t.result.as_deref().map(perdure_core::PayloadText::from),
         },
         T::TaskFailed(t) => EventKind::TaskFailed {
             task_scheduled_id: i64::from(t.task_scheduled_id),
@@ -419,13 +430,13 @@ fn from_pb(e: &pb::HistoryEvent) -> Option<HistoryEvent> {
             name: s.name.clone(),
             version: s.version.clone(),
             instance_id: s.instance_id.clone(),
-            input: s.input.clone(),
+            input: s.input.as_deref().map(perdure_core::PayloadText::from),
             trace_context: trace(s.parent_trace_context.as_ref()),
             tags: s.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         },
         T::SubOrchestrationInstanceCompleted(s) => EventKind::SubOrchestrationInstanceCompleted {
             task_scheduled_id: i64::from(s.task_scheduled_id),
-            result: s.result.clone(),
+            result: s.result.as_deref().map(perdure_core::PayloadText::from),
         },
         T::SubOrchestrationInstanceFailed(s) => EventKind::SubOrchestrationInstanceFailed {
             task_scheduled_id: i64::from(s.task_scheduled_id),
@@ -443,21 +454,21 @@ fn from_pb(e: &pb::HistoryEvent) -> Option<HistoryEvent> {
         T::EventSent(s) => EventKind::EventSent {
             instance_id: s.instance_id.clone(),
             name: s.name.clone(),
-            input: s.input.clone(),
+            input: s.input.as_deref().map(perdure_core::PayloadText::from),
         },
         T::EventRaised(r) => EventKind::EventRaised {
             name: r.name.clone(),
-            input: r.input.clone(),
+            input: r.input.as_deref().map(perdure_core::PayloadText::from),
             trace_context: None,
         },
         T::ContinueAsNew(c) => EventKind::ContinueAsNew {
-            input: c.input.clone(),
+            input: c.input.as_deref().map(perdure_core::PayloadText::from),
         },
         T::EntityOperationSignaled(s) => EventKind::EntityOperationSignaled {
             request_id: s.request_id.clone(),
             target: text(&s.target_instance_id),
             operation: s.operation.clone(),
-            input: s.input.clone(),
+            input: s.input.as_deref().map(perdure_core::PayloadText::from),
             scheduled_time: s.scheduled_time.as_ref().and_then(from_ts),
             trace_context: None,
         },
@@ -465,14 +476,14 @@ fn from_pb(e: &pb::HistoryEvent) -> Option<HistoryEvent> {
             request_id: c.request_id.clone(),
             target: text(&c.target_instance_id),
             operation: c.operation.clone(),
-            input: c.input.clone(),
+            input: c.input.as_deref().map(perdure_core::PayloadText::from),
             parent_instance_id: text(&c.parent_instance_id),
             parent_execution_id: text(&c.parent_execution_id),
             trace_context: None,
         },
         T::EntityOperationCompleted(c) => EventKind::EntityOperationCompleted {
             request_id: c.request_id.clone(),
-            output: c.output.clone(),
+            output: c.output.as_deref().map(perdure_core::PayloadText::from),
         },
         T::EntityOperationFailed(f) => EventKind::EntityOperationFailed {
             request_id: f.request_id.clone(),

@@ -39,7 +39,7 @@ pub struct OrchestrationContext {
 
 fn to_payload(v: &impl Serialize, what: &str) -> Result<Payload, TaskError> {
     serde_json::to_string(v)
-        .map(Some)
+        .map(|t| Some(t.into()))
         .map_err(|e| TaskError::Serialization {
             what: format!("cannot serialize {what}"),
             message: e.to_string(),
@@ -168,7 +168,7 @@ impl OrchestrationContext {
 
     /// Sets the custom status shown by `get_status`.
     pub fn set_custom_status(&self, status: impl Serialize) {
-        let payload = serde_json::to_string(&status).ok();
+        let payload = serde_json::to_string(&status).ok().map(Into::into);
         self.with(|e| e.set_custom_status(payload));
     }
 
@@ -381,7 +381,7 @@ impl OrchestrationContext {
 
     /// Sends an event to another instance (fire and forget).
     pub fn send_event(&self, instance_id: &str, name: &str, data: impl Serialize) {
-        let payload = serde_json::to_string(&data).ok();
+        let payload = serde_json::to_string(&data).ok().map(Into::into);
         self.with(|e| e.send_event(instance_id, name, payload));
     }
 
@@ -472,7 +472,7 @@ impl OrchestrationContext {
         input: impl Serialize,
         preserve_unprocessed_events: bool,
     ) {
-        let payload = serde_json::to_string(&input).ok();
+        let payload = serde_json::to_string(&input).ok().map(Into::into);
         self.with(|e| e.request_continue_as_new(payload, preserve_unprocessed_events));
     }
 

@@ -124,7 +124,7 @@ impl EntityContext {
     }
 
     pub(crate) fn set_raw_state(&self, text: String) {
-        *self.state() = Some(text);
+        *self.state() = Some(text.into());
         self.deleted
             .store(false, std::sync::atomic::Ordering::Relaxed);
     }
@@ -216,7 +216,7 @@ impl EntityContext {
                 format!("entity `{}` cannot write {what}: {e}", self.id),
             )
         })?;
-        Ok(Some(text))
+        Ok(Some(text.into()))
     }
 
     fn push(&self, action: EntityAction) {

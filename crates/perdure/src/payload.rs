@@ -6,7 +6,7 @@
 //! whitespace survive. [`RawJson`] carries such text, or no payload at all.
 
 use crate::error::ClientError;
-use perdure_core::Payload;
+use perdure_core::{Payload, PayloadText};
 use serde::Serialize;
 
 /// The largest input, event or reason a client accepts, in bytes of JSON.
@@ -26,7 +26,7 @@ pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
 /// assert!(RawJson::parse("{not json").is_err());
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RawJson(Option<String>);
+pub struct RawJson(Payload);
 
 impl RawJson {
     /// `text` if it is one valid JSON value (checked, not rewritten).
@@ -35,7 +35,7 @@ impl RawJson {
         check_size(text.len())?;
         serde_json::from_str::<serde::de::IgnoredAny>(&text)
             .map_err(|e| ClientError::Serialization(e.to_string()))?;
-        Ok(RawJson(Some(text)))
+        Ok(RawJson(Some(text.into())))
     }
 
     /// No payload.
@@ -75,7 +75,7 @@ impl IntoPayload for PlainText {
         if let Some(t) = &self.0 {
             check_size(t.len())?;
         }
-        Ok(self.0)
+        Ok(self.0.map(PayloadText::from))
     }
 }
 
@@ -90,7 +90,7 @@ impl<T: Serialize> IntoPayload for T {
         let text =
             serde_json::to_string(&self).map_err(|e| ClientError::Serialization(e.to_string()))?;
         check_size(text.len())?;
-        Ok(Some(text))
+        Ok(Some(text.into()))
     }
 }
 

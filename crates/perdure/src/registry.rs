@@ -22,12 +22,14 @@ pub(crate) type EntityFn =
     Arc<dyn Fn(EntityContext) -> BoxFuture<'static, Result<Payload, Failure>> + Send + Sync>;
 
 fn to_payload<O: Serialize>(out: O, what: &str) -> Result<Payload, Failure> {
-    serde_json::to_string(&out).map(Some).map_err(|e| {
-        Failure::new(
-            "Serialization",
-            format!("cannot serialize the output of {what}: {e}"),
-        )
-    })
+    serde_json::to_string(&out)
+        .map(|t| Some(t.into()))
+        .map_err(|e| {
+            Failure::new(
+                "Serialization",
+                format!("cannot serialize the output of {what}: {e}"),
+            )
+        })
 }
 
 /// Orchestrators, activities and entities by name.

@@ -184,12 +184,14 @@ impl TestEnv {
         let label = name.to_string();
         let fake: MockFn = Arc::new(move |call| {
             let out = fake(call)?;
-            serde_json::to_string(&out).map(Some).map_err(|e| {
-                Failure::new(
-                    "Serialization",
-                    format!("cannot serialize the fake output of `{label}`: {e}"),
-                )
-            })
+            serde_json::to_string(&out)
+                .map(|t| Some(t.into()))
+                .map_err(|e| {
+                    Failure::new(
+                        "Serialization",
+                        format!("cannot serialize the fake output of `{label}`: {e}"),
+                    )
+                })
         });
         let calls = self.calls.clone();
         let erased: ActivityFn = Arc::new(move |ctx: ActivityContext, input: Payload| {

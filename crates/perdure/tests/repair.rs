@@ -100,7 +100,15 @@ async fn a_pending_activity_completed_by_hand_gives_the_code_its_result() {
     assert_eq!(step.step, RepairedStep::Activity);
     let result = Some(r#""paid by bank transfer""#.to_string());
     env.client()
-        .repair(&id, req(step.step_id, Repair::Complete { result }))
+        .repair(
+            &id,
+            req(
+                step.step_id,
+                Repair::Complete {
+                    result: result.map(Into::into),
+                },
+            ),
+        )
         .await
         .expect("repair");
     env.run_until_idle().await.expect("run");

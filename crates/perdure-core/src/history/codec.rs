@@ -14,7 +14,7 @@
 //! A run of events (a turn kept in one row) is frames one after another;
 //! version 1 runs are JSON arrays. Both versions are read.
 
-use super::{EventKind, HistoryEvent, Payload, Repair};
+use super::{EventKind, HistoryEvent, Payload, PayloadText, Repair};
 use serde::{Deserialize, Serialize};
 use std::cell::{Cell, RefCell};
 
@@ -113,9 +113,9 @@ pub(super) mod payload {
             // A placeholder, replaced by the bytes it names once the header
             // is read (`fill`).
             let at: Option<(usize, usize)> = Option::deserialize(d)?;
-            Ok(at.map(|(o, l)| format!("{o}:{l}")))
+            Ok(at.map(|(o, l)| PayloadText::from(format!("{o}:{l}"))))
         } else {
-            Option::<String>::deserialize(d)
+            Option::<PayloadText>::deserialize(d)
         }
     }
 }
@@ -275,7 +275,7 @@ fn decode_frame(text: &str, at: usize) -> Result<(HistoryEvent, usize), CodecErr
                 });
                 match range.and_then(|r| Some((tail.get(r.clone())?, r.end))) {
                     Some((bytes, e)) => {
-                        *placeholder = bytes.to_owned();
+                        *placeholder = PayloadText::from(bytes);
                         end = end.max(e);
                     }
                     None => bad = true,
@@ -341,7 +341,7 @@ mod tests {
     ];
 
     fn p(i: usize) -> Payload {
-        PAYLOADS[i % PAYLOADS.len()].map(str::to_string)
+        PAYLOADS[i % PAYLOADS.len()].map(PayloadText::from)
     }
 
     /// One event of every kind that carries a payload, the payloads picked
@@ -499,14 +499,14 @@ mod tests {
                 t,
                 EventKind::HistoryImported {
                     status: RuntimeStatus::Completed,
-                    output,
+                    output: output.map(PayloadText::from),
                     failure: None,
-                    custom_status,
+                    custom_status: custom_status.map(PayloadText::from),
                     events: vec![HistoryEvent::new(
                         t,
                         EventKind::TaskCompleted {
                             task_scheduled_id: 0,
-                            result: nested,
+                            result: nested.map(PayloadText::from),
                         },
                     )],
                 },
@@ -529,7 +529,7 @@ mod tests {
         let e = &every_kind(0)[6];
         let mut e = e.clone();
         if let EventKind::TaskScheduled { input, .. } = &mut e.kind {
-            *input = Some(payload.to_string());
+            *input = Some(payload.into());
         }
         let text = encode_event(&e);
         assert!(text.ends_with(payload), "{text}");

@@ -10,8 +10,7 @@ pub use codec::{
     decode_event, decode_events, encode_event, encode_events, CodecError, HISTORY_FORMAT,
 };
 
-/// A payload is JSON text carried as it is; `None` means no value.
-pub type Payload = Option<String>;
+pub use crate::payload::{Payload, PayloadText};
 
 /// Tags: string pairs a client or an orchestrator attaches to an
 /// orchestration or a task (Durable Task's `tags`), kept as given.
@@ -383,15 +382,17 @@ impl HistoryEvent {
                 result, failure, ..
             } => match failure {
                 Some(f) => Some(f.to_string()),
-                None => result.clone(),
+                None => result.as_deref().map(str::to_string),
             },
             EventKind::TaskCompleted { result, .. }
             | EventKind::SubOrchestrationInstanceCompleted { result, .. }
-            | EventKind::EntityOperationCompleted { output: result, .. } => result.clone(),
+            | EventKind::EntityOperationCompleted { output: result, .. } => {
+                result.as_deref().map(str::to_string)
+            }
             EventKind::TaskFailed { failure, .. }
             | EventKind::SubOrchestrationInstanceFailed { failure, .. }
             | EventKind::EntityOperationFailed { failure, .. } => Some(failure.to_string()),
-            EventKind::ExecutionTerminated { reason } => reason.clone(),
+            EventKind::ExecutionTerminated { reason } => reason.as_deref().map(str::to_string),
             _ => None,
         }
     }

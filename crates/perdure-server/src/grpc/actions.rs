@@ -10,7 +10,7 @@ use super::proto as pb;
 use perdure::dispatch::{ExecutionInfo, Outcome};
 use perdure_core::{
     validate_instance_id, validate_name, Action, EntityId, EventKind, FailureDetails, HistoryEvent,
-    NameKind,
+    NameKind, Payload, PayloadText,
 };
 use perdure_store::InstanceMessage;
 
@@ -28,6 +28,11 @@ pub struct Mapped {
 
 fn sv(v: &Option<String>) -> Option<String> {
     v.clone()
+}
+
+/// A protocol's payload text as a payload (copied out of the message).
+fn pv(v: &Option<String>) -> Payload {
+    v.as_deref().map(PayloadText::from)
 }
 
 fn fail(error_type: &str, message: String) -> Outcome {
@@ -74,7 +79,7 @@ pub fn map_actions(
                     id,
                     name: t.name.clone(),
                     version: sv(&t.version).or_else(|| exec.version.clone()),
-                    input: sv(&t.input),
+                    input: pv(&t.input),
                     tags: extra.tags,
                 })
             }
@@ -111,7 +116,7 @@ pub fn map_actions(
                     name: s.name.clone(),
                     version: sv(&s.version),
                     instance_id: child,
-                    input: sv(&s.input),
+                    input: pv(&s.input),
                     tags: convert::tags_from_pb(&s.tags),
                 });
             }
@@ -133,7 +138,7 @@ pub fn map_actions(
                     id,
                     instance_id: target,
                     name: e.name.clone(),
-                    input: sv(&e.data),
+                    input: pv(&e.data),
                 });
             }
             A::TerminateOrchestration(t) => {
@@ -147,7 +152,7 @@ pub fn map_actions(
                     event: HistoryEvent::new(
                         now,
                         EventKind::ExecutionTerminated {
-                            reason: sv(&t.reason),
+                            reason: pv(&t.reason),
                         },
                     ),
                     visible_at: now,
@@ -197,7 +202,7 @@ fn entity_action(
             request_id: e.request_id.clone(),
             target: entity_target(e.target_instance_id.as_ref())?,
             operation: e.operation.clone(),
-            input: e.input.clone(),
+            input: pv(&e.input),
             scheduled_time: e.scheduled_time.as_ref().and_then(from_ts),
         },
         M::EntityOperationCalled(e) => Action::CallEntity {
@@ -205,7 +210,7 @@ fn entity_action(
             request_id: e.request_id.clone(),
             target: entity_target(e.target_instance_id.as_ref())?,
             operation: e.operation.clone(),
-            input: e.input.clone(),
+            input: pv(&e.input),
             parent_instance_id: instance_id.to_string(),
             parent_execution_id: exec.execution_id.clone(),
         },
@@ -235,7 +240,7 @@ fn entity_action(
 fn completion(exec: &ExecutionInfo, c: &pb::CompleteOrchestrationAction) -> Outcome {
     use pb::OrchestrationStatus as S;
     match S::try_from(c.orchestration_status) {
-        Ok(S::Completed) => Outcome::Completed(sv(&c.result)),
+        Ok(S::Completed) => Outcome::Completed(pv(&c.result)),
         Ok(S::Failed) => Outcome::Failed(match &c.failure_details {
             Some(f) => from_failure(f),
             None => FailureDetails::new(
@@ -246,15 +251,15 @@ fn completion(exec: &ExecutionInfo, c: &pb::CompleteOrchestrationAction) -> Outc
                     .unwrap_or_else(|| format!("orchestration `{}` failed", exec.name)),
             ),
         }),
-        Ok(S::Terminated) => Outcome::Terminated(sv(&c.result)),
+        Ok(S::Terminated) => Outcome::Terminated(pv(&c.result)),
         Ok(S::ContinuedAsNew) => Outcome::ContinuedAsNew {
-            input: sv(&c.result),
+            input: pv(&c.result),
             carried: c
                 .carryover_events
                 .iter()
                 .filter_map(|e| match &e.event_type {
                     Some(pb::history_event::EventType::EventRaised(r)) => {
-                        Some((r.name.clone(), r.input.clone()))
+                        Some((r.name.clone(), pv(&r.input)))
                     }
                     _ => None,
                 })

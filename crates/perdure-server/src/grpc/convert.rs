@@ -72,17 +72,17 @@ pub fn state(st: &OrchestrationStatus, with_payloads: bool) -> pb::Orchestration
         created_timestamp: Some(ts(st.created_time)),
         last_updated_timestamp: Some(ts(st.last_updated_time)),
         input: if with_payloads {
-            st.input.clone()
+            st.input.as_deref().map(str::to_string)
         } else {
             None
         },
         output: if with_payloads {
-            st.output.clone()
+            st.output.as_deref().map(str::to_string)
         } else {
             None
         },
         custom_status: if with_payloads {
-            st.custom_status.clone()
+            st.custom_status.as_deref().map(str::to_string)
         } else {
             None
         },
@@ -153,7 +153,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             tags: tags_to_pb(tags),
             name: name.clone(),
             version: version.clone(),
-            input: input.clone(),
+            input: input.as_deref().map(str::to_string),
             orchestration_instance: Some(instance(instance_id, Some(execution_id))),
             parent_instance: p.as_ref().map(parent),
             parent_trace_context: trace_context.as_ref().map(trace_to_pb),
@@ -168,25 +168,25 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             failure: f,
         } => T::ExecutionCompleted(pb::ExecutionCompletedEvent {
             orchestration_status: status(*s) as i32,
-            result: result.clone(),
+            result: result.as_deref().map(str::to_string),
             failure_details: f.as_ref().map(failure),
         }),
         EventKind::ExecutionTerminated { reason } => {
             T::ExecutionTerminated(pb::ExecutionTerminatedEvent {
-                input: reason.clone(),
+                input: reason.as_deref().map(str::to_string),
                 recurse: false,
             })
         }
         EventKind::ExecutionSuspended { reason } => {
             T::ExecutionSuspended(pb::ExecutionSuspendedEvent {
-                input: reason.clone(),
+                input: reason.as_deref().map(str::to_string),
             })
         }
         EventKind::ExecutionResumed { reason } => T::ExecutionResumed(pb::ExecutionResumedEvent {
-            input: reason.clone(),
+            input: reason.as_deref().map(str::to_string),
         }),
         EventKind::ExecutionRewound { reason } => T::ExecutionRewound(pb::ExecutionRewoundEvent {
-            reason: reason.clone(),
+            reason: reason.as_deref().map(str::to_string),
             ..Default::default()
         }),
         EventKind::TaskScheduled {
@@ -199,7 +199,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             tags: tags_to_pb(tags),
             name: name.clone(),
             version: version.clone(),
-            input: input.clone(),
+            input: input.as_deref().map(str::to_string),
             parent_trace_context: trace_context.as_ref().map(trace_to_pb),
         }),
         EventKind::TaskCompleted {
@@ -207,7 +207,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             result,
         } => T::TaskCompleted(pb::TaskCompletedEvent {
             task_scheduled_id: *task_scheduled_id as i32,
-            result: result.clone(),
+            result: result.as_deref().map(str::to_string),
         }),
         EventKind::TaskFailed {
             task_scheduled_id,
@@ -228,7 +228,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             instance_id: child.clone(),
             name: name.clone(),
             version: version.clone(),
-            input: input.clone(),
+            input: input.as_deref().map(str::to_string),
             parent_trace_context: trace_context.as_ref().map(trace_to_pb),
         }),
         EventKind::SubOrchestrationInstanceCompleted {
@@ -236,7 +236,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             result,
         } => T::SubOrchestrationInstanceCompleted(pb::SubOrchestrationInstanceCompletedEvent {
             task_scheduled_id: *task_scheduled_id as i32,
-            result: result.clone(),
+            result: result.as_deref().map(str::to_string),
         }),
         EventKind::SubOrchestrationInstanceFailed {
             task_scheduled_id,
@@ -263,14 +263,14 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
         } => T::EventSent(pb::EventSentEvent {
             instance_id: to.clone(),
             name: name.clone(),
-            input: input.clone(),
+            input: input.as_deref().map(str::to_string),
         }),
         EventKind::EventRaised { name, input, .. } => T::EventRaised(pb::EventRaisedEvent {
             name: name.clone(),
-            input: input.clone(),
+            input: input.as_deref().map(str::to_string),
         }),
         EventKind::ContinueAsNew { input } => T::ContinueAsNew(pb::ContinueAsNewEvent {
-            input: input.clone(),
+            input: input.as_deref().map(str::to_string),
         }),
         EventKind::EntityOperationSignaled {
             request_id,
@@ -283,7 +283,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             request_id: request_id.clone(),
             operation: operation.clone(),
             scheduled_time: scheduled_time.map(ts),
-            input: input.clone(),
+            input: input.as_deref().map(str::to_string),
             target_instance_id: Some(target.clone()),
         }),
         EventKind::EntityOperationCalled {
@@ -298,7 +298,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             request_id: request_id.clone(),
             operation: operation.clone(),
             scheduled_time: None,
-            input: input.clone(),
+            input: input.as_deref().map(str::to_string),
             parent_instance_id: Some(parent_instance_id.clone()),
             parent_execution_id: Some(parent_execution_id.clone()),
             target_instance_id: Some(target.clone()),
@@ -306,7 +306,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
         EventKind::EntityOperationCompleted { request_id, output } => {
             T::EntityOperationCompleted(pb::EntityOperationCompletedEvent {
                 request_id: request_id.clone(),
-                output: output.clone(),
+                output: output.as_deref().map(str::to_string),
             })
         }
         EventKind::EntityOperationFailed {

@@ -63,7 +63,11 @@ fn entity_metadata(e: perdure::EntityMetadata, include_state: bool) -> pb::Entit
         last_modified_time: Some(convert::ts(e.last_modified)),
         backlog_queue_size: 0,
         locked_by: e.locked_by.clone(),
-        serialized_state: if include_state { e.state } else { None },
+        serialized_state: if include_state {
+            e.state.as_deref().map(str::to_string)
+        } else {
+            None
+        },
     }
 }
 

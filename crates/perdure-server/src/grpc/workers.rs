@@ -594,7 +594,7 @@ impl Dispatcher {
         let request = pb::ActivityRequest {
             name: a.name.clone(),
             version: a.version.clone(),
-            input: a.input.clone(),
+            input: a.input.as_deref().map(str::to_string),
             orchestration_instance: Some(pb::OrchestrationInstance {
                 instance_id: a.instance_id.clone(),
                 execution_id: Some(a.execution_id.clone()),
@@ -684,7 +684,7 @@ impl Dispatcher {
         );
         let result = match &r.failure_details {
             Some(f) => Err(convert::from_failure(f)),
-            None => Ok(r.result.clone()),
+            None => Ok(r.result.map(perdure_core::PayloadText::from)),
         };
         let msg = dispatch::activity_result(&item.activity, result);
         match self.store.complete_activity(&item.lock_token, msg).await {

@@ -48,7 +48,7 @@ pub(crate) fn fetch_activities(
                         task_id: r.get(2)?,
                         name: r.get(3)?,
                         version: r.get(4)?,
-                        input: r.get(5)?,
+                        input: super::text(r, 5)?,
                     },
                     lock_token: token.clone(),
                     dequeue_count: r.get::<_, i64>(6)? as u32,

@@ -14,6 +14,12 @@ pub(crate) use activities::*;
 pub(crate) use instances::*;
 
 /// Runs a statement through the connection's statement cache.
+/// A payload column: its text, moved into a shared payload.
+pub(crate) fn text(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<perdure_core::Payload> {
+    Ok(r.get::<_, Option<String>>(i)?
+        .map(perdure_core::PayloadText::from))
+}
+
 fn exec_cached<P: rusqlite::Params>(
     c: &Connection,
     sql: &str,
@@ -47,10 +53,10 @@ fn instance_row(r: &Row) -> rusqlite::Result<RawInstance> {
             version: r.get(2)?,
             status: RuntimeStatus::Running,
             execution_id: r.get(4)?,
-            input: r.get(5)?,
-            output: r.get(6)?,
+            input: text(r, 5)?,
+            output: text(r, 6)?,
             failure: None,
-            custom_status: r.get(8)?,
+            custom_status: text(r, 8)?,
             created_at: ts(r.get(9)?),
             updated_at: ts(r.get(10)?),
             parent_instance_id: r.get(11)?,
@@ -181,7 +187,7 @@ fn insert_instance(
     exec_cached(c,
         "INSERT OR REPLACE INTO instances (instance_id, name, version, status, execution_id, input, output, failure, custom_status, created_at, updated_at, parent_instance_id, history_len, lock_token, lock_expiry, tags)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL, NULL, ?7, ?7, ?8, 0, NULL, 0, ?9)",
-        params![id, new.name, new.version, RuntimeStatus::Pending.code(), new.execution_id, new.input, now,
+        params![id, new.name, new.version, RuntimeStatus::Pending.code(), new.execution_id, new.input.as_deref(), now,
             new.parent_instance_id, tags_text(&new.tags)],
     )
     .map_err(|e| backend("creating an instance", e))?;
@@ -260,8 +266,8 @@ pub(crate) fn create_with_first_turn(
         "INSERT INTO instances (instance_id, name, version, status, execution_id, input, output, failure, custom_status, created_at, updated_at, parent_instance_id, history_len, lock_token, lock_expiry, tags)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, NULL, 0, ?13)
          ON CONFLICT (instance_id) DO NOTHING",
-        params![k.instance_id, u.name, u.version, u.status.code(), u.execution_id, u.input, u.output,
-            failure_text(&u.failure), u.custom_status, at, u.parent_instance_id, k.history.len() as i64,
+        params![k.instance_id, u.name, u.version, u.status.code(), u.execution_id, u.input.as_deref(), u.output.as_deref(),
+            failure_text(&u.failure), u.custom_status.as_deref(), at, u.parent_instance_id, k.history.len() as i64,
             tags_text(&u.tags)],
     )
     .map_err(|e| backend("creating an instance", e))?;
@@ -596,10 +602,10 @@ pub(crate) fn commit_orchestration(
                 u.version,
                 u.status.code(),
                 u.execution_id,
-                u.input,
-                u.output,
+                u.input.as_deref(),
+                u.output.as_deref(),
                 failure_text(&u.failure),
-                u.custom_status,
+                u.custom_status.as_deref(),
                 u.parent_instance_id,
                 k.now.timestamp_millis(),
                 (base + k.history.len() as u64) as i64,
@@ -677,7 +683,7 @@ fn apply_turn(c: &Connection, e: &EncodedCommit, base: u64, now: i64) -> Result<
                 a.task_id,
                 a.name,
                 a.version,
-                a.input,
+                a.input.as_deref(),
                 now,
                 token,
                 expiry,

@@ -29,7 +29,7 @@ fn result(id: &str, task_id: i64) -> InstanceMessage {
             now(),
             EventKind::TaskCompleted {
                 task_scheduled_id: task_id,
-                result: Some(task_id.to_string()),
+                result: Some(task_id.to_string().into()),
             },
         ),
         visible_at: now(),

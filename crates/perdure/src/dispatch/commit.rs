@@ -387,3 +387,82 @@ fn finish(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use perdure_core::{PayloadText, RuntimeStatus};
+
+    fn exec() -> ExecutionInfo {
+        ExecutionInfo {
+            name: "Orch".into(),
+            version: None,
+            execution_id: "e1".into(),
+            input: None,
+            parent: None,
+            trace_context: None,
+            tags: Default::default(),
+        }
+    }
+
+    fn empty_commit() -> OrchestrationCommit {
+        OrchestrationCommit {
+            instance_id: "i1".into(),
+            lock_token: "t".into(),
+            replace_history: false,
+            expected_history_len: 0,
+            history: Vec::new(),
+            update: InstanceUpdate {
+                name: "Orch".into(),
+                version: None,
+                status: RuntimeStatus::Running,
+                execution_id: "e1".into(),
+                input: None,
+                output: None,
+                failure: None,
+                custom_status: None,
+                parent_instance_id: None,
+                tags: Default::default(),
+            },
+            consumed: Vec::new(),
+            activities: Vec::new(),
+            messages: Vec::new(),
+            now: Utc::now(),
+            claims: Default::default(),
+            completed_tasks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_activity_input_is_recorded_and_sent_from_one_buffer() {
+        let input = PayloadText::from(format!("\"{}\"", "x".repeat(64 * 1024)));
+        let action = Action::ScheduleTask {
+            id: 0,
+            name: "A".into(),
+            version: None,
+            input: Some(input.clone()),
+            trace_context: None,
+            tags: Default::default(),
+        };
+        let now = Utc::now();
+        let mut commit = empty_commit();
+        let event = action.to_event(now);
+        side_effects(&exec(), action, now, &mut commit);
+        let EventKind::TaskScheduled {
+            input: Some(recorded),
+            ..
+        } = &event.kind
+        else {
+            panic!("not a TaskScheduled event with input: {event:?}");
+        };
+        let sent = commit.activities[0]
+            .input
+            .as_ref()
+            .expect("the task's input");
+        assert!(
+            recorded.shares_buffer_with(&input),
+            "the event copied the input"
+        );
+        assert!(sent.shares_buffer_with(&input), "the task copied the input");
+    }
+}

@@ -62,7 +62,7 @@ impl Schedule {
         if *self == Schedule::default() {
             None
         } else {
-            serde_json::to_string(self).ok()
+            serde_json::to_string(self).ok().map(Into::into)
         }
     }
 }

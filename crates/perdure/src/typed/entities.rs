@@ -103,16 +103,18 @@ impl<E: Entity> TypedEntity<E> {
         let f: OpFn<E::State> = Arc::new(move |ctx, state| {
             let input: O::Input = ctx.get_input()?;
             let output = op.run(ctx, state, input)?;
-            serde_json::to_string(&output).map(Some).map_err(|e| {
-                Failure::new(
-                    "Serialization",
-                    format!(
-                        "cannot serialize the output of operation `{}` of entity `{}`: {e}",
-                        O::NAME,
-                        E::NAME
-                    ),
-                )
-            })
+            serde_json::to_string(&output)
+                .map(|t| Some(t.into()))
+                .map_err(|e| {
+                    Failure::new(
+                        "Serialization",
+                        format!(
+                            "cannot serialize the output of operation `{}` of entity `{}`: {e}",
+                            O::NAME,
+                            E::NAME
+                        ),
+                    )
+                })
         });
         self.operations.insert(O::NAME.to_lowercase(), (O::NAME, f));
         self

@@ -31,7 +31,7 @@ impl Dispatcher {
         let request = pb::EntityRequest {
             instance_id: id.clone(),
             execution_id: String::new(),
-            entity_state: plan.instance.output.clone(),
+            entity_state: plan.instance.output.as_deref().map(str::to_string),
             operation_requests: plan
                 .operations
                 .iter()
@@ -86,7 +86,9 @@ impl Dispatcher {
             .results
             .iter()
             .map(|res| match &res.result_type {
-                Some(R::Success(ok)) => Ok(ok.result.clone()),
+                Some(R::Success(ok)) => {
+                    Ok(ok.result.as_deref().map(perdure_core::PayloadText::from))
+                }
                 Some(R::Failure(f)) => Err(f
                     .failure_details
                     .as_ref()
@@ -110,7 +112,14 @@ impl Dispatcher {
             }
         };
         let lock = plan.lock_token.clone();
-        let commit = dispatch::entity_commit(*plan, r.entity_state.clone(), results, messages);
+        let commit = dispatch::entity_commit(
+            *plan,
+            r.entity_state
+                .as_deref()
+                .map(perdure_core::PayloadText::from),
+            results,
+            messages,
+        );
         match self.store.commit_orchestration(commit).await {
             Ok(()) => Ok(()),
             Err(StoreError::LockLost(what)) => Err(Status::aborted(format!(
@@ -148,7 +157,7 @@ pub(crate) fn entity_actions(
                 out.push(dispatch::signal_message(
                     target,
                     sig.name.clone(),
-                    sig.input.clone(),
+                    sig.input.as_deref().map(perdure_core::PayloadText::from),
                     sig.scheduled_time.as_ref().and_then(convert::from_ts),
                     convert::trace_from_pb(sig.parent_trace_context.as_ref()),
                     now,
@@ -167,7 +176,7 @@ pub(crate) fn entity_actions(
                         instance_id,
                         name: start.name.clone(),
                         version: start.version.clone(),
-                        input: start.input.clone(),
+                        input: start.input.as_deref().map(perdure_core::PayloadText::from),
                         at: start.scheduled_time.as_ref().and_then(convert::from_ts),
                         trace_context: convert::trace_from_pb(start.parent_trace_context.as_ref()),
                     }

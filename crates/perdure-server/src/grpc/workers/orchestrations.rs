@@ -161,7 +161,7 @@ impl Dispatcher {
                 accepted,
                 actions: mapped.actions,
                 outcome: mapped.outcome,
-                custom_status: r.custom_status,
+                custom_status: r.custom_status.map(perdure_core::PayloadText::from),
                 leftover: Vec::new(),
             },
         );
