@@ -387,7 +387,7 @@ impl InstanceStore for PostgresStore {
 
     async fn get_instance(&self, instance_id: &str) -> Result<Option<InstanceRecord>, StoreError> {
         let client = self.pool.get().await.map_err(connecting)?;
-        ops::get_instance(&**client, instance_id).await
+        ops::get_instance(&client, instance_id).await
     }
 
     async fn send_message(&self, msg: InstanceMessage) -> Result<(), StoreError> {
@@ -414,7 +414,7 @@ impl InstanceStore for PostgresStore {
 impl HistoryStore for PostgresStore {
     async fn read_history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
         let client = self.pool.get().await.map_err(connecting)?;
-        ops::read_history(&**client, instance_id).await
+        ops::read_history(&client, instance_id).await
     }
 }
 

@@ -83,29 +83,35 @@ pub(crate) fn record(r: &Row) -> Result<InstanceRecord, StoreError> {
     })
 }
 
-pub(crate) async fn get_instance<C: GenericClient + Sync>(
+/// Reads an instance with the connection's cached statement (a status
+/// poll is parsed once per connection, not at every call).
+pub(crate) async fn get_instance<C: deadpool_postgres::GenericClient + Sync>(
     c: &C,
     id: &str,
 ) -> Result<Option<InstanceRecord>, StoreError> {
-    c.query_opt(
-        &format!("SELECT {INSTANCE_COLS} FROM instances WHERE instance_id = $1"),
-        &[&id],
-    )
-    .await
-    .map_err(|e| backend("reading an instance", e))?
-    .map(|r| record(&r))
-    .transpose()
+    let stmt = c
+        .prepare_cached(&format!(
+            "SELECT {INSTANCE_COLS} FROM instances WHERE instance_id = $1"
+        ))
+        .await
+        .map_err(|e| backend("reading an instance", e))?;
+    c.query_opt(&stmt, &[&id])
+        .await
+        .map_err(|e| backend("reading an instance", e))?
+        .map(|r| record(&r))
+        .transpose()
 }
 
-pub(crate) async fn read_history<C: GenericClient + Sync>(
+pub(crate) async fn read_history<C: deadpool_postgres::GenericClient + Sync>(
     c: &C,
     id: &str,
 ) -> Result<Vec<HistoryEvent>, StoreError> {
+    let stmt = c
+        .prepare_cached("SELECT event FROM history WHERE instance_id = $1 ORDER BY seq")
+        .await
+        .map_err(|e| backend("reading history", e))?;
     let rows = c
-        .query(
-            "SELECT event FROM history WHERE instance_id = $1 ORDER BY seq",
-            &[&id],
-        )
+        .query(&stmt, &[&id])
         .await
         .map_err(|e| backend("reading history", e))?;
     // A row holds one event, or a turn's run of them.
