@@ -68,11 +68,12 @@ async fn run(pool: Pool, channel: String, mut rx: mpsc::UnboundedReceiver<Visibl
         let all: Vec<String> = all.into_iter().collect();
         let sent = async {
             let client = pool.get().await.map_err(|e| e.to_string())?;
+            let stmt = client
+                .prepare_cached("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+                .await
+                .map_err(|e| e.to_string())?;
             client
-                .execute(
-                    "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
-                    &[&channel, &all],
-                )
+                .execute(&stmt, &[&channel, &all])
                 .await
                 .map_err(|e| e.to_string())
         };

@@ -16,19 +16,28 @@ async fn now_lease_only(tx: &Transaction<'_>) -> Result<i64, StoreError> {
     // The transaction's statements are planned for their parameters: a
     // take (ORDER BY .. LIMIT n over a queue) cached generically while the
     // table was empty sorted the whole queue at every take.
-    Ok(tx
-        .query_one(
+    let stmt = tx
+        .prepare_cached(
             "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint, set_config('synchronous_commit', 'off', true),
                     set_config('plan_cache_mode', 'force_custom_plan', true)",
-            &[],
         )
+        .await
+        .map_err(|e| backend("reading the clock", e))?;
+    Ok(tx
+        .query_one(&stmt, &[])
         .await
         .map_err(|e| backend("reading the clock", e))?
         .get(0))
 }
 
-async fn now<C: GenericClient + Sync>(c: &C) -> Result<i64, StoreError> {
-    Ok(c.query_one(NOW, &[])
+/// The database clock (the transaction's cached statement).
+async fn now(tx: &Transaction<'_>) -> Result<i64, StoreError> {
+    let stmt = tx
+        .prepare_cached(NOW)
+        .await
+        .map_err(|e| backend("reading the clock", e))?;
+    Ok(tx
+        .query_one(&stmt, &[])
         .await
         .map_err(|e| backend("reading the clock", e))?
         .get(0))
@@ -123,7 +132,7 @@ pub(crate) async fn read_history<C: deadpool_postgres::GenericClient + Sync>(
 }
 
 pub(crate) async fn pending_times(tx: &Transaction<'_>) -> Result<Woken, StoreError> {
-    let now = now(&**tx).await?;
+    let now = now(tx).await?;
     let times = |sql: &'static str| async move {
         let rows = tx
             .query(sql, &[&now])
@@ -208,7 +217,7 @@ pub(crate) async fn create_instance(
     tx: &Transaction<'_>,
     req: CreateInstance,
 ) -> Result<Woken, StoreError> {
-    let now = now(&**tx).await?;
+    let now = now(tx).await?;
     let existing = tx
         .query_opt(
             "SELECT status, execution_id FROM instances WHERE instance_id = $1 FOR UPDATE",
@@ -313,7 +322,7 @@ pub(crate) async fn send_message(
     tx: &Transaction<'_>,
     m: InstanceMessage,
 ) -> Result<Woken, StoreError> {
-    let now = now(&**tx).await?;
+    let now = now(tx).await?;
     if perdure_core::is_entity_instance(&m.instance_id) {
         lock_entity_row(tx, &m.instance_id, now).await?;
         let mut w = Woken::default();
@@ -457,7 +466,7 @@ pub(crate) async fn commit_orchestration(
         return Ok(None); // a new execution is never an unleased turn
     }
     if k.replace_history {
-        let now = now(&**tx).await?;
+        let now = now(tx).await?;
         check_lock(tx, &k.instance_id, &k.lock_token, now).await?;
         tx.execute(
             "DELETE FROM history WHERE instance_id = $1",
@@ -514,7 +523,7 @@ pub(crate) async fn abandon_orchestration(
     token: String,
     after: i64,
 ) -> Result<Woken, StoreError> {
-    let now = now(&**tx).await?;
+    let now = now(tx).await?;
     check_lock(tx, &id, &token, now).await?;
     let until = if after > 0 { now + after } else { 0 };
     tx.execute(
@@ -609,7 +618,7 @@ pub(crate) async fn abandon_activity(
     token: String,
     after: i64,
 ) -> Result<Woken, StoreError> {
-    let now = now(&**tx).await?;
+    let now = now(tx).await?;
     let seq = locked_task(tx, &token, now).await?;
     let at = now + after.max(0);
     tx.execute(
