@@ -381,7 +381,14 @@ async fn load_run(
         }
     }
     crate::metrics::global().replay_cache(false);
-    let history = shared.store.read_history(id).await?;
+    // An execution with no events yet (a start another process stored, a
+    // continue-as-new) has nothing to read: `history_len` counts the
+    // current execution's events.
+    let history = if instance.history_len == 0 {
+        Vec::new()
+    } else {
+        shared.store.read_history(id).await?
+    };
     let orchestrator = shared.registry.orchestrator(&instance.name);
     let mut run = OrchestrationRun::new(id, orchestrator, now);
     if let Err(nd) = run.replay(&history) {
