@@ -79,7 +79,12 @@ fn valid_instance(id: &str) {
 }
 
 fn orchestrator_response(r: &pb::OrchestratorResponse) -> bool {
-    let m = actions::map_actions("fuzz-instance", &exec(), &r.actions, crate::fixed_now());
+    let m = actions::map_actions(
+        "fuzz-instance",
+        &exec(),
+        r.actions.clone(),
+        crate::fixed_now(),
+    );
     for a in &m.actions {
         match a {
             Action::CreateSubOrchestration { instance_id, .. }

@@ -46,9 +46,10 @@ impl RawJson {
     /// A payload as the protocols carry it: absent, empty or only
     /// whitespace means none (the JavaScript SDK sends an empty
     /// `StringValue` for "no input"); anything else must be JSON.
-    pub fn from_wire(text: Option<&str>) -> Result<Self, ClientError> {
+    /// Text given as a `String` is kept, not copied.
+    pub fn from_wire<S: AsRef<str> + Into<String>>(text: Option<S>) -> Result<Self, ClientError> {
         match text {
-            Some(t) if !t.trim().is_empty() => Self::parse(t),
+            Some(t) if !t.as_ref().trim().is_empty() => Self::parse(t),
             _ => Ok(Self::none()),
         }
     }

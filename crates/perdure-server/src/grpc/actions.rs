@@ -30,9 +30,10 @@ fn sv(v: &Option<String>) -> Option<String> {
     v.clone()
 }
 
-/// A protocol's payload text as a payload (copied out of the message).
-fn pv(v: &Option<String>) -> Payload {
-    v.as_deref().map(PayloadText::from)
+/// A protocol's payload text as a payload, moved out of the message (the
+/// text decoded from the wire is the one recorded, not a copy of it).
+fn pv(v: &mut Option<String>) -> Payload {
+    v.take().map(PayloadText::from)
 }
 
 fn fail(error_type: &str, message: String) -> Outcome {
@@ -43,14 +44,14 @@ fn fail(error_type: &str, message: String) -> Outcome {
 pub fn map_actions(
     instance_id: &str,
     exec: &ExecutionInfo,
-    actions: &[pb::OrchestratorAction],
+    actions: Vec<pb::OrchestratorAction>,
     now: perdure_core::Timestamp,
 ) -> Mapped {
     use pb::orchestrator_action::OrchestratorActionType as A;
     let mut m = Mapped::default();
-    for action in actions {
+    for mut action in actions {
         let id = i64::from(action.id);
-        let Some(kind) = &action.orchestrator_action_type else {
+        let Some(kind) = &mut action.orchestrator_action_type else {
             m.outcome = Some(if action.rewind_orchestration.is_empty() {
                 fail(
                     "InvalidAction",
@@ -79,7 +80,7 @@ pub fn map_actions(
                     id,
                     name: t.name.clone(),
                     version: sv(&t.version).or_else(|| exec.version.clone()),
-                    input: pv(&t.input),
+                    input: pv(&mut t.input),
                     tags: extra.tags,
                 })
             }
@@ -116,7 +117,7 @@ pub fn map_actions(
                     name: s.name.clone(),
                     version: sv(&s.version),
                     instance_id: child,
-                    input: pv(&s.input),
+                    input: pv(&mut s.input),
                     tags: convert::tags_from_pb(&s.tags),
                 });
             }
@@ -138,7 +139,7 @@ pub fn map_actions(
                     id,
                     instance_id: target,
                     name: e.name.clone(),
-                    input: pv(&e.data),
+                    input: pv(&mut e.data),
                 });
             }
             A::TerminateOrchestration(t) => {
@@ -152,7 +153,7 @@ pub fn map_actions(
                     event: HistoryEvent::new(
                         now,
                         EventKind::ExecutionTerminated {
-                            reason: pv(&t.reason),
+                            reason: pv(&mut t.reason),
                         },
                     ),
                     visible_at: now,
@@ -187,10 +188,10 @@ fn entity_action(
     instance_id: &str,
     exec: &ExecutionInfo,
     id: i64,
-    msg: &pb::SendEntityMessageAction,
+    msg: &mut pb::SendEntityMessageAction,
 ) -> Result<Action, Outcome> {
     use pb::send_entity_message_action::EntityMessageType as M;
-    let Some(kind) = &msg.entity_message_type else {
+    let Some(kind) = &mut msg.entity_message_type else {
         return Err(fail(
             "InvalidAction",
             format!("entity action {id} carries no message"),
@@ -202,7 +203,7 @@ fn entity_action(
             request_id: e.request_id.clone(),
             target: entity_target(e.target_instance_id.as_ref())?,
             operation: e.operation.clone(),
-            input: pv(&e.input),
+            input: pv(&mut e.input),
             scheduled_time: e.scheduled_time.as_ref().and_then(from_ts),
         },
         M::EntityOperationCalled(e) => Action::CallEntity {
@@ -210,7 +211,7 @@ fn entity_action(
             request_id: e.request_id.clone(),
             target: entity_target(e.target_instance_id.as_ref())?,
             operation: e.operation.clone(),
-            input: pv(&e.input),
+            input: pv(&mut e.input),
             parent_instance_id: instance_id.to_string(),
             parent_execution_id: exec.execution_id.clone(),
         },
@@ -237,10 +238,10 @@ fn entity_action(
     })
 }
 
-fn completion(exec: &ExecutionInfo, c: &pb::CompleteOrchestrationAction) -> Outcome {
+fn completion(exec: &ExecutionInfo, c: &mut pb::CompleteOrchestrationAction) -> Outcome {
     use pb::OrchestrationStatus as S;
     match S::try_from(c.orchestration_status) {
-        Ok(S::Completed) => Outcome::Completed(pv(&c.result)),
+        Ok(S::Completed) => Outcome::Completed(pv(&mut c.result)),
         Ok(S::Failed) => Outcome::Failed(match &c.failure_details {
             Some(f) => from_failure(f),
             None => FailureDetails::new(
@@ -251,15 +252,15 @@ fn completion(exec: &ExecutionInfo, c: &pb::CompleteOrchestrationAction) -> Outc
                     .unwrap_or_else(|| format!("orchestration `{}` failed", exec.name)),
             ),
         }),
-        Ok(S::Terminated) => Outcome::Terminated(pv(&c.result)),
+        Ok(S::Terminated) => Outcome::Terminated(pv(&mut c.result)),
         Ok(S::ContinuedAsNew) => Outcome::ContinuedAsNew {
-            input: pv(&c.result),
+            input: pv(&mut c.result),
             carried: c
                 .carryover_events
-                .iter()
-                .filter_map(|e| match &e.event_type {
+                .iter_mut()
+                .filter_map(|e| match &mut e.event_type {
                     Some(pb::history_event::EventType::EventRaised(r)) => {
-                        Some((r.name.clone(), pv(&r.input)))
+                        Some((r.name.clone(), pv(&mut r.input)))
                     }
                     _ => None,
                 })

@@ -123,7 +123,7 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
         &self,
         req: Request<pb::CreateInstanceRequest>,
     ) -> Result<Response<pb::CreateInstanceResponse>, Status> {
-        let r = req.into_inner();
+        let mut r = req.into_inner();
         let id = (!r.instance_id.is_empty()).then_some(r.instance_id.as_str());
         if let Some(id) = id {
             if let Some(existing) = self.client.get_status(id, false).await.map_err(status)? {
@@ -160,7 +160,7 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
             .scheduled_start_timestamp
             .as_ref()
             .and_then(convert::from_ts);
-        let input = wire_json(r.input.as_deref(), "input")?;
+        let input = wire_json(r.input.take(), "input")?;
         let options = perdure::StartOptions {
             trace_context: convert::trace_from_pb(r.parent_trace_context.as_ref()),
             instance_id: id.map(str::to_string),
@@ -260,8 +260,8 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
         &self,
         req: Request<pb::RaiseEventRequest>,
     ) -> Result<Response<pb::RaiseEventResponse>, Status> {
-        let r = req.into_inner();
-        let data = wire_json(r.input.as_deref(), "event data")?;
+        let mut r = req.into_inner();
+        let data = wire_json(r.input.take(), "event data")?;
         // The SDK client recorded the raise's span itself.
         self.client
             .for_sdk_clients()
@@ -534,9 +534,9 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
         &self,
         req: Request<pb::SignalEntityRequest>,
     ) -> Result<Response<pb::SignalEntityResponse>, Status> {
-        let r = req.into_inner();
+        let mut r = req.into_inner();
         let id = entity_id(&r.instance_id)?;
-        let input = wire_json(r.input.as_deref(), "input")?;
+        let input = wire_json(r.input.take(), "input")?;
         let at = r.scheduled_time.as_ref().and_then(convert::from_ts);
         // The operation, and what it starts, continue the caller's span.
         let client = match convert::trace_from_pb(r.parent_trace_context.as_ref()) {
@@ -662,7 +662,10 @@ impl pb::task_hub_sidecar_service_server::TaskHubSidecarService for Sidecar {
 
 /// A payload from the protocol: kept as the client sent it once it is
 /// checked to be JSON; absent or empty is no payload.
-fn wire_json(text: Option<&str>, what: &str) -> Result<perdure::RawJson, Status> {
+fn wire_json<S: AsRef<str> + Into<String>>(
+    text: Option<S>,
+    what: &str,
+) -> Result<perdure::RawJson, Status> {
     perdure::RawJson::from_wire(text).map_err(|e| match e {
         perdure::ClientError::Serialization(why) => {
             Status::invalid_argument(format!("{what} is not valid JSON: {why}"))

@@ -55,7 +55,7 @@ impl Dispatcher {
 
     /// Commits a remote entity batch: one result per operation, in order,
     /// the final state, and the signals and orchestration starts it sent.
-    pub async fn complete_entity(&self, r: pb::EntityBatchResult) -> Result<(), Status> {
+    pub async fn complete_entity(&self, mut r: pb::EntityBatchResult) -> Result<(), Status> {
         let Pending::Entity { plan, .. } = self.take_kind(&r.completion_token, "an entity")? else {
             return Err(Status::internal("pending work changed kind"));
         };
@@ -82,13 +82,11 @@ impl Dispatcher {
             return Err(Status::invalid_argument(why));
         }
         use pb::operation_result::ResultType as R;
-        let results = r
-            .results
-            .iter()
-            .map(|res| match &res.result_type {
-                Some(R::Success(ok)) => {
-                    Ok(ok.result.as_deref().map(perdure_core::PayloadText::from))
-                }
+        // Results and state are moved out of the message, not copied.
+        let results = std::mem::take(&mut r.results)
+            .into_iter()
+            .map(|res| match res.result_type {
+                Some(R::Success(ok)) => Ok(ok.result.map(perdure_core::PayloadText::from)),
                 Some(R::Failure(f)) => Err(f
                     .failure_details
                     .as_ref()
@@ -114,9 +112,7 @@ impl Dispatcher {
         let lock = plan.lock_token.clone();
         let commit = dispatch::entity_commit(
             *plan,
-            r.entity_state
-                .as_deref()
-                .map(perdure_core::PayloadText::from),
+            r.entity_state.take().map(perdure_core::PayloadText::from),
             results,
             messages,
         );

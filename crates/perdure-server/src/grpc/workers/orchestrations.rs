@@ -101,7 +101,10 @@ impl Dispatcher {
     }
 
     /// Commits a remote orchestration turn.
-    pub async fn complete_orchestration(&self, r: pb::OrchestratorResponse) -> Result<(), Status> {
+    pub async fn complete_orchestration(
+        &self,
+        mut r: pb::OrchestratorResponse,
+    ) -> Result<(), Status> {
         let Pending::Orchestration {
             plan,
             mut exec,
@@ -126,7 +129,8 @@ impl Dispatcher {
                 r.instance_id
             )));
         }
-        let mut mapped = map_actions(&plan.instance.instance_id, &exec, &r.actions, plan.now);
+        let actions = std::mem::take(&mut r.actions);
+        let mut mapped = map_actions(&plan.instance.instance_id, &exec, actions, plan.now);
         // A terminated execution ends, whatever the worker answered.
         if let Some(reason) = accepted.iter().find_map(|e| match &e.kind {
             EventKind::ExecutionTerminated { reason } => Some(reason.clone()),
