@@ -6,7 +6,9 @@
 //! so several hubs share one database.
 //!
 //! Module map: `schema` (versioned migrations), `ops` (the SQL of each
-//! operation), `listen` (the LISTEN connection and wake-ups), `tls` (the
+//! operation), `activities` (taking, renewing and giving back activity
+//! leases), `fast` and `batch` (the hot paths as single statements, group
+//! committed), `notify`, `listen` (the LISTEN connection and wake-ups), `tls` (the
 //! connector every connection uses, chosen by the URL's `sslmode`), this
 //! file (the Store trait impls, URL parsing and the connection pool).
 //!
@@ -17,6 +19,7 @@
 //! transaction; times that decide leases come from the database's clock, so
 //! machines with skewed clocks cannot steal each other's leases.
 
+mod activities;
 mod batch;
 mod fast;
 mod listen;
@@ -535,7 +538,7 @@ impl ActivityQueue for PostgresStore {
         let filter = filter.clone();
         let max = max_items.max(1) as i64;
         self.run(move |tx, _| {
-            Box::pin(async move { ops::fetch_activities(tx, lease, max, &filter).await })
+            Box::pin(async move { activities::fetch_activities(tx, lease, max, &filter).await })
         })
         .await
     }
@@ -585,7 +588,7 @@ impl ActivityQueue for PostgresStore {
         lease: Duration,
     ) -> Result<(), StoreError> {
         let (tok, lease) = (lock_token.to_string(), dur_ms(lease));
-        self.run(|tx, _| Box::pin(ops::renew_activity(tx, tok, lease)))
+        self.run(|tx, _| Box::pin(activities::renew_activity(tx, tok, lease)))
             .await
     }
 
@@ -596,7 +599,7 @@ impl ActivityQueue for PostgresStore {
     ) -> Result<(), StoreError> {
         let (tok, after) = (lock_token.to_string(), dur_ms(retry_after));
         let w = self
-            .run(|tx, _| Box::pin(ops::abandon_activity(tx, tok, after)))
+            .run(|tx, _| Box::pin(activities::abandon_activity(tx, tok, after)))
             .await?;
         self.signal(w);
         Ok(())

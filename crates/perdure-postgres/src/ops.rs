@@ -12,7 +12,7 @@ const NOW: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint
 /// they commit without waiting for the WAL flush. Losing one in a server
 /// crash only loses the lease (the work is taken again), and a worker whose
 /// lease vanished cannot commit its result, so nothing else can go wrong.
-async fn now_lease_only(tx: &Transaction<'_>) -> Result<i64, StoreError> {
+pub(crate) async fn now_lease_only(tx: &Transaction<'_>) -> Result<i64, StoreError> {
     // The transaction's statements are planned for their parameters: a
     // take (ORDER BY .. LIMIT n over a queue) cached generically while the
     // table was empty sorted the whole queue at every take.
@@ -31,7 +31,7 @@ async fn now_lease_only(tx: &Transaction<'_>) -> Result<i64, StoreError> {
 }
 
 /// The database clock (the transaction's cached statement).
-async fn now(tx: &Transaction<'_>) -> Result<i64, StoreError> {
+pub(crate) async fn now(tx: &Transaction<'_>) -> Result<i64, StoreError> {
     let stmt = tx
         .prepare_cached(NOW)
         .await
@@ -537,101 +537,6 @@ pub(crate) async fn abandon_orchestration(
         w.orchestrations_later.push(until);
     } else {
         w.orchestrations_now = true;
-    }
-    Ok(w)
-}
-
-pub(crate) async fn fetch_activities(
-    tx: &Transaction<'_>,
-    lease: i64,
-    max: i64,
-    filter: &WorkFilter,
-) -> Result<Vec<ActivityItem>, StoreError> {
-    let now = now_lease_only(tx).await?;
-    let (mode, json) = filter.to_sql();
-    let sql = format!(
-        "UPDATE tasks t SET lock_token = replace(gen_random_uuid()::text, '-', ''),
-                lock_expiry = $1 + $2, dequeue_count = t.dequeue_count + 1
-         FROM (SELECT seq FROM tasks WHERE visible_at <= $1 AND lock_expiry <= $1 AND {}
-               ORDER BY visible_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED) picked
-         WHERE t.seq = picked.seq
-         RETURNING t.seq, t.instance_id, t.execution_id, t.task_id, t.name, t.version, t.input,
-                   t.dequeue_count, t.lock_token, t.trace",
-        filter_sql("name", "version", 4)
-    );
-    let stmt = tx
-        .prepare_cached(&sql)
-        .await
-        .map_err(|e| backend("finding activity work", e))?;
-    let mut rows = tx
-        .query(&stmt, &[&now, &lease, &max, &mode, &json])
-        .await
-        .map_err(|e| backend("taking activities", e))?;
-    rows.sort_by_key(|r| r.get::<_, i64>(0));
-    Ok(rows
-        .into_iter()
-        .map(|r| ActivityItem {
-            activity: NewActivity {
-                trace_context: decode_trace(r.get(9)),
-                instance_id: r.get(1),
-                execution_id: r.get(2),
-                task_id: r.get(3),
-                name: r.get(4),
-                version: r.get(5),
-                input: text(&r, 6),
-            },
-            dequeue_count: r.get::<_, i32>(7) as u32,
-            lock_token: r.get(8),
-        })
-        .collect())
-}
-
-async fn locked_task(tx: &Transaction<'_>, token: &str, now: i64) -> Result<i64, StoreError> {
-    tx.query_opt(
-        "SELECT seq FROM tasks WHERE lock_token = $1 AND lock_expiry > $2 FOR UPDATE",
-        &[&token, &now],
-    )
-    .await
-    .map_err(|e| backend("checking an activity lease", e))?
-    .map(|r| r.get(0))
-    .ok_or_else(|| StoreError::LockLost("activity task".into()))
-}
-
-pub(crate) async fn renew_activity(
-    tx: &Transaction<'_>,
-    token: String,
-    lease: i64,
-) -> Result<(), StoreError> {
-    let now = now_lease_only(tx).await?;
-    let seq = locked_task(tx, &token, now).await?;
-    tx.execute(
-        "UPDATE tasks SET lock_expiry = $2 WHERE seq = $1",
-        &[&seq, &(now + lease)],
-    )
-    .await
-    .map_err(|e| backend("renewing an activity lease", e))?;
-    Ok(())
-}
-
-pub(crate) async fn abandon_activity(
-    tx: &Transaction<'_>,
-    token: String,
-    after: i64,
-) -> Result<Woken, StoreError> {
-    let now = now(tx).await?;
-    let seq = locked_task(tx, &token, now).await?;
-    let at = now + after.max(0);
-    tx.execute(
-        "UPDATE tasks SET lock_token = NULL, lock_expiry = 0, visible_at = $2 WHERE seq = $1",
-        &[&seq, &at],
-    )
-    .await
-    .map_err(|e| backend("abandoning an activity", e))?;
-    let mut w = Woken::default();
-    if after > 0 {
-        w.activities_later.push(at);
-    } else {
-        w.activities_now = true;
     }
     Ok(w)
 }
