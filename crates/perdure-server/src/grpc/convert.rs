@@ -6,6 +6,11 @@ use perdure::TraceContext;
 use perdure::{EventKind, FailureDetails, HistoryEvent, OrchestrationStatus, RuntimeStatus};
 use perdure_core::trace::orchestration_span_id;
 
+/// A payload as the protocol carries it (a `String` of its own).
+fn wire(p: &perdure_core::Payload) -> Option<String> {
+    p.as_deref().map(str::to_string)
+}
+
 pub fn ts(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: t.timestamp(),
@@ -71,18 +76,14 @@ pub fn state(st: &OrchestrationStatus, with_payloads: bool) -> pb::Orchestration
         scheduled_start_timestamp: None,
         created_timestamp: Some(ts(st.created_time)),
         last_updated_timestamp: Some(ts(st.last_updated_time)),
-        input: if with_payloads {
-            st.input.as_deref().map(str::to_string)
-        } else {
-            None
-        },
+        input: if with_payloads { wire(&st.input) } else { None },
         output: if with_payloads {
-            st.output.as_deref().map(str::to_string)
+            wire(&st.output)
         } else {
             None
         },
         custom_status: if with_payloads {
-            st.custom_status.as_deref().map(str::to_string)
+            wire(&st.custom_status)
         } else {
             None
         },
@@ -153,7 +154,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             tags: tags_to_pb(tags),
             name: name.clone(),
             version: version.clone(),
-            input: input.as_deref().map(str::to_string),
+            input: wire(input),
             orchestration_instance: Some(instance(instance_id, Some(execution_id))),
             parent_instance: p.as_ref().map(parent),
             parent_trace_context: trace_context.as_ref().map(trace_to_pb),
@@ -168,25 +169,25 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             failure: f,
         } => T::ExecutionCompleted(pb::ExecutionCompletedEvent {
             orchestration_status: status(*s) as i32,
-            result: result.as_deref().map(str::to_string),
+            result: wire(result),
             failure_details: f.as_ref().map(failure),
         }),
         EventKind::ExecutionTerminated { reason } => {
             T::ExecutionTerminated(pb::ExecutionTerminatedEvent {
-                input: reason.as_deref().map(str::to_string),
+                input: wire(reason),
                 recurse: false,
             })
         }
         EventKind::ExecutionSuspended { reason } => {
             T::ExecutionSuspended(pb::ExecutionSuspendedEvent {
-                input: reason.as_deref().map(str::to_string),
+                input: wire(reason),
             })
         }
         EventKind::ExecutionResumed { reason } => T::ExecutionResumed(pb::ExecutionResumedEvent {
-            input: reason.as_deref().map(str::to_string),
+            input: wire(reason),
         }),
         EventKind::ExecutionRewound { reason } => T::ExecutionRewound(pb::ExecutionRewoundEvent {
-            reason: reason.as_deref().map(str::to_string),
+            reason: wire(reason),
             ..Default::default()
         }),
         EventKind::TaskScheduled {
@@ -199,7 +200,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             tags: tags_to_pb(tags),
             name: name.clone(),
             version: version.clone(),
-            input: input.as_deref().map(str::to_string),
+            input: wire(input),
             parent_trace_context: trace_context.as_ref().map(trace_to_pb),
         }),
         EventKind::TaskCompleted {
@@ -207,7 +208,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             result,
         } => T::TaskCompleted(pb::TaskCompletedEvent {
             task_scheduled_id: *task_scheduled_id as i32,
-            result: result.as_deref().map(str::to_string),
+            result: wire(result),
         }),
         EventKind::TaskFailed {
             task_scheduled_id,
@@ -228,7 +229,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             instance_id: child.clone(),
             name: name.clone(),
             version: version.clone(),
-            input: input.as_deref().map(str::to_string),
+            input: wire(input),
             parent_trace_context: trace_context.as_ref().map(trace_to_pb),
         }),
         EventKind::SubOrchestrationInstanceCompleted {
@@ -236,7 +237,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             result,
         } => T::SubOrchestrationInstanceCompleted(pb::SubOrchestrationInstanceCompletedEvent {
             task_scheduled_id: *task_scheduled_id as i32,
-            result: result.as_deref().map(str::to_string),
+            result: wire(result),
         }),
         EventKind::SubOrchestrationInstanceFailed {
             task_scheduled_id,
@@ -263,15 +264,15 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
         } => T::EventSent(pb::EventSentEvent {
             instance_id: to.clone(),
             name: name.clone(),
-            input: input.as_deref().map(str::to_string),
+            input: wire(input),
         }),
         EventKind::EventRaised { name, input, .. } => T::EventRaised(pb::EventRaisedEvent {
             name: name.clone(),
-            input: input.as_deref().map(str::to_string),
+            input: wire(input),
         }),
-        EventKind::ContinueAsNew { input } => T::ContinueAsNew(pb::ContinueAsNewEvent {
-            input: input.as_deref().map(str::to_string),
-        }),
+        EventKind::ContinueAsNew { input } => {
+            T::ContinueAsNew(pb::ContinueAsNewEvent { input: wire(input) })
+        }
         EventKind::EntityOperationSignaled {
             request_id,
             target,
@@ -283,7 +284,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             request_id: request_id.clone(),
             operation: operation.clone(),
             scheduled_time: scheduled_time.map(ts),
-            input: input.as_deref().map(str::to_string),
+            input: wire(input),
             target_instance_id: Some(target.clone()),
         }),
         EventKind::EntityOperationCalled {
@@ -298,7 +299,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
             request_id: request_id.clone(),
             operation: operation.clone(),
             scheduled_time: None,
-            input: input.as_deref().map(str::to_string),
+            input: wire(input),
             parent_instance_id: Some(parent_instance_id.clone()),
             parent_execution_id: Some(parent_execution_id.clone()),
             target_instance_id: Some(target.clone()),
@@ -306,7 +307,7 @@ pub fn event(instance_id: &str, e: &HistoryEvent) -> pb::HistoryEvent {
         EventKind::EntityOperationCompleted { request_id, output } => {
             T::EntityOperationCompleted(pb::EntityOperationCompletedEvent {
                 request_id: request_id.clone(),
-                output: output.as_deref().map(str::to_string),
+                output: wire(output),
             })
         }
         EventKind::EntityOperationFailed {
