@@ -14,7 +14,7 @@ use tokio_postgres::Row;
 
 /// The database clock in milliseconds, read once per statement. Lease-only
 /// statements also turn off the wait for the WAL flush (`lease_only`).
-fn clock(lease_only: bool) -> &'static str {
+pub(crate) fn clock(lease_only: bool) -> &'static str {
     if lease_only {
         "clock AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now,
                           set_config('synchronous_commit', 'off', true) AS cfg)"

@@ -537,8 +537,14 @@ impl ActivityQueue for PostgresStore {
         let lease = dur_ms(lease);
         let filter = filter.clone();
         let max = max_items.max(1) as i64;
+        if matches!(filter, WorkFilter::Any) {
+            let c = self.client().await?;
+            return activities::fetch_activities(&c, lease, max).await;
+        }
         self.run(move |tx, _| {
-            Box::pin(async move { activities::fetch_activities(tx, lease, max, &filter).await })
+            Box::pin(
+                async move { activities::fetch_filtered_activities(tx, lease, max, &filter).await },
+            )
         })
         .await
     }

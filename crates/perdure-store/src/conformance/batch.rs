@@ -130,6 +130,54 @@ pub async fn check_claims<S: Store>(s: &S) {
     ));
 }
 
+/// A take asked again and again of an empty queue (a store may plan its
+/// statement then) still takes, once the queue has grown, the oldest tasks
+/// not leased, in order, passing over the leased ones at its head; with a
+/// worker's filter as without.
+pub async fn check_take_after_the_queue_grew<S: Store>(s: &S) {
+    let work = WorkFilter::names(["Work".to_string()]);
+    for _ in 0..8 {
+        for filter in [&WorkFilter::Any, &work] {
+            let none = s.fetch_activities(LEASE, 4, filter).await.expect("fetch");
+            assert!(none.is_empty(), "an empty queue hands out nothing");
+        }
+    }
+    let (_, mut k) = begin_turn(s, "qg").await;
+    k.activities = (1..=60).map(|t| activity("qg", t)).collect();
+    k.claims = ActivityClaims {
+        tokens: (1..=10).map(|t| format!("qg-claim-{t}")).collect(),
+        lease: LEASE,
+    };
+    s.commit_orchestration(k).await.expect("commit");
+    let ids = |tasks: Vec<ActivityItem>| -> Vec<i64> {
+        tasks.iter().map(|t| t.activity.task_id).collect()
+    };
+    let first = s
+        .fetch_activities(LEASE, 5, &WorkFilter::Any)
+        .await
+        .expect("fetch");
+    assert_eq!(
+        ids(first),
+        (11..=15).collect::<Vec<_>>(),
+        "the oldest tasks not leased, in order"
+    );
+    let filtered = s.fetch_activities(LEASE, 5, &work).await.expect("fetch");
+    assert_eq!(
+        ids(filtered),
+        (16..=20).collect::<Vec<_>>(),
+        "a filtered take: the next oldest, in order"
+    );
+    let rest = s
+        .fetch_activities(LEASE, 100, &WorkFilter::Any)
+        .await
+        .expect("fetch");
+    assert_eq!(
+        ids(rest),
+        (21..=60).collect::<Vec<_>>(),
+        "the rest, each once"
+    );
+}
+
 /// The worker that ran an activity can take its running instance to carry
 /// the result into the turn (a lease only: nothing of the result is
 /// stored), and that turn's commit completes the task.

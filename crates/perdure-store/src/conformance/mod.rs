@@ -9,7 +9,7 @@ mod tags;
 
 pub use batch::{
     check_batched_fetch, check_claims, check_commit_unleased, check_create_with_first_turn,
-    check_queue_depths, check_take_for_result,
+    check_queue_depths, check_take_after_the_queue_grew, check_take_for_result,
 };
 pub use clock::check_turn_time_never_before_last_update;
 pub use purge::{
@@ -674,6 +674,7 @@ where
     check_message_order(&make().await).await;
     check_batched_fetch(&make().await).await;
     check_claims(&make().await).await;
+    check_take_after_the_queue_grew(&make().await).await;
     check_take_for_result(&make().await).await;
     check_commit_unleased(&make().await).await;
     check_create_with_first_turn(&make().await).await;
