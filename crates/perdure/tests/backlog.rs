@@ -1,7 +1,7 @@
 //! Activities a turn claims while every activity slot of its worker is
-//! busy: they wait in the worker's backlog for a slot and run there once
-//! each; one that gets no slot in time is given back to the store and run
-//! once all the same. Data, one case each, through one helper.
+//! busy: they wait in the worker's backlog for a slot (a dozen per slot
+//! when calls take 20 ms) and run there once each; one that gets no slot
+//! in time is given back to the store and run once all the same. Data, one case each, through one helper.
 
 use perdure::{Client, OrchestrationContext, Registry, RuntimeStatus, Worker, WorkerOptions};
 use perdure_store::{MemoryStore, Store};
@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Runs an orchestration that starts `durations_ms.len()` activities at
-/// once (each sleeping its duration) on a worker with one activity slot,
-/// and returns its sum and how many times activities ran in all.
-async fn fan_out_on_one_slot(durations_ms: &[u64]) -> (u64, u32) {
+/// Runs an orchestration that, phase after phase, starts each phase's
+/// activities at once (each sleeping its duration) on a worker with one
+/// activity slot, and returns their sum and how many times activities ran
+/// in all.
+async fn fan_out_on_one_slot(phases: &[&[u64]]) -> (u64, u32) {
     let runs = Arc::new(AtomicU32::new(0));
     let mut r = Registry::new();
     let counted = runs.clone();
@@ -25,16 +26,19 @@ async fn fan_out_on_one_slot(durations_ms: &[u64]) -> (u64, u32) {
         }
     });
     r.add_orchestrator("Fan", |ctx: OrchestrationContext| async move {
-        let all: Vec<u64> = ctx.get_input()?;
-        let done = ctx
-            .when_all(
-                all.into_iter()
-                    .map(|ms| ctx.call_activity::<u64>("Sleep", ms)),
-            )
-            .await;
+        let phases: Vec<Vec<u64>> = ctx.get_input()?;
         let mut sum = 0;
-        for d in done {
-            sum += d?;
+        for phase in phases {
+            let done = ctx
+                .when_all(
+                    phase
+                        .into_iter()
+                        .map(|ms| ctx.call_activity::<u64>("Sleep", ms)),
+                )
+                .await;
+            for d in done {
+                sum += d?;
+            }
         }
         Ok(sum)
     });
@@ -47,7 +51,11 @@ async fn fan_out_on_one_slot(durations_ms: &[u64]) -> (u64, u32) {
     let worker = Worker::start(store.clone(), r, options);
     let client = Client::new(store);
     let id = client
-        .start_new("Fan", None, durations_ms.to_vec())
+        .start_new(
+            "Fan",
+            None,
+            phases.iter().map(|p| p.to_vec()).collect::<Vec<_>>(),
+        )
         .await
         .expect("start");
     let st = client
@@ -69,16 +77,23 @@ async fn fan_out_on_one_slot(durations_ms: &[u64]) -> (u64, u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claimed_tasks_wait_for_a_slot_and_each_runs_once() {
-    let cases: [(&str, &[u64]); 2] = [
+    let cases: [(&str, &[&[u64]]); 3] = [
         // The one slot frees long before the backlog's wait ends.
-        ("slots free up soon", &[30, 30, 30]),
+        ("slots free up soon", &[&[30, 30, 30]]),
         // The first activity holds the slot past the backlog's wait (1 s):
         // the task waiting for it is given back and taken again.
-        ("no slot within the wait", &[1_500, 10]),
+        ("no slot within the wait", &[&[1_500, 10]]),
+        // After calls of 20 ms the backlog holds a dozen per slot: the
+        // second phase's tasks are all claimed by its turn and wait here.
+        (
+            "short calls: many waiting per slot",
+            &[&[20, 20], &[20, 20, 20, 20, 20, 20, 20, 20, 20, 20]],
+        ),
     ];
-    for (what, durations) in cases {
-        let (sum, runs) = fan_out_on_one_slot(durations).await;
-        assert_eq!(sum, durations.iter().sum::<u64>(), "{what}");
-        assert_eq!(runs as usize, durations.len(), "{what}: each ran once");
+    for (what, phases) in cases {
+        let (sum, runs) = fan_out_on_one_slot(phases).await;
+        let all: Vec<u64> = phases.iter().flat_map(|p| p.iter().copied()).collect();
+        assert_eq!(sum, all.iter().sum::<u64>(), "{what}");
+        assert_eq!(runs as usize, all.len(), "{what}: each ran once");
     }
 }

@@ -4,10 +4,10 @@
 //! lease is renewed while the function runs; a crash before the result is
 //! committed lets the task run again once the lease ends (at least once).
 
+use super::backlog::BacklogPlace;
 use super::Shared;
 use crate::activity::ActivityContext;
 use perdure_store::{ActivityItem, OrchestrationItem, StoreError};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
@@ -20,49 +20,9 @@ pub(crate) enum Slot {
     Waiting(BacklogPlace),
 }
 
-/// The claimed tasks waiting for a slot (see `claim_activities`), at most
-/// as many as the worker has slots.
-pub(crate) struct Backlog {
-    waiting: Arc<AtomicUsize>,
-    room: usize,
-}
-
-/// A place in the backlog, given back when dropped.
-pub(crate) struct BacklogPlace(Arc<AtomicUsize>);
-
-impl Drop for BacklogPlace {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl Backlog {
-    pub(crate) fn new(room: usize) -> Self {
-        Backlog {
-            waiting: Arc::new(AtomicUsize::new(0)),
-            room,
-        }
-    }
-
-    /// A place, if there is room.
-    pub(crate) fn enter(&self) -> Option<BacklogPlace> {
-        self.waiting
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.room).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| BacklogPlace(self.waiting.clone()))
-    }
-}
-
-/// How long a claimed task waits in the backlog for a slot before it is
-/// given back to the store for any worker (a write): the backlog keeps a
-/// worker's next tasks at hand, not away from idle workers.
-const BACKLOG_WAIT: Duration = Duration::from_secs(1);
-
 /// Runs a taken activity in its own task, holding its slot until its
 /// function returns. A task from the backlog first waits for a slot (at
-/// most [`BACKLOG_WAIT`], and a quarter of its lease); if none comes, or
+/// most the backlog's wait); if none comes, or
 /// the worker stops, it is given back for any worker to take at once.
 pub(super) fn spawn(shared: Arc<Shared>, item: ActivityItem, slot: Slot) {
     // Boxed, as a turn is (see `orchestrations::spawn`).
@@ -70,7 +30,7 @@ pub(super) fn spawn(shared: Arc<Shared>, item: ActivityItem, slot: Slot) {
         let permit = match slot {
             Slot::Running(permit) => permit,
             Slot::Waiting(place) => {
-                let wait = BACKLOG_WAIT.min(shared.options.lease / 4);
+                let wait = shared.backlog.wait();
                 let got =
                     tokio::time::timeout(wait, shared.activity_slots.clone().acquire_owned()).await;
                 drop(place);
@@ -154,6 +114,7 @@ pub(super) async fn run(
     .instrument(span.clone())
     .await;
     drop(permit);
+    shared.backlog.observe(began.elapsed());
     if let Err(failure) = &outcome {
         span.in_scope(|| tracing::info!(%failure, "activity failed"));
     }
@@ -230,23 +191,4 @@ async fn carry(
         tracing::warn!(error = %e, "recording an activity result failed; it runs again when its lease ends");
     }
     Ok(Some(next))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Backlog;
-
-    #[test]
-    fn the_backlog_holds_as_many_as_its_room_and_frees_a_place_when_dropped() {
-        let backlog = Backlog::new(2);
-        let first = backlog.enter();
-        let second = backlog.enter();
-        assert!(first.is_some() && second.is_some());
-        assert!(backlog.enter().is_none(), "full");
-        drop(first);
-        assert!(
-            backlog.enter().is_some(),
-            "a place given back is free again"
-        );
-    }
 }

@@ -3,6 +3,7 @@
 //! can fail or panic; the worker records that and goes on.
 
 mod activities;
+mod backlog;
 pub(crate) mod local;
 mod orchestrations;
 
@@ -68,7 +69,7 @@ pub(crate) struct Shared {
     /// One permit per activity running (fetched or claimed at commit).
     pub activity_slots: Arc<Semaphore>,
     /// Tasks claimed while every activity slot was busy, waiting for one.
-    pub backlog: activities::Backlog,
+    pub backlog: backlog::Backlog,
 }
 
 /// Most work items taken in one fetch.
@@ -105,7 +106,7 @@ fn shared(store: Arc<dyn Store>, registry: Registry, options: WorkerOptions) -> 
         cache: Mutex::new(lru::LruCache::new(cap)),
         orchestration_slots: Arc::new(Semaphore::new(options.orchestration_concurrency.max(1))),
         activity_slots: Arc::new(Semaphore::new(options.activity_concurrency.max(1))),
-        backlog: activities::Backlog::new(options.activity_concurrency.max(1)),
+        backlog: backlog::Backlog::new(options.activity_concurrency.max(1), options.lease),
         options: options.clone(),
     })
 }
