@@ -136,6 +136,7 @@ impl PostgresStore {
         // The turn, and each activity result it carried in.
         self.counters.steps(1 + carried);
         self.wake.instance_changed(&id, status);
+        self.notifier.changed(&id, status);
         self.signal(w);
         Ok(true)
     }
@@ -482,6 +483,7 @@ impl OrchestrationQueue for PostgresStore {
         };
         self.counters.steps(1);
         self.wake.instance_changed(&id, status);
+        self.notifier.changed(&id, status);
         self.signal(w);
         Ok(FirstTurn::Created)
     }

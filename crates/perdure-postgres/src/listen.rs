@@ -1,7 +1,9 @@
 //! The LISTEN connection: one per store, reconnecting by itself. A
 //! notification `o` or `a` wakes idle orchestration or activity dispatchers;
 //! `o:<millis>` / `a:<millis>` schedules a wake-up for work visible later
-//! (durable timers, retries). After every (re)connect both kinds are woken,
+//! (durable timers, retries); `s<status>:<id>` tells this process's waits
+//! on that instance that another process finished it. After every
+//! (re)connect both kinds are woken,
 //! so nothing sent while disconnected is missed for longer than a poll.
 
 use futures::StreamExt;
@@ -12,6 +14,10 @@ use std::time::Duration;
 use tokio_postgres::AsyncMessage;
 
 fn apply(wake: &WakeHub, payload: &str) {
+    if let Some((id, status)) = crate::notify::parse_finished(payload) {
+        wake.instance_changed(id, status);
+        return;
+    }
     let (kind, at) = payload
         .split_once(':')
         .map_or((payload, None), |(k, t)| (k, t.parse::<i64>().ok()));

@@ -1,4 +1,6 @@
-//! Cross-process wake-ups sent after commit. A `pg_notify` inside a
+//! Cross-process wake-ups sent after commit: work made visible, and
+//! instances that finished (so that a client waiting in another process
+//! learns it at once, not at its next poll). A `pg_notify` inside a
 //! transaction takes a database-wide lock at commit, which would serialize
 //! every committing worker; instead each commit hands what it made visible
 //! to this task, which merges whatever is waiting and sends it in one
@@ -6,6 +8,7 @@
 //! the commit and the send is covered by the listeners' safety poll.
 
 use deadpool_postgres::Pool;
+use perdure_core::RuntimeStatus;
 use perdure_store::wake::Visible;
 use std::collections::BTreeSet;
 use tokio::sync::mpsc;
@@ -13,8 +16,15 @@ use tokio::sync::mpsc;
 /// How long the notifier gathers before sending.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 
+/// What a commit announces.
+enum Note {
+    Visible(Visible),
+    /// The instance's status after a commit that finished it.
+    Finished(String, RuntimeStatus),
+}
+
 pub(crate) struct Notifier {
-    tx: mpsc::UnboundedSender<Visible>,
+    tx: mpsc::UnboundedSender<Note>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -32,9 +42,33 @@ impl Notifier {
             || !v.orchestrations_later.is_empty()
             || !v.activities_later.is_empty()
         {
-            let _ = self.tx.send(v.clone());
+            let _ = self.tx.send(Note::Visible(v.clone()));
         }
     }
+
+    /// Announces that a commit left `instance_id` with `status`, when that
+    /// status is final: other processes' waits on it end at once.
+    pub fn changed(&self, instance_id: &str, status: RuntimeStatus) {
+        if status.is_terminal() {
+            let _ = self
+                .tx
+                .send(Note::Finished(instance_id.to_string(), status));
+        }
+    }
+}
+
+/// The payload announcing that `instance_id` has `status`:
+/// `s<status code>:<instance id>` (an id is at most 256 characters, well
+/// under a notification's 8,000 bytes).
+pub(crate) fn finished_payload(instance_id: &str, status: RuntimeStatus) -> String {
+    format!("s{}:{instance_id}", status.code())
+}
+
+/// The instance and status a [`finished_payload`] names.
+pub(crate) fn parse_finished(payload: &str) -> Option<(&str, RuntimeStatus)> {
+    let (code, id) = payload.strip_prefix('s')?.split_once(':')?;
+    let status = RuntimeStatus::from_code(code.parse().ok()?)?;
+    (!id.is_empty()).then_some((id, status))
 }
 
 impl Drop for Notifier {
@@ -43,7 +77,14 @@ impl Drop for Notifier {
     }
 }
 
-fn payloads(v: &Visible, out: &mut BTreeSet<String>) {
+fn payloads(note: &Note, out: &mut BTreeSet<String>) {
+    let v = match note {
+        Note::Visible(v) => v,
+        Note::Finished(id, status) => {
+            out.insert(finished_payload(id, *status));
+            return;
+        }
+    };
     if v.orchestrations_now {
         out.insert("o".into());
     }
@@ -54,7 +95,7 @@ fn payloads(v: &Visible, out: &mut BTreeSet<String>) {
     out.extend(v.activities_later.iter().map(|t| format!("a:{t}")));
 }
 
-async fn run(pool: Pool, channel: String, mut rx: mpsc::UnboundedReceiver<Visible>) {
+async fn run(pool: Pool, channel: String, mut rx: mpsc::UnboundedReceiver<Note>) {
     while let Some(first) = rx.recv().await {
         // Gather what the next few milliseconds make visible too: under
         // load, one notification then wakes the other processes for many
@@ -79,6 +120,41 @@ async fn run(pool: Pool, channel: String, mut rx: mpsc::UnboundedReceiver<Visibl
         };
         if let Err(e) = sent.await {
             tracing::warn!(error = %e, "postgres wake-up notification failed; others will poll");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{finished_payload, parse_finished};
+    use perdure_core::RuntimeStatus;
+
+    #[test]
+    fn a_finished_payload_names_its_instance_and_status() {
+        let cases = [
+            ("plain id", "order-1", RuntimeStatus::Completed),
+            ("an id with colons", "a:b:c", RuntimeStatus::Failed),
+            ("terminated", "x", RuntimeStatus::Terminated),
+        ];
+        for (what, id, status) in cases {
+            let p = finished_payload(id, status);
+            assert_eq!(parse_finished(&p), Some((id, status)), "{what}");
+        }
+    }
+
+    #[test]
+    fn other_payloads_are_not_finished_instances() {
+        for p in [
+            "o",
+            "a",
+            "o:1733000000000",
+            "s",
+            "s:",
+            "sx:id",
+            "s99:id",
+            "s1:",
+        ] {
+            assert_eq!(parse_finished(p), None, "{p}");
         }
     }
 }

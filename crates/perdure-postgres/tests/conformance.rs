@@ -35,6 +35,18 @@ async fn postgres_store_conforms() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_in_one_process_sees_another_finish_the_instance() {
+    let Some(url) = hub_url("the cross-process finish") else {
+        return;
+    };
+    let waiter = PostgresStore::open(&url).await.expect("open");
+    let worker = PostgresStore::open(&url).await.expect("open again");
+    perdure_store::conformance::check_finish_seen_elsewhere(&waiter, &worker).await;
+    drop(worker);
+    waiter.drop_hub().await.expect("drop hub");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hubs_are_separate_and_reopening_keeps_data() {
     use perdure_store::InstanceStore;
     let (Some(a), Some(b)) = (hub_url("the hub test"), hub_url("the hub test")) else {

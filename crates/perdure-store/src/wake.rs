@@ -23,8 +23,9 @@ pub trait WakeSignal {
     /// A receiver that sees the instance's status after each commit this
     /// process makes to its row (a turn, a status change), so that a waiting
     /// client need not poll; `None` when the store cannot tell (callers then
-    /// poll). Commits made by other processes are not seen: callers keep a
-    /// polling safety net.
+    /// poll). Of commits made by other processes, a store shared between
+    /// processes (PostgreSQL) announces those that finish an instance;
+    /// others are not seen, so callers keep a polling safety net.
     fn watch_instance(&self, _instance_id: &str) -> Option<InstanceWatch> {
         None
     }

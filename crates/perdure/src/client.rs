@@ -316,10 +316,11 @@ impl Client {
     /// Waits until the instance's status satisfies `done`, at most
     /// `timeout` (`None`: until the caller drops the future), and answers
     /// its status (`None` if there is no such instance). The store's watch
-    /// wakes the wait when this process commits to the instance; a poll
-    /// that backs off to one second covers commits made by other
-    /// processes (several workers on PostgreSQL), so an idle wait costs
-    /// one read a second, not one every few milliseconds.
+    /// wakes the wait when this process commits to the instance, and, on
+    /// PostgreSQL, when another process finishes it; a poll that backs off
+    /// to one second covers other processes' other commits (a predicate
+    /// on a status that is not final), so an idle wait costs one read a
+    /// second, not one every few milliseconds.
     pub async fn wait_until(
         &self,
         instance_id: &str,

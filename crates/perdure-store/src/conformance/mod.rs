@@ -657,6 +657,35 @@ pub async fn check_message_order<S: Store>(s: &S) {
     }
 }
 
+/// For stores that several processes share (each `Store` value here is a
+/// process): a wait on an instance in one process sees the commit of
+/// another that finishes it, without polling; other changes are left to
+/// the waiter's poll.
+pub async fn check_finish_seen_elsewhere<S: Store>(waiter: &S, worker: &S) {
+    let mut watch = waiter
+        .watch_instance("fin")
+        .expect("a shared store watches instances");
+    let (_, mut k) = begin_turn(worker, "fin").await;
+    k.update.status = RuntimeStatus::Completed;
+    k.update.output = Some("\"done\"".into());
+    worker.commit_orchestration(k).await.expect("commit");
+    let seen = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if *watch.borrow_and_update() == Some(RuntimeStatus::Completed) {
+                return;
+            }
+            if watch.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    })
+    .await;
+    assert!(
+        seen.is_ok(),
+        "a finish committed by another process reaches this one's watch"
+    );
+}
+
 pub async fn run_all<S, F, Fut>(make: F)
 where
     S: Store,
