@@ -5,7 +5,10 @@
 //! every committing worker; instead each commit hands what it made visible
 //! to this task, which merges whatever is waiting and sends it in one
 //! statement on its own connection. A notification lost to a crash between
-//! the commit and the send is covered by the listeners' safety poll.
+//! the commit and the send is covered by the listeners' safety poll; for
+//! the same reason the send does not wait for its WAL flush (a notifying
+//! transaction takes a transaction id, so its commit would otherwise wait
+//! for an fsync of its own).
 
 use deadpool_postgres::Pool;
 use perdure_core::RuntimeStatus;
@@ -110,7 +113,10 @@ async fn run(pool: Pool, channel: String, mut rx: mpsc::UnboundedReceiver<Note>)
         let sent = async {
             let client = pool.get().await.map_err(|e| e.to_string())?;
             let stmt = client
-                .prepare_cached("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+                .prepare_cached(
+                    "WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true))
+                     SELECT pg_notify($1, p) FROM cfg, unnest($2::text[]) AS p",
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             client
