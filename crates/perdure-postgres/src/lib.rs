@@ -530,6 +530,10 @@ impl OrchestrationQueue for PostgresStore {
 
 #[async_trait]
 impl ActivityQueue for PostgresStore {
+    fn shared_by_processes(&self) -> bool {
+        true
+    }
+
     async fn fetch_activities(
         &self,
         lease: Duration,

@@ -16,6 +16,15 @@ pub trait ActivityQueue {
         filter: &WorkFilter,
     ) -> Result<Vec<ActivityItem>, StoreError>;
 
+    /// Whether other processes take work from this store too (a hub such
+    /// as PostgreSQL's). A task that goes back through such a store costs
+    /// a take there and, in whichever worker runs it, a take of its
+    /// instance for the result; so a worker keeps more of the tasks its own
+    /// turns scheduled at hand (its backlog) than on a store of one process.
+    fn shared_by_processes(&self) -> bool {
+        false
+    }
+
     /// Takes one task: [`ActivityQueue::fetch_activities`] with `max_items` 1.
     async fn fetch_activity(
         &self,

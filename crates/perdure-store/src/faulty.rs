@@ -233,6 +233,10 @@ impl<S: Store> OrchestrationQueue for FaultyStore<S> {
 
 #[async_trait]
 impl<S: Store> ActivityQueue for FaultyStore<S> {
+    fn shared_by_processes(&self) -> bool {
+        self.inner.shared_by_processes()
+    }
+
     async fn fetch_activities(
         &self,
         lease: Duration,

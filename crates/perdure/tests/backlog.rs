@@ -1,10 +1,13 @@
 //! Activities a turn claims while every activity slot of its worker is
-//! busy: they wait in the worker's backlog for a slot (a dozen per slot
-//! when calls take 20 ms) and run there once each; one that gets no slot
+//! busy, on every store: they wait in the worker's backlog for a slot (on
+//! PostgreSQL, a dozen per slot when calls take 20 ms) and run there once
+//! each; one that gets no slot
 //! in time is given back to the store and run once all the same. Data, one case each, through one helper.
 
+mod common;
+
 use perdure::{Client, OrchestrationContext, Registry, RuntimeStatus, Worker, WorkerOptions};
-use perdure_store::{MemoryStore, Store};
+use perdure_store::Store;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +16,7 @@ use std::time::Duration;
 /// activities at once (each sleeping its duration) on a worker with one
 /// activity slot, and returns their sum and how many times activities ran
 /// in all.
-async fn fan_out_on_one_slot(phases: &[&[u64]]) -> (u64, u32) {
+async fn fan_out_on_one_slot(store: Arc<dyn Store>, phases: &[&[u64]]) -> (u64, u32) {
     let runs = Arc::new(AtomicU32::new(0));
     let mut r = Registry::new();
     let counted = runs.clone();
@@ -42,7 +45,6 @@ async fn fan_out_on_one_slot(phases: &[&[u64]]) -> (u64, u32) {
         }
         Ok(sum)
     });
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let options = WorkerOptions {
         activity_concurrency: 1,
         poll_interval: Duration::from_millis(50),
@@ -83,17 +85,24 @@ async fn claimed_tasks_wait_for_a_slot_and_each_runs_once() {
         // The first activity holds the slot past the backlog's wait (1 s):
         // the task waiting for it is given back and taken again.
         ("no slot within the wait", &[&[1_500, 10]]),
-        // After calls of 20 ms the backlog holds a dozen per slot: the
-        // second phase's tasks are all claimed by its turn and wait here.
+        // After calls of 20 ms, on a store shared by processes
+        // (PostgreSQL), the backlog holds a dozen per slot: the second
+        // phase's tasks are all claimed by its turn and wait there.
         (
             "short calls: many waiting per slot",
             &[&[20, 20], &[20, 20, 20, 20, 20, 20, 20, 20, 20, 20]],
         ),
     ];
-    for (what, phases) in cases {
-        let (sum, runs) = fan_out_on_one_slot(phases).await;
-        let all: Vec<u64> = phases.iter().flat_map(|p| p.iter().copied()).collect();
-        assert_eq!(sum, all.iter().sum::<u64>(), "{what}");
-        assert_eq!(runs as usize, all.len(), "{what}: each ran once");
+    for (store_name, store, _dir) in common::stores().await {
+        for (what, phases) in cases {
+            let (sum, runs) = fan_out_on_one_slot(store.clone(), phases).await;
+            let all: Vec<u64> = phases.iter().flat_map(|p| p.iter().copied()).collect();
+            assert_eq!(sum, all.iter().sum::<u64>(), "{store_name}: {what}");
+            assert_eq!(
+                runs as usize,
+                all.len(),
+                "{store_name}: {what}: each ran once"
+            );
+        }
     }
 }

@@ -1,8 +1,12 @@
 //! The activity backlog: tasks a worker's own turns claimed while every
 //! activity slot was busy, waiting here for a slot instead of going back
-//! through the store. Its room follows how long activities take: a slot
-//! that frees at once needs no backlog, and a task that would wait longer
-//! than the backlog's wait is better left in the store for an idle worker.
+//! through the store. On a store of one process it holds one task per
+//! slot. On a store shared by several processes (a PostgreSQL hub), where
+//! a task that goes back through the store costs a take there and a take
+//! of its instance by whichever worker runs it, its room follows how long
+//! activities take: a slot that frees at once needs no backlog, and a task
+//! that would wait longer than the backlog's wait is better left in the
+//! store for an idle worker.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -27,6 +31,9 @@ pub(crate) struct Backlog {
     /// How long a task may wait here ([`BACKLOG_WAIT`], at most a quarter
     /// of the lease).
     wait: Duration,
+    /// Whether the room follows how long activities take (a store shared
+    /// by processes), or stays one task per slot.
+    grows: bool,
     /// A moving average of how long activities take, in microseconds (0:
     /// none has run yet).
     mean_us: AtomicU64,
@@ -42,11 +49,12 @@ impl Drop for BacklogPlace {
 }
 
 impl Backlog {
-    pub(crate) fn new(slots: usize, lease: Duration) -> Self {
+    pub(crate) fn new(slots: usize, lease: Duration, grows: bool) -> Self {
         Backlog {
             waiting: Arc::new(AtomicUsize::new(0)),
             slots: slots.max(1),
             wait: BACKLOG_WAIT.min(lease / 4),
+            grows,
             mean_us: AtomicU64::new(0),
         }
     }
@@ -68,14 +76,17 @@ impl Backlog {
         self.mean_us.store(next.max(1), Ordering::Relaxed);
     }
 
-    /// How many tasks may wait: one per slot, or, when activities take a
-    /// while, as many as the slots start on average within a quarter of
-    /// the wait (at most [`MOST_PER_SLOT`] per slot). A task then waits a
-    /// fraction of what would send it back, and a worker whose turns
-    /// schedule the next call of a short-I/O workflow runs it itself,
-    /// without a take through the store and a take of the instance for
-    /// its result.
+    /// How many tasks may wait: one per slot, or, on a shared store when
+    /// activities take a while, as many as the slots start on average
+    /// within a quarter of the wait (at most [`MOST_PER_SLOT`] per slot).
+    /// A task then waits a fraction of what would send it back, and a
+    /// worker whose turns schedule the next call of a short-I/O workflow
+    /// runs it itself, without a take through the store and a take of the
+    /// instance for its result.
     pub(crate) fn room(&self) -> usize {
+        if !self.grows {
+            return self.slots;
+        }
         let mean = self.mean_us.load(Ordering::Relaxed);
         let instant = u64::try_from(INSTANT.as_micros()).unwrap_or(1000);
         let per_slot = if mean < instant {
@@ -108,7 +119,7 @@ mod tests {
     const LEASE: Duration = Duration::from_secs(30);
 
     fn after(slots: usize, took: &[u64]) -> usize {
-        let b = Backlog::new(slots, LEASE);
+        let b = Backlog::new(slots, LEASE, true);
         for ms in took {
             b.observe(Duration::from_millis(*ms));
         }
@@ -117,7 +128,7 @@ mod tests {
 
     #[test]
     fn the_backlog_holds_as_many_as_its_room_and_frees_a_place_when_dropped() {
-        let backlog = Backlog::new(2, LEASE);
+        let backlog = Backlog::new(2, LEASE, true);
         let first = backlog.enter();
         let second = backlog.enter();
         assert!(first.is_some() && second.is_some());
@@ -149,8 +160,17 @@ mod tests {
     }
 
     #[test]
+    fn on_a_store_of_one_process_the_room_is_one_task_per_slot() {
+        let b = Backlog::new(16, LEASE, false);
+        for _ in 0..40 {
+            b.observe(Duration::from_millis(20));
+        }
+        assert_eq!(b.room(), 16, "20 ms calls, one process: one per slot");
+    }
+
+    #[test]
     fn the_average_follows_a_change_in_how_long_activities_take() {
-        let b = Backlog::new(4, LEASE);
+        let b = Backlog::new(4, LEASE, true);
         for _ in 0..40 {
             b.observe(Duration::from_millis(1000));
         }
@@ -163,7 +183,7 @@ mod tests {
 
     #[test]
     fn a_short_lease_shortens_the_wait_and_the_room() {
-        let b = Backlog::new(16, Duration::from_millis(400));
+        let b = Backlog::new(16, Duration::from_millis(400), true);
         assert_eq!(b.wait(), Duration::from_millis(100));
         for _ in 0..40 {
             b.observe(Duration::from_millis(20));

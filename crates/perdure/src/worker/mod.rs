@@ -98,6 +98,7 @@ fn shared(store: Arc<dyn Store>, registry: Registry, options: WorkerOptions) -> 
             WorkFilter::names(registry.activity_names()),
         )
     };
+    let shared_store = store.shared_by_processes();
     Arc::new(Shared {
         store,
         registry,
@@ -106,7 +107,11 @@ fn shared(store: Arc<dyn Store>, registry: Registry, options: WorkerOptions) -> 
         cache: Mutex::new(lru::LruCache::new(cap)),
         orchestration_slots: Arc::new(Semaphore::new(options.orchestration_concurrency.max(1))),
         activity_slots: Arc::new(Semaphore::new(options.activity_concurrency.max(1))),
-        backlog: backlog::Backlog::new(options.activity_concurrency.max(1), options.lease),
+        backlog: backlog::Backlog::new(
+            options.activity_concurrency.max(1),
+            options.lease,
+            shared_store,
+        ),
         options: options.clone(),
     })
 }
