@@ -477,7 +477,9 @@ pub(crate) async fn commit_guarded<C: GenericClient + Sync>(
                  FROM unnest($19::text[], $20::text[], $21::bigint[], $22::text[], $23::text[], $24::text[],
                              $25::text[], $27::text[]) AS t(i, e, k, n, v, p, l, tr)
                  WHERE EXISTS (SELECT 1 FROM upd))
-             SELECT (SELECT count(*) FROM upd), (SELECT now FROM clock)",
+             SELECT (SELECT count(*) FROM upd), (SELECT now FROM clock),
+                    EXISTS (SELECT 1 FROM inbox m WHERE m.instance_id = $1
+                            AND m.visible_at <= (SELECT now FROM clock) AND NOT (m.seq = ANY($18)))",
             clock = clock(false),
             head = head,
         ))
@@ -526,5 +528,13 @@ pub(crate) async fn commit_guarded<C: GenericClient + Sync>(
         )
         .await
         .map_err(|e| backend("committing a turn", e))?;
-    Ok((row.get::<_, i64>(0) > 0, row.get(1)))
+    let held = row.get::<_, i64>(0) > 0;
+    // Messages that arrived while the turn held the lease were not taken
+    // when they woke the dispatchers (the instance was leased): with the
+    // lease given back, wake them again, or the messages wait for the
+    // safety poll.
+    if held && row.get::<_, bool>(2) {
+        w.orchestrations_now = true;
+    }
+    Ok((held, row.get(1)))
 }

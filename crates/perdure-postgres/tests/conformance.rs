@@ -47,6 +47,16 @@ async fn a_wait_in_one_process_sees_another_finish_the_instance() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_arrived_during_a_turn_wakes_a_dispatcher_when_the_turn_commits() {
+    let Some(url) = hub_url("the message during a turn") else {
+        return;
+    };
+    let s = PostgresStore::open(&url).await.expect("open");
+    perdure_store::conformance::check_message_during_a_turn_wakes(&s).await;
+    s.drop_hub().await.expect("drop hub");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hubs_are_separate_and_reopening_keeps_data() {
     use perdure_store::InstanceStore;
     let (Some(a), Some(b)) = (hub_url("the hub test"), hub_url("the hub test")) else {

@@ -686,6 +686,40 @@ pub async fn check_finish_seen_elsewhere<S: Store>(waiter: &S, worker: &S) {
     );
 }
 
+/// A message that arrives while its instance is leased (a second signal
+/// to a busy entity) cannot be taken when it wakes the dispatchers; the
+/// commit that gives the lease back wakes them again, so it does not wait
+/// for the safety poll.
+pub async fn check_message_during_a_turn_wakes<S: Store>(s: &S) {
+    let (_, k) = begin_turn(s, "md").await;
+    s.send_message(raised("md", "late", Duration::ZERO))
+        .await
+        .expect("a message arrives during the turn");
+    // Its own wake-up (in this process, and echoed by other processes'
+    // notifications) is spent while the instance is leased.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        s.wait_for_work(WorkKind::Orchestration, Duration::from_millis(50))
+            .await;
+    }
+    s.commit_orchestration(k).await.expect("commit");
+    let woke = tokio::time::timeout(
+        Duration::from_secs(20),
+        s.wait_for_work(WorkKind::Orchestration, Duration::from_secs(60)),
+    )
+    .await;
+    assert!(
+        woke.is_ok(),
+        "the commit that gives the lease back wakes the dispatchers for the message"
+    );
+    let next = s
+        .fetch_orchestration(LEASE, 100, &WorkFilter::Any)
+        .await
+        .expect("fetch")
+        .expect("the instance with its message");
+    assert_eq!(next.messages.len(), 1, "the message that arrived");
+}
+
 pub async fn run_all<S, F, Fut>(make: F)
 where
     S: Store,
